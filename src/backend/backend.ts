@@ -1,0 +1,184 @@
+// The backend port: the narrow, semantic set of job-level operations every storage engine
+// implements with the same meaning. test/conformance/ is the judge of that meaning.
+//
+// Invariants every adapter keeps:
+// - Every state change is one atomic step (statement, transaction or Lua script), guarded by the
+//   expected state and, for a job that is active, by its lease token (fencing).
+// - `now` always comes from the caller; adapters never read the wall clock for job times.
+// - Adapters return status codes, never throw for an expected outcome (a lost lease, a job not
+//   found); the client layer turns codes into typed errors in one place (backend/status.ts).
+// - Payloads and results cross the port as JSON text, encoded and size-checked once by the caller.
+import type { AttemptError, ClaimedJob, JobRecord, JobState } from "../core/job.ts";
+
+export interface NewJob {
+  readonly id: string;
+  readonly task: string;
+  readonly queue: string;
+  readonly payloadJson: string;
+  readonly priority: number;
+  /** Due time; a job whose runAt is after `now` starts `scheduled`, else `queued`. */
+  readonly runAt: number;
+  readonly maxAttempts: number;
+  /** Idempotency key: while an unfinished job holds it, enqueueing it again returns that job. */
+  readonly key: string | undefined;
+  readonly owner: string | undefined;
+}
+
+export interface EnqueueRequest {
+  readonly jobs: readonly NewJob[];
+  readonly now: number;
+  /** The caller's open transaction, for backends with `capabilities.transactionalEnqueue`. */
+  readonly tx?: unknown;
+}
+
+export interface EnqueueResult {
+  readonly job: JobRecord;
+  /** false when an unfinished job with the same key was returned instead. */
+  readonly created: boolean;
+}
+
+export interface ClaimRequest {
+  readonly queues: readonly string[];
+  /** Never more than this many jobs are claimed. */
+  readonly limit: number;
+  readonly worker: string;
+  readonly leaseMs: number;
+  readonly now: number;
+}
+
+export interface Lease {
+  readonly id: string;
+  readonly token: string;
+}
+
+export interface HeartbeatRequest {
+  readonly worker: string;
+  readonly leases: readonly Lease[];
+  readonly leaseMs: number;
+  readonly now: number;
+}
+
+export interface HeartbeatResult {
+  /** Ids whose lease this worker no longer holds: their outcome will be refused. */
+  readonly lost: readonly string[];
+  /** Ids someone asked to cancel: abort them and acknowledge with `acknowledgeCancel`. */
+  readonly cancelRequested: readonly string[];
+}
+
+export type AckStatus = "OK" | "LEASE_LOST";
+
+export interface CompleteAck extends Lease {
+  readonly resultJson: string;
+}
+
+export interface FailRequest extends Lease {
+  readonly error: AttemptError;
+  /** When to try again; undefined means no retry (Permanent). Ignored when no attempt is left. */
+  readonly retryAt: number | undefined;
+  readonly now: number;
+}
+
+export type FailStatus = "RETRYING" | "FAILED" | "LEASE_LOST";
+
+export type CancelStatus = "CANCELLED" | "CANCEL_REQUESTED" | "ALREADY_FINISHED" | "NOT_FOUND";
+export type RetryStatus = "QUEUED" | "NOT_FOUND" | "NOT_FINISHED" | "KEY_IN_USE";
+
+export interface ReplayFilter {
+  readonly queue?: string | undefined;
+  readonly task?: string | undefined;
+  /** Only jobs that failed at or after this time (epoch ms). */
+  readonly since?: number | undefined;
+  /** Only jobs that failed at or before this time (epoch ms). */
+  readonly until?: number | undefined;
+}
+
+export interface RescueResult {
+  readonly requeued: readonly string[];
+  readonly failed: readonly string[];
+  readonly cancelled: readonly string[];
+}
+
+/** How long finished jobs are kept, per final state, in ms. */
+export interface Retention {
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly cancelled: number;
+}
+
+export interface ListFilter {
+  readonly state?: JobState | undefined;
+  readonly queue?: string | undefined;
+  readonly task?: string | undefined;
+  /** Cursor: only jobs with an id before this one (ids are time-ordered; newest first). */
+  readonly before?: string | undefined;
+  readonly limit: number;
+}
+
+export interface QueueCounts {
+  readonly queue: string;
+  readonly counts: Readonly<Record<JobState, number>>;
+  /** run_at of the oldest job waiting in `queued`, for "how far behind is this queue". */
+  readonly oldestQueuedAt: number | undefined;
+}
+
+export type JobEventType = "state" | "progress" | "log";
+
+/** One entry of the event feed. Ids increase; a reader resumes after the last id it saw. */
+export interface JobEvent {
+  readonly id: number;
+  readonly jobId: string;
+  readonly type: JobEventType;
+  readonly data: Readonly<Record<string, unknown>>;
+  readonly at: number;
+}
+
+export interface BackendCapabilities {
+  /** enqueue({ tx }) joins the caller's own database transaction. */
+  readonly transactionalEnqueue: boolean;
+  /** Several processes can share this backend (false for in-memory SQLite). */
+  readonly sharedAcrossProcesses: boolean;
+}
+
+export interface Backend {
+  readonly name: string;
+  readonly capabilities: BackendCapabilities;
+
+  enqueue(request: EnqueueRequest): Promise<EnqueueResult[]>;
+  claim(request: ClaimRequest): Promise<ClaimedJob[]>;
+  heartbeat(request: HeartbeatRequest): Promise<HeartbeatResult>;
+  /** Acknowledges a batch of successes; one status per ack, in order. */
+  complete(acks: readonly CompleteAck[], now: number): Promise<AckStatus[]>;
+  fail(request: FailRequest): Promise<FailStatus>;
+  /** An active job that was asked to cancel and whose handler stopped: `active` → `cancelled`. */
+  acknowledgeCancel(lease: Lease, now: number): Promise<AckStatus>;
+  /** Hands active jobs back to `queued` (graceful shutdown); the attempt is not counted. */
+  release(leases: readonly Lease[], now: number): Promise<AckStatus[]>;
+  progress(request: Lease & { readonly progress: number; readonly message: string | undefined; readonly now: number }): Promise<AckStatus>;
+  log(request: Lease & { readonly line: string; readonly now: number }): Promise<AckStatus>;
+
+  cancel(id: string, now: number): Promise<CancelStatus>;
+  /** A failed or cancelled job back to `queued` with a fresh set of attempts; its error history is kept. */
+  retry(id: string, now: number): Promise<RetryStatus>;
+  /** `retry` for every failed job matching the filter; returns how many were queued. */
+  replay(filter: ReplayFilter, now: number): Promise<number>;
+
+  /** Scheduled and retrying jobs whose time has come move to `queued`; returns how many. */
+  stageDue(now: number): Promise<number>;
+  rescueExpired(now: number): Promise<RescueResult>;
+  /** Deletes finished jobs (and their events) older than their retention; returns how many jobs. */
+  prune(retention: Retention, now: number): Promise<number>;
+
+  getJob(id: string): Promise<JobRecord | undefined>;
+  listJobs(filter: ListFilter): Promise<JobRecord[]>;
+  counts(): Promise<QueueCounts[]>;
+  /** The earliest run_at among scheduled and retrying jobs in these queues, to sleep until then. */
+  nextDueAt(queues: readonly string[]): Promise<number | undefined>;
+  readEvents(request: { readonly jobId?: string | undefined; readonly afterId: number; readonly limit: number }): Promise<JobEvent[]>;
+
+  /**
+   * Calls `listener` soon after anything may have changed, in this process or another: new
+   * jobs, transitions, progress. A hint to look again, never the data itself; may be spurious.
+   */
+  watch(listener: () => void): () => void;
+  close(): Promise<void>;
+}

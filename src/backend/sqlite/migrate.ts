@@ -1,0 +1,23 @@
+// Versioned migrations for the SQLite schema, tracked in PRAGMA user_version. The check and the
+// upgrade happen inside one IMMEDIATE transaction, so processes starting together migrate once.
+import type { DatabaseSync } from "node:sqlite";
+import { loadMigrations } from "./queries.ts";
+
+export function migrate(db: DatabaseSync): void {
+  const migrations = loadMigrations();
+  const latest = migrations.at(-1)?.version ?? 0;
+  const current = (): number => Number((db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version);
+  if (current() >= latest) return;
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    const from = current();
+    for (const m of migrations) {
+      if (m.version > from) db.exec(m.sql);
+    }
+    db.exec(`PRAGMA user_version = ${latest}`);
+    db.exec("COMMIT");
+  } catch (error) {
+    if (db.isTransaction) db.exec("ROLLBACK");
+    throw error;
+  }
+}

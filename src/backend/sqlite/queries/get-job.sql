@@ -1,0 +1,2 @@
+-- :id
+SELECT * FROM offload_jobs WHERE id = :id;

@@ -1,0 +1,11 @@
+-- Hand an active job back on graceful shutdown: queued again, the attempt not counted
+-- (cancelled instead, if a cancel was requested meanwhile).
+-- :id :token :now
+-- Returns id, or no row when the lease was lost.
+UPDATE offload_jobs
+   SET state = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE 'queued' END,
+       attempt = CASE WHEN cancel_requested = 1 THEN attempt ELSE attempt - 1 END,
+       finished_at = CASE WHEN cancel_requested = 1 THEN :now ELSE NULL END,
+       worker = NULL, lease_token = NULL, lease_until = NULL, updated_at = :now
+ WHERE id = :id AND state = 'active' AND lease_token = :token
+RETURNING id;

@@ -1,0 +1,271 @@
+// The embedded backend, on Node's built-in node:sqlite: nothing to install or compile. One file
+// in WAL mode is shared safely by many processes; every write is one IMMEDIATE transaction, so
+// writers queue on SQLite's lock (busy_timeout) instead of failing.
+import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
+import type { ClaimedJob, JobRecord, JobState } from "../../core/job.ts";
+import { JOB_STATES } from "../../core/job.ts";
+import type {
+  AckStatus, Backend, CancelStatus, ClaimRequest, CompleteAck, EnqueueRequest, EnqueueResult,
+  FailRequest, FailStatus, HeartbeatRequest, HeartbeatResult, JobEvent, Lease, ListFilter,
+  QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus,
+} from "../backend.ts";
+import { ChangeFeed } from "./change-feed.ts";
+import { loadQueries, type QueryName } from "./queries.ts";
+import { type Row, toJobEvent, toJobRecord } from "./rows.ts";
+import { migrate } from "./migrate.ts";
+
+export interface SqliteOptions {
+  /** A file path, or ":memory:". */
+  readonly path: string;
+  /** How long a writer waits for another process's write lock, ms. Default 10000. */
+  readonly busyTimeoutMs?: number;
+  /** Safety poll for cross-process changes when file watching misses them, ms. Default 250. */
+  readonly pollMs?: number;
+  /** "normal" (default) survives process crashes; "full" also survives power loss, slower. */
+  readonly synchronous?: "normal" | "full";
+}
+
+type Params = Record<string, SQLInputValue>;
+
+export class SqliteBackend implements Backend {
+  readonly name = "sqlite";
+  readonly capabilities;
+  readonly #db: DatabaseSync;
+  readonly #statements = new Map<QueryName, StatementSync>();
+  readonly #sql = loadQueries();
+  readonly #feed: ChangeFeed;
+  readonly #dataVersion: StatementSync;
+
+  constructor(options: SqliteOptions) {
+    const memory = options.path === ":memory:";
+    this.capabilities = { transactionalEnqueue: false, sharedAcrossProcesses: !memory };
+    this.#db = new DatabaseSync(options.path);
+    this.#db.exec(`PRAGMA busy_timeout = ${options.busyTimeoutMs ?? 10_000}`);
+    if (!memory) this.#db.exec("PRAGMA journal_mode = WAL");
+    this.#db.exec(`PRAGMA synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`);
+    migrate(this.#db);
+    this.#dataVersion = this.#db.prepare("PRAGMA data_version");
+    const version = (): number => Number((this.#dataVersion.get() as Row | undefined)?.["data_version"] ?? 0);
+    this.#feed = new ChangeFeed(memory ? undefined : options.path, version, options.pollMs ?? 250);
+  }
+
+  #stmt(name: QueryName): StatementSync {
+    let statement = this.#statements.get(name);
+    if (!statement) {
+      statement = this.#db.prepare(this.#sql[name]);
+      this.#statements.set(name, statement);
+    }
+    return statement;
+  }
+
+  #all(name: QueryName, params: Params): Row[] {
+    return this.#stmt(name).all(params) as Row[];
+  }
+
+  #get(name: QueryName, params: Params): Row | undefined {
+    return this.#stmt(name).get(params) as Row | undefined;
+  }
+
+  /** Runs `work` in one IMMEDIATE transaction and announces the change after commit. */
+  #write<T>(work: () => T): T {
+    this.#db.exec("BEGIN IMMEDIATE");
+    let result: T;
+    try {
+      result = work();
+      this.#db.exec("COMMIT");
+    } catch (error) {
+      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      throw error;
+    }
+    this.#feed.announce();
+    return result;
+  }
+
+  async enqueue(request: EnqueueRequest): Promise<EnqueueResult[]> {
+    return this.#write(() =>
+      request.jobs.map((job) => {
+        if (job.key !== undefined) {
+          const existing = this.#get("enqueue-find-key", { key: job.key });
+          if (existing) return { job: toJobRecord(existing), created: false };
+        }
+        const row = this.#get("enqueue-insert", {
+          id: job.id, task: job.task, queue: job.queue, payload: job.payloadJson, priority: job.priority,
+          run_at: job.runAt, max_attempts: job.maxAttempts, key: job.key ?? null, owner: job.owner ?? null,
+          now: request.now,
+        });
+        if (!row) throw new Error("enqueue-insert returned no row");
+        return { job: toJobRecord(row), created: true };
+      }),
+    );
+  }
+
+  async claim(request: ClaimRequest): Promise<ClaimedJob[]> {
+    if (request.limit <= 0 || request.queues.length === 0) return [];
+    const rows = this.#write(() => {
+      this.#stmt("stage-due").run({ now: request.now });
+      return this.#all("claim", {
+        queues: JSON.stringify(request.queues), limit: request.limit, worker: request.worker,
+        lease_until: request.now + request.leaseMs, now: request.now,
+      });
+    });
+    return rows.map((row) => ({ job: toJobRecord(row), token: String(row["lease_token"]) })).sort(claimOrder);
+  }
+
+  async heartbeat(request: HeartbeatRequest): Promise<HeartbeatResult> {
+    if (request.leases.length === 0) return { lost: [], cancelRequested: [] };
+    const lost: string[] = [];
+    const cancelRequested: string[] = [];
+    this.#write(() => {
+      for (const lease of request.leases) {
+        const row = this.#get("heartbeat", { id: lease.id, token: lease.token, lease_until: request.now + request.leaseMs });
+        if (!row) lost.push(lease.id);
+        else if (row["cancel_requested"] === 1) cancelRequested.push(lease.id);
+      }
+    });
+    return { lost, cancelRequested };
+  }
+
+  async complete(acks: readonly CompleteAck[], now: number): Promise<AckStatus[]> {
+    if (acks.length === 0) return [];
+    return this.#write(() =>
+      acks.map((ack) => (this.#get("complete", { id: ack.id, token: ack.token, result: ack.resultJson, now }) ? "OK" : "LEASE_LOST")),
+    );
+  }
+
+  async fail(request: FailRequest): Promise<FailStatus> {
+    const row = this.#write(() =>
+      this.#get("fail", {
+        id: request.id, token: request.token, error: JSON.stringify(request.error),
+        retry_at: request.retryAt ?? null, now: request.now,
+      }),
+    );
+    if (!row) return "LEASE_LOST";
+    return row["state"] === "retrying" ? "RETRYING" : "FAILED";
+  }
+
+  async acknowledgeCancel(lease: Lease, now: number): Promise<AckStatus> {
+    return this.#write(() => (this.#get("acknowledge-cancel", { id: lease.id, token: lease.token, now }) ? "OK" : "LEASE_LOST"));
+  }
+
+  async release(leases: readonly Lease[], now: number): Promise<AckStatus[]> {
+    if (leases.length === 0) return [];
+    return this.#write(() => leases.map((l) => (this.#get("release", { id: l.id, token: l.token, now }) ? "OK" : "LEASE_LOST")));
+  }
+
+  async progress(request: Lease & { progress: number; message: string | undefined; now: number }): Promise<AckStatus> {
+    return this.#write(() => {
+      const params = { id: request.id, token: request.token, progress: request.progress, message: request.message ?? null, now: request.now };
+      if (!this.#get("progress", params)) return "LEASE_LOST";
+      const data = JSON.stringify({ progress: request.progress, message: request.message ?? null });
+      this.#stmt("event-insert").run({ job_id: request.id, type: "progress", data, at: request.now });
+      return "OK";
+    });
+  }
+
+  async log(request: Lease & { line: string; now: number }): Promise<AckStatus> {
+    return this.#write(() => {
+      if (!this.#get("lease-held", { id: request.id, token: request.token })) return "LEASE_LOST";
+      this.#stmt("event-insert").run({ job_id: request.id, type: "log", data: JSON.stringify({ line: request.line }), at: request.now });
+      return "OK";
+    });
+  }
+
+  async cancel(id: string, now: number): Promise<CancelStatus> {
+    return this.#write(() => {
+      if (this.#get("cancel-pending", { id, now })) return "CANCELLED";
+      if (this.#get("cancel-active", { id, now })) return "CANCEL_REQUESTED";
+      return this.#get("get-job", { id }) ? "ALREADY_FINISHED" : "NOT_FOUND";
+    });
+  }
+
+  async retry(id: string, now: number): Promise<RetryStatus> {
+    return this.#write(() => {
+      try {
+        if (this.#get("retry", { id, now })) return "QUEUED";
+      } catch (error) {
+        if (isUniqueViolation(error)) return "KEY_IN_USE";
+        throw error;
+      }
+      return this.#get("get-job", { id }) ? "NOT_FINISHED" : "NOT_FOUND";
+    });
+  }
+
+  async replay(filter: ReplayFilter, now: number): Promise<number> {
+    return this.#write(() => {
+      const params = { queue: filter.queue ?? null, task: filter.task ?? null, since: filter.since ?? null, until: filter.until ?? null, now };
+      return Number(this.#stmt("replay").run(params).changes);
+    });
+  }
+
+  async stageDue(now: number): Promise<number> {
+    return this.#write(() => Number(this.#stmt("stage-due").run({ now }).changes));
+  }
+
+  async rescueExpired(now: number): Promise<RescueResult> {
+    const rows = this.#write(() => this.#all("rescue-expired", { now }));
+    const pick = (state: JobState): string[] => rows.filter((r) => r["state"] === state).map((r) => String(r["id"]));
+    return { requeued: pick("queued"), failed: pick("failed"), cancelled: pick("cancelled") };
+  }
+
+  async prune(retention: Retention, now: number): Promise<number> {
+    return this.#write(() => {
+      const params = {
+        succeeded_before: now - retention.succeeded, failed_before: now - retention.failed, cancelled_before: now - retention.cancelled,
+      };
+      return Number(this.#stmt("prune").run(params).changes);
+    });
+  }
+
+  async getJob(id: string): Promise<JobRecord | undefined> {
+    const row = this.#get("get-job", { id });
+    return row ? toJobRecord(row) : undefined;
+  }
+
+  async listJobs(filter: ListFilter): Promise<JobRecord[]> {
+    const params = { state: filter.state ?? null, queue: filter.queue ?? null, task: filter.task ?? null, before: filter.before ?? null, limit: filter.limit };
+    return this.#all("list-jobs", params).map(toJobRecord);
+  }
+
+  async counts(): Promise<QueueCounts[]> {
+    const byQueue = new Map<string, { counts: Record<JobState, number>; oldest: number | undefined }>();
+    for (const row of this.#all("counts", {})) {
+      const queue = String(row["queue"]);
+      let entry = byQueue.get(queue);
+      if (!entry) {
+        entry = { counts: Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>, oldest: undefined };
+        byQueue.set(queue, entry);
+      }
+      entry.counts[row["state"] as JobState] = Number(row["n"]);
+      if (typeof row["oldest"] === "number") entry.oldest = row["oldest"];
+    }
+    return [...byQueue.entries()]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([queue, e]) => ({ queue, counts: e.counts, oldestQueuedAt: e.oldest }));
+  }
+
+  async nextDueAt(queues: readonly string[]): Promise<number | undefined> {
+    const at = this.#get("next-due", { queues: JSON.stringify(queues) })?.["at"];
+    return typeof at === "number" ? at : undefined;
+  }
+
+  async readEvents(request: { jobId?: string | undefined; afterId: number; limit: number }): Promise<JobEvent[]> {
+    return this.#all("read-events", { job_id: request.jobId ?? null, after_id: request.afterId, limit: request.limit }).map(toJobEvent);
+  }
+
+  watch(listener: () => void): () => void {
+    return this.#feed.subscribe(listener);
+  }
+
+  async close(): Promise<void> {
+    this.#feed.close();
+    if (this.#db.isOpen) this.#db.close();
+  }
+}
+
+function claimOrder(a: ClaimedJob, b: ClaimedJob): number {
+  return b.job.priority - a.job.priority || a.job.runAt - b.job.runAt || (a.job.id < b.job.id ? -1 : 1);
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  return error instanceof Error && "errcode" in error && (error as { errcode: unknown }).errcode === 2067; // SQLITE_CONSTRAINT_UNIQUE
+}

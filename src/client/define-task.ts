@@ -1,0 +1,110 @@
+// Turns a task definition into the typed Task users enqueue through, and the RegisteredTask the
+// worker runs. Everything that can be wrong with an enqueue is checked here, before storage:
+// schema, JSON-ability, size, options. A rejected enqueue stores nothing.
+import type { NewJob } from "../backend/backend.ts";
+import { retryPolicy } from "../core/backoff.ts";
+import { toMs } from "../core/duration.ts";
+import { ConfigError } from "../core/errors.ts";
+import { uuidv7 } from "../core/ids.ts";
+import { encodeJson } from "../core/json.ts";
+import { type StandardSchemaV1, validate } from "../core/schema.ts";
+import type { InlineRunner } from "./inline-runner.ts";
+import { JobHandle } from "./job-handle.ts";
+import type { Offload } from "./offload.ts";
+import type { EnqueueOptions, RegisteredTask, Task, TaskDefinition, TaskDefinitionWithSchema } from "./task.ts";
+
+/** Queue names also form Redis hash tags and URL segments: keep them plain. */
+const QUEUE_NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
+const MAX_KEY_LENGTH = 512;
+
+export function checkQueueName(queue: string): string {
+  if (!QUEUE_NAME.test(queue)) throw new ConfigError(`queue name ${JSON.stringify(queue)} must be 1-100 of A-Z a-z 0-9 _ . : -`);
+  return queue;
+}
+
+type AnyDefinition = TaskDefinition<unknown, unknown> | TaskDefinitionWithSchema<StandardSchemaV1, unknown>;
+
+export function defineTask(
+  offload: Offload,
+  definition: AnyDefinition,
+  inline: InlineRunner | undefined,
+): { task: Task<unknown, unknown>; registered: RegisteredTask } {
+  const name = definition.name;
+  if (typeof name !== "string" || name.length === 0 || name.length > 200) throw new ConfigError("a task needs a name of 1-200 characters");
+  const queue = checkQueueName(definition.queue ?? "default");
+  const retry = retryPolicy(definition.retry);
+  const schema = definition.schema;
+  const run = definition.run as (payload: unknown, ctx: Parameters<RegisteredTask["run"]>[1]) => unknown;
+
+  const registered: RegisteredTask = {
+    name,
+    queue,
+    retry,
+    timeoutMs: definition.timeout === undefined ? undefined : toMs(definition.timeout, `timeout of ${name}`),
+    retryIf: definition.retryIf,
+    // The payload is validated again here: the worker may run a newer schema than the enqueuer.
+    run: async (payload, ctx) => run(schema ? await validate(name, schema, payload) : payload, ctx),
+  };
+
+  async function prepare(payload: unknown, options: EnqueueOptions, now: number): Promise<NewJob> {
+    if (schema) await validate(name, schema, payload);
+    const attempts = options.attempts ?? retry.attempts;
+    if (!Number.isInteger(attempts) || attempts < 1) throw new ConfigError(`attempts must be an integer ≥ 1, got ${attempts}`);
+    const priority = options.priority ?? definition.priority ?? 0;
+    if (!Number.isInteger(priority) || Math.abs(priority) > 1_000_000) throw new ConfigError(`priority must be an integer, got ${priority}`);
+    if (options.key !== undefined && (typeof options.key !== "string" || options.key.length === 0 || options.key.length > MAX_KEY_LENGTH)) {
+      throw new ConfigError(`key must be a string of 1-${MAX_KEY_LENGTH} characters`);
+    }
+    return {
+      id: uuidv7(now),
+      task: name,
+      queue: checkQueueName(options.queue ?? queue),
+      payloadJson: encodeJson(payload, `payload of ${name}`, offload.maxPayloadBytes),
+      priority,
+      runAt: inline ? now : runAt(options, now),
+      maxAttempts: attempts,
+      key: options.key,
+      owner: options.owner,
+    };
+  }
+
+  async function enqueueAll(jobs: NewJob[], tx: unknown): Promise<JobHandle<unknown>[]> {
+    const backend = await offload.backend();
+    const results = await backend.enqueue({ jobs, now: offload.clock.now(), tx });
+    if (inline) {
+      for (const r of results) if (r.created) await inline.runToEnd(r.job.id);
+    }
+    return results.map((r) => new JobHandle<unknown>(r.job.id, offload.jobs));
+  }
+
+  const task: Task<unknown, unknown> = {
+    name,
+    queue,
+    async enqueue(payload, options = {}) {
+      const job = await prepare(payload, options, offload.clock.now());
+      const [handle] = await enqueueAll([job], options.tx);
+      if (!handle) throw new Error("backend returned no job for enqueue");
+      return handle;
+    },
+    async enqueueMany(payloads, options) {
+      const now = offload.clock.now();
+      const optionsFor = typeof options === "function" ? options : () => options ?? {};
+      const jobs = await Promise.all(payloads.map((p, i) => prepare(p, optionsFor(p, i), now)));
+      const tx = typeof options === "function" ? undefined : options?.tx;
+      return jobs.length === 0 ? [] : enqueueAll(jobs, tx);
+    },
+    job(id) {
+      return new JobHandle<unknown>(id, offload.jobs);
+    },
+  };
+  return { task, registered };
+}
+
+function runAt(options: EnqueueOptions, now: number): number {
+  if (options.runAt !== undefined) {
+    const at = options.runAt instanceof Date ? options.runAt.getTime() : options.runAt;
+    if (!Number.isFinite(at)) throw new ConfigError(`runAt must be a valid Date or epoch ms, got ${String(options.runAt)}`);
+    return at;
+  }
+  return options.delay === undefined ? now : now + toMs(options.delay, "delay");
+}

@@ -1,0 +1,95 @@
+// The service layer that the public API, the CLI, the HTTP handlers and the dashboard share.
+// None of them reaches into a backend directly.
+import type { Clock } from "../core/clock.ts";
+import { JobNotFoundError } from "../core/errors.ts";
+import type { JobRecord } from "../core/job.ts";
+import { Wakeup } from "../core/wakeup.ts";
+import type { Backend, JobEvent, ListFilter, QueueCounts, ReplayFilter, Retention } from "../backend/backend.ts";
+import { assertCancelled, assertRetried } from "../backend/status.ts";
+
+/** How often a waiter looks again when no change signal arrives (a safety net, not the main path). */
+const WAIT_POLL_MS = 500;
+
+export class JobService {
+  readonly #backend: () => Promise<Backend>;
+  readonly #clock: Clock;
+  readonly #retention: Retention;
+
+  constructor(backend: () => Promise<Backend>, clock: Clock, retention: Retention) {
+    this.#backend = backend;
+    this.#clock = clock;
+    this.#retention = retention;
+  }
+
+  async get(id: string): Promise<JobRecord> {
+    const job = await this.find(id);
+    if (!job) throw new JobNotFoundError(id);
+    return job;
+  }
+
+  /** The job, or undefined when there is none with this id. */
+  async find(id: string): Promise<JobRecord | undefined> {
+    const job = await (await this.#backend()).getJob(id);
+    return job ? this.#withExpiry(job) : undefined;
+  }
+
+  async list(filter: Partial<ListFilter> = {}): Promise<JobRecord[]> {
+    const jobs = await (await this.#backend()).listJobs({ ...filter, limit: filter.limit ?? 50 });
+    return jobs.map((j) => this.#withExpiry(j));
+  }
+
+  async counts(): Promise<QueueCounts[]> {
+    return (await this.#backend()).counts();
+  }
+
+  async cancel(id: string): Promise<void> {
+    assertCancelled(id, await (await this.#backend()).cancel(id, this.#clock.now()));
+  }
+
+  async retry(id: string): Promise<void> {
+    assertRetried(id, await (await this.#backend()).retry(id, this.#clock.now()));
+  }
+
+  /** Puts failed jobs matching the filter back in their queues; returns how many. */
+  async replay(filter: ReplayFilter = {}): Promise<number> {
+    return (await this.#backend()).replay(filter, this.#clock.now());
+  }
+
+  async events(request: { jobId?: string; afterId: number; limit?: number }): Promise<JobEvent[]> {
+    return (await this.#backend()).readEvents({ jobId: request.jobId, afterId: request.afterId, limit: request.limit ?? 100 });
+  }
+
+  /** Deletes finished jobs past their retention; returns how many. */
+  async prune(): Promise<number> {
+    return (await this.#backend()).prune(this.#retention, this.#clock.now());
+  }
+
+  /** Waits until `predicate` holds for the job; undefined on timeout or abort. */
+  async waitFor(
+    id: string,
+    predicate: (job: JobRecord) => boolean,
+    options: { timeoutMs?: number | undefined; signal?: AbortSignal | undefined } = {},
+  ): Promise<JobRecord | undefined> {
+    const backend = await this.#backend();
+    const deadline = options.timeoutMs === undefined ? undefined : this.#clock.now() + options.timeoutMs;
+    const wakeup = new Wakeup();
+    const unsubscribe = backend.watch(() => wakeup.notify());
+    try {
+      for (;;) {
+        const job = await this.get(id);
+        if (predicate(job)) return job;
+        const remaining = deadline === undefined ? WAIT_POLL_MS : deadline - this.#clock.now();
+        if (remaining <= 0 || options.signal?.aborted) return undefined;
+        await wakeup.wait(Math.min(remaining, WAIT_POLL_MS), this.#clock, options.signal);
+      }
+    } finally {
+      unsubscribe();
+    }
+  }
+
+  #withExpiry(job: JobRecord): JobRecord {
+    if (job.finishedAt === undefined) return job;
+    const ttl = job.state === "succeeded" ? this.#retention.succeeded : job.state === "failed" ? this.#retention.failed : this.#retention.cancelled;
+    return { ...job, expiresAt: job.finishedAt + ttl };
+  }
+}

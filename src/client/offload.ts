@@ -1,0 +1,99 @@
+// The entry point: `new Offload({ backend })`, then `offload.task({...})` to define tasks,
+// `offload.worker()` to run them, and `offload.job(id)` / `offload.jobs` to look at jobs.
+import { DEFAULT_BACKEND_URL, openBackend } from "../backend/open.ts";
+import type { Backend, Retention } from "../backend/backend.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
+import { type Duration, toMs } from "../core/duration.ts";
+import { DEFAULT_MAX_PAYLOAD_BYTES } from "../core/json.ts";
+import type { StandardSchemaV1 } from "../core/schema.ts";
+import { TaskRegistry } from "../worker/task-registry.ts";
+import { Worker, type WorkerOptions } from "../worker/worker.ts";
+import { JobHandle } from "./job-handle.ts";
+import { JobService } from "./job-service.ts";
+import { InlineRunner } from "./inline-runner.ts";
+import { defineTask } from "./define-task.ts";
+import type { Task, TaskDefinition, TaskDefinitionWithSchema } from "./task.ts";
+
+export interface OffloadOptions {
+  /** A backend URL (sqlite://file.db, sqlite::memory:, ...) or an opened Backend. Default: $OFFLOAD_URL, else sqlite://./offload.db. */
+  readonly backend?: string | Backend;
+  /** "inline" runs each job at once inside enqueue(), retries included: for tests of your app. */
+  readonly mode?: "queue" | "inline";
+  readonly clock?: Clock;
+  /** Largest accepted payload, in bytes of JSON. Default 512 KiB. */
+  readonly maxPayloadBytes?: number;
+  /** Largest stored result, in bytes of JSON. Default 512 KiB. */
+  readonly maxResultBytes?: number;
+  /** How long finished jobs are kept. Defaults: succeeded 7d, failed 30d, cancelled 7d. */
+  readonly retention?: { readonly succeeded?: Duration; readonly failed?: Duration; readonly cancelled?: Duration };
+}
+
+export class Offload {
+  readonly url: string;
+  readonly mode: "queue" | "inline";
+  readonly clock: Clock;
+  readonly registry = new TaskRegistry();
+  /** Reads and operator actions on jobs: list, counts, cancel, retry, replay, events. */
+  readonly jobs: JobService;
+  readonly maxPayloadBytes: number;
+  readonly maxResultBytes: number;
+  readonly retention: Retention;
+  #backend: Promise<Backend> | undefined;
+  readonly #given: Backend | undefined;
+  readonly #workers = new Set<Worker>();
+  readonly #inline: InlineRunner | undefined;
+
+  constructor(options: OffloadOptions = {}) {
+    this.mode = options.mode ?? "queue";
+    const backend = options.backend;
+    this.#given = typeof backend === "object" ? backend : undefined;
+    this.url = this.mode === "inline" ? "sqlite::memory:" : typeof backend === "string" ? backend : this.#given ? this.#given.name : (process.env["OFFLOAD_URL"] ?? DEFAULT_BACKEND_URL);
+    this.clock = options.clock ?? systemClock;
+    this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+    this.maxResultBytes = options.maxResultBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+    this.retention = {
+      succeeded: toMs(options.retention?.succeeded ?? "7d", "retention.succeeded"),
+      failed: toMs(options.retention?.failed ?? "30d", "retention.failed"),
+      cancelled: toMs(options.retention?.cancelled ?? "7d", "retention.cancelled"),
+    };
+    this.jobs = new JobService(() => this.backend(), this.clock, this.retention);
+    this.#inline = this.mode === "inline" ? new InlineRunner(this) : undefined;
+  }
+
+  /** The opened backend. Opening is lazy; a URL that cannot be opened rejects with BackendOpenError. */
+  backend(): Promise<Backend> {
+    this.#backend ??= this.#given ? Promise.resolve(this.#given) : openBackend(this.url);
+    return this.#backend;
+  }
+
+  /** Defines a task. With a Standard Schema (zod, valibot, ...) the payload is checked at enqueue. */
+  task<S extends StandardSchemaV1, R>(definition: TaskDefinitionWithSchema<S, R>): Task<NonNullable<S["~standard"]["types"]>["input"], Awaited<R>>;
+  task<P, R>(definition: TaskDefinition<P, R>): Task<P, Awaited<R>>;
+  task(definition: TaskDefinition<unknown, unknown> | TaskDefinitionWithSchema<StandardSchemaV1, unknown>): Task<unknown, unknown> {
+    const { task, registered } = defineTask(this, definition, this.#inline);
+    this.registry.add(registered);
+    return task;
+  }
+
+  /** A handle on any job by id. */
+  job<R = unknown>(id: string): JobHandle<R> {
+    return new JobHandle<R>(id, this.jobs);
+  }
+
+  /** A worker over this instance's tasks. Call start(); stop() hands active jobs back. */
+  worker(options: WorkerOptions = {}): Worker {
+    const worker = new Worker(
+      { backend: () => this.backend(), registry: this.registry, clock: this.clock, maxResultBytes: this.maxResultBytes, retention: this.retention },
+      options,
+    );
+    this.#workers.add(worker);
+    return worker;
+  }
+
+  /** Stops this instance's workers gracefully and closes the backend. */
+  async close(): Promise<void> {
+    await Promise.all([...this.#workers].map((w) => w.stop()));
+    if (this.#backend) await (await this.#backend.catch(() => undefined))?.close();
+    this.#backend = undefined;
+  }
+}

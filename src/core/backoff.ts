@@ -1,0 +1,47 @@
+// Retry policy: how many attempts a job gets and how long to wait between them.
+// Exponential backoff with full jitter (delay drawn uniformly from [0, cap]) spreads a burst of
+// failures out instead of retrying them in lockstep against a struggling dependency.
+import { ConfigError } from "./errors.ts";
+import { type Duration, toMs } from "./duration.ts";
+
+export interface RetryOptions {
+  /** Total attempts including the first. Default 5. */
+  readonly attempts?: number;
+  readonly backoff?: "exponential" | "fixed";
+  /** First delay (exponential) or every delay (fixed). Default "1s". */
+  readonly base?: Duration;
+  /** Upper bound on one delay. Default "1h". */
+  readonly max?: Duration;
+  /** Full jitter. Default true. */
+  readonly jitter?: boolean;
+}
+
+export interface RetryPolicy {
+  readonly attempts: number;
+  readonly backoff: "exponential" | "fixed";
+  readonly baseMs: number;
+  readonly maxMs: number;
+  readonly jitter: boolean;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, backoff: "exponential", baseMs: 1_000, maxMs: 3_600_000, jitter: true };
+
+export function retryPolicy(options: RetryOptions | undefined): RetryPolicy {
+  const attempts = options?.attempts ?? DEFAULT_RETRY.attempts;
+  if (!Number.isInteger(attempts) || attempts < 1) throw new ConfigError(`retry.attempts must be an integer ≥ 1, got ${attempts}`);
+  return {
+    attempts,
+    backoff: options?.backoff ?? DEFAULT_RETRY.backoff,
+    baseMs: options?.base === undefined ? DEFAULT_RETRY.baseMs : toMs(options.base, "retry.base"),
+    maxMs: options?.max === undefined ? DEFAULT_RETRY.maxMs : toMs(options.max, "retry.max"),
+    jitter: options?.jitter ?? DEFAULT_RETRY.jitter,
+  };
+}
+
+/** Delay before the attempt after `attempt` (1-based) failed. `random` is injectable for tests. */
+export function backoffDelay(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {
+  const exponent = Math.min(Math.max(attempt - 1, 0), 52);
+  const cap = policy.backoff === "fixed" ? policy.baseMs : Math.min(policy.maxMs, policy.baseMs * 2 ** exponent);
+  const bounded = Math.min(cap, policy.maxMs);
+  return Math.round(policy.jitter ? random() * bounded : bounded);
+}

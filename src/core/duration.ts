@@ -1,0 +1,19 @@
+// Durations as users write them: a number of milliseconds, or "250ms", "2s", "10m", "1h", "7d".
+import { ConfigError } from "./errors.ts";
+
+export type DurationUnit = "ms" | "s" | "m" | "h" | "d";
+export type Duration = number | `${number}${DurationUnit}`;
+
+const UNIT_MS: Record<DurationUnit, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const PATTERN = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
+
+/** Milliseconds in `input`; throws ConfigError naming `what` when it is not a duration. */
+export function toMs(input: Duration | string, what = "duration"): number {
+  if (typeof input === "number") {
+    if (!Number.isFinite(input) || input < 0) throw new ConfigError(`${what} must be a non-negative number of ms, got ${input}`);
+    return input;
+  }
+  const match = PATTERN.exec(input.trim());
+  if (!match) throw new ConfigError(`${what} must look like "500ms", "2s", "10m", "1h" or "7d", got ${JSON.stringify(input)}`);
+  return Math.round(Number(match[1]) * UNIT_MS[match[2] as DurationUnit]);
+}

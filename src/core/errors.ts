@@ -1,0 +1,152 @@
+// Every error Offload throws is an OffloadError with a stable `code`; callers branch on the class
+// or the code, never on message text. Backend status codes become these in backend/status.ts.
+
+export type ErrorCode =
+  | "CONFIG"
+  | "VALIDATION"
+  | "NOT_SERIALIZABLE"
+  | "PAYLOAD_TOO_LARGE"
+  | "BACKEND_OPEN"
+  | "JOB_NOT_FOUND"
+  | "INVALID_STATE"
+  | "LEASE_LOST"
+  | "JOB_FAILED"
+  | "JOB_CANCELLED"
+  | "WAIT_TIMEOUT"
+  | "UNKNOWN_TASK"
+  | "DUPLICATE_TASK"
+  | "TASK_TIMEOUT";
+
+export class OffloadError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+export class ConfigError extends OffloadError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("CONFIG", message, options);
+  }
+}
+
+export interface ValidationIssue {
+  /** Dotted path of the offending field, "" for the payload itself. */
+  readonly path: string;
+  readonly message: string;
+}
+
+/** The payload did not pass the task's schema. Nothing was stored. */
+export class ValidationError extends OffloadError {
+  readonly task: string;
+  readonly issues: readonly ValidationIssue[];
+  constructor(task: string, issues: readonly ValidationIssue[]) {
+    const list = issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join("; ");
+    super("VALIDATION", `invalid payload for task ${task}: ${list}`);
+    this.task = task;
+    this.issues = issues;
+  }
+}
+
+/** A value cannot be stored as JSON (function, BigInt, symbol, cycle...). Nothing was stored. */
+export class NotSerializableError extends OffloadError {
+  readonly path: string;
+  constructor(what: string, path: string, reason: string) {
+    super("NOT_SERIALIZABLE", `${what} is not JSON-serializable at ${path || "(root)"}: ${reason}`);
+    this.path = path;
+  }
+}
+
+export class PayloadTooLargeError extends OffloadError {
+  readonly bytes: number;
+  readonly limit: number;
+  constructor(what: string, bytes: number, limit: number) {
+    super("PAYLOAD_TOO_LARGE", `${what} is ${bytes} bytes, over the limit of ${limit} bytes`);
+    this.bytes = bytes;
+    this.limit = limit;
+  }
+}
+
+export class BackendOpenError extends OffloadError {
+  readonly url: string;
+  constructor(url: string, reason: string, options?: { cause?: unknown }) {
+    super("BACKEND_OPEN", `cannot open backend ${url}: ${reason}`, options);
+    this.url = url;
+  }
+}
+
+export class JobNotFoundError extends OffloadError {
+  readonly jobId: string;
+  constructor(jobId: string) {
+    super("JOB_NOT_FOUND", `job ${jobId} not found`);
+    this.jobId = jobId;
+  }
+}
+
+export class InvalidStateError extends OffloadError {
+  readonly jobId: string;
+  readonly state: string;
+  constructor(jobId: string, state: string, action: string) {
+    super("INVALID_STATE", `cannot ${action} job ${jobId}: it is ${state}`);
+    this.jobId = jobId;
+    this.state = state;
+  }
+}
+
+export class LeaseLostError extends OffloadError {
+  readonly jobId: string;
+  constructor(jobId: string) {
+    super("LEASE_LOST", `lease on job ${jobId} was lost; its outcome was not recorded`);
+    this.jobId = jobId;
+  }
+}
+
+/** Thrown by `job.result()` for a job that ended `failed`; `cause` is the last attempt's error. */
+export class JobFailedError extends OffloadError {
+  readonly jobId: string;
+  constructor(jobId: string, message: string, cause: unknown) {
+    super("JOB_FAILED", `job ${jobId} failed: ${message}`, { cause });
+    this.jobId = jobId;
+  }
+}
+
+export class JobCancelledError extends OffloadError {
+  readonly jobId: string;
+  constructor(jobId: string) {
+    super("JOB_CANCELLED", `job ${jobId} was cancelled`);
+    this.jobId = jobId;
+  }
+}
+
+export class WaitTimeoutError extends OffloadError {
+  constructor(what: string, ms: number) {
+    super("WAIT_TIMEOUT", `timed out after ${ms} ms waiting for ${what}`);
+  }
+}
+
+export class UnknownTaskError extends OffloadError {
+  readonly task: string;
+  constructor(task: string, known: readonly string[]) {
+    super("UNKNOWN_TASK", `no task named ${JSON.stringify(task)} is registered in this worker (known: ${known.join(", ") || "none"})`);
+    this.task = task;
+  }
+}
+
+export class TaskTimeoutError extends OffloadError {
+  constructor(task: string, ms: number) {
+    super("TASK_TIMEOUT", `task ${task} timed out after ${ms} ms`);
+  }
+}
+
+/** Turns anything caught into an Error, so the rest of the code handles one type. */
+export function toError(caught: unknown): Error {
+  if (caught instanceof Error) return caught;
+  if (typeof caught === "string") return new Error(caught);
+  try {
+    return new Error(JSON.stringify(caught));
+  } catch {
+    return new Error(String(caught));
+  }
+}

@@ -1,0 +1,56 @@
+// Payloads and results are stored as JSON. JSON.stringify silently drops functions and throws
+// late on BigInt and cycles; we check first so the caller gets a typed error naming the path,
+// and nothing half-valid is stored.
+import { NotSerializableError, PayloadTooLargeError } from "./errors.ts";
+
+export const DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024;
+
+function check(value: unknown, path: string, what: string, seen: Set<object>): void {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return;
+    case "number":
+      if (!Number.isFinite(value)) throw new NotSerializableError(what, path, `${value} is not a finite number`);
+      return;
+    case "undefined":
+      return; // dropped from objects, as JSON does; top level handled by the caller
+    case "bigint":
+      throw new NotSerializableError(what, path, "BigInt is not JSON (convert it to a string)");
+    case "function":
+      throw new NotSerializableError(what, path, "a function cannot be stored");
+    case "symbol":
+      throw new NotSerializableError(what, path, "a symbol cannot be stored");
+    case "object":
+      break;
+  }
+  if (value === null) return;
+  const object = value as object;
+  if (seen.has(object)) throw new NotSerializableError(what, path, "circular reference");
+  if (object instanceof Date) return;
+  if (object instanceof Map || object instanceof Set) {
+    throw new NotSerializableError(what, path, `${object.constructor.name} is not JSON (use an object or array)`);
+  }
+  seen.add(object);
+  if (Array.isArray(object)) {
+    object.forEach((item: unknown, i) => check(item, `${path}[${i}]`, what, seen));
+  } else {
+    for (const [k, v] of Object.entries(object)) check(v, path ? `${path}.${k}` : k, what, seen);
+  }
+  seen.delete(object);
+}
+
+/** JSON text for `value`, or a NotSerializableError / PayloadTooLargeError. */
+export function encodeJson(value: unknown, what: string, maxBytes: number = Number.POSITIVE_INFINITY): string {
+  if (value === undefined) return "null";
+  check(value, "", what, new Set());
+  const text = JSON.stringify(value);
+  const bytes = Buffer.byteLength(text, "utf8");
+  if (bytes > maxBytes) throw new PayloadTooLargeError(what, bytes, maxBytes);
+  return text;
+}
+
+export function decodeJson(text: string | null | undefined): unknown {
+  if (text === null || text === undefined) return undefined;
+  return JSON.parse(text) as unknown;
+}

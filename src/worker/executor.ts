@@ -1,0 +1,112 @@
+// Running one claimed job is a straight pipeline: resolve task → start timeout → run → normalize
+// the outcome. The executor never touches storage; the caller acknowledges the outcome.
+import type { Clock } from "../core/clock.ts";
+import { TaskTimeoutError, toError } from "../core/errors.ts";
+import type { ClaimedJob } from "../core/job.ts";
+import { encodeJson } from "../core/json.ts";
+import { type Outcome, Permanent, Retry } from "../core/outcome.ts";
+import type { JobContext, RegisteredTask } from "../client/task.ts";
+import { CancelRequested, LeaseLost, ShuttingDown } from "./abort-reasons.ts";
+import type { TaskRegistry } from "./task-registry.ts";
+
+/** Once a timeout fired, how long a handler that ignores its signal gets before we stop waiting. */
+const HARD_STOP_GRACE_MS = 1_000;
+
+export interface Execution {
+  readonly outcome: Outcome;
+  /** The JSON text of the result, when the outcome is `succeeded`. */
+  readonly resultJson: string | undefined;
+  readonly task: RegisteredTask | undefined;
+}
+
+export interface ExecutorDeps {
+  readonly registry: TaskRegistry;
+  readonly clock: Clock;
+  readonly maxResultBytes: number;
+}
+
+export async function execute(
+  deps: ExecutorDeps,
+  claimed: ClaimedJob,
+  controller: AbortController,
+  makeContext: (signal: AbortSignal) => JobContext,
+): Promise<Execution> {
+  let task: RegisteredTask;
+  try {
+    task = deps.registry.resolve(claimed.job.task);
+  } catch (error) {
+    return { outcome: { kind: "permanent", error: toError(error) }, resultJson: undefined, task: undefined };
+  }
+  const stopTimer = startTimeout(deps.clock, task, controller);
+  try {
+    const result = await runUntilAborted(task, claimed, controller.signal, makeContext, deps.clock);
+    if (isAbandoned(controller.signal)) return { outcome: abandoned(controller.signal), resultJson: undefined, task };
+    const resultJson = encodeJson(result, `result of ${task.name}`, deps.maxResultBytes);
+    return { outcome: { kind: "succeeded", result }, resultJson, task };
+  } catch (caught) {
+    return { outcome: normalizeFailure(task, controller.signal, caught), resultJson: undefined, task };
+  } finally {
+    stopTimer();
+  }
+}
+
+function startTimeout(clock: Clock, task: RegisteredTask, controller: AbortController): () => void {
+  if (task.timeoutMs === undefined) return () => {};
+  const cancelTimer = new AbortController();
+  clock.sleep(task.timeoutMs, cancelTimer.signal).then(
+    () => controller.abort(new TaskTimeoutError(task.name, task.timeoutMs ?? 0)),
+    () => {}, // the job ended first
+  );
+  return () => cancelTimer.abort();
+}
+
+/** Runs the handler; once the signal aborts, waits at most a short grace for it to stop. */
+async function runUntilAborted(
+  task: RegisteredTask,
+  claimed: ClaimedJob,
+  signal: AbortSignal,
+  makeContext: (signal: AbortSignal) => JobContext,
+  clock: Clock,
+): Promise<unknown> {
+  const running = task.run(claimed.job.payload, makeContext(signal));
+  const hardStop = new Promise<never>((_, reject) => {
+    const onAbort = (): void => {
+      clock.sleep(HARD_STOP_GRACE_MS).then(() => reject(signal.reason as Error), () => {});
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+  hardStop.catch(() => {}); // settled by the race below, or never observed once the handler wins
+  return Promise.race([running, hardStop]);
+}
+
+function isAbandoned(signal: AbortSignal): boolean {
+  return signal.aborted && (signal.reason instanceof LeaseLost || signal.reason instanceof ShuttingDown);
+}
+
+function abandoned(signal: AbortSignal): Outcome {
+  return { kind: "abandoned", reason: signal.reason instanceof LeaseLost ? "lease-lost" : "shutdown" };
+}
+
+/** Every way a run can end besides success, as one Outcome. */
+export function normalizeFailure(task: RegisteredTask, signal: AbortSignal, caught: unknown): Outcome {
+  if (isAbandoned(signal)) return abandoned(signal);
+  if (signal.aborted && signal.reason instanceof CancelRequested) return { kind: "cancelled" };
+  if (signal.aborted && signal.reason instanceof TaskTimeoutError) return { kind: "retry", error: signal.reason, retryInMs: undefined };
+  if (caught instanceof Retry) return { kind: "retry", error: caught, retryInMs: caught.delayMs };
+  if (caught instanceof Permanent) return { kind: "permanent", error: caught };
+  const error = toError(caught);
+  if (error.name === "ValidationError" || error.name === "NotSerializableError" || error.name === "PayloadTooLargeError") {
+    return { kind: "permanent", error };
+  }
+  if (task.retryIf && !safeRetryIf(task.retryIf, error)) return { kind: "permanent", error };
+  return { kind: "retry", error, retryInMs: undefined };
+}
+
+function safeRetryIf(retryIf: (error: Error) => boolean, error: Error): boolean {
+  try {
+    return retryIf(error);
+  } catch {
+    return true; // a broken predicate must not lose the job: retry as usual
+  }
+}

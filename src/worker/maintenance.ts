@@ -1,0 +1,54 @@
+// Background upkeep every worker runs: rescue jobs whose lease expired (their worker died), and
+// prune finished jobs past retention. Each step is one atomic backend operation, so several
+// workers doing it at once is safe; it only costs a little redundant work.
+import type { Backend, Retention } from "../backend/backend.ts";
+import type { Clock } from "../core/clock.ts";
+
+const RESCUE_EVERY_MS = 1_000;
+const PRUNE_EVERY_MS = 60_000;
+
+export class Maintenance {
+  readonly #backend: Backend;
+  readonly #clock: Clock;
+  readonly #retention: Retention;
+  readonly #report: (error: unknown) => void;
+  #loop: Promise<void> | undefined;
+
+  constructor(backend: Backend, clock: Clock, retention: Retention, report: (error: unknown) => void) {
+    this.#backend = backend;
+    this.#clock = clock;
+    this.#retention = retention;
+    this.#report = report;
+  }
+
+  start(stop: AbortSignal): void {
+    this.#loop = this.#run(stop);
+  }
+
+  async stop(): Promise<void> {
+    await this.#loop;
+  }
+
+  /** One pass: rescue expired leases, and prune when it is time. Exposed for tests. */
+  async tick(prune: boolean): Promise<void> {
+    const now = this.#clock.now();
+    await this.#backend.rescueExpired(now);
+    if (prune) await this.#backend.prune(this.#retention, now);
+  }
+
+  async #run(stop: AbortSignal): Promise<void> {
+    let lastPrune = 0;
+    while (!stop.aborted) {
+      try {
+        const now = this.#clock.now();
+        const prune = now - lastPrune >= PRUNE_EVERY_MS;
+        await this.tick(prune);
+        if (prune) lastPrune = now;
+      } catch (error) {
+        this.#report(error);
+      }
+      // Jitter keeps many workers from doing the same sweep at the same instant.
+      await this.#clock.sleep(RESCUE_EVERY_MS * (0.75 + Math.random() / 2), stop).catch(() => {});
+    }
+  }
+}

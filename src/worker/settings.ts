@@ -1,0 +1,27 @@
+// Worker options with their defaults applied and checked once, at construction.
+import { ConfigError } from "../core/errors.ts";
+import { toMs } from "../core/duration.ts";
+import type { WorkerOptions } from "./worker.ts";
+
+export interface WorkerSettings {
+  readonly concurrency: number;
+  readonly leaseMs: number;
+  readonly heartbeatMs: number;
+  readonly pollMs: number;
+  readonly shutdownGraceMs: number;
+}
+
+export function workerSettings(options: WorkerOptions): WorkerSettings {
+  const concurrency = options.concurrency ?? 10;
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new ConfigError(`concurrency must be an integer ≥ 1, got ${concurrency}`);
+  const leaseMs = toMs(options.lease ?? "15s", "lease");
+  const heartbeatMs = toMs(options.heartbeat ?? Math.min(1_000, Math.floor(leaseMs / 3)), "heartbeat");
+  if (heartbeatMs >= leaseMs) throw new ConfigError(`heartbeat (${heartbeatMs} ms) must be shorter than lease (${leaseMs} ms)`);
+  return {
+    concurrency,
+    leaseMs,
+    heartbeatMs,
+    pollMs: toMs(options.poll ?? "1s", "poll"),
+    shutdownGraceMs: toMs(options.shutdownGrace ?? "10s", "shutdownGrace"),
+  };
+}

@@ -1,0 +1,243 @@
+// The worker: claims at most as many jobs as it has free slots, runs each through the executor,
+// renews leases by heartbeat, acknowledges outcomes, and shuts down without losing a job.
+//
+// Invariants:
+// - claimed jobs ≤ free slots (no hidden prefetch: a job another worker could run now is never
+//   parked here);
+// - an outcome is recorded only with the lease token it was claimed with (fencing);
+// - after stop() resolves, no job this worker claimed is left `active`: each finished, or was
+//   handed back to `queued`.
+import { EventEmitter } from "node:events";
+import type { Backend, Lease, Retention } from "../backend/backend.ts";
+import type { Clock } from "../core/clock.ts";
+import { type Duration, toMs } from "../core/duration.ts";
+import { toError } from "../core/errors.ts";
+import { randomToken } from "../core/ids.ts";
+import type { ClaimedJob } from "../core/job.ts";
+import { Wakeup } from "../core/wakeup.ts";
+import { makeJobContext } from "./job-context.ts";
+import { CancelRequested, LeaseLost, ShuttingDown } from "./abort-reasons.ts";
+import { CompleteBatcher } from "./complete-batcher.ts";
+import { execute } from "./executor.ts";
+import { recordOutcome, type WorkerEvent } from "./record-outcome.ts";
+export type { WorkerEvent };
+import { Maintenance } from "./maintenance.ts";
+import type { TaskRegistry } from "./task-registry.ts";
+import { type WorkerSettings, workerSettings } from "./settings.ts";
+import { hostname } from "node:os";
+
+export interface WorkerOptions {
+  /** Queues to take jobs from. Default: every queue a registered task uses. */
+  readonly queues?: readonly string[];
+  /** Jobs run at once. Default 10. */
+  readonly concurrency?: number;
+  /** How long a claim is valid without a heartbeat. Default "15s". */
+  readonly lease?: Duration;
+  /** How often leases are renewed (and cancel requests noticed). Default "1s". */
+  readonly heartbeat?: Duration;
+  /** Safety-net poll when no change signal arrives. Default "1s". */
+  readonly poll?: Duration;
+  /** On stop, how long active jobs may run on before they are handed back. Default "10s". */
+  readonly shutdownGrace?: Duration;
+  /** A name for this worker, shown on the jobs it runs. Default host:pid:random. */
+  readonly id?: string;
+}
+
+interface Running {
+  readonly claimed: ClaimedJob;
+  readonly controller: AbortController;
+  readonly done: Promise<void>;
+  /** Log and progress writes not yet acknowledged; awaited before the outcome is recorded. */
+  readonly writes: Set<Promise<unknown>>;
+}
+
+export interface WorkerDeps {
+  readonly backend: () => Promise<Backend>;
+  readonly registry: TaskRegistry;
+  readonly clock: Clock;
+  readonly maxResultBytes: number;
+  readonly retention: Retention;
+}
+
+export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }> {
+  readonly id: string;
+  readonly queues: readonly string[];
+  readonly concurrency: number;
+  readonly #deps: WorkerDeps;
+  readonly #settings: WorkerSettings;
+  readonly #running = new Map<string, Running>();
+  readonly #wakeup = new Wakeup();
+  readonly #stopping = new AbortController();
+  #loop: Promise<void> | undefined;
+  #backend: Backend | undefined;
+  #batcher: CompleteBatcher | undefined;
+  #maintenance: Maintenance | undefined;
+  #heartbeat: Promise<void> | undefined;
+  #unwatch: (() => void) | undefined;
+
+  constructor(deps: WorkerDeps, options: WorkerOptions = {}) {
+    super();
+    this.#deps = deps;
+    this.#settings = workerSettings(options);
+    this.id = options.id ?? `${hostname()}:${process.pid}:${randomToken().slice(0, 6)}`;
+    this.queues = options.queues?.length ? [...options.queues] : deps.registry.queues().length ? deps.registry.queues() : ["default"];
+    this.concurrency = this.#settings.concurrency;
+  }
+
+  /** Ids of the jobs running now. */
+  get active(): string[] {
+    return [...this.#running.keys()];
+  }
+
+  get stopping(): boolean {
+    return this.#stopping.signal.aborted;
+  }
+
+  /** Starts claiming. Resolves once the backend is open and the loop is running. */
+  async start(): Promise<void> {
+    if (this.#loop) return;
+    const backend = await this.#deps.backend();
+    this.#backend = backend;
+    this.#batcher = new CompleteBatcher(backend, this.#deps.clock);
+    this.#unwatch = backend.watch(() => this.#wakeup.notify());
+    this.#maintenance = new Maintenance(backend, this.#deps.clock, this.#deps.retention, (e) => this.#report(e));
+    this.#maintenance.start(this.#stopping.signal);
+    this.#heartbeat = this.#heartbeatLoop(backend);
+    this.#loop = this.#claimLoop(backend);
+  }
+
+  /**
+   * Stops claiming, lets active jobs run for the grace period, then aborts the rest and hands
+   * them back to `queued`. Resolves when nothing this worker claimed is left active.
+   */
+  async stop(options: { grace?: Duration } = {}): Promise<void> {
+    const graceMs = options.grace === undefined ? this.#settings.shutdownGraceMs : toMs(options.grace, "grace");
+    if (!this.#stopping.signal.aborted) this.#stopping.abort();
+    this.#wakeup.notify();
+    await this.#loop;
+    const allDone = Promise.all([...this.#running.values()].map((r) => r.done));
+    if (this.#running.size > 0) {
+      const timer = new AbortController();
+      await Promise.race([allDone, this.#deps.clock.sleep(graceMs, timer.signal).catch(() => {})]);
+      timer.abort();
+    }
+    await this.#handBack();
+    await allDone;
+    await this.#batcher?.drain();
+    await this.#heartbeat;
+    await this.#maintenance?.stop();
+    this.#unwatch?.();
+  }
+
+  async #handBack(): Promise<void> {
+    const backend = this.#backend;
+    const left = [...this.#running.values()];
+    if (!backend || left.length === 0) return;
+    for (const r of left) r.controller.abort(new ShuttingDown());
+    const leases: Lease[] = left.map((r) => ({ id: r.claimed.job.id, token: r.claimed.token }));
+    const statuses = await this.#withRetry(() => backend.release(leases, this.#deps.clock.now()));
+    left.forEach((r, i) => {
+      if (statuses?.[i] === "OK") this.emit("job", { type: "released", job: r.claimed.job });
+    });
+  }
+
+  async #claimLoop(backend: Backend): Promise<void> {
+    const stop = this.#stopping.signal;
+    while (!stop.aborted) {
+      try {
+        const free = this.concurrency - this.#running.size;
+        if (free > 0) {
+          const claimed = await backend.claim({
+            queues: this.queues, limit: free, worker: this.id, leaseMs: this.#settings.leaseMs, now: this.#deps.clock.now(),
+          });
+          for (const c of claimed) this.#launch(backend, c);
+          if (claimed.length === free) continue; // there may be more right now
+        }
+        await this.#wakeup.wait(await this.#idleWait(backend, free > 0), this.#deps.clock, stop);
+      } catch (error) {
+        this.#report(error);
+        await this.#deps.clock.sleep(this.#settings.pollMs, stop).catch(() => {});
+      }
+    }
+  }
+
+  /** How long to sleep when idle: until the next scheduled job is due, at most one poll interval. */
+  async #idleWait(backend: Backend, hasFreeSlots: boolean): Promise<number> {
+    if (!hasFreeSlots) return this.#settings.pollMs;
+    const next = await backend.nextDueAt(this.queues);
+    if (next === undefined) return this.#settings.pollMs;
+    return Math.max(0, Math.min(this.#settings.pollMs, next - this.#deps.clock.now()));
+  }
+
+  #launch(backend: Backend, claimed: ClaimedJob): void {
+    const controller = new AbortController();
+    const writes = new Set<Promise<unknown>>();
+    const entry: { done: Promise<void> } = { done: Promise.resolve() };
+    const running: Running = { claimed, controller, writes, get done() { return entry.done; } };
+    this.#running.set(claimed.job.id, running);
+    this.emit("job", { type: "started", job: claimed.job });
+    entry.done = this.#run(backend, running).finally(() => {
+      this.#running.delete(claimed.job.id);
+      this.#wakeup.notify();
+    });
+  }
+
+  async #run(backend: Backend, running: Running): Promise<void> {
+    const started = this.#deps.clock.now();
+    const execution = await execute(
+      { registry: this.#deps.registry, clock: this.#deps.clock, maxResultBytes: this.#deps.maxResultBytes },
+      running.claimed,
+      running.controller,
+      (signal) => makeJobContext(backend, running.claimed, signal, { clock: this.#deps.clock, writes: running.writes, report: (e) => this.#report(e) }),
+    );
+    await Promise.allSettled([...running.writes]);
+    try {
+      const event = await recordOutcome(
+        { backend, complete: (ack) => this.#batcher!.complete(ack), worker: this.id, now: this.#deps.clock.now(), startedAt: started },
+        running.claimed,
+        execution,
+      );
+      if (event) this.emit("job", event);
+    } catch (error) {
+      // The lease will expire and the job run again: at-least-once holds, nothing is lost.
+      this.#report(error);
+    }
+  }
+
+  async #heartbeatLoop(backend: Backend): Promise<void> {
+    const stop = this.#stopping.signal;
+    // Runs until stop() has handed every job back: leases must stay alive during the grace period.
+    while (!stop.aborted || this.#running.size > 0) {
+      await this.#deps.clock.sleep(this.#settings.heartbeatMs, stop.aborted ? undefined : stop).catch(() => {});
+      const running = [...this.#running.values()].filter((r) => !r.controller.signal.aborted);
+      if (running.length === 0) continue;
+      try {
+        const leases = running.map((r) => ({ id: r.claimed.job.id, token: r.claimed.token }));
+        const result = await backend.heartbeat({ worker: this.id, leases, leaseMs: this.#settings.leaseMs, now: this.#deps.clock.now() });
+        for (const id of result.lost) this.#running.get(id)?.controller.abort(new LeaseLost());
+        for (const id of result.cancelRequested) this.#running.get(id)?.controller.abort(new CancelRequested());
+      } catch (error) {
+        this.#report(error);
+      }
+    }
+  }
+
+  async #withRetry<T>(work: () => Promise<T>): Promise<T | undefined> {
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      try {
+        return await work();
+      } catch (error) {
+        this.#report(error);
+        await this.#deps.clock.sleep(100 * 2 ** attempt).catch(() => {});
+      }
+    }
+    return undefined;
+  }
+
+  #report(error: unknown): void {
+    const err = toError(error);
+    if (this.listenerCount("error") > 0) this.emit("error", err);
+    else process.emitWarning(`offload worker ${this.id}: ${err.message}`);
+  }
+}
+
