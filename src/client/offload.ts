@@ -93,7 +93,8 @@ export class Offload {
   /** Stops this instance's workers gracefully and closes the backend. */
   async close(): Promise<void> {
     await Promise.all([...this.#workers].map((w) => w.stop()));
-    if (this.#backend) await (await this.#backend.catch(() => undefined))?.close();
+    // A backend passed in as an object belongs to the caller, who closes it.
+    if (this.#backend && !this.#given) await (await this.#backend.catch(() => undefined))?.close();
     this.#backend = undefined;
   }
 }

@@ -37,6 +37,7 @@ interface Sleeper {
 export class FakeClock implements Clock {
   #now: number;
   #sleepers: Sleeper[] = [];
+  #watchers: Array<{ readonly ms: number; readonly resolve: () => void }> = [];
 
   constructor(start: number = Date.UTC(2030, 0, 1)) {
     this.#now = start;
@@ -52,6 +53,10 @@ export class FakeClock implements Clock {
         reject(signal.reason as Error);
         return;
       }
+      if (ms <= 0) {
+        resolve();
+        return;
+      }
       const sleeper: Sleeper = {
         at: this.#now + ms,
         resolve: () => {
@@ -65,12 +70,21 @@ export class FakeClock implements Clock {
       };
       signal?.addEventListener("abort", onAbort, { once: true });
       this.#sleepers.push(sleeper);
+      const woken = this.#watchers.filter((w) => w.ms === ms);
+      this.#watchers = this.#watchers.filter((w) => w.ms !== ms);
+      for (const w of woken) w.resolve();
     });
   }
 
   /** Number of pending sleeps, so a test can wait until a loop is parked before moving time. */
   get sleepers(): number {
     return this.#sleepers.length;
+  }
+
+  /** Resolves once something starts sleeping for exactly `ms`: lets a test move time at the right moment. */
+  sleeping(ms: number): Promise<void> {
+    if (this.#sleepers.some((s) => s.at === this.#now + ms)) return Promise.resolve();
+    return new Promise((resolve) => this.#watchers.push({ ms, resolve }));
   }
 
   advance(ms: number): void {

@@ -68,6 +68,8 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
   readonly #running = new Map<string, Running>();
   readonly #wakeup = new Wakeup();
   readonly #stopping = new AbortController();
+  /** Aborted only once every job is finished or handed back: leases stay renewed during the grace period. */
+  readonly #finished = new AbortController();
   #loop: Promise<void> | undefined;
   #backend: Backend | undefined;
   #batcher: CompleteBatcher | undefined;
@@ -124,6 +126,7 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     await this.#handBack();
     await allDone;
     await this.#batcher?.drain();
+    this.#finished.abort();
     await this.#heartbeat;
     await this.#maintenance?.stop();
     this.#unwatch?.();
@@ -205,10 +208,9 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
   }
 
   async #heartbeatLoop(backend: Backend): Promise<void> {
-    const stop = this.#stopping.signal;
-    // Runs until stop() has handed every job back: leases must stay alive during the grace period.
-    while (!stop.aborted || this.#running.size > 0) {
-      await this.#deps.clock.sleep(this.#settings.heartbeatMs, stop.aborted ? undefined : stop).catch(() => {});
+    const finished = this.#finished.signal;
+    while (!finished.aborted) {
+      await this.#deps.clock.sleep(this.#settings.heartbeatMs, finished).catch(() => {});
       const running = [...this.#running.values()].filter((r) => !r.controller.signal.aborted);
       if (running.length === 0) continue;
       try {

@@ -1,0 +1,113 @@
+// Failed attempts, backoff scheduling, dead letter, retry and replay, cancel.
+import assert from "node:assert/strict";
+import { it } from "node:test";
+import { type UseBackend, T0, attemptError, claimOne, enqueueOne } from "./fixtures.ts";
+
+export function failureCases(use: UseBackend): void {
+  it("a failed attempt with attempts left is retrying until its retry time", use(async (b) => {
+    const id = await enqueueOne(b, { maxAttempts: 3 });
+    const c1 = await claimOne(b);
+    assert.equal(await b.fail({ id, token: c1.token, error: attemptError(1), retryAt: T0 + 4_000, now: T0 + 10 }), "RETRYING");
+    const retrying = await b.getJob(id);
+    assert.equal(retrying?.state, "retrying");
+    assert.equal(retrying?.runAt, T0 + 4_000);
+    assert.equal(retrying?.finishedAt, undefined);
+    assert.equal(await b.nextDueAt(["q"]), T0 + 4_000);
+    assert.deepEqual(await b.claim({ queues: ["q"], limit: 1, worker: "w1", leaseMs: 1_000, now: T0 + 3_999 }), []);
+    const c2 = await claimOne(b, T0 + 4_000);
+    assert.equal(c2.job.attempt, 2);
+  }));
+
+  it("after the last attempt the job is failed and keeps every attempt's error", use(async (b) => {
+    const id = await enqueueOne(b, { maxAttempts: 2 });
+    const c1 = await claimOne(b, T0);
+    await b.fail({ id, token: c1.token, error: attemptError(1, T0 + 1, "first"), retryAt: T0 + 100, now: T0 + 1 });
+    const c2 = await claimOne(b, T0 + 100);
+    assert.equal(await b.fail({ id, token: c2.token, error: attemptError(2, T0 + 101, "second"), retryAt: T0 + 500, now: T0 + 101 }), "FAILED");
+    const job = await b.getJob(id);
+    assert.equal(job?.state, "failed");
+    assert.equal(job?.finishedAt, T0 + 101);
+    assert.deepEqual(job?.errors.map((e) => [e.attempt, e.message, e.worker, e.at]), [[1, "first", "w1", T0 + 1], [2, "second", "w1", T0 + 101]]);
+    assert.match(job?.errors[1]?.stack ?? "", /Error: second/);
+    assert.deepEqual(await b.claim({ queues: ["q"], limit: 1, worker: "w1", leaseMs: 1_000, now: T0 + 10_000 }), []);
+  }));
+
+  it("a failure without a retry time (Permanent) fails at once", use(async (b) => {
+    const id = await enqueueOne(b, { maxAttempts: 5 });
+    const c1 = await claimOne(b);
+    assert.equal(await b.fail({ id, token: c1.token, error: attemptError(1), retryAt: undefined, now: T0 + 1 }), "FAILED");
+    assert.equal((await b.getJob(id))?.state, "failed");
+  }));
+
+  it("retry puts a failed job back with fresh attempts and its history", use(async (b) => {
+    const id = await enqueueOne(b, { maxAttempts: 1 });
+    const c1 = await claimOne(b);
+    await b.fail({ id, token: c1.token, error: attemptError(1), retryAt: undefined, now: T0 + 1 });
+    assert.equal(await b.retry(id, T0 + 2), "QUEUED");
+    const job = await b.getJob(id);
+    assert.equal(job?.state, "queued");
+    assert.equal(job?.attempt, 0);
+    assert.equal(job?.errors.length, 1);
+    assert.equal(job?.finishedAt, undefined);
+    assert.equal((await claimOne(b, T0 + 3)).job.attempt, 1);
+    assert.equal(await b.retry(id, T0 + 4), "NOT_FINISHED");
+    assert.equal(await b.retry("01890000-0000-7000-8000-000000000000", T0 + 4), "NOT_FOUND");
+  }));
+
+  it("replay re-queues failed jobs by queue, task and time", use(async (b) => {
+    const failAt = async (overrides: { queue?: string; task?: string }, now: number): Promise<string> => {
+      const id = await enqueueOne(b, { ...overrides, maxAttempts: 1 }, now);
+      const [c] = await b.claim({ queues: [overrides.queue ?? "q"], limit: 1, worker: "w1", leaseMs: 1_000, now });
+      assert.ok(c);
+      await b.fail({ id, token: c.token, error: attemptError(1, now), retryAt: undefined, now });
+      return id;
+    };
+    const early = await failAt({ task: "a" }, T0 + 10);
+    const late = await failAt({ task: "a" }, T0 + 1_000);
+    const otherTask = await failAt({ task: "b" }, T0 + 1_000);
+    const otherQueue = await failAt({ queue: "r", task: "a" }, T0 + 1_000);
+    assert.equal(await b.replay({ queue: "q", task: "a", since: T0 + 500 }, T0 + 2_000), 1);
+    assert.equal((await b.getJob(late))?.state, "queued");
+    assert.equal((await b.getJob(early))?.state, "failed");
+    assert.equal(await b.replay({ until: T0 + 100 }, T0 + 2_000), 1);
+    assert.equal((await b.getJob(early))?.state, "queued");
+    assert.equal(await b.replay({}, T0 + 2_000), 2);
+    assert.equal((await b.getJob(otherTask))?.state, "queued");
+    assert.equal((await b.getJob(otherQueue))?.state, "queued");
+  }));
+
+  it("cancel: a waiting job at once, an active job by request, a finished one not at all", use(async (b) => {
+    const scheduled = await enqueueOne(b, { runAt: T0 + 60_000 });
+    const queued = await enqueueOne(b);
+    assert.equal(await b.cancel(scheduled, T0 + 1), "CANCELLED");
+    assert.equal(await b.cancel(queued, T0 + 1), "CANCELLED");
+    assert.equal((await b.getJob(queued))?.state, "cancelled");
+    assert.equal((await b.getJob(queued))?.finishedAt, T0 + 1);
+    assert.equal(await b.cancel(queued, T0 + 2), "ALREADY_FINISHED");
+    assert.equal(await b.cancel("01890000-0000-7000-8000-000000000000", T0 + 2), "NOT_FOUND");
+
+    const active = await enqueueOne(b);
+    const c = await claimOne(b, T0 + 3);
+    assert.equal(c.job.id, active);
+    assert.equal(await b.cancel(active, T0 + 4), "CANCEL_REQUESTED");
+    assert.equal((await b.getJob(active))?.state, "active", "an active job runs until its worker stops it");
+    assert.equal((await b.getJob(active))?.cancelRequested, true);
+    const beat = await b.heartbeat({ worker: "w1", leases: [{ id: active, token: c.token }], leaseMs: 10_000, now: T0 + 5 });
+    assert.deepEqual(beat.cancelRequested, [active]);
+    assert.equal(await b.acknowledgeCancel({ id: active, token: c.token }, T0 + 6), "OK");
+    assert.equal((await b.getJob(active))?.state, "cancelled");
+    assert.equal(await b.retry(active, T0 + 7), "QUEUED", "a cancelled job can be retried");
+  }));
+
+  it("a retrying job can be cancelled; an active one cancelled and then rescued ends cancelled", use(async (b) => {
+    const id = await enqueueOne(b);
+    const c1 = await claimOne(b);
+    await b.fail({ id, token: c1.token, error: attemptError(1), retryAt: T0 + 1_000, now: T0 + 1 });
+    assert.equal(await b.cancel(id, T0 + 2), "CANCELLED");
+    const other = await enqueueOne(b);
+    await claimOne(b, T0 + 3, ["q"], 100);
+    await b.cancel(other, T0 + 4);
+    assert.deepEqual((await b.rescueExpired(T0 + 1_000)).cancelled, [other]);
+    assert.equal((await b.getJob(other))?.state, "cancelled");
+  }));
+}

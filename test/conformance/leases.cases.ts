@@ -1,0 +1,93 @@
+// Leases, heartbeats, rescue of expired leases, fencing, release on shutdown.
+import assert from "node:assert/strict";
+import { it } from "node:test";
+import { type UseBackend, LEASE, T0, attemptError, claimOne, enqueueOne } from "./fixtures.ts";
+
+export function leaseCases(use: UseBackend): void {
+  it("an expired lease is rescued: the job is queued again and its next claim is attempt 2", use(async (b) => {
+    const id = await enqueueOne(b);
+    const first = await claimOne(b, T0, ["q"], 1_000);
+    assert.deepEqual(await b.rescueExpired(T0 + 1_000), { requeued: [], failed: [], cancelled: [] }, "not expired at the deadline itself");
+    const rescued = await b.rescueExpired(T0 + 1_001);
+    assert.deepEqual(rescued.requeued, [id]);
+    const job = await b.getJob(id);
+    assert.equal(job?.state, "queued");
+    assert.equal(job?.errors.length, 1);
+    assert.equal(job?.errors[0]?.name, "LeaseExpired");
+    assert.equal(job?.errors[0]?.attempt, 1);
+    assert.equal(job?.errors[0]?.worker, "w1");
+    const second = await claimOne(b, T0 + 1_002);
+    assert.equal(second.job.attempt, 2);
+    assert.notEqual(second.token, first.token);
+  }));
+
+  it("fencing: a completion with a lost lease is refused and writes nothing", use(async (b) => {
+    const id = await enqueueOne(b);
+    const stale = await claimOne(b, T0, ["q"], 1_000);
+    await b.rescueExpired(T0 + 2_000);
+    const fresh = await claimOne(b, T0 + 2_001);
+    assert.deepEqual(await b.complete([{ id, token: stale.token, resultJson: '"stale"' }], T0 + 2_002), ["LEASE_LOST"]);
+    assert.equal(await b.fail({ id, token: stale.token, error: attemptError(1), retryAt: T0 + 5_000, now: T0 + 2_002 }), "LEASE_LOST");
+    assert.equal(await b.progress({ id, token: stale.token, progress: 0.9, message: "stale", now: T0 + 2_002 }), "LEASE_LOST");
+    assert.equal(await b.log({ id, token: stale.token, line: "stale", now: T0 + 2_002 }), "LEASE_LOST");
+    assert.deepEqual(await b.release([{ id, token: stale.token }], T0 + 2_002), ["LEASE_LOST"]);
+    assert.equal(await b.acknowledgeCancel({ id, token: stale.token }, T0 + 2_002), "LEASE_LOST");
+    const during = await b.getJob(id);
+    assert.equal(during?.state, "active");
+    assert.equal(during?.progress, undefined);
+    assert.deepEqual(await b.complete([{ id, token: fresh.token, resultJson: '"fresh"' }], T0 + 2_003), ["OK"]);
+    assert.equal((await b.getJob(id))?.result, "fresh");
+    const logs = (await b.readEvents({ jobId: id, afterId: 0, limit: 100 })).filter((e) => e.type !== "state");
+    assert.deepEqual(logs, [], "no stale progress or log reached the feed");
+  }));
+
+  it("a batch of completions answers each lease on its own", use(async (b) => {
+    const a = await enqueueOne(b);
+    const c = await enqueueOne(b);
+    const [ca, cc] = await b.claim({ queues: ["q"], limit: 2, worker: "w1", leaseMs: LEASE, now: T0 });
+    assert.ok(ca && cc);
+    const statuses = await b.complete(
+      [
+        { id: ca.job.id, token: ca.token, resultJson: "1" },
+        { id: cc.job.id, token: "not-the-token", resultJson: "2" },
+      ],
+      T0 + 1,
+    );
+    assert.deepEqual(statuses, ["OK", "LEASE_LOST"]);
+    assert.equal((await b.getJob(ca.job.id))?.state, "succeeded");
+    assert.equal((await b.getJob(cc.job.id))?.state, "active");
+    assert.ok([a, c].includes(ca.job.id));
+  }));
+
+  it("a heartbeat extends the lease; a lost lease is reported", use(async (b) => {
+    const id = await enqueueOne(b);
+    const claimed = await claimOne(b, T0, ["q"], 1_000);
+    const beat = await b.heartbeat({ worker: "w1", leases: [{ id, token: claimed.token }], leaseMs: 1_000, now: T0 + 900 });
+    assert.deepEqual(beat, { lost: [], cancelRequested: [] });
+    assert.equal((await b.getJob(id))?.leaseUntil, T0 + 1_900);
+    assert.deepEqual((await b.rescueExpired(T0 + 1_500)).requeued, [], "the extended lease holds");
+    assert.deepEqual((await b.rescueExpired(T0 + 1_901)).requeued, [id]);
+    const lost = await b.heartbeat({ worker: "w1", leases: [{ id, token: claimed.token }], leaseMs: 1_000, now: T0 + 2_000 });
+    assert.deepEqual(lost.lost, [id]);
+  }));
+
+  it("rescuing the last attempt fails the job (dead letter)", use(async (b) => {
+    const id = await enqueueOne(b, { maxAttempts: 1 });
+    await claimOne(b, T0, ["q"], 1_000);
+    const rescued = await b.rescueExpired(T0 + 5_000);
+    assert.deepEqual(rescued.failed, [id]);
+    const job = await b.getJob(id);
+    assert.equal(job?.state, "failed");
+    assert.equal(job?.finishedAt, T0 + 5_000);
+  }));
+
+  it("release hands an active job back to queued without counting the attempt", use(async (b) => {
+    const id = await enqueueOne(b);
+    const claimed = await claimOne(b);
+    assert.deepEqual(await b.release([{ id, token: claimed.token }], T0 + 1), ["OK"]);
+    const job = await b.getJob(id);
+    assert.equal(job?.state, "queued");
+    assert.equal(job?.attempt, 0);
+    assert.equal((await claimOne(b, T0 + 2)).job.attempt, 1);
+  }));
+}

@@ -1,0 +1,125 @@
+// Enqueue, claim, complete; ordering; scheduling; idempotency keys; atomic batches.
+import assert from "node:assert/strict";
+import { it } from "node:test";
+import { uuidv7 } from "../../src/core/ids.ts";
+import { type UseBackend, LEASE, T0, claimOne, enqueueOne, newJob } from "./fixtures.ts";
+
+export function lifecycleCases(use: UseBackend): void {
+  it("enqueue → claim → complete stores the result and the times", use(async (b) => {
+    const id = await enqueueOne(b, { payloadJson: JSON.stringify({ to: "ada" }) });
+    const queued = await b.getJob(id);
+    assert.equal(queued?.state, "queued");
+    assert.deepEqual(queued?.payload, { to: "ada" });
+    assert.equal(queued?.attempt, 0);
+
+    const claimed = await claimOne(b, T0 + 5);
+    assert.equal(claimed.job.id, id);
+    assert.equal(claimed.job.state, "active");
+    assert.equal(claimed.job.attempt, 1);
+    assert.equal(claimed.job.worker, "w1");
+    assert.equal(claimed.job.leaseUntil, T0 + 5 + LEASE);
+    assert.ok(claimed.token.length >= 16);
+
+    assert.deepEqual(await b.complete([{ id, token: claimed.token, resultJson: JSON.stringify({ sent: true }) }], T0 + 9), ["OK"]);
+    const done = await b.getJob(id);
+    assert.equal(done?.state, "succeeded");
+    assert.deepEqual(done?.result, { sent: true });
+    assert.equal(done?.startedAt, T0 + 5);
+    assert.equal(done?.finishedAt, T0 + 9);
+    assert.equal(done?.createdAt, T0);
+    assert.deepEqual(await b.claim({ queues: ["q"], limit: 5, worker: "w1", leaseMs: LEASE, now: T0 + 10 }), []);
+  }));
+
+  it("claims never more than the limit, and only from the asked queues", use(async (b) => {
+    await b.enqueue({ jobs: [1, 2, 3, 4, 5].map(() => newJob({ id: uuidv7(T0) })), now: T0 });
+    await enqueueOne(b, { queue: "other" });
+    const first = await b.claim({ queues: ["q"], limit: 3, worker: "w1", leaseMs: LEASE, now: T0 });
+    assert.equal(first.length, 3);
+    const second = await b.claim({ queues: ["q"], limit: 3, worker: "w2", leaseMs: LEASE, now: T0 });
+    assert.equal(second.length, 2);
+    const ids = new Set([...first, ...second].map((c) => c.job.id));
+    assert.equal(ids.size, 5, "no job is claimed twice");
+    assert.ok([...first, ...second].every((c) => c.job.queue === "q"));
+    const other = await b.claim({ queues: ["q", "other"], limit: 10, worker: "w3", leaseMs: LEASE, now: T0 });
+    assert.deepEqual(other.map((c) => c.job.queue), ["other"]);
+  }));
+
+  it("claims in priority order, then run time, then id", use(async (b) => {
+    const low = await enqueueOne(b, { id: uuidv7(T0), priority: 0, runAt: T0 - 50 });
+    const high = await enqueueOne(b, { id: uuidv7(T0), priority: 10, runAt: T0 });
+    const lowOlder = await enqueueOne(b, { id: uuidv7(T0), priority: 0, runAt: T0 - 100 });
+    const lowSameTimeLater = await enqueueOne(b, { id: uuidv7(T0), priority: 0, runAt: T0 - 50 });
+    const order: string[] = [];
+    for (let i = 0; i < 4; i++) order.push((await claimOne(b, T0 + i)).job.id);
+    assert.deepEqual(order, [high, lowOlder, low, lowSameTimeLater]);
+    const batch = await (async () => {
+      const ids = [uuidv7(T0), uuidv7(T0), uuidv7(T0)];
+      await b.enqueue({ jobs: ids.map((id, i) => newJob({ id, priority: i })), now: T0 });
+      return b.claim({ queues: ["q"], limit: 3, worker: "w", leaseMs: LEASE, now: T0 + 10 });
+    })();
+    assert.deepEqual(batch.map((c) => c.job.priority), [2, 1, 0], "a batch claim comes back in claim order");
+  }));
+
+  it("a delayed job is scheduled, not claimable before its time, claimable after", use(async (b) => {
+    const id = await enqueueOne(b, { runAt: T0 + 60_000 });
+    assert.equal((await b.getJob(id))?.state, "scheduled");
+    assert.equal(await b.nextDueAt(["q"]), T0 + 60_000);
+    assert.equal(await b.nextDueAt(["elsewhere"]), undefined);
+    assert.deepEqual(await b.claim({ queues: ["q"], limit: 1, worker: "w1", leaseMs: LEASE, now: T0 + 59_999 }), []);
+    const claimed = await claimOne(b, T0 + 60_000);
+    assert.equal(claimed.job.id, id);
+  }));
+
+  it("stageDue moves due scheduled jobs to queued and leaves the rest", use(async (b) => {
+    const soon = await enqueueOne(b, { runAt: T0 + 1_000 });
+    const later = await enqueueOne(b, { runAt: T0 + 9_000 });
+    assert.equal(await b.stageDue(T0 + 1_000), 1);
+    assert.equal((await b.getJob(soon))?.state, "queued");
+    assert.equal((await b.getJob(later))?.state, "scheduled");
+  }));
+
+  it("an idempotency key returns the unfinished job, and is free again once it finished", use(async (b) => {
+    const [first] = await b.enqueue({ jobs: [newJob({ key: "report:1" })], now: T0 });
+    const [again] = await b.enqueue({ jobs: [newJob({ id: uuidv7(T0), key: "report:1" })], now: T0 + 1 });
+    assert.equal(first?.created, true);
+    assert.equal(again?.created, false);
+    assert.equal(again?.job.id, first?.job.id);
+
+    const claimed = await claimOne(b, T0 + 2);
+    const [whileActive] = await b.enqueue({ jobs: [newJob({ id: uuidv7(T0), key: "report:1" })], now: T0 + 3 });
+    assert.equal(whileActive?.job.id, first?.job.id, "an active job still holds its key");
+    await b.complete([{ id: claimed.job.id, token: claimed.token, resultJson: "null" }], T0 + 4);
+
+    const [after] = await b.enqueue({ jobs: [newJob({ id: uuidv7(T0), key: "report:1" })], now: T0 + 5 });
+    assert.equal(after?.created, true);
+    assert.notEqual(after?.job.id, first?.job.id);
+  }));
+
+  it("the same key twice in one batch yields one job", use(async (b) => {
+    const results = await b.enqueue({ jobs: [newJob({ id: uuidv7(T0), key: "k" }), newJob({ id: uuidv7(T0), key: "k" })], now: T0 });
+    assert.deepEqual(results.map((r) => r.created), [true, false]);
+    assert.equal(results[0]?.job.id, results[1]?.job.id);
+  }));
+
+  it("a batch is atomic: when one job cannot be stored, none is", use(async (b) => {
+    const existing = await enqueueOne(b);
+    const fresh = uuidv7(T0);
+    await assert.rejects(b.enqueue({ jobs: [newJob({ id: fresh }), newJob({ id: existing })], now: T0 }));
+    assert.equal(await b.getJob(fresh), undefined);
+  }));
+
+  it("announces changes to watchers", use(async (b) => {
+    let calls = 0;
+    const stop = b.watch(() => calls++);
+    const seen = new Promise<void>((resolve) => {
+      const s = b.watch(() => {
+        s();
+        resolve();
+      });
+    });
+    await enqueueOne(b);
+    await seen;
+    stop();
+    assert.ok(calls >= 1);
+  }));
+}

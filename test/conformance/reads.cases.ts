@@ -1,0 +1,97 @@
+// Read models: get, list, counts, the event feed; pruning by retention.
+import assert from "node:assert/strict";
+import { it } from "node:test";
+import { uuidv7 } from "../../src/core/ids.ts";
+import { type UseBackend, T0, attemptError, claimOne, enqueueOne, newJob } from "./fixtures.ts";
+
+const DAY = 86_400_000;
+
+export function readCases(use: UseBackend): void {
+  it("getJob of an unknown id is undefined", use(async (b) => {
+    assert.equal(await b.getJob("01890000-0000-7000-8000-000000000000"), undefined);
+  }));
+
+  it("counts jobs per queue and state, with the oldest queued job's run time", use(async (b) => {
+    await enqueueOne(b, { runAt: T0 - 5_000 });
+    await enqueueOne(b, { runAt: T0 - 1_000 });
+    await enqueueOne(b, { runAt: T0 + 60_000 });
+    await enqueueOne(b, { queue: "mail" });
+    const c = await claimOne(b, T0, ["mail"]);
+    await b.fail({ id: c.job.id, token: c.token, error: attemptError(1), retryAt: undefined, now: T0 });
+    const counts = await b.counts();
+    const q = counts.find((x) => x.queue === "q");
+    const mail = counts.find((x) => x.queue === "mail");
+    assert.deepEqual(q?.counts, { scheduled: 1, queued: 2, active: 0, retrying: 0, succeeded: 0, failed: 0, cancelled: 0 });
+    assert.equal(q?.oldestQueuedAt, T0 - 5_000);
+    assert.equal(mail?.counts.failed, 1);
+    assert.equal(mail?.oldestQueuedAt, undefined);
+  }));
+
+  it("lists newest first, filtered by state, queue and task, with a cursor", use(async (b) => {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push(await enqueueOne(b, { id: uuidv7(T0 + i), task: i % 2 ? "odd" : "even" }, T0 + i));
+    await enqueueOne(b, { id: uuidv7(T0 + 10), queue: "other" }, T0 + 10);
+    const page1 = await b.listJobs({ queue: "q", limit: 2 });
+    assert.deepEqual(page1.map((j) => j.id), [ids[4], ids[3]]);
+    const page2 = await b.listJobs({ queue: "q", limit: 10, before: page1.at(-1)?.id });
+    assert.deepEqual(page2.map((j) => j.id), [ids[2], ids[1], ids[0]]);
+    assert.deepEqual((await b.listJobs({ task: "odd", limit: 10 })).map((j) => j.id), [ids[3], ids[1]]);
+    assert.equal((await b.listJobs({ state: "queued", limit: 100 })).length, 6);
+    assert.equal((await b.listJobs({ state: "failed", limit: 100 })).length, 0);
+  }));
+
+  it("the event feed records transitions, progress and logs, with increasing ids", use(async (b) => {
+    const id = await enqueueOne(b);
+    const other = await enqueueOne(b, { queue: "other" });
+    const c = await claimOne(b, T0 + 1);
+    assert.equal(await b.progress({ id, token: c.token, progress: 0.25, message: "page 1", now: T0 + 2 }), "OK");
+    assert.equal(await b.log({ id, token: c.token, line: "hello", now: T0 + 3 }), "OK");
+    assert.deepEqual(await b.complete([{ id, token: c.token, resultJson: "1" }], T0 + 4), ["OK"]);
+    const job = await b.getJob(id);
+    assert.equal(job?.progress, 0.25);
+    assert.equal(job?.progressMessage, "page 1");
+
+    const events = await b.readEvents({ jobId: id, afterId: 0, limit: 100 });
+    assert.deepEqual(events.map((e) => [e.type, e.data["state"] ?? e.data["progress"] ?? e.data["line"]]), [
+      ["state", "queued"], ["state", "active"], ["progress", 0.25], ["log", "hello"], ["state", "succeeded"],
+    ]);
+    assert.ok(events.every((e) => e.jobId === id));
+    for (let i = 1; i < events.length; i++) assert.ok((events[i]?.id ?? 0) > (events[i - 1]?.id ?? 0));
+    assert.equal(events[2]?.data["message"], "page 1");
+    assert.equal(events[2]?.at, T0 + 2);
+
+    const resumed = await b.readEvents({ jobId: id, afterId: events[1]?.id ?? 0, limit: 100 });
+    assert.deepEqual(resumed.map((e) => e.id), events.slice(2).map((e) => e.id), "resuming after an id loses and repeats nothing");
+    const all = await b.readEvents({ afterId: 0, limit: 100 });
+    assert.ok(all.some((e) => e.jobId === other));
+    assert.equal((await b.readEvents({ afterId: 0, limit: 2 })).length, 2);
+  }));
+
+  it("prune deletes finished jobs past their retention, and nothing unfinished", use(async (b) => {
+    const retention = { succeeded: 7 * DAY, failed: 30 * DAY, cancelled: 7 * DAY };
+    const done = await enqueueOne(b);
+    const c = await claimOne(b);
+    await b.complete([{ id: done, token: c.token, resultJson: "1" }], T0);
+    const dead = await enqueueOne(b, { maxAttempts: 1, queue: "d" });
+    const cd = await claimOne(b, T0, ["d"]);
+    await b.fail({ id: dead, token: cd.token, error: attemptError(1), retryAt: undefined, now: T0 });
+    const cancelled = await enqueueOne(b);
+    await b.cancel(cancelled, T0);
+    const waiting = await enqueueOne(b, { runAt: T0 + 100 * DAY });
+
+    assert.equal(await b.prune(retention, T0 + 7 * DAY), 0, "kept until the retention has passed");
+    assert.equal(await b.prune(retention, T0 + 7 * DAY + 1), 2);
+    assert.equal(await b.getJob(done), undefined);
+    assert.equal(await b.getJob(cancelled), undefined);
+    assert.equal((await b.getJob(dead))?.state, "failed");
+    assert.deepEqual(await b.readEvents({ jobId: done, afterId: 0, limit: 10 }), [], "events go with their job");
+    assert.equal(await b.prune(retention, T0 + 31 * DAY), 1);
+    assert.equal((await b.getJob(waiting))?.state, "scheduled");
+  }));
+
+  it("stores payloads as given, unicode included", use(async (b) => {
+    const payload = { name: "Zoë 🚀", list: [1, 2.5, null, true], nested: { deep: { "ключ": "значение" } } };
+    const [r] = await b.enqueue({ jobs: [newJob({ payloadJson: JSON.stringify(payload) })], now: T0 });
+    assert.deepEqual((await b.getJob(r?.job.id ?? ""))?.payload, payload);
+  }));
+}

@@ -1,0 +1,184 @@
+// The worker and the public API on top of a backend, driven by a fake clock: backoff, Retry,
+// Permanent, retryIf, cancel of an active job, timeouts, unknown tasks, results.
+import assert from "node:assert/strict";
+import { it } from "node:test";
+import type { Backend } from "../../src/backend/backend.ts";
+import { Offload, Permanent, Retry, JobFailedError, JobCancelledError } from "../../src/index.ts";
+import { FakeClock, nextEvent } from "../../src/testing/index.ts";
+import type { UseBackend } from "./fixtures.ts";
+
+type Body = (ctx: { offload: Offload; clock: FakeClock; backend: Backend }) => Promise<void>;
+
+function withOffload(use: UseBackend, body: Body): () => Promise<void> {
+  return use(async (backend) => {
+    const clock = new FakeClock();
+    const offload = new Offload({ backend, clock });
+    try {
+      await body({ offload, clock, backend });
+    } finally {
+      await offload.close();
+    }
+  });
+}
+
+export function workerCases(use: UseBackend): void {
+  it("runs a job and hands its typed result to job.result()", withOffload(use, async ({ offload }) => {
+    const add = offload.task({ name: "add", run: (p: { a: number; b: number }) => ({ sum: p.a + p.b }) });
+    const worker = offload.worker({ concurrency: 2 });
+    await worker.start();
+    const job = await add.enqueue({ a: 2, b: 3 });
+    const result: { sum: number } = await job.result();
+    assert.deepEqual(result, { sum: 5 });
+    assert.equal(await job.state(), "succeeded");
+  }));
+
+  it("retries with the task's backoff, on the clock", withOffload(use, async ({ offload, clock }) => {
+    let runs = 0;
+    const flaky = offload.task({
+      name: "flaky",
+      retry: { attempts: 3, base: "10s", jitter: false },
+      run: () => {
+        runs++;
+        if (runs < 3) throw new Error(`try ${runs}`);
+        return "ok";
+      },
+    });
+    const worker = offload.worker();
+    await worker.start();
+    const firstRetry = nextEvent(worker, "retrying");
+    const job = await flaky.enqueue(null);
+    const r1 = await firstRetry;
+    assert.equal(r1.retryAt, clock.now() + 10_000, "first backoff is the base");
+    const secondRetry = nextEvent(worker, "retrying");
+    clock.advance(10_000);
+    const r2 = await secondRetry;
+    assert.equal(r2.retryAt, clock.now() + 20_000, "then it doubles");
+    const done = nextEvent(worker, "succeeded");
+    clock.advance(19_999);
+    assert.equal(await job.state(), "retrying");
+    clock.advance(1);
+    await done;
+    const stored = await job.get();
+    assert.equal(stored.attempt, 3);
+    assert.deepEqual(stored.errors.map((e) => e.message), ["try 1", "try 2"]);
+  }));
+
+  it("Retry({ in }) overrides the backoff; Permanent and retryIf fail at once", withOffload(use, async ({ offload, clock }) => {
+    const snooze = offload.task({ name: "snooze", run: (_: null, ctx) => {
+      if (ctx.attempt === 1) throw new Retry({ in: "5m" });
+      return ctx.attempt;
+    } });
+    const perm = offload.task({ name: "perm", retry: { attempts: 5 }, run: () => {
+      throw new Permanent(new Error("bad address"));
+    } });
+    const http = offload.task({ name: "http", retry: { attempts: 5 }, retryIf: (e) => !e.message.startsWith("4"), run: () => {
+      throw new Error("404 not found");
+    } });
+    const worker = offload.worker();
+    await worker.start();
+    const retried = nextEvent(worker, "retrying");
+    const s = await snooze.enqueue(null);
+    assert.equal((await retried).retryAt, clock.now() + 300_000);
+    const p = await perm.enqueue(null);
+    await assert.rejects(p.result(), (e: unknown) => e instanceof JobFailedError && /bad address/.test(e.message));
+    assert.equal((await p.get()).attempt, 1);
+    const h = await http.enqueue(null);
+    await assert.rejects(h.result(), JobFailedError);
+    assert.equal((await h.get()).attempt, 1);
+    clock.advance(300_000);
+    assert.equal(await s.result(), 2);
+  }));
+
+  it("cancelling an active job aborts its signal and ends it cancelled", withOffload(use, async ({ offload, clock }) => {
+    let sawAbort = false;
+    const slow = offload.task({ name: "slow", run: (_: null, ctx) => new Promise((_resolve, reject) => {
+      ctx.signal.addEventListener("abort", () => {
+        sawAbort = true;
+        reject(ctx.signal.reason as Error);
+      });
+    }) });
+    const worker = offload.worker({ heartbeat: "1s", lease: "10s" });
+    await worker.start();
+    const started = nextEvent(worker, "started");
+    const job = await slow.enqueue(null);
+    await started;
+    await job.cancel();
+    const cancelled = nextEvent(worker, "cancelled");
+    clock.advance(1_000); // the next heartbeat carries the cancel request
+    await cancelled;
+    assert.ok(sawAbort);
+    assert.equal(await job.state(), "cancelled");
+    await assert.rejects(job.result(), JobCancelledError);
+  }));
+
+  it("a job over its timeout is aborted and counts as a failed attempt", withOffload(use, async ({ offload, clock }) => {
+    const hang = offload.task({ name: "hang", timeout: "30s", retry: { attempts: 1 }, run: (_: null, ctx) => new Promise((_r, reject) => {
+      ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason as Error));
+    }) });
+    const worker = offload.worker({ lease: "5m" });
+    await worker.start();
+    const started = nextEvent(worker, "started");
+    const failed = nextEvent(worker, "failed");
+    const job = await hang.enqueue(null);
+    await started;
+    clock.advance(30_000);
+    const event = await failed;
+    assert.equal(event.error.name, "TaskTimeoutError");
+    assert.equal((await job.get()).errors[0]?.name, "TaskTimeoutError");
+  }));
+
+  it("a job of a task this worker does not know fails permanently, naming the task", withOffload(use, async ({ offload, backend, clock }) => {
+    offload.task({ name: "known", run: () => 1 });
+    const worker = offload.worker({ queues: ["default"] });
+    await worker.start();
+    const failed = nextEvent(worker, "failed");
+    await backend.enqueue({
+      jobs: [{ id: "01890000-0000-7000-8000-0000000000aa", task: "ghost", queue: "default", payloadJson: "{}", priority: 0, runAt: clock.now(), maxAttempts: 5, key: undefined, owner: undefined }],
+      now: clock.now(),
+    });
+    const event = await failed;
+    assert.equal(event.error.name, "UnknownTaskError");
+    assert.match(event.error.message, /ghost/);
+    assert.equal((await offload.job(event.job.id).get()).attempt, 1, "no crash loop: one attempt");
+  }));
+
+  it("progress and logs from a handler reach the job and its events before the outcome", withOffload(use, async ({ offload }) => {
+    const report = offload.task({ name: "report", run: async (_: null, ctx) => {
+      await ctx.progress(0.5, "half way");
+      ctx.log("rendered page 1");
+      return "done";
+    } });
+    const worker = offload.worker();
+    await worker.start();
+    const job = await report.enqueue(null);
+    assert.equal(await job.result(), "done");
+    const stored = await job.get();
+    assert.equal(stored.progress, 0.5);
+    assert.equal(stored.progressMessage, "half way");
+    const events = await offload.jobs.events({ jobId: job.id, afterId: 0 });
+    const log = events.findIndex((e) => e.type === "log");
+    const succeeded = events.findIndex((e) => e.type === "state" && e.data["state"] === "succeeded");
+    assert.ok(log >= 0 && log < succeeded, "the log line was written before the job succeeded");
+  }));
+
+  it("stop() hands active jobs back to queued once the grace period is over", withOffload(use, async ({ offload, clock }) => {
+    const stuck = offload.task({ name: "stuck", run: (_: null, ctx) => new Promise((_r, reject) => {
+      ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason as Error));
+    }) });
+    const worker = offload.worker({ concurrency: 3 });
+    await worker.start();
+    const jobs = await stuck.enqueueMany([null, null, null]);
+    while (worker.active.length < 3) await nextEvent(worker, "started");
+    const graceStarted = clock.sleeping(5_000);
+    const stopping = worker.stop({ grace: "5s" });
+    await graceStarted;
+    assert.equal(worker.active.length, 3, "jobs keep running during the grace period");
+    clock.advance(5_000);
+    await stopping;
+    for (const j of jobs) {
+      const job = await j.get();
+      assert.equal(job.state, "queued");
+      assert.equal(job.attempt, 0);
+    }
+  }));
+}
