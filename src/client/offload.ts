@@ -13,6 +13,8 @@ import { JobService } from "./job-service.ts";
 import { InlineRunner } from "./inline-runner.ts";
 import { defineTask } from "./define-task.ts";
 import type { Task, TaskDefinition, TaskDefinitionWithSchema } from "./task.ts";
+import { type ArtifactStore, jobArtifacts } from "../artifacts/store.ts";
+import { LocalFolderStore } from "../artifacts/local-folder-store.ts";
 
 export interface OffloadOptions {
   /** A backend URL (sqlite://file.db, sqlite::memory:, ...) or an opened Backend. Default: $OFFLOAD_URL, else sqlite://./offload.db. */
@@ -26,6 +28,8 @@ export interface OffloadOptions {
   readonly maxResultBytes?: number;
   /** How long finished jobs are kept. Defaults: succeeded 7d, failed 30d, cancelled 7d. */
   readonly retention?: { readonly succeeded?: Duration; readonly failed?: Duration; readonly cancelled?: Duration };
+  /** Where `ctx.artifacts.put()` stores files. Default: a LocalFolderStore at $OFFLOAD_ARTIFACTS_DIR or ./.offload/artifacts. */
+  readonly artifacts?: ArtifactStore;
 }
 
 export class Offload {
@@ -38,6 +42,7 @@ export class Offload {
   readonly maxPayloadBytes: number;
   readonly maxResultBytes: number;
   readonly retention: Retention;
+  readonly artifacts: ArtifactStore;
   #backend: Promise<Backend> | undefined;
   readonly #given: Backend | undefined;
   readonly #workers = new Set<Worker>();
@@ -56,6 +61,7 @@ export class Offload {
       failed: toMs(options.retention?.failed ?? "30d", "retention.failed"),
       cancelled: toMs(options.retention?.cancelled ?? "7d", "retention.cancelled"),
     };
+    this.artifacts = options.artifacts ?? new LocalFolderStore();
     this.jobs = new JobService(() => this.backend(), this.clock, this.retention);
     this.#inline = this.mode === "inline" ? new InlineRunner(this) : undefined;
   }
@@ -71,7 +77,10 @@ export class Offload {
   task<P, R>(definition: TaskDefinition<P, R>): Task<P, Awaited<R>>;
   task(definition: TaskDefinition<unknown, unknown> | TaskDefinitionWithSchema<StandardSchemaV1, unknown>): Task<unknown, unknown> {
     const { task, registered } = defineTask(this, definition, this.#inline);
-    this.registry.add(registered);
+    // Binds ctx.artifacts to this instance's store, whichever worker or inline runner runs the job.
+    const bound = (payload: unknown, ctx: Parameters<typeof registered.run>[1]): Promise<unknown> =>
+      registered.run(payload, { ...ctx, artifacts: jobArtifacts(() => this.artifacts, ctx.job.id) });
+    this.registry.add({ ...registered, run: bound });
     return task;
   }
 

@@ -3,6 +3,7 @@ import type { RetryOptions, RetryPolicy } from "../core/backoff.ts";
 import type { Duration } from "../core/duration.ts";
 import type { JobRecord } from "../core/job.ts";
 import type { StandardSchemaV1 } from "../core/schema.ts";
+import type { JobArtifacts } from "../artifacts/store.ts";
 import type { JobHandle } from "./job-handle.ts";
 
 /** What a handler receives besides its payload. */
@@ -16,6 +17,8 @@ export interface JobContext {
   progress(fraction: number, message?: string): Promise<void>;
   /** Appends a log line to the job's event feed. Written before the job is acknowledged. */
   log(line: string): void;
+  /** Stores files for this job (`put(name, bytes | stream)`); offload/http serves them by signed URL. */
+  readonly artifacts: JobArtifacts;
 }
 
 export interface EnqueueOptions {

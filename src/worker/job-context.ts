@@ -4,6 +4,12 @@ import type { Backend } from "../backend/backend.ts";
 import type { Clock } from "../core/clock.ts";
 import type { ClaimedJob } from "../core/job.ts";
 import type { JobContext } from "../client/task.ts";
+import { jobArtifacts } from "../artifacts/store.ts";
+import { LocalFolderStore } from "../artifacts/local-folder-store.ts";
+
+// The default store for workers built without an Offload instance; Offload binds its own.
+let defaultStore: LocalFolderStore | undefined;
+const defaultArtifactStore = (): LocalFolderStore => (defaultStore ??= new LocalFolderStore());
 
 export function makeJobContext(
   backend: Backend,
@@ -27,5 +33,6 @@ export function makeJobContext(
     log: (line) => {
       track(backend.log({ id: job.id, token, line: String(line), now: deps.clock.now() })).catch(deps.report);
     },
+    artifacts: jobArtifacts(defaultArtifactStore, job.id),
   };
 }

@@ -1,0 +1,136 @@
+// GET /jobs/:id/events: one job's event feed as Server-Sent Events.
+//
+// Invariants:
+// - every SSE id is the feed's own numeric event id, and events go out in id order, so a client
+//   that reconnects with Last-Event-ID gets exactly the events after the last one it saw: none
+//   lost, none repeated;
+// - the stream wakes on the backend's change signal (which also fires for writes by worker
+//   processes), re-reads the feed after the last id, and polls slowly as a safety net;
+// - the final `result` event carries the job's public view and no id (it is not a feed event);
+//   the stream then ends. A client that resumes after the end gets the `result` again;
+// - when the client goes away the watch subscription and timers are released at once.
+import type { Context } from "hono";
+import { streamSSE, type SSEStreamingApi } from "hono/streaming";
+import type { JobService } from "../client/job-service.ts";
+import { systemClock } from "../core/clock.ts";
+import type { JobEvent } from "../backend/backend.ts";
+import { type JobRecord, isFinished, isJobState } from "../core/job.ts";
+import { Wakeup } from "../core/wakeup.ts";
+import type { PublicJob } from "./job-view.ts";
+
+/** Events read per round trip; a full batch means "read again before waiting". */
+const BATCH = 200;
+/** Tells EventSource how soon to reconnect after a dropped connection. */
+const RECONNECT_MS = 1_000;
+
+export type Subscribe = (listener: () => void) => Promise<() => void>;
+
+export interface EventStreamDeps {
+  readonly jobs: JobService;
+  /** Subscribes to the backend's change signal; resolves with the unsubscribe function. */
+  readonly subscribe: Subscribe;
+  readonly view: (job: JobRecord) => Promise<PublicJob>;
+  readonly tracker: StreamTracker;
+  readonly pollMs: number;
+  readonly keepAliveMs: number;
+}
+
+/** Counts open streams (each holds one watch subscription), so tests and metrics can see leaks. */
+export class StreamTracker {
+  #open = 0;
+  #waiters: Array<() => void> = [];
+
+  get open(): number {
+    return this.#open;
+  }
+
+  opened(): void {
+    this.#open++;
+  }
+
+  closed(): void {
+    this.#open--;
+    if (this.#open > 0) return;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  /** Resolves once no stream is open. */
+  idle(): Promise<void> {
+    if (this.#open === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+}
+
+/** Last-Event-ID (header, or ?lastEventId= for a first connection): undefined when malformed. */
+export function resumeAfter(request: Request): number | undefined {
+  const raw = request.headers.get("last-event-id") ?? new URL(request.url).searchParams.get("lastEventId") ?? "0";
+  if (!/^\d{1,15}$/.test(raw.trim())) return undefined;
+  return Number(raw.trim());
+}
+
+export function jobEventStream(c: Context, job: JobRecord, afterId: number, deps: EventStreamDeps): Response {
+  const response = streamSSE(c, async (stream) => {
+    const gone = new AbortController();
+    const leave = (): void => gone.abort();
+    stream.onAbort(leave);
+    c.req.raw.signal.addEventListener("abort", leave, { once: true });
+    const wakeup = new Wakeup();
+    const unsubscribe = await deps.subscribe(() => wakeup.notify());
+    deps.tracker.opened();
+    try {
+      await pump(stream, job, afterId, { wakeup, signal: gone.signal }, deps);
+    } finally {
+      unsubscribe();
+      deps.tracker.closed();
+      c.req.raw.signal.removeEventListener("abort", leave);
+    }
+  });
+  // Proxies (nginx) must not buffer the stream.
+  response.headers.set("x-accel-buffering", "no");
+  return response;
+}
+
+async function pump(
+  stream: SSEStreamingApi,
+  job: JobRecord,
+  afterId: number,
+  live: { readonly wakeup: Wakeup; readonly signal: AbortSignal },
+  deps: EventStreamDeps,
+): Promise<void> {
+  let after = afterId;
+  // A job already finished when we looked has all its events in the feed: send them and end.
+  let done = isFinished(job.state);
+  let lastWrite = Date.now();
+  await stream.write(`retry: ${RECONNECT_MS}\n\n`);
+  while (!live.signal.aborted) {
+    const events = await deps.jobs.events({ jobId: job.id, afterId: after, limit: BATCH });
+    for (const event of events) {
+      await stream.writeSSE({ id: String(event.id), event: event.type, data: JSON.stringify(eventData(event)) });
+      after = event.id;
+      if (event.type === "state" && isJobState(event.data["state"]) && isFinished(event.data["state"])) done = true;
+    }
+    if (events.length > 0) lastWrite = Date.now();
+    if (events.length === BATCH) continue;
+    if (done) break;
+    if (Date.now() - lastWrite >= deps.keepAliveMs) {
+      await stream.write(": keep-alive\n\n");
+      lastWrite = Date.now();
+    }
+    const notified = await live.wakeup.wait(deps.pollMs, systemClock, live.signal);
+    if (!notified && !live.signal.aborted) {
+      // Safety net for a missed signal or a pruned feed: look at the job itself.
+      const current = await deps.jobs.find(job.id);
+      if (!current) return;
+      if (isFinished(current.state)) done = true; // read the feed once more, then end
+    }
+  }
+  if (live.signal.aborted) return;
+  const final = await deps.jobs.find(job.id);
+  if (final) await stream.writeSSE({ event: "result", data: JSON.stringify(await deps.view(final)) });
+}
+
+function eventData(event: JobEvent): Record<string, unknown> {
+  return { ...event.data, at: new Date(event.at).toISOString() };
+}

@@ -1,0 +1,166 @@
+// offload/http: the 202 pattern as Web-standard handlers (Request → Response, Hono inside).
+//
+//   GET  {base}/:id                       the job's public JSON view
+//   GET  {base}/:id/events                its events as SSE (resumes with Last-Event-ID)
+//   POST {base}/:id/cancel                cancel it
+//   GET  {base}/:id/artifacts/:name?...   a file it stored, by signed URL
+//
+// Every read and action goes through the JobService; only the change signal (watch) is taken
+// from the backend, to wake SSE streams. Malformed id → 400, unknown → 404, not allowed → 403,
+// always as JSON, never with a stack.
+import { Hono } from "hono";
+import { Signer } from "../artifacts/signer.ts";
+import { isArtifactName } from "../artifacts/store.ts";
+import type { Offload } from "../client/offload.ts";
+import type { Clock } from "../core/clock.ts";
+import { type Duration, toMs } from "../core/duration.ts";
+import { InvalidStateError, JobNotFoundError } from "../core/errors.ts";
+import { isJobId } from "../core/ids.ts";
+import type { JobRecord } from "../core/job.ts";
+import { type Authorize, type JobAction, createJobToken, isAllowed } from "./access.ts";
+import { serveArtifact, signedArtifactPath } from "./artifact-route.ts";
+import { StreamTracker, jobEventStream, resumeAfter } from "./event-stream.ts";
+import { type PublicJob, publicJob } from "./job-view.ts";
+import { badRequest, forbidden, internalError, json, jsonError, notFound } from "./responses.ts";
+
+export interface JobsHttpOptions {
+  readonly offload: Offload;
+  /** Key for signed URLs and job tokens (≥ 16 bytes). Every web process must share it. */
+  readonly secret: string | Uint8Array;
+  /** Where the routes live. Default "/jobs". */
+  readonly basePath?: string;
+  /** Who may read or cancel a job, besides token holders. Default: jobs without an owner only. */
+  readonly authorize?: Authorize;
+  /** Lifetime of tokens from tokenFor()/accepted(). Default "1h". */
+  readonly tokenTtl?: Duration;
+  /** Lifetime of artifact download URLs. Default "15m". */
+  readonly urlTtl?: Duration;
+  /** SSE safety-net poll, for a missed change signal. Default "1s". */
+  readonly pollInterval?: Duration;
+  /** SSE comment sent on a quiet stream so proxies keep it open. Default "15s". */
+  readonly keepAlive?: Duration;
+  /** Time for token and URL expiry. Default: the Offload instance's clock. */
+  readonly clock?: Clock;
+  /** Called with unexpected errors (the client only gets a 500 without detail). */
+  readonly onError?: (error: unknown) => void;
+}
+
+export interface AcceptedOptions {
+  /** Put a read token for this job in the body (for a browser without the app's session). Default true. */
+  readonly token?: boolean;
+  /** Let the token also cancel the job. Default false. */
+  readonly cancel?: boolean;
+  /** Extra fields for the body. */
+  readonly body?: Readonly<Record<string, unknown>>;
+}
+
+export interface JobsHttp {
+  /** The Web-standard handler: mount it under `basePath`. Paths outside it get a JSON 404. */
+  readonly fetch: (request: Request) => Promise<Response>;
+  readonly basePath: string;
+  /** `202 Accepted`, `Location: {base}/:id`, and a JSON body with links (and a token) to follow the job. */
+  accepted(job: { readonly id: string }, options?: AcceptedOptions): Response;
+  /** A signed token that lets its holder read (and optionally cancel) one job until it expires. */
+  tokenFor(jobId: string, options?: { readonly ttl?: Duration; readonly cancel?: boolean }): string;
+  /** A signed, expiring download path for one artifact. */
+  artifactUrl(jobId: string, name: string): string;
+  /** The public JSON view of a job, as GET {base}/:id answers it. */
+  view(job: JobRecord): Promise<PublicJob>;
+  /** Open SSE streams; each holds one change subscription. */
+  readonly streams: { readonly open: number; idle(): Promise<void> };
+}
+
+export function createJobsHttp(options: JobsHttpOptions): JobsHttp {
+  const { offload } = options;
+  const basePath = normalizeBase(options.basePath ?? "/jobs");
+  const signer = new Signer(options.secret, options.clock ?? offload.clock);
+  const tokenTtlMs = toMs(options.tokenTtl ?? "1h", "tokenTtl");
+  const urlTtlMs = toMs(options.urlTtl ?? "15m", "urlTtl");
+  const tracker = new StreamTracker();
+  const report = options.onError ?? ((error: unknown) => console.error("offload/http:", error));
+
+  const artifactUrl = (jobId: string, name: string): string => signedArtifactPath(signer, basePath, jobId, name, urlTtlMs);
+  const view = async (job: JobRecord): Promise<PublicJob> => publicJob(job, await offload.artifacts.list(job.id), { basePath, artifactUrl });
+  const tokenFor = (jobId: string, o: { ttl?: Duration; cancel?: boolean } = {}): string =>
+    createJobToken(signer, jobId, { ttlMs: o.ttl === undefined ? tokenTtlMs : toMs(o.ttl, "ttl"), cancel: o.cancel ?? false });
+
+  /** 400 / 404 / 403, or the job when the request may do `action` on it. */
+  async function load(request: Request, id: string, action: JobAction): Promise<JobRecord | Response> {
+    if (!isJobId(id)) return badRequest("malformed job id");
+    const job = await offload.jobs.find(id);
+    if (!job) return notFound("job not found");
+    const allowed = await isAllowed(request, job, action, { signer, authorize: options.authorize });
+    return allowed ? job : forbidden();
+  }
+
+  const app = new Hono().basePath(basePath);
+  app.get("/:id", async (c) => {
+    const job = await load(c.req.raw, c.req.param("id"), "read");
+    return job instanceof Response ? job : json(await view(job));
+  });
+  app.get("/:id/events", async (c) => {
+    const afterId = resumeAfter(c.req.raw);
+    if (afterId === undefined) return badRequest("malformed Last-Event-ID");
+    const job = await load(c.req.raw, c.req.param("id"), "read");
+    if (job instanceof Response) return job;
+    return jobEventStream(c, job, afterId, {
+      jobs: offload.jobs, view, tracker, subscribe: async (listener) => (await offload.backend()).watch(listener),
+      pollMs: toMs(options.pollInterval ?? "1s", "pollInterval"), keepAliveMs: toMs(options.keepAlive ?? "15s", "keepAlive"),
+    });
+  });
+  app.post("/:id/cancel", async (c) => {
+    const job = await load(c.req.raw, c.req.param("id"), "cancel");
+    if (job instanceof Response) return job;
+    // Cancelling twice is fine; cancelling what already ended another way is a conflict.
+    if (job.state === "succeeded" || job.state === "failed") return jsonError(409, "CONFLICT", `job is already ${job.state}`);
+    try {
+      await offload.jobs.cancel(job.id);
+    } catch (error) {
+      if (error instanceof InvalidStateError) return jsonError(409, "CONFLICT", `job is already ${error.state}`);
+      if (error instanceof JobNotFoundError) return notFound("job not found");
+      throw error;
+    }
+    const after = await offload.jobs.find(job.id);
+    if (!after) return notFound("job not found");
+    // An active job stops at its worker's next heartbeat: accepted, not done yet.
+    return json(await view(after), after.state === "cancelled" ? 200 : 202);
+  });
+  app.get("/:id/artifacts/:name", async (c) => {
+    const id = c.req.param("id");
+    const name = c.req.param("name");
+    if (!isJobId(id) || !isArtifactName(name)) return badRequest("malformed artifact path");
+    return serveArtifact(c.req.raw, { jobId: id, name }, { signer, store: offload.artifacts });
+  });
+  app.notFound(() => notFound());
+  app.onError((error) => {
+    report(error);
+    return internalError();
+  });
+
+  return {
+    fetch: async (request) => app.fetch(request),
+    basePath,
+    accepted(job, o = {}) {
+      const self = `${basePath}/${job.id}`;
+      const token = o.token === false ? undefined : tokenFor(job.id, { cancel: o.cancel ?? false });
+      const query = token === undefined ? "" : `?token=${token}`;
+      const body = {
+        ...o.body,
+        id: job.id,
+        state: "accepted",
+        links: { self: `${self}${query}`, events: `${self}/events${query}`, cancel: `${self}/cancel${query}` },
+        ...(token === undefined ? {} : { token }),
+      };
+      return json(body, 202, { location: self });
+    },
+    tokenFor,
+    artifactUrl,
+    view,
+    streams: { get open() { return tracker.open; }, idle: () => tracker.idle() },
+  };
+}
+
+function normalizeBase(path: string): string {
+  const trimmed = path.replace(/\/+$/, "");
+  return trimmed === "" ? "" : trimmed.startsWith("/") ? trimmed : `/${trimmed}`;
+}

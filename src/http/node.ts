@@ -1,0 +1,95 @@
+// Runs a Web-standard handler on node:http (and so in Express and Fastify, which sit on it).
+// Two things matter for SSE: headers go out at once, and when the client goes away the
+// response body is cancelled and the request's signal aborted, so the stream frees what it holds.
+// Express strips its mount path from req.url; req.originalUrl keeps it, and the handlers route
+// on the full path.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Readable } from "node:stream";
+
+type FetchHandler = (request: Request) => Promise<Response> | Response;
+/** A plain node request listener: errors are answered (or the socket closed), never thrown. */
+type NodeListener = (req: IncomingMessage, res: ServerResponse) => void;
+
+export function toNodeListener(handler: FetchHandler): NodeListener {
+  return (req, res) => {
+    void serve(handler, req, res);
+  };
+}
+
+async function serve(handler: FetchHandler, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const controller = new AbortController();
+  const abort = (): void => controller.abort();
+  res.once("close", abort);
+  try {
+    const response = await handler(toRequest(req, controller.signal));
+    await sendResponse(res, response, controller.signal);
+  } catch (error) {
+    console.error("offload/http:", error);
+    if (!res.headersSent) {
+      res.writeHead(500, { "content-type": "application/json; charset=utf-8" });
+      res.end(JSON.stringify({ error: { code: "INTERNAL", message: "internal error" } }));
+    } else {
+      res.destroy();
+    }
+  } finally {
+    res.off("close", abort);
+  }
+}
+
+function toRequest(req: IncomingMessage, signal: AbortSignal): Request {
+  const path = (req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url ?? "/";
+  const host = req.headers.host ?? "localhost";
+  const protocol = "encrypted" in req.socket && req.socket.encrypted ? "https" : "http";
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (Array.isArray(value)) for (const v of value) headers.append(name, v);
+    else if (value !== undefined) headers.set(name, value);
+  }
+  const method = req.method ?? "GET";
+  const hasBody = method !== "GET" && method !== "HEAD" && !req.readableEnded;
+  const init: RequestInit & { duplex?: "half" } = { method, headers, signal };
+  if (hasBody) {
+    init.body = Readable.toWeb(req) as ReadableStream<Uint8Array>;
+    init.duplex = "half";
+  }
+  return new Request(new URL(path, `${protocol}://${host}`), init);
+}
+
+/** Writes a Web Response to a node response, streaming its body with backpressure. */
+export async function sendResponse(res: ServerResponse, response: Response, signal?: AbortSignal): Promise<void> {
+  const headers: Record<string, string | string[]> = {};
+  response.headers.forEach((value, name) => {
+    if (name !== "set-cookie") headers[name] = value;
+  });
+  const cookies = response.headers.getSetCookie();
+  if (cookies.length > 0) headers["set-cookie"] = cookies;
+  res.writeHead(response.status, headers);
+  if (!response.body) {
+    res.end();
+    return;
+  }
+  res.flushHeaders();
+  const reader = response.body.getReader();
+  const cancel = (): void => {
+    reader.cancel().catch(() => {});
+  };
+  signal?.addEventListener("abort", cancel, { once: true });
+  res.once("close", cancel);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (!res.write(value)) await new Promise<void>((resolve) => {
+        res.once("drain", resolve);
+        res.once("close", resolve);
+      });
+      if (res.destroyed) break;
+    }
+    res.end();
+  } catch {
+    res.destroy(); // the body failed or was cancelled because the client left
+  } finally {
+    signal?.removeEventListener("abort", cancel);
+    res.off("close", cancel);
+  }
+}
