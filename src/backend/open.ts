@@ -21,8 +21,16 @@ export function sqlitePath(url: string): string {
   return resolve(rest);
 }
 
+async function openRedis(url: string): Promise<Backend> {
+  const { RedisBackend } = await import("./redis/redis-backend.ts");
+  return new RedisBackend({ url });
+}
+
 const LOADERS: Record<string, Loader> = {
   "sqlite:": openSqlite,
+  "redis:": openRedis,
+  "rediss:": openRedis,
+  "redis+cluster:": openRedis,
 };
 
 /** Adds a scheme, so adapters in their own folders plug in here without this file knowing them. */

@@ -1,0 +1,281 @@
+// The Redis backend (standalone, TLS, or Cluster). Each job is a hash; per-state indexes are
+// sorted sets; every state change is one Lua script (scripts/*.lua) guarded by the expected
+// state and the lease token. All keys of one prefix share one {hash tag}, so every script runs
+// on one Cluster slot; docs/redis.md explains that choice and its throughput trade-off.
+//
+// Invariants:
+// - `now` always comes from the caller and reaches the scripts as an argument (never TIME).
+// - The per-queue counters, the state indexes and the job hashes change together, in one script.
+// - Event ids come from one counter per prefix, so they increase across the whole backend.
+import { Cluster, type Redis } from "ioredis";
+import type { ClaimedJob, JobRecord, JobState } from "../../core/job.ts";
+import { JOB_STATES } from "../../core/job.ts";
+import { randomToken } from "../../core/ids.ts";
+import type {
+  AckStatus, Backend, CancelStatus, ClaimRequest, CompleteAck, EnqueueRequest, EnqueueResult,
+  FailRequest, FailStatus, HeartbeatRequest, HeartbeatResult, JobEvent, Lease, ListFilter,
+  QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus,
+} from "../backend.ts";
+import { ChangeFeed } from "./change-feed.ts";
+import { createClient, parseRedisUrl } from "./connection.ts";
+import { type Arg, type ScriptName, ScriptRunner } from "./scripts.ts";
+import { eventId, insertedRecord, toFields, toJobEvent, toJobRecord } from "./records.ts";
+
+export interface RedisBackendOptions {
+  /** redis://, rediss:// or redis+cluster:// URL; its ?prefix= and ?maxEvents= apply unless given below. */
+  readonly url?: string;
+  /** An ioredis client to use instead of a URL; the backend does not close it. */
+  readonly client?: Redis | Cluster;
+  /** Isolates one Offload installation (or one test) from others on the same server. Default "offload". */
+  readonly prefix?: string;
+  /** Size of the global event feed; older events are trimmed (a job's own events stay until it is pruned). Default 100000. */
+  readonly maxEvents?: number;
+}
+
+const PREFIX = /^[A-Za-z0-9_.:-]{1,100}$/;
+/** Jobs (or ids) one maintenance script call handles, so no call blocks the server for long. */
+const CHUNK = 1_000;
+
+type Writer = (name: ScriptName, now: number, args: readonly Arg[]) => Promise<unknown>;
+
+export class RedisBackend implements Backend {
+  readonly name = "redis";
+  readonly capabilities = { transactionalEnqueue: false, sharedAcrossProcesses: true };
+  /** The key prefix, hash tag included: "{offload}:". */
+  readonly keyPrefix: string;
+  readonly #client: Redis | Cluster;
+  readonly #ownsClient: boolean;
+  readonly #scripts: ScriptRunner;
+  readonly #feed: ChangeFeed;
+
+  constructor(options: RedisBackendOptions) {
+    const fromUrl = options.url === undefined ? undefined : parseRedisUrl(options.url).options;
+    const prefix = options.prefix ?? fromUrl?.prefix ?? "offload";
+    if (!PREFIX.test(prefix)) throw new Error(`redis prefix ${JSON.stringify(prefix)} must be 1-100 of A-Z a-z 0-9 _ . : -`);
+    const maxEvents = options.maxEvents ?? fromUrl?.maxEvents ?? 100_000;
+    this.keyPrefix = `{${prefix}}:`;
+    if (options.client) {
+      this.#client = options.client;
+      this.#ownsClient = false;
+    } else if (options.url !== undefined) {
+      this.#client = createClient(options.url);
+      this.#client.on("error", () => {}); // connection errors reach callers as rejected commands; reconnects are automatic
+      this.#ownsClient = true;
+    } else {
+      throw new Error("RedisBackend needs a url or a client");
+    }
+    const origin = randomToken();
+    this.#scripts = new ScriptRunner(this.#client, `${this.keyPrefix}queues`, (now) => [this.keyPrefix, now, maxEvents, origin]);
+    this.#feed = new ChangeFeed({
+      subscriber: () => {
+        const client = this.#client;
+        const subscriber: Redis | Cluster = client instanceof Cluster ? client.duplicate() : client.duplicate();
+        subscriber.on("error", () => {});
+        return subscriber;
+      },
+      channel: `${this.keyPrefix}changed`,
+      origin,
+      report: () => {}, // a lost subscription is re-made on reconnect; workers poll meanwhile
+    });
+  }
+
+  /** Runs a script that changes jobs, and tells this process's watchers. */
+  readonly #write: Writer = async (name, now, args) => {
+    const reply = await this.#scripts.run(name, now, args);
+    this.#feed.announce();
+    return reply;
+  };
+
+  async enqueue(request: EnqueueRequest): Promise<EnqueueResult[]> {
+    if (request.jobs.length === 0) return [];
+    const args: Arg[] = [request.jobs.length];
+    for (const j of request.jobs) {
+      args.push(j.id, j.task, j.queue, j.payloadJson, j.priority, j.runAt, j.maxAttempts,
+        j.key === undefined ? "-" : `+${j.key}`, j.owner === undefined ? "-" : `+${j.owner}`);
+    }
+    const reply = asArray(await this.#write("enqueue", request.now, args));
+    return request.jobs.map((job, i) => {
+      const entry = reply[i];
+      if (entry === 1) return { job: insertedRecord(job, request.now), created: true };
+      return { job: toJobRecord(toFields(entry)), created: false };
+    });
+  }
+
+  async claim(request: ClaimRequest): Promise<ClaimedJob[]> {
+    if (request.limit <= 0 || request.queues.length === 0) return [];
+    const args = [request.limit, request.worker, request.now + request.leaseMs, `${randomToken()}.`, ...request.queues];
+    // Not announced to this process: its only interested party is the worker that claimed.
+    const reply = asArray(await this.#scripts.run("claim", request.now, args));
+    return reply
+      .map((entry) => {
+        const fields = toFields(entry);
+        return { job: toJobRecord(fields), token: fields["token"] ?? "" };
+      })
+      .sort(claimOrder);
+  }
+
+  async heartbeat(request: HeartbeatRequest): Promise<HeartbeatResult> {
+    if (request.leases.length === 0) return { lost: [], cancelRequested: [] };
+    const args: Arg[] = [request.now + request.leaseMs, ...request.leases.flatMap((l) => [l.id, l.token])];
+    const reply = asArray(await this.#scripts.run("heartbeat", request.now, args));
+    const lost: string[] = [];
+    const cancelRequested: string[] = [];
+    request.leases.forEach((lease, i) => {
+      if (reply[i] === 0) lost.push(lease.id);
+      else if (reply[i] === 2) cancelRequested.push(lease.id);
+    });
+    return { lost, cancelRequested };
+  }
+
+  async complete(acks: readonly CompleteAck[], now: number): Promise<AckStatus[]> {
+    if (acks.length === 0) return [];
+    const reply = asArray(await this.#write("complete", now, acks.flatMap((a) => [a.id, a.token, a.resultJson])));
+    return acks.map((_, i) => ack(reply[i]));
+  }
+
+  async fail(request: FailRequest): Promise<FailStatus> {
+    const args = [request.id, request.token, JSON.stringify(request.error), request.retryAt ?? ""];
+    const reply = await this.#write("fail", request.now, args);
+    return reply === "retrying" ? "RETRYING" : reply === "failed" ? "FAILED" : "LEASE_LOST";
+  }
+
+  async acknowledgeCancel(lease: Lease, now: number): Promise<AckStatus> {
+    return ack(await this.#write("acknowledge-cancel", now, [lease.id, lease.token]));
+  }
+
+  async release(leases: readonly Lease[], now: number): Promise<AckStatus[]> {
+    if (leases.length === 0) return [];
+    const reply = asArray(await this.#write("release", now, leases.flatMap((l) => [l.id, l.token])));
+    return leases.map((_, i) => ack(reply[i]));
+  }
+
+  async progress(request: Lease & { progress: number; message: string | undefined; now: number }): Promise<AckStatus> {
+    const data = JSON.stringify({ progress: request.progress, message: request.message ?? null });
+    const message = request.message === undefined ? "-" : `+${request.message}`;
+    return ack(await this.#write("progress", request.now, [request.id, request.token, request.progress, message, data]));
+  }
+
+  async log(request: Lease & { line: string; now: number }): Promise<AckStatus> {
+    return ack(await this.#write("log", request.now, [request.id, request.token, JSON.stringify({ line: request.line })]));
+  }
+
+  async cancel(id: string, now: number): Promise<CancelStatus> {
+    return (await this.#write("cancel", now, [id])) as CancelStatus;
+  }
+
+  async retry(id: string, now: number): Promise<RetryStatus> {
+    return (await this.#write("retry", now, [id])) as RetryStatus;
+  }
+
+  async replay(filter: ReplayFilter, now: number): Promise<number> {
+    let total = 0;
+    let skip = 0;
+    for (;;) {
+      const args = [filter.queue ?? "", filter.task ?? "", filter.since ?? "-inf", filter.until ?? "+inf", skip, CHUNK];
+      const [requeued, left] = asArray(await this.#write("replay", now, args)).map(Number);
+      total += requeued ?? 0;
+      skip += left ?? 0;
+      if ((requeued ?? 0) + (left ?? 0) < CHUNK) return total;
+    }
+  }
+
+  async stageDue(now: number): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const [staged, more] = asArray(await this.#write("stage-due", now, [CHUNK])).map(Number);
+      total += staged ?? 0;
+      if (more !== 1) return total;
+    }
+  }
+
+  async rescueExpired(now: number): Promise<RescueResult> {
+    const result: Record<"queued" | "failed" | "cancelled", string[]> = { queued: [], failed: [], cancelled: [] };
+    for (;;) {
+      const reply = asArray(await this.#write("rescue-expired", now, [CHUNK])).map(String);
+      for (let i = 0; i + 1 < reply.length; i += 2) {
+        const state = reply[i + 1] as "queued" | "failed" | "cancelled";
+        result[state].push(reply[i] ?? "");
+      }
+      if (reply.length < 2 * CHUNK) break;
+    }
+    return { requeued: result.queued, failed: result.failed, cancelled: result.cancelled };
+  }
+
+  async prune(retention: Retention, now: number): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const args = [now - retention.succeeded, now - retention.failed, now - retention.cancelled, CHUNK];
+      const [deleted, more] = asArray(await this.#scripts.run("prune", now, args)).map(Number);
+      total += deleted ?? 0;
+      if (more !== 1) return total;
+    }
+  }
+
+  async getJob(id: string): Promise<JobRecord | undefined> {
+    const fields = await this.#client.hgetall(`${this.keyPrefix}job:${id}`);
+    return fields["state"] === undefined ? undefined : toJobRecord(fields);
+  }
+
+  async listJobs(filter: ListFilter): Promise<JobRecord[]> {
+    const jobs: JobRecord[] = [];
+    let before = filter.before ?? "";
+    while (jobs.length < filter.limit) {
+      const args = [before, filter.state ?? "", filter.queue ?? "", filter.task ?? "", filter.limit - jobs.length, 2_000];
+      const [matches, last, exhausted] = asArray(await this.#scripts.run("list-jobs", 0, args));
+      for (const entry of asArray(matches)) jobs.push(toJobRecord(toFields(entry)));
+      if (exhausted === 1 || typeof last !== "string" || last === "") break;
+      before = last;
+    }
+    return jobs;
+  }
+
+  async counts(): Promise<QueueCounts[]> {
+    const reply = asArray(await this.#scripts.run("counts", 0, []));
+    const out: QueueCounts[] = [];
+    for (const entry of reply) {
+      const [queue, rawCounts, oldest] = asArray(entry);
+      const fields = toFields(rawCounts);
+      const counts = Object.fromEntries(JOB_STATES.map((s) => [s, Number(fields[s] ?? 0)])) as Record<JobState, number>;
+      if (Object.values(counts).every((n) => n === 0)) continue; // like a GROUP BY: only queues that hold jobs
+      out.push({ queue: String(queue), counts, oldestQueuedAt: oldest === "" || oldest === undefined ? undefined : Number(oldest) });
+    }
+    return out.sort((a, b) => a.queue.localeCompare(b.queue));
+  }
+
+  async nextDueAt(queues: readonly string[]): Promise<number | undefined> {
+    if (queues.length === 0) return undefined;
+    const reply = await this.#scripts.run("next-due", 0, queues);
+    return reply === "" || reply === null ? undefined : Number(reply);
+  }
+
+  async readEvents(request: { jobId?: string | undefined; afterId: number; limit: number }): Promise<JobEvent[]> {
+    if (request.jobId !== undefined) {
+      const members = await this.#client.lrange(`${this.keyPrefix}events:${request.jobId}`, 0, -1);
+      return members.filter((m) => eventId(m) > request.afterId).slice(0, request.limit).map(toJobEvent);
+    }
+    const members = await this.#client.zrangebyscore(`${this.keyPrefix}events`, `(${request.afterId}`, "+inf", "LIMIT", 0, request.limit);
+    return members.map(toJobEvent);
+  }
+
+  watch(listener: () => void): () => void {
+    return this.#feed.subscribe(listener);
+  }
+
+  async close(): Promise<void> {
+    await this.#feed.close();
+    if (this.#ownsClient) await this.#client.quit().catch(() => this.#client.disconnect());
+  }
+}
+
+function asArray(reply: unknown): unknown[] {
+  if (!Array.isArray(reply)) throw new Error(`redis: expected an array reply, got ${typeof reply}`);
+  return reply as unknown[];
+}
+
+function ack(reply: unknown): AckStatus {
+  return reply === 1 ? "OK" : "LEASE_LOST";
+}
+
+function claimOrder(a: ClaimedJob, b: ClaimedJob): number {
+  return b.job.priority - a.job.priority || a.job.runAt - b.job.runAt || (a.job.id < b.job.id ? -1 : 1);
+}

@@ -1,0 +1,59 @@
+// The Lua scripts beside this module, loaded once by operation name and run by SHA. Every script
+// is lib.lua (shared helpers) followed by its own file, so one script is one atomic step.
+// EVALSHA first; on NOSCRIPT (a restarted or failed-over server forgot its script cache) the
+// script is sent once with EVAL, which caches it again on that server.
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import type { Cluster, Redis } from "ioredis";
+
+const SCRIPT_NAMES = [
+  "acknowledge-cancel", "cancel", "claim", "complete", "counts", "enqueue", "fail", "heartbeat",
+  "list-jobs", "log", "next-due", "progress", "prune", "release", "replay", "rescue-expired",
+  "retry", "stage-due",
+] as const;
+
+export type ScriptName = (typeof SCRIPT_NAMES)[number];
+
+interface Script {
+  readonly source: string;
+  readonly sha: string;
+}
+
+function loadScripts(): Record<ScriptName, Script> {
+  const read = (file: string): string => readFileSync(new URL(`./scripts/${file}`, import.meta.url), "utf8");
+  const lib = read("lib.lua");
+  const entries = SCRIPT_NAMES.map((name) => {
+    const source = `${lib}\n${read(`${name}.lua`)}`;
+    return [name, { source, sha: createHash("sha1").update(source).digest("hex") }];
+  });
+  return Object.fromEntries(entries) as Record<ScriptName, Script>;
+}
+
+let cached: Record<ScriptName, Script> | undefined;
+
+export type Arg = string | number;
+
+export class ScriptRunner {
+  readonly #client: Redis | Cluster;
+  readonly #scripts = (cached ??= loadScripts());
+  /** The routing key (KEYS[1]) and the common arguments every script starts with, minus `now`. */
+  readonly #key: string;
+  readonly #common: (now: number) => Arg[];
+
+  constructor(client: Redis | Cluster, key: string, common: (now: number) => Arg[]) {
+    this.#client = client;
+    this.#key = key;
+    this.#common = common;
+  }
+
+  async run(name: ScriptName, now: number, args: readonly Arg[]): Promise<unknown> {
+    const script = this.#scripts[name];
+    const all = [...this.#common(now), ...args];
+    try {
+      return await this.#client.evalsha(script.sha, 1, this.#key, ...all);
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith("NOSCRIPT")) throw error;
+      return await this.#client.eval(script.source, 1, this.#key, ...all);
+    }
+  }
+}

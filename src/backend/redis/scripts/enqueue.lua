@@ -1,0 +1,72 @@
+-- Insert a batch of jobs atomically: scheduled (run_at > now) or queued. A job whose idempotency
+-- key an unfinished job holds (or an earlier job of this batch) is not inserted; that job is
+-- returned instead. When any id already exists, nothing of the batch is written.
+-- KEYS[1] <prefix>queues   ARGV[1..4] common (lib.lua)
+-- ARGV[5] n, then 9 per job: id, task, queue, payload, priority, run_at, max_attempts,
+--         key ("-" none, else "+" .. key), owner ("-" none, else "+" .. owner)
+-- Returns one entry per job: 1 when inserted, else the holder's fields (HGETALL array).
+-- Error reply "OFFLOAD_DUPLICATE_ID <id>" when an id exists: nothing written.
+local n = tonumber(ARGV[5])
+local holders = {}
+local batch_keys = {}
+local batch_ids = {}
+for i = 0, n - 1 do
+  local o = 6 + i * 9
+  local id, key = ARGV[o], ARGV[o + 7]
+  local holder = false
+  if key ~= '-' then
+    key = string.sub(key, 2)
+    holder = batch_keys[key] or redis.call('HGET', P .. 'keys', key)
+  end
+  if holder then
+    holders[i] = holder
+  else
+    if batch_ids[id] or redis.call('EXISTS', jobkey(id)) == 1 then
+      return redis.error_reply('OFFLOAD_DUPLICATE_ID ' .. id)
+    end
+    batch_ids[id] = true
+    if key ~= '-' then batch_keys[key] = id end
+  end
+end
+
+local queues = {}
+local lex = {}
+local now = tonumber(NOW)
+for i = 0, n - 1 do
+  if not holders[i] then
+    local o = 6 + i * 9
+    local id, task, queue, payload = ARGV[o], ARGV[o + 1], ARGV[o + 2], ARGV[o + 3]
+    local priority, run_at, max_attempts, key, owner = ARGV[o + 4], ARGV[o + 5], ARGV[o + 6], ARGV[o + 7], ARGV[o + 8]
+    local state = 'queued'
+    if tonumber(run_at) > now then state = 'scheduled' end
+    local k = jobkey(id)
+    redis.call('HSET', k, 'id', id, 'task', task, 'queue', queue, 'state', state, 'payload', payload,
+      'priority', priority, 'run_at', run_at, 'attempt', 0, 'max_attempts', max_attempts,
+      'created_at', NOW, 'updated_at', NOW)
+    if key ~= '-' then
+      key = string.sub(key, 2)
+      redis.call('HSET', k, 'key', key)
+      redis.call('HSET', P .. 'keys', key, id)
+    end
+    if owner ~= '-' then redis.call('HSET', k, 'owner', string.sub(owner, 2)) end
+    if state == 'queued' then
+      queue_job(id, queue, priority, run_at)
+    else
+      redis.call('ZADD', P .. 'due:' .. queue, run_at, id)
+    end
+    queues[queue] = true
+    lex[#lex + 1] = 0
+    lex[#lex + 1] = id
+    count(queue, state, 1)
+    state_event(id, state, 0)
+  end
+end
+for queue in pairs(queues) do redis.call('SADD', P .. 'queues', queue) end
+zadd_many(P .. 'jobs', lex)
+flush()
+
+local out = {}
+for i = 0, n - 1 do
+  if holders[i] then out[i + 1] = redis.call('HGETALL', jobkey(holders[i])) else out[i + 1] = 1 end
+end
+return out

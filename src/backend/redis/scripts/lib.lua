@@ -1,0 +1,154 @@
+-- Shared helpers, prepended to every script by scripts.ts (not called on its own).
+--
+-- Every script follows one calling convention:
+--   KEYS[1]  <prefix>queues: the routing key; every key a script touches starts with the same
+--            {hash tag}, so in Redis Cluster they all live in that key's slot.
+--   ARGV[1]  prefix, e.g. "{offload}:"     ARGV[2]  now (epoch ms, the caller's clock)
+--   ARGV[3]  event cap (global feed size)  ARGV[4]  origin (this backend instance, for pub/sub)
+--   ARGV[5…] the script's own arguments.
+-- Timestamps are stored as the caller sent them (strings), never recomputed in Lua, so no float
+-- formatting can change a value.
+--
+-- Keys under the prefix:
+--   job:<id>             hash, one job (fields below)
+--   jobs                 zset (score 0), every job id: the lex index behind listJobs
+--   queues               set of queue names ever used
+--   counts:<q>           hash state → number of jobs (O(1) counts)
+--   prios:<q>            zset of the priority levels that may have queued jobs
+--   queued:<q>:<prio>    zset score run_at, member id: ZSET order (score, member) is run_at, id
+--   due:<q>              zset score run_at: scheduled and retrying jobs
+--   active               zset score lease_until: active jobs (rescue scans the head)
+--   done:<state>         zset score finished_at, per final state (prune, replay)
+--   keys                 hash idempotency key → id of the unfinished job holding it
+--   events               zset score event id: the global feed, capped
+--   events:<id>          list, one job's events (deleted with the job)
+--   event-seq            string, last event id
+--   changed              pub/sub channel: message = origin of the change
+local P = ARGV[1]
+local NOW = ARGV[2]
+local EVENT_CAP = tonumber(ARGV[3])
+local ORIGIN = ARGV[4]
+
+local function jobkey(id) return P .. 'job:' .. id end
+
+-- Events are numbered here and written in one variadic ZADD at the end (flush).
+local event_seq = nil
+local event_batch = {}
+local changed = false
+
+local function add_event(id, etype, json)
+  if not event_seq then event_seq = tonumber(redis.call('GET', P .. 'event-seq') or '0') end
+  event_seq = event_seq + 1
+  local member = event_seq .. '\t' .. id .. '\t' .. etype .. '\t' .. NOW .. '\t' .. json
+  event_batch[#event_batch + 1] = event_seq
+  event_batch[#event_batch + 1] = member
+  redis.call('RPUSH', P .. 'events:' .. id, member)
+  changed = true
+end
+
+local function state_event(id, state, attempt)
+  add_event(id, 'state', '{"state":"' .. state .. '","attempt":' .. attempt .. '}')
+end
+
+-- Counter deltas per queue and state, summed and written once at the end.
+local count_deltas = {}
+local function count(queue, state, delta)
+  local q = count_deltas[queue]
+  if not q then q = {}; count_deltas[queue] = q end
+  q[state] = (q[state] or 0) + delta
+end
+
+local function set_state(id, queue, from, to, attempt)
+  if from then count(queue, from, -1) end
+  count(queue, to, 1)
+  redis.call('HSET', jobkey(id), 'state', to, 'updated_at', NOW)
+  state_event(id, to, attempt)
+end
+
+local function queue_job(id, queue, priority, run_at)
+  redis.call('ZADD', P .. 'queued:' .. queue .. ':' .. priority, run_at, id)
+  redis.call('ZADD', P .. 'prios:' .. queue, priority, priority)
+end
+
+-- Removes a job from the index of the state it is in now (before a transition).
+local function unindex(id, state, queue, priority)
+  if state == 'queued' then
+    redis.call('ZREM', P .. 'queued:' .. queue .. ':' .. priority, id)
+  elseif state == 'scheduled' or state == 'retrying' then
+    redis.call('ZREM', P .. 'due:' .. queue, id)
+  elseif state == 'active' then
+    redis.call('ZREM', P .. 'active', id)
+  else
+    redis.call('ZREM', P .. 'done:' .. state, id)
+  end
+end
+
+-- Frees the idempotency key, if this job is the one holding it.
+local function release_key(id, key)
+  if key and key ~= '' and redis.call('HGET', P .. 'keys', key) == id then
+    redis.call('HDEL', P .. 'keys', key)
+  end
+end
+
+-- A job enters a final state: finished_at, the done index, its key freed.
+local function finish(id, queue, from, to, attempt, key)
+  set_state(id, queue, from, to, attempt)
+  redis.call('HSET', jobkey(id), 'finished_at', NOW)
+  redis.call('HDEL', jobkey(id), 'token', 'lease_until')
+  redis.call('ZADD', P .. 'done:' .. to, NOW, id)
+  release_key(id, key)
+end
+
+-- ZADD of many score/member pairs, in chunks that fit Lua's stack.
+local function zadd_many(key, pairs_list)
+  for i = 1, #pairs_list, 1000 do
+    redis.call('ZADD', key, unpack(pairs_list, i, math.min(i + 999, #pairs_list)))
+  end
+end
+
+local function append_error(id, errors, json)
+  if not errors or errors == '' or errors == '[]' then
+    redis.call('HSET', jobkey(id), 'errors', '[' .. json .. ']')
+  else
+    redis.call('HSET', jobkey(id), 'errors', string.sub(errors, 1, -2) .. ',' .. json .. ']')
+  end
+end
+
+-- Writes the summed counters and the numbered events, trims the feed, announces the change.
+local function flush(announce)
+  for queue, states in pairs(count_deltas) do
+    for state, delta in pairs(states) do
+      if delta ~= 0 then redis.call('HINCRBY', P .. 'counts:' .. queue, state, delta) end
+    end
+  end
+  if event_seq then
+    redis.call('SET', P .. 'event-seq', event_seq)
+    zadd_many(P .. 'events', event_batch)
+    local size = redis.call('ZCARD', P .. 'events')
+    if size > EVENT_CAP + EVENT_CAP / 16 then
+      redis.call('ZREMRANGEBYRANK', P .. 'events', 0, size - EVENT_CAP - 1)
+    end
+  end
+  if changed and announce ~= false then redis.call('PUBLISH', P .. 'changed', ORIGIN) end
+end
+
+-- A failed or cancelled job back to queued with a fresh set of attempts (errors kept).
+-- Returns 'QUEUED', 'NOT_FOUND', 'NOT_FINISHED' or 'KEY_IN_USE'.
+local function requeue(id)
+  local k = jobkey(id)
+  local f = redis.call('HMGET', k, 'state', 'queue', 'priority', 'key')
+  if not f[1] then return 'NOT_FOUND' end
+  if f[1] ~= 'failed' and f[1] ~= 'cancelled' then return 'NOT_FINISHED' end
+  local key = f[4]
+  if key then
+    local holder = redis.call('HGET', P .. 'keys', key)
+    if holder and holder ~= id then return 'KEY_IN_USE' end
+    redis.call('HSET', P .. 'keys', key, id)
+  end
+  redis.call('ZREM', P .. 'done:' .. f[1], id)
+  redis.call('HSET', k, 'attempt', 0, 'run_at', NOW, 'cancel', 0)
+  redis.call('HDEL', k, 'finished_at', 'worker', 'token', 'lease_until')
+  queue_job(id, f[2], f[3], NOW)
+  set_state(id, f[2], f[1], 'queued', 0)
+  return 'QUEUED'
+end
