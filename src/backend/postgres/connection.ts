@@ -1,0 +1,81 @@
+// Turns a postgres:// URL and options into the settings of one backend: the pg pool config, the
+// schema, and whether to migrate at open. Offload's own query parameters (schema, migrate, pool,
+// poll) are taken out of the URL; everything else (sslmode, application_name, ...) goes to pg.
+import pg from "pg";
+import { ConfigError } from "../../core/errors.ts";
+import { DEFAULT_SCHEMA, checkSchemaName } from "./queries.ts";
+
+export interface PostgresOptions {
+  /** postgres://user:pass@host:port/db?schema=offload&migrate=true&pool=10 */
+  readonly url: string;
+  /** The schema holding Offload's tables. Default: the URL's ?schema=, else "offload". */
+  readonly schema?: string;
+  /** Apply pending migrations at open (under an advisory lock). Default true; `offload migrate` does it otherwise. */
+  readonly migrate?: boolean;
+  /** Connections in the pool, besides the one LISTEN connection. Default 10. */
+  readonly poolSize?: number;
+  /** Safety poll: watchers are called this often even when no notification arrived, ms. Default 5000. */
+  readonly pollMs?: number;
+  /** Extra pg settings (ssl, timeouts, ...), merged into the pool config. */
+  readonly pg?: pg.PoolConfig;
+}
+
+export interface ConnectionSettings {
+  readonly schema: string;
+  readonly migrate: boolean;
+  readonly pollMs: number;
+  readonly pool: pg.PoolConfig;
+  /** The same server settings for the dedicated LISTEN client. */
+  readonly client: pg.ClientConfig;
+}
+
+const OWN_PARAMS = ["schema", "migrate", "pool", "poll"] as const;
+
+const INT8 = 20;
+const JSON_OID = 114;
+const JSONB_OID = 3802;
+
+/**
+ * bigint columns (epoch ms, ids, counts) as numbers: all stay below 2^53. json and jsonb as text:
+ * rows.ts decodes them once, the same way for our pool and for a caller's driver.
+ */
+const types: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: "text" | "binary") => {
+    if (oid === INT8) return (value: string) => Number(value);
+    if (oid === JSON_OID || oid === JSONB_OID) return (value: string) => value;
+    return pg.types.getTypeParser(oid, format);
+  }) as pg.CustomTypesConfig["getTypeParser"],
+};
+
+function flag(value: string | null, name: string): boolean | undefined {
+  if (value === null) return undefined;
+  if (["1", "true", "yes", "on"].includes(value)) return true;
+  if (["0", "false", "no", "off"].includes(value)) return false;
+  throw new ConfigError(`?${name}= must be true or false, got ${JSON.stringify(value)}`);
+}
+
+function positiveInt(value: string | number | null | undefined, name: string): number | undefined {
+  if (value === null || value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new ConfigError(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+export function connectionSettings(options: PostgresOptions): ConnectionSettings {
+  let parsed: URL;
+  try {
+    parsed = new URL(options.url);
+  } catch (error) {
+    throw new ConfigError("not a valid postgres:// URL", { cause: error });
+  }
+  const params = parsed.searchParams;
+  const schema = checkSchemaName(options.schema ?? params.get("schema") ?? DEFAULT_SCHEMA);
+  const migrate = options.migrate ?? flag(params.get("migrate"), "migrate") ?? true;
+  const poolSize = positiveInt(options.poolSize ?? params.get("pool"), "pool size") ?? 10;
+  const pollMs = positiveInt(options.pollMs ?? params.get("poll"), "poll") ?? 5_000;
+  for (const name of OWN_PARAMS) params.delete(name);
+  const connectionString = parsed.toString();
+  const client: pg.ClientConfig = { connectionString, types, application_name: "offload", ...options.pg };
+  const pool: pg.PoolConfig = { ...client, max: poolSize, allowExitOnIdle: true, ...options.pg };
+  return { schema, migrate, pollMs, pool, client };
+}

@@ -1,0 +1,56 @@
+// Enqueue for PostgreSQL: a whole batch is one INSERT ... SELECT FROM unnest(...) statement, so it
+// is atomic and costs one round trip whatever its size. Batches without idempotency keys (the
+// common, fast path) return nothing from the database: the records are built from what was sent.
+// Batches with keys go through ON CONFLICT on the partial unique index and read back the jobs that
+// already held a key.
+import type { EnqueueResult, NewJob } from "../backend.ts";
+import type { JobRecord } from "../../core/job.ts";
+import type { QueryName } from "./queries.ts";
+import { type Row, toJobRecord } from "./rows.ts";
+import type { RunQuery } from "./transaction.ts";
+
+/** The record a plain insert stores, without reading it back. */
+function inserted(job: NewJob, now: number): JobRecord {
+  return {
+    id: job.id, task: job.task, queue: job.queue, state: job.runAt > now ? "scheduled" : "queued",
+    payload: JSON.parse(job.payloadJson) as unknown, priority: job.priority, runAt: job.runAt, attempt: 0,
+    maxAttempts: job.maxAttempts, key: job.key, worker: undefined, leaseUntil: undefined, cancelRequested: false,
+    progress: undefined, progressMessage: undefined, result: undefined, errors: [], owner: job.owner,
+    createdAt: now, startedAt: undefined, finishedAt: undefined, expiresAt: undefined,
+  };
+}
+
+export async function enqueueJobs(
+  run: RunQuery,
+  sql: Record<QueryName, string>,
+  jobs: readonly NewJob[],
+  now: number,
+): Promise<EnqueueResult[]> {
+  const columns = [
+    jobs.map((j) => j.id), jobs.map((j) => j.task), jobs.map((j) => j.queue), jobs.map((j) => j.payloadJson),
+    jobs.map((j) => j.priority), jobs.map((j) => j.runAt), jobs.map((j) => j.maxAttempts),
+  ];
+  const owners = jobs.map((j) => j.owner ?? null);
+  if (jobs.every((j) => j.key === undefined)) {
+    await run(sql["enqueue"], [...columns, owners, now]);
+    return jobs.map((job) => ({ job: inserted(job, now), created: true }));
+  }
+  const rows = await run(sql["enqueue-keyed"], [...columns, jobs.map((j) => j.key ?? null), owners, now]);
+  const created = new Set<string>();
+  const byKey = new Map<string, Row>();
+  for (const row of rows) {
+    if (row["created"] === true) created.add(String(row["id"]));
+    if (typeof row["key"] === "string") byKey.set(row["key"], row);
+  }
+  const missing = jobs.filter((j) => !created.has(j.id) && j.key !== undefined && !byKey.has(j.key)).map((j) => j.key);
+  if (missing.length > 0) {
+    // The holder committed while our statement ran, after its snapshot: a new statement sees it.
+    for (const row of await run(sql["enqueue-find-key"], [missing])) byKey.set(String(row["key"]), row);
+  }
+  return jobs.map((job) => {
+    if (created.has(job.id)) return { job: inserted(job, now), created: true };
+    const holder = job.key === undefined ? undefined : byKey.get(job.key);
+    if (!holder) throw new Error(`enqueue: job ${job.id} was neither stored nor matched by key ${String(job.key)}`);
+    return { job: toJobRecord(holder), created: false };
+  });
+}

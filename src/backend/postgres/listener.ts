@@ -1,0 +1,132 @@
+// Change signals for watch(): a dedicated connection LISTENs on the schema's channel, which the
+// triggers NOTIFY on commit of any change, from any process. When that connection drops (server
+// restart, network), it reconnects with backoff and then announces once, since notifications sent
+// while it was away are lost. A slow safety poll announces regardless, so a missed notification
+// costs at most one poll interval. Writes by this process are also announced directly, before
+// the notification comes back.
+import pg from "pg";
+import { quoteIdent } from "./queries.ts";
+
+const MIN_BACKOFF_MS = 50;
+const MAX_BACKOFF_MS = 2_000;
+
+interface Deferred {
+  readonly promise: Promise<void>;
+  readonly resolve: () => void;
+}
+
+function deferred(): Deferred {
+  let resolve: () => void = () => {};
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+export class Listener {
+  readonly #listeners = new Set<() => void>();
+  readonly #config: pg.ClientConfig;
+  readonly #channel: string;
+  readonly #pollMs: number;
+  #client: pg.Client | undefined;
+  #poll: NodeJS.Timeout | undefined;
+  #retry: NodeJS.Timeout | undefined;
+  #backoffMs = MIN_BACKOFF_MS;
+  #started = false;
+  #closed = false;
+  #pending = false;
+  #onError: (error: Error) => void;
+
+  constructor(config: pg.ClientConfig, channel: string, pollMs: number, onError: (error: Error) => void) {
+    this.#config = config;
+    this.#channel = channel;
+    this.#pollMs = pollMs;
+    this.#onError = onError;
+  }
+
+  /** The connection is opened on the first subscription and kept until close(). */
+  subscribe(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    this.#start();
+    return () => {
+      this.#listeners.delete(listener);
+    };
+  }
+
+  /** Calls every listener once, soon (coalesced per macrotask). */
+  announce(): void {
+    if (this.#pending || this.#listeners.size === 0) return;
+    this.#pending = true;
+    setImmediate(() => {
+      this.#pending = false;
+      for (const listener of [...this.#listeners]) listener();
+    });
+  }
+
+  /** Resolves once the LISTEN is in place: from then on no change from another process is missed. */
+  ready(): Promise<void> {
+    if (!this.#started) this.#start();
+    return this.#listening.promise;
+  }
+
+  #listening = deferred();
+  #isListening = false;
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#listening.resolve(); // nobody waits forever on a closed listener
+    this.#listeners.clear();
+    if (this.#poll) clearInterval(this.#poll);
+    if (this.#retry) clearTimeout(this.#retry);
+    const client = this.#client;
+    this.#client = undefined;
+    await client?.end().catch(() => {});
+  }
+
+  #start(): void {
+    if (this.#started || this.#closed) return;
+    this.#started = true;
+    this.#poll = setInterval(() => this.announce(), this.#pollMs);
+    this.#poll.unref();
+    void this.#connect();
+  }
+
+  async #connect(): Promise<void> {
+    this.#retry = undefined;
+    if (this.#closed) return;
+    const client = new pg.Client(this.#config);
+    let lost = false;
+    const onLost = (error?: Error): void => {
+      if (lost) return;
+      lost = true;
+      if (this.#isListening) this.#listening = deferred();
+      this.#isListening = false;
+      if (this.#client === client) this.#client = undefined;
+      client.end().catch(() => {});
+      if (this.#closed) return;
+      if (error) this.#onError(error);
+      this.#retry = setTimeout(() => void this.#connect(), this.#backoffMs);
+      this.#retry.unref();
+      this.#backoffMs = Math.min(MAX_BACKOFF_MS, this.#backoffMs * 2);
+    };
+    client.on("error", onLost);
+    client.on("end", () => onLost());
+    client.on("notification", () => this.announce());
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${quoteIdent(this.#channel)}`);
+    } catch (error) {
+      onLost(error instanceof Error ? error : new Error(String(error)));
+      return;
+    }
+    if (this.#closed) {
+      await client.end().catch(() => {});
+      return;
+    }
+    this.#client = client;
+    this.#isListening = true;
+    this.#listening.resolve();
+    this.#backoffMs = MIN_BACKOFF_MS;
+    this.announce(); // anything that changed while we were not listening
+  }
+}

@@ -1,0 +1,75 @@
+// Versioned migrations for one schema, tracked in <schema>.migrations. An advisory lock (keyed by
+// schema) makes processes that start together migrate once: the first applies the files, the
+// others wait on the lock and then find nothing left to do. Each file runs in its own
+// transaction with its version row, so a failed migration leaves no half-applied schema.
+import type pg from "pg";
+import { loadMigrations, quoteIdent } from "./queries.ts";
+
+/** First key of the two-key advisory lock: "offload" in a 32-bit int, so we never collide with app locks using one key. */
+const LOCK_NAMESPACE = 0x0ff10ad;
+
+export interface MigrateResult {
+  readonly from: number;
+  readonly to: number;
+  readonly applied: readonly string[];
+}
+
+async function currentVersion(client: pg.PoolClient, schema: string): Promise<number> {
+  const exists = await client.query<{ found: boolean }>(
+    "SELECT to_regclass($1) IS NOT NULL AS found", [`${quoteIdent(schema)}.migrations`],
+  );
+  if (!exists.rows[0]?.found) return 0;
+  const row = await client.query<{ version: number | null }>(`SELECT max(version) AS version FROM ${quoteIdent(schema)}.migrations`);
+  return Number(row.rows[0]?.version ?? 0);
+}
+
+/** The version the schema is at, and the latest this code knows. */
+export async function migrationStatus(pool: pg.Pool, schema: string): Promise<{ current: number; latest: number }> {
+  const client = await pool.connect();
+  try {
+    return { current: await currentVersion(client, schema), latest: loadMigrations(schema).at(-1)?.version ?? 0 };
+  } finally {
+    client.release();
+  }
+}
+
+export async function migrate(pool: pg.Pool, schema: string): Promise<MigrateResult> {
+  const migrations = loadMigrations(schema);
+  const latest = migrations.at(-1)?.version ?? 0;
+  const client = await pool.connect();
+  let broken: unknown;
+  try {
+    const before = await currentVersion(client, schema);
+    if (before >= latest) return { from: before, to: before, applied: [] };
+    await client.query("SELECT pg_advisory_lock($1, hashtext($2))", [LOCK_NAMESPACE, schema]);
+    try {
+      const from = await currentVersion(client, schema); // another process may have migrated meanwhile
+      const applied: string[] = [];
+      for (const m of migrations) {
+        if (m.version <= from) continue;
+        await client.query("BEGIN");
+        try {
+          await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+          await client.query(`CREATE TABLE IF NOT EXISTS ${quoteIdent(schema)}.migrations (
+            version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+          await client.query(m.sql);
+          await client.query(`INSERT INTO ${quoteIdent(schema)}.migrations (version, name) VALUES ($1, $2)`, [m.version, m.name]);
+          await client.query("COMMIT");
+        } catch (error) {
+          await client.query("ROLLBACK").catch(() => {});
+          throw error;
+        }
+        applied.push(m.name);
+      }
+      return { from, to: latest, applied };
+    } finally {
+      await client.query("SELECT pg_advisory_unlock($1, hashtext($2))", [LOCK_NAMESPACE, schema]);
+    }
+  } catch (error) {
+    broken = error;
+    throw error;
+  } finally {
+    // A connection whose state we no longer know (a failed unlock) is closed, not reused.
+    client.release(broken instanceof Error ? broken : undefined);
+  }
+}

@@ -1,0 +1,270 @@
+// The PostgreSQL backend, on node-postgres: a pool for operations and one dedicated connection for
+// LISTEN. Every transition is one statement guarded by state and lease token (queries/*.sql);
+// claims use FOR UPDATE SKIP LOCKED, so any number of workers in any number of processes share a
+// queue without blocking each other. Enqueue can join the caller's own transaction (tx), which is
+// what makes this backend an outbox: a job exists exactly when the caller's writes committed.
+import pg from "pg";
+import type { ClaimedJob, JobRecord, JobState } from "../../core/job.ts";
+import { JOB_STATES } from "../../core/job.ts";
+import type {
+  AckStatus, Backend, BackendCapabilities, CancelStatus, ClaimRequest, CompleteAck, EnqueueRequest, EnqueueResult,
+  FailRequest, FailStatus, HeartbeatRequest, HeartbeatResult, JobEvent, Lease, ListFilter,
+  QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus,
+} from "../backend.ts";
+import { type PostgresOptions, connectionSettings } from "./connection.ts";
+import { enqueueJobs } from "./enqueue.ts";
+import { Listener } from "./listener.ts";
+import { type MigrateResult, migrate } from "./migrate.ts";
+import { channelName, loadQueries, type QueryName } from "./queries.ts";
+import { type Row, toJobEvent, toJobRecord } from "./rows.ts";
+import { type RunQuery, transactionRunner } from "./transaction.ts";
+
+export type { PostgresOptions };
+
+/** Hot statements are prepared once per connection (named); the rest are planned with their actual parameters. */
+const PREPARED: ReadonlySet<QueryName> = new Set(["claim", "complete", "heartbeat", "enqueue", "enqueue-keyed", "get-job", "fail", "next-due"]);
+const PRUNE_BATCH = 5_000;
+const UNIQUE_VIOLATION = "23505";
+
+export class PostgresBackend implements Backend {
+  readonly name = "postgres";
+  readonly capabilities: BackendCapabilities = { transactionalEnqueue: true, sharedAcrossProcesses: true };
+  readonly schema: string;
+  readonly #pool: pg.Pool;
+  readonly #sql: Record<QueryName, string>;
+  readonly #listener: Listener;
+  #closed: Promise<void> | undefined;
+
+  private constructor(options: PostgresOptions) {
+    const settings = connectionSettings(options);
+    this.schema = settings.schema;
+    this.#sql = loadQueries(settings.schema);
+    this.#pool = new pg.Pool(settings.pool);
+    // An idle pooled connection that breaks (server restart) is dropped by the pool; the next
+    // query opens a fresh one. Without a listener this event would crash the process.
+    this.#pool.on("error", () => {});
+    this.#listener = new Listener(settings.client, channelName(settings.schema), settings.pollMs, () => {});
+  }
+
+  /** Opens a pool and, unless `migrate: false`, brings the schema up to date first. */
+  static async open(options: PostgresOptions): Promise<PostgresBackend> {
+    const backend = new PostgresBackend(options);
+    try {
+      if (connectionSettings(options).migrate) await backend.migrate();
+    } catch (error) {
+      await backend.close();
+      throw error;
+    }
+    return backend;
+  }
+
+  /** Applies pending migrations under an advisory lock; safe to call from many processes at once. */
+  migrate(): Promise<MigrateResult> {
+    return migrate(this.#pool, this.schema);
+  }
+
+  /** Resolves once change notifications are being received (the LISTEN is in place). */
+  listening(): Promise<void> {
+    return this.#listener.ready();
+  }
+
+  async #rows(name: QueryName, values: unknown[]): Promise<Row[]> {
+    const config: pg.QueryConfig = { text: this.#sql[name], values };
+    if (PREPARED.has(name)) config.name = `offload_${name}`;
+    return (await this.#pool.query<Row>(config)).rows;
+  }
+
+  async #first(name: QueryName, values: unknown[]): Promise<Row | undefined> {
+    return (await this.#rows(name, values))[0];
+  }
+
+  /** A write of ours: tell watchers in this process now, before the NOTIFY comes back. */
+  async #write(name: QueryName, values: unknown[]): Promise<Row[]> {
+    const rows = await this.#rows(name, values);
+    if (rows.length > 0) this.#listener.announce();
+    return rows;
+  }
+
+  async enqueue(request: EnqueueRequest): Promise<EnqueueResult[]> {
+    if (request.jobs.length === 0) return [];
+    if (request.tx !== undefined) {
+      // No local announce: the rows exist only once the caller commits, and the NOTIFY says so then.
+      return enqueueJobs(transactionRunner(request.tx), this.#sql, request.jobs, request.now);
+    }
+    const run: RunQuery = (text, values) => {
+      const name = text === this.#sql["enqueue"] ? "enqueue" : text === this.#sql["enqueue-keyed"] ? "enqueue-keyed" : undefined;
+      return this.#pool.query<Row>(name ? { name: `offload_${name}`, text, values } : { text, values }).then((r) => r.rows);
+    };
+    const results = await enqueueJobs(run, this.#sql, request.jobs, request.now);
+    this.#listener.announce();
+    return results;
+  }
+
+  async claim(request: ClaimRequest): Promise<ClaimedJob[]> {
+    if (request.limit <= 0 || request.queues.length === 0) return [];
+    const rows = await this.#rows("claim", [request.queues, request.limit, request.worker, request.now + request.leaseMs, request.now]);
+    return rows.map((row) => ({ job: toJobRecord(row), token: String(row["lease_token"]) })).sort(claimOrder);
+  }
+
+  async heartbeat(request: HeartbeatRequest): Promise<HeartbeatResult> {
+    if (request.leases.length === 0) return { lost: [], cancelRequested: [] };
+    const rows = await this.#rows("heartbeat", [request.leases.map((l) => l.id), request.leases.map((l) => l.token), request.now + request.leaseMs]);
+    const held = new Map(rows.map((r) => [String(r["id"]), r["cancel_requested"] === true]));
+    return {
+      lost: request.leases.filter((l) => !held.has(l.id)).map((l) => l.id),
+      cancelRequested: request.leases.filter((l) => held.get(l.id) === true).map((l) => l.id),
+    };
+  }
+
+  async complete(acks: readonly CompleteAck[], now: number): Promise<AckStatus[]> {
+    if (acks.length === 0) return [];
+    const rows = await this.#write("complete", [acks.map((a) => a.id), acks.map((a) => a.token), acks.map((a) => a.resultJson), now]);
+    return rows.map((r) => (r["ok"] === true ? "OK" : "LEASE_LOST"));
+  }
+
+  async fail(request: FailRequest): Promise<FailStatus> {
+    const error = JSON.stringify(withoutNul(request.error));
+    const row = (await this.#write("fail", [request.id, request.token, error, request.retryAt ?? null, request.now]))[0];
+    if (!row) return "LEASE_LOST";
+    return row["state"] === "retrying" ? "RETRYING" : "FAILED";
+  }
+
+  async acknowledgeCancel(lease: Lease, now: number): Promise<AckStatus> {
+    return (await this.#write("acknowledge-cancel", [lease.id, lease.token, now])).length > 0 ? "OK" : "LEASE_LOST";
+  }
+
+  async release(leases: readonly Lease[], now: number): Promise<AckStatus[]> {
+    if (leases.length === 0) return [];
+    const rows = await this.#write("release", [leases.map((l) => l.id), leases.map((l) => l.token), now]);
+    const released = new Set(rows.map((r) => String(r["id"])));
+    return leases.map((l) => (released.has(l.id) ? "OK" : "LEASE_LOST"));
+  }
+
+  async progress(request: Lease & { progress: number; message: string | undefined; now: number }): Promise<AckStatus> {
+    const message = request.message === undefined ? null : withoutNul(request.message);
+    const rows = await this.#write("progress", [request.id, request.token, request.progress, message, request.now]);
+    return rows.length > 0 ? "OK" : "LEASE_LOST";
+  }
+
+  async log(request: Lease & { line: string; now: number }): Promise<AckStatus> {
+    const rows = await this.#write("log", [request.id, request.token, withoutNul(request.line), request.now]);
+    return rows.length > 0 ? "OK" : "LEASE_LOST";
+  }
+
+  async cancel(id: string, now: number): Promise<CancelStatus> {
+    // CHANGED: the job moved between states while the statement ran; a second look settles it.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const status = (await this.#write("cancel", [id, now]))[0]?.["status"];
+      if (status === undefined) return "NOT_FOUND";
+      if (status === "CANCELLED" || status === "CANCEL_REQUESTED" || status === "ALREADY_FINISHED") return status;
+    }
+    throw new Error(`cancel ${id}: the job kept changing state`);
+  }
+
+  async retry(id: string, now: number): Promise<RetryStatus> {
+    try {
+      if ((await this.#write("retry", [id, now])).length > 0) return "QUEUED";
+    } catch (error) {
+      if (isCode(error, UNIQUE_VIOLATION)) return "KEY_IN_USE";
+      throw error;
+    }
+    return (await this.getJob(id)) ? "NOT_FINISHED" : "NOT_FOUND";
+  }
+
+  async replay(filter: ReplayFilter, now: number): Promise<number> {
+    const params = [filter.queue ?? null, filter.task ?? null, filter.since ?? null, filter.until ?? null, now];
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await this.#write("replay", params)).length;
+      } catch (error) {
+        // A key taken by a job enqueued during the statement: the next statement skips that job.
+        if (!isCode(error, UNIQUE_VIOLATION) || attempt >= 3) throw error;
+      }
+    }
+  }
+
+  async stageDue(now: number): Promise<number> {
+    return (await this.#write("stage-due", [now])).length;
+  }
+
+  async rescueExpired(now: number): Promise<RescueResult> {
+    const rows = await this.#write("rescue-expired", [now]);
+    const pick = (state: JobState): string[] => rows.filter((r) => r["state"] === state).map((r) => String(r["id"]));
+    return { requeued: pick("queued"), failed: pick("failed"), cancelled: pick("cancelled") };
+  }
+
+  async prune(retention: Retention, now: number): Promise<number> {
+    const params = [now - retention.succeeded, now - retention.failed, now - retention.cancelled, PRUNE_BATCH];
+    let total = 0;
+    for (;;) {
+      const n = Number((await this.#first("prune", params))?.["n"] ?? 0);
+      total += n;
+      if (n < PRUNE_BATCH) return total;
+    }
+  }
+
+  async getJob(id: string): Promise<JobRecord | undefined> {
+    const row = await this.#first("get-job", [id]);
+    return row ? toJobRecord(row) : undefined;
+  }
+
+  async listJobs(filter: ListFilter): Promise<JobRecord[]> {
+    const params = [filter.state ?? null, filter.queue ?? null, filter.task ?? null, filter.before ?? null, filter.limit];
+    return (await this.#rows("list-jobs", params)).map(toJobRecord);
+  }
+
+  async counts(): Promise<QueueCounts[]> {
+    const byQueue = new Map<string, { counts: Record<JobState, number>; oldest: number | undefined }>();
+    for (const row of await this.#rows("counts", [])) {
+      const queue = String(row["queue"]);
+      let entry = byQueue.get(queue);
+      if (!entry) {
+        entry = { counts: Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>, oldest: undefined };
+        byQueue.set(queue, entry);
+      }
+      entry.counts[row["state"] as JobState] = Number(row["n"]);
+      if (typeof row["oldest"] === "number") entry.oldest = row["oldest"];
+    }
+    return [...byQueue.entries()]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([queue, e]) => ({ queue, counts: e.counts, oldestQueuedAt: e.oldest }));
+  }
+
+  async nextDueAt(queues: readonly string[]): Promise<number | undefined> {
+    const at = (await this.#first("next-due", [queues]))?.["at"];
+    return typeof at === "number" ? at : undefined;
+  }
+
+  async readEvents(request: { jobId?: string | undefined; afterId: number; limit: number }): Promise<JobEvent[]> {
+    return (await this.#rows("read-events", [request.jobId ?? null, request.afterId, request.limit])).map(toJobEvent);
+  }
+
+  watch(listener: () => void): () => void {
+    return this.#listener.subscribe(listener);
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      await this.#listener.close();
+      await this.#pool.end();
+    })();
+    return this.#closed;
+  }
+}
+
+function claimOrder(a: ClaimedJob, b: ClaimedJob): number {
+  return b.job.priority - a.job.priority || a.job.runAt - b.job.runAt || (a.job.id < b.job.id ? -1 : 1);
+}
+
+function isCode(error: unknown, code: string): boolean {
+  return typeof error === "object" && error !== null && (error as { code?: unknown }).code === code;
+}
+
+/** PostgreSQL text cannot hold U+0000; a handler's error message or log line might. */
+function withoutNul<T>(value: T): T {
+  if (typeof value === "string") return value.replaceAll("\u0000", "\uFFFD") as T;
+  if (typeof value === "object" && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withoutNul(v)])) as T;
+  }
+  return value;
+}

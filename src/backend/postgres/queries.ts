@@ -1,0 +1,63 @@
+// Loads the SQL beside this module once, by operation name, for one schema. The files name every
+// table `offload.<table>`; that prefix becomes the configured schema (quoted) at load, so the SQL
+// stays readable and runnable as written for the default schema.
+import { readFileSync, readdirSync } from "node:fs";
+
+const QUERY_NAMES = [
+  "acknowledge-cancel", "cancel", "claim", "complete", "counts", "enqueue", "enqueue-find-key",
+  "enqueue-keyed", "fail", "get-job", "heartbeat", "list-jobs", "log", "next-due", "progress",
+  "prune", "read-events", "release", "replay", "rescue-expired", "retry", "stage-due",
+] as const;
+
+export type QueryName = (typeof QUERY_NAMES)[number];
+
+export const DEFAULT_SCHEMA = "offload";
+
+/** Schema names are identifiers we quote; still keep them plain so they read well in psql and in channel names. */
+const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+export function checkSchemaName(schema: string): string {
+  if (!SCHEMA_NAME.test(schema)) throw new Error(`schema name ${JSON.stringify(schema)} must be 1-63 of A-Z a-z 0-9 _, not starting with a digit`);
+  return schema;
+}
+
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** `offload.x` → `"schema".x`, everywhere in a SQL text. */
+export function inSchema(sql: string, schema: string): string {
+  return sql.replace(/\boffload\./g, `${quoteIdent(schema)}.`);
+}
+
+const cache = new Map<string, Record<QueryName, string>>();
+
+export function loadQueries(schema: string): Record<QueryName, string> {
+  let queries = cache.get(schema);
+  if (!queries) {
+    const entries = QUERY_NAMES.map((name) => [name, inSchema(readFileSync(new URL(`./queries/${name}.sql`, import.meta.url), "utf8"), schema)]);
+    queries = Object.fromEntries(entries) as Record<QueryName, string>;
+    cache.set(schema, queries);
+  }
+  return queries;
+}
+
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+/** Migrations in version order, from files named NNN_description.sql, for one schema. */
+export function loadMigrations(schema: string): Migration[] {
+  const dir = new URL("./migrations/", import.meta.url);
+  return readdirSync(dir)
+    .filter((f) => /^\d{3}_.+\.sql$/.test(f))
+    .sort()
+    .map((f) => ({ version: Number(f.slice(0, 3)), name: f.replace(/\.sql$/, ""), sql: inSchema(readFileSync(new URL(f, dir), "utf8"), schema) }));
+}
+
+/** The LISTEN/NOTIFY channel of a schema; the triggers in 001_initial.sql notify on it. */
+export function channelName(schema: string): string {
+  return `offload:${schema}`;
+}

@@ -1,0 +1,12 @@
+-- Record a failed attempt: retrying at $4 while attempts are left, else failed (dead letter).
+-- The error is appended to the job's history.
+-- $1 id text, $2 lease_token text, $3 error jsonb, $4 retry_at bigint (NULL for no retry), $5 now bigint
+-- Returns the new state, or no row when the lease was lost (LEASE_LOST).
+UPDATE offload.jobs
+   SET state = CASE WHEN $4::bigint IS NOT NULL AND attempt < max_attempts THEN 'retrying' ELSE 'failed' END,
+       run_at = CASE WHEN $4::bigint IS NOT NULL AND attempt < max_attempts THEN $4::bigint ELSE run_at END,
+       finished_at = CASE WHEN $4::bigint IS NOT NULL AND attempt < max_attempts THEN NULL ELSE $5::bigint END,
+       errors = errors || jsonb_build_array($3::jsonb),
+       updated_at = $5::bigint, lease_token = NULL, lease_until = NULL
+ WHERE id = $1 AND state = 'active' AND lease_token = $2
+RETURNING state;

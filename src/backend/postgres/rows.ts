@@ -1,0 +1,100 @@
+// Rows read back from PostgreSQL are checked as they become JobRecords. Our own pool returns
+// bigints as numbers and json as text (see connection.ts); rows read through a caller's
+// transaction come from whatever driver they use, so numbers may arrive as strings and JSON
+// columns are cast to text in those queries. Both shapes are accepted here, nothing else.
+import { decodeJson } from "../../core/json.ts";
+import { type AttemptError, type JobRecord, isJobState } from "../../core/job.ts";
+import type { JobEvent, JobEventType } from "../backend.ts";
+
+export type Row = Record<string, unknown>;
+
+function text(row: Row, column: string): string {
+  const value = row[column];
+  if (typeof value !== "string") throw new Error(`offload jobs.${column}: expected text, got ${typeof value}`);
+  return value;
+}
+
+function optionalText(row: Row, column: string): string | undefined {
+  const value = row[column];
+  return typeof value === "string" ? value : undefined;
+}
+
+function toNumber(value: unknown): number | undefined {
+  if (typeof value === "number") return value;
+  if (typeof value === "bigint") return Number(value);
+  if (typeof value === "string" && value.trim() !== "" && Number.isFinite(Number(value))) return Number(value);
+  return undefined;
+}
+
+function int(row: Row, column: string): number {
+  const value = toNumber(row[column]);
+  if (value === undefined) throw new Error(`offload jobs.${column}: expected a number, got ${typeof row[column]}`);
+  return value;
+}
+
+function optionalInt(row: Row, column: string): number | undefined {
+  return row[column] === null ? undefined : toNumber(row[column]);
+}
+
+/** A json/jsonb column: text from our queries, or an already parsed value from a foreign driver. */
+function json(row: Row, column: string): unknown {
+  const value = row[column];
+  if (value === null || value === undefined) return undefined;
+  return typeof value === "string" ? decodeJson(value) : value;
+}
+
+function attemptErrors(value: unknown): AttemptError[] {
+  if (!Array.isArray(value)) return [];
+  return value.map((e: Record<string, unknown>) => ({
+    attempt: typeof e["attempt"] === "number" ? e["attempt"] : 0,
+    message: typeof e["message"] === "string" ? e["message"] : "",
+    name: typeof e["name"] === "string" ? e["name"] : "Error",
+    stack: typeof e["stack"] === "string" ? e["stack"] : undefined,
+    worker: typeof e["worker"] === "string" ? e["worker"] : undefined,
+    at: typeof e["at"] === "number" ? e["at"] : 0,
+  }));
+}
+
+export function toJobRecord(row: Row): JobRecord {
+  const state = text(row, "state");
+  if (!isJobState(state)) throw new Error(`offload jobs.state: unknown state ${state}`);
+  return {
+    id: text(row, "id"),
+    task: text(row, "task"),
+    queue: text(row, "queue"),
+    state,
+    payload: json(row, "payload"),
+    priority: int(row, "priority"),
+    runAt: int(row, "run_at"),
+    attempt: int(row, "attempt"),
+    maxAttempts: int(row, "max_attempts"),
+    key: optionalText(row, "key"),
+    worker: optionalText(row, "worker"),
+    leaseUntil: optionalInt(row, "lease_until"),
+    cancelRequested: row["cancel_requested"] === true,
+    progress: optionalInt(row, "progress"),
+    progressMessage: optionalText(row, "progress_message"),
+    result: json(row, "result"),
+    errors: attemptErrors(json(row, "errors")),
+    owner: optionalText(row, "owner"),
+    createdAt: int(row, "created_at"),
+    startedAt: optionalInt(row, "started_at"),
+    finishedAt: optionalInt(row, "finished_at"),
+    expiresAt: undefined,
+  };
+}
+
+const EVENT_TYPES: readonly string[] = ["state", "progress", "log"];
+
+export function toJobEvent(row: Row): JobEvent {
+  const type = text(row, "type");
+  if (!EVENT_TYPES.includes(type)) throw new Error(`offload events.type: unknown type ${type}`);
+  const data = json(row, "data");
+  return {
+    id: int(row, "id"),
+    jobId: text(row, "job_id"),
+    type: type as JobEventType,
+    data: typeof data === "object" && data !== null ? (data as Record<string, unknown>) : {},
+    at: int(row, "at"),
+  };
+}

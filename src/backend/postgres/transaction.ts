@@ -1,0 +1,31 @@
+// Transactional enqueue: the caller hands over its own open transaction, and the job rows are
+// written through it, so they commit or roll back with the caller's own writes. Anything with
+// `query(text, values)` works: a pg Client or PoolClient inside BEGIN, or a two-line adapter for
+// Drizzle, Kysely or Prisma (docs/postgres.md). The result may be pg's `{ rows }` or a bare array.
+import { ConfigError } from "../../core/errors.ts";
+import type { Row } from "./rows.ts";
+
+export interface Queryable {
+  query(text: string, values?: unknown[]): Promise<unknown>;
+}
+
+export type RunQuery = (text: string, values: unknown[]) => Promise<Row[]>;
+
+function isQueryable(tx: unknown): tx is Queryable {
+  return typeof tx === "object" && tx !== null && typeof (tx as { query?: unknown }).query === "function";
+}
+
+function rowsOf(result: unknown): Row[] {
+  if (Array.isArray(result)) return result as Row[];
+  if (typeof result === "object" && result !== null && Array.isArray((result as { rows?: unknown }).rows)) {
+    return (result as { rows: Row[] }).rows;
+  }
+  throw new ConfigError("tx.query() must resolve to { rows } (node-postgres) or an array of rows");
+}
+
+export function transactionRunner(tx: unknown): RunQuery {
+  if (!isQueryable(tx)) {
+    throw new ConfigError("enqueue({ tx }) on PostgreSQL needs the caller's transaction: an object with query(text, values), e.g. a pg client after BEGIN");
+  }
+  return async (text, values) => rowsOf(await tx.query(text, values));
+}

@@ -1,0 +1,36 @@
+// Shared by the PostgreSQL test files: every test gets its own schema on the shared server
+// (127.0.0.1:5432, or $OFFLOAD_TEST_POSTGRES_URL) and drops it afterwards, so test files running
+// in parallel never see each other's jobs.
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import { PostgresBackend, type PostgresOptions } from "../../src/backend/postgres/postgres-backend.ts";
+
+export const POSTGRES_URL = process.env["OFFLOAD_TEST_POSTGRES_URL"] ?? "postgres://postgres@127.0.0.1:5432/test";
+
+export function uniqueSchema(prefix = "t"): string {
+  return `${prefix}_${randomBytes(6).toString("hex")}`;
+}
+
+export async function dropSchema(schema: string, url = POSTGRES_URL): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A backend in a fresh schema that drops its schema when closed. */
+export async function openIsolated(options: Partial<PostgresOptions> = {}): Promise<PostgresBackend> {
+  const schema = options.schema ?? uniqueSchema();
+  const url = options.url ?? POSTGRES_URL;
+  const backend = await PostgresBackend.open({ ...options, url, schema });
+  const close = backend.close.bind(backend);
+  let dropped: Promise<void> | undefined;
+  backend.close = () => {
+    dropped ??= close().then(() => dropSchema(schema, url));
+    return dropped;
+  };
+  return backend;
+}
