@@ -26,8 +26,15 @@ async function openRedis(url: string): Promise<Backend> {
   return new RedisBackend({ url });
 }
 
+async function openPostgres(url: string): Promise<Backend> {
+  const { PostgresBackend } = await import("./postgres/postgres-backend.ts");
+  return PostgresBackend.open({ url });
+}
+
 const LOADERS: Record<string, Loader> = {
   "sqlite:": openSqlite,
+  "postgres:": openPostgres,
+  "postgresql:": openPostgres,
   "redis:": openRedis,
   "rediss:": openRedis,
   "redis+cluster:": openRedis,
