@@ -1,0 +1,108 @@
+// Transactional enqueue: a job enqueued with { tx } exists exactly when the caller's transaction
+// commits. Commit → it runs; rollback → it never exists; the process dying before commit → neither
+// the app's row nor the job.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+import { describe, it } from "node:test";
+import pg from "pg";
+import { Offload } from "../../src/index.ts";
+import { nextEvent, recordEvents } from "../../src/testing/index.ts";
+import { POSTGRES_URL, dropSchema, uniqueSchema } from "./postgres-helpers.ts";
+
+interface Fixture {
+  readonly schema: string;
+  readonly offload: Offload;
+  readonly client: pg.Client;
+}
+
+async function withFixture(body: (f: Fixture) => Promise<void>): Promise<void> {
+  const schema = uniqueSchema("tx");
+  const offload = new Offload({ backend: `${POSTGRES_URL}?schema=${schema}` });
+  const client = new pg.Client({ connectionString: POSTGRES_URL });
+  await client.connect();
+  try {
+    await offload.backend(); // opens and migrates the schema
+    await client.query(`CREATE TABLE "${schema}".orders (id serial PRIMARY KEY, note text NOT NULL)`);
+    await body({ schema, offload, client });
+  } finally {
+    await client.end();
+    await offload.close();
+    await dropSchema(schema);
+  }
+}
+
+async function orderExists(client: pg.Client, schema: string, id: number): Promise<boolean> {
+  return (await client.query(`SELECT 1 FROM "${schema}".orders WHERE id = $1`, [id])).rowCount === 1;
+}
+
+describe("postgres: transactional enqueue", () => {
+  it("commit: the row and the job appear together, and the job runs", () => withFixture(async ({ schema, offload, client }) => {
+    const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => ({ confirmed: p.order }) });
+    const worker = offload.worker();
+    await worker.start();
+    await client.query("BEGIN");
+    const { rows } = await client.query<{ id: number }>(`INSERT INTO "${schema}".orders (note) VALUES ('a') RETURNING id`);
+    const orderId = rows[0]?.id ?? -1;
+    const job = await confirm.enqueue({ order: orderId }, { tx: client });
+    const outside = await offload.jobs.find(job.id);
+    assert.equal(outside, undefined, "invisible to others before commit");
+    await client.query("COMMIT");
+    assert.deepEqual(await job.result({ timeout: "10s" }), { confirmed: orderId });
+    assert.ok(await orderExists(client, schema, orderId));
+  }));
+
+  it("enqueueMany with tx and idempotency keys joins the transaction too", () => withFixture(async ({ offload, client }) => {
+    const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => p.order });
+    await client.query("BEGIN");
+    const handles = await confirm.enqueueMany([{ order: 1 }, { order: 2 }], { tx: client, key: "same" });
+    assert.equal(handles[0]?.id, handles[1]?.id, "one job per key within the transaction");
+    await client.query("COMMIT");
+    assert.equal(await handles[0]?.state(), "queued");
+  }));
+
+  it("rollback: no job, ever", () => withFixture(async ({ schema, offload, client }) => {
+    const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => p.order });
+    const worker = offload.worker();
+    const seen = recordEvents(worker);
+    await worker.start();
+    await client.query("BEGIN");
+    const { rows } = await client.query<{ id: number }>(`INSERT INTO "${schema}".orders (note) VALUES ('b') RETURNING id`);
+    const ghost = await confirm.enqueue({ order: rows[0]?.id ?? -1 }, { tx: client });
+    await client.query("ROLLBACK");
+    // A committed job enqueued afterwards runs to the end: the worker has looked at the queue since.
+    const real = await confirm.enqueue({ order: 42 });
+    assert.equal(await real.result({ timeout: "10s" }), 42);
+    assert.equal(await offload.jobs.find(ghost.id), undefined);
+    assert.ok(!seen.some((e) => e.job.id === ghost.id), "the worker never saw the rolled-back job");
+    assert.equal((await offload.jobs.counts()).reduce((n, q) => n + Object.values(q.counts).reduce((a, b) => a + b, 0), 0), 1);
+  }));
+
+  it("a crash before commit (SIGKILL) leaves neither the app's row nor the job", () => withFixture(async ({ schema, offload, client }) => {
+    offload.task({ name: "orders.confirm", run: (p: { order: number }) => p.order });
+    const child = spawn(process.execPath, [new URL("./postgres-tx-child.ts", import.meta.url).pathname, POSTGRES_URL, schema], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const exited = once(child, "exit");
+    const lines = createInterface({ input: child.stdout });
+    const [line] = (await once(lines, "line")) as [string];
+    const reported = JSON.parse(line) as { orderId: number; jobId: string; pid: number };
+    child.kill("SIGKILL");
+    await exited;
+    // The child held an advisory lock inside its transaction: we get it once the server has
+    // noticed the dead connection and rolled that transaction back.
+    await client.query("SELECT pg_advisory_lock($1)", [reported.pid]);
+    await client.query("SELECT pg_advisory_unlock($1)", [reported.pid]);
+    assert.equal(await orderExists(client, schema, reported.orderId), false);
+    assert.equal(await offload.jobs.find(reported.jobId), undefined);
+    // And no worker will ever get it: the queue is empty.
+    const worker = offload.worker();
+    await worker.start();
+    const control = offload.task({ name: "control", run: () => "ok" });
+    const done = nextEvent(worker, "succeeded");
+    await control.enqueue(null);
+    assert.equal((await done).job.task, "control");
+    assert.deepEqual((await offload.jobs.list()).map((j) => j.task), ["control"]);
+  }));
+});
