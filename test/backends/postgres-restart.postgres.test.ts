@@ -1,0 +1,97 @@
+// Surviving the database: PostgreSQL is crashed and restarted (a private server, see
+// postgres-server.ts) while workers run. Without help, the workers and the LISTEN connection
+// reconnect, jobs whose acknowledgement was lost are rescued when their lease expires, and every
+// committed job ends succeeded: nothing lost, nothing left active.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import pg from "pg";
+import { PostgresBackend } from "../../src/backend/postgres/postgres-backend.ts";
+import { type JobHandle, Offload } from "../../src/index.ts";
+import { nextEvent } from "../../src/testing/index.ts";
+import { type PrivateServer, startPrivateServer } from "./postgres-server.ts";
+
+describe("postgres: the server restarts mid-run", () => {
+  let server: PrivateServer;
+  before(async () => {
+    server = await startPrivateServer();
+  });
+  after(() => server.stop());
+
+  it("workers and the listener recover by themselves; every committed job completes", async () => {
+    const offload = new Offload({ backend: server.url });
+    const errors: Error[] = [];
+    const work = offload.task({ name: "work", retry: { attempts: 10, base: "100ms", jitter: false }, run: async (n: number) => {
+      await new Promise((resolve) => setImmediate(resolve));
+      return n * 2;
+    } });
+    const workers = [offload.worker({ concurrency: 4, lease: "2s", heartbeat: "300ms" }), offload.worker({ concurrency: 4, lease: "2s", heartbeat: "300ms" })];
+    for (const w of workers) {
+      w.on("error", (e) => errors.push(e));
+      await w.start();
+    }
+    try {
+      const jobs: JobHandle<number>[] = await work.enqueueMany(Array.from({ length: 300 }, (_, i) => i));
+      // Let the workers get going, then crash the server under them.
+      for (let done = 0; done < 40; done++) await nextEvent(workers[done % 2]!, "succeeded");
+      await server.restart("immediate");
+
+      // The app goes on enqueueing once the server is back.
+      const later = await retryUntilUp(() => work.enqueueMany(Array.from({ length: 100 }, (_, i) => 1_000 + i)));
+      for (const [i, job] of [...jobs, ...later].entries()) {
+        const expected = i < 300 ? i * 2 : (1_000 + i - 300) * 2;
+        assert.equal(await retryUntilUp(() => job.result({ timeout: "60s" })), expected);
+      }
+      const counts = await offload.jobs.counts();
+      const total = counts.reduce((n, q) => n + q.counts.succeeded, 0);
+      assert.equal(total, 400);
+      assert.ok(counts.every((q) => q.counts.active === 0 && q.counts.queued === 0), "nothing left active or waiting");
+      assert.ok(errors.length > 0, "the workers did notice the outage");
+    } finally {
+      await offload.close();
+    }
+  });
+
+  it("the LISTEN connection comes back: a change from another connection wakes watchers", async () => {
+    const backend = await PostgresBackend.open({ url: server.url, schema: "listen_check", pollMs: 3_600_000 });
+    try {
+      await backend.listening();
+      await server.restart("fast");
+      // The listener reconnects on its own; wait until its LISTEN is in place on the new server.
+      const probe = new pg.Client({ connectionString: server.url });
+      await probe.connect();
+      const listening = "SELECT 1 FROM pg_stat_activity WHERE query = 'LISTEN \"offload:listen_check\"'";
+      while ((await probe.query(listening)).rowCount === 0) await probe.query("SELECT pg_sleep(0.02)");
+      await probe.end();
+      let woke!: () => void;
+      const woken = new Promise<void>((resolve) => {
+        woke = resolve;
+      });
+      let armed = false;
+      const stop = backend.watch(() => {
+        if (armed) woke();
+      });
+      await new Promise((resolve) => setImmediate(resolve)); // let the reconnect's own announcement pass
+      armed = true;
+      const other = new pg.Client({ connectionString: server.url });
+      await other.connect();
+      await other.query(`NOTIFY "offload:listen_check"`);
+      await other.end();
+      await woken;
+      stop();
+    } finally {
+      await backend.close();
+    }
+  });
+});
+
+/** Calls `work` until the server answers: right after a restart, the first queries may fail. */
+async function retryUntilUp<T>(work: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      if (attempt >= 50) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
