@@ -13,7 +13,7 @@ const STYLE = `
   button.secondary { background: #fff; color: #3563d8; } input { font: inherit; padding: 5px 8px; width: 42%; }
   .bar { height: 14px; background: #e4e7ee; border-radius: 7px; overflow: hidden; margin: 10px 0 4px; }
   .bar > div { height: 100%; width: 0; background: #2fa86a; transition: width .2s; }
-  .muted { color: #667; font-size: 13px; } .log { font: 12px ui-monospace, monospace; color: #445; max-height: 90px; overflow: auto; }
+  .muted { color: #667; font-size: 13px; } .log { font: 12px ui-monospace, monospace; color: #445; max-height: 90px; overflow: auto; white-space: pre-wrap; }
   table { border-collapse: collapse; width: 100%; font-size: 13px; } td, th { text-align: left; padding: 4px 6px; border-bottom: 1px solid #eee; }
   .state { font-weight: 600; } .succeeded { color: #1c8a52; } .failed { color: #c8332b; } .retrying { color: #c07a00; } .active { color: #3563d8; } .cancelled { color: #777; }
   pre { background: #f3f4f7; padding: 8px; font-size: 12px; white-space: pre-wrap; margin: 6px 0; }`;

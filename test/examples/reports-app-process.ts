@@ -1,0 +1,57 @@
+// Starts the reports app the way `npm start` does (main.ts), on a free port and a fresh data
+// folder, and tells the test its URL and the pids of everything it started.
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+
+export interface RunningApp {
+  readonly url: string;
+  readonly main: ChildProcess;
+  /** main.ts and the web and worker processes it started. */
+  readonly pids: readonly number[];
+  /** Sends `signal` to main.ts; resolves with its exit code once it has exited. */
+  stop(signal: NodeJS.Signals): Promise<number | null>;
+  cleanup(): void;
+}
+
+export async function startReportsApp(): Promise<RunningApp> {
+  const data = mkdtempSync(join(tmpdir(), "reports-app-"));
+  const main = spawn(process.execPath, [join(import.meta.dirname, "../../examples/reports-app/main.ts")], {
+    env: { ...process.env, PORT: "0", REPORTS_APP_DATA: data },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const exited = new Promise<number | null>((resolve) => main.once("exit", (code) => resolve(code)));
+  const { url, pids } = await new Promise<{ url: string; pids: number[] }>((resolve, reject) => {
+    let url = "";
+    void exited.then((code) => reject(new Error(`main.ts exited early (${code})`)));
+    createInterface({ input: main.stdout! }).on("line", (line) => {
+      url = /Reports app: (\S+)/.exec(line)?.[1] ?? url;
+      const pids = /web pid (\d+), worker pid (\d+)/.exec(line);
+      if (url && pids) resolve({ url, pids: [Number(pids[1]), Number(pids[2])] });
+    });
+  });
+  return {
+    url,
+    main,
+    pids: [main.pid ?? -1, ...pids],
+    async stop(signal) {
+      main.kill(signal);
+      return exited;
+    },
+    cleanup() {
+      if (main.exitCode === null) main.kill("SIGKILL");
+      rmSync(data, { recursive: true, force: true });
+    },
+  };
+}
+
+export function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
