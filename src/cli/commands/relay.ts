@@ -1,0 +1,66 @@
+// `offload relay --from postgres://… --to redis://…`: moves jobs enqueued transactionally into a
+// PostgreSQL outbox to the backend where workers run them, exactly once (see
+// backend/postgres/outbox-relay.ts). Runs until SIGINT/SIGTERM; the batch in flight finishes first.
+import { Command } from "commander";
+import { openBackend } from "../../backend/open.ts";
+import { OutboxRelay } from "../../backend/postgres/outbox-relay.ts";
+import { toMs } from "../../core/duration.ts";
+import { toError } from "../../core/errors.ts";
+
+export interface RelayCommandOptions {
+  readonly from: string;
+  readonly to: string;
+  readonly queues?: string;
+  readonly batch: string;
+  readonly lease: string;
+  readonly quiet?: boolean;
+}
+
+export async function runRelay(options: RelayCommandOptions, signal: AbortSignal): Promise<void> {
+  const batchSize = Number(options.batch);
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`--batch must be a positive integer, got ${options.batch}`);
+  const from = await openBackend(options.from);
+  try {
+    const to = await openBackend(options.to);
+    try {
+      const queues = options.queues?.split(",").map((q) => q.trim()).filter((q) => q !== "");
+      const relay = new OutboxRelay({
+        from, to, batchSize, leaseMs: toMs(options.lease, "--lease"),
+        ...(queues?.length ? { queues } : {}),
+        onError: (error) => console.error(`offload relay: ${toError(error).message}`),
+        onBatch: (count) => {
+          if (!options.quiet) console.log(`relayed ${count}`);
+        },
+      });
+      if (!options.quiet) console.log(`offload relay ${relay.id}: ${from.name} → ${to.name}`);
+      await relay.run(signal);
+    } finally {
+      await to.close();
+    }
+  } finally {
+    await from.close();
+  }
+}
+
+export function relayCommand(): Command {
+  return new Command("relay")
+    .description("move jobs from a PostgreSQL outbox to another backend, exactly once")
+    .requiredOption("--from <url>", "the outbox the app enqueues into (postgres://…)")
+    .requiredOption("--to <url>", "the backend workers run from (redis://…, postgres://…, sqlite://…)")
+    .option("--queues <names>", "comma-separated queues to relay (default: every queue in the outbox)")
+    .option("--batch <n>", "jobs per batch", "500")
+    .option("--lease <duration>", "how long a batch is held before another relay may take it over", "30s")
+    .option("--quiet", "print nothing but errors")
+    .action(async (options: RelayCommandOptions) => {
+      const stop = new AbortController();
+      const onSignal = (): void => stop.abort();
+      process.once("SIGINT", onSignal);
+      process.once("SIGTERM", onSignal);
+      try {
+        await runRelay(options, stop.signal);
+      } finally {
+        process.off("SIGINT", onSignal);
+        process.off("SIGTERM", onSignal);
+      }
+    });
+}
