@@ -33,6 +33,8 @@ export interface EventStreamDeps {
   readonly tracker: StreamTracker;
   readonly pollMs: number;
   readonly keepAliveMs: number;
+  /** Unexpected errors (a backend down mid-stream): the client only sees the stream end. */
+  readonly report: (error: unknown) => void;
 }
 
 /** Counts open streams (each holds one watch subscription), so tests and metrics can see leaks. */
@@ -81,6 +83,8 @@ export function jobEventStream(c: Context, job: JobRecord, afterId: number, deps
     deps.tracker.opened();
     try {
       await pump(stream, job, afterId, { wakeup, signal: gone.signal }, deps);
+    } catch (error) {
+      deps.report(error); // the client reconnects with Last-Event-ID and loses nothing
     } finally {
       unsubscribe();
       deps.tracker.closed();

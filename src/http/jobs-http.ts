@@ -105,7 +105,7 @@ export function createJobsHttp(options: JobsHttpOptions): JobsHttp {
     if (job instanceof Response) return job;
     return jobEventStream(c, job, afterId, {
       jobs: offload.jobs, view, tracker, subscribe: async (listener) => (await offload.backend()).watch(listener),
-      pollMs: toMs(options.pollInterval ?? "1s", "pollInterval"), keepAliveMs: toMs(options.keepAlive ?? "15s", "keepAlive"),
+      pollMs: toMs(options.pollInterval ?? "1s", "pollInterval"), keepAliveMs: toMs(options.keepAlive ?? "15s", "keepAlive"), report,
     });
   });
   app.post("/:id/cancel", async (c) => {
