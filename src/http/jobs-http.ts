@@ -147,7 +147,6 @@ export function createJobsHttp(options: JobsHttpOptions): JobsHttp {
       const body = {
         ...o.body,
         id: job.id,
-        state: "accepted",
         links: { self: `${self}${query}`, events: `${self}/events${query}`, cancel: `${self}/cancel${query}` },
         ...(token === undefined ? {} : { token }),
       };

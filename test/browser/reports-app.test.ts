@@ -2,6 +2,7 @@
 // report → the progress bar moves live to 100 % → the download is a PDF. Then sign-up and the
 // webhook fan-out, whose dead letter the page must show. Saves docs/screenshots/reports-app.png.
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -16,6 +17,7 @@ describe("examples/reports-app in headless Chromium", () => {
   let browser: Browser;
   let page: Page;
   before(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium, or set CHROMIUM_PATH`);
     app = await startReportsApp();
     browser = await chromium.launch({
       executablePath: CHROMIUM,
