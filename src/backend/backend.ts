@@ -32,7 +32,8 @@ export interface EnqueueRequest {
 }
 
 export interface EnqueueResult {
-  readonly job: JobRecord;
+  /** The stored job (only id and state are promised: reading the whole row back would slow bulk enqueue). */
+  readonly job: Pick<JobRecord, "id" | "state">;
   /** false when an unfinished job with the same key was returned instead. */
   readonly created: boolean;
 }

@@ -2,6 +2,19 @@
 import { randomBytes, randomUUID } from "node:crypto";
 
 let lastMs = -1;
+let pool = Buffer.alloc(0);
+let offset = 0;
+
+/** 16 fresh random bytes, cut from a pooled buffer: one crypto call per 256 ids instead of one each. */
+function randomChunk(): Buffer {
+  if (offset + 16 > pool.length) {
+    pool = randomBytes(4096);
+    offset = 0;
+  }
+  const chunk = Buffer.from(pool.subarray(offset, offset + 16));
+  offset += 16;
+  return chunk;
+}
 let sequence = 0;
 
 /** A UUIDv7 for `nowMs`. Within one millisecond a 12-bit counter keeps ids increasing in this process. */
@@ -12,9 +25,8 @@ export function uuidv7(nowMs: number = Date.now()): string {
     lastMs = nowMs;
     sequence = randomBytes(2).readUInt16BE(0) & 0x7ff; // leave headroom for the counter
   }
-  const bytes = randomBytes(16);
-  const ms = BigInt(nowMs);
-  for (let i = 0; i < 6; i++) bytes[i] = Number((ms >> BigInt(8 * (5 - i))) & 0xffn);
+  const bytes = randomChunk();
+  bytes.writeUIntBE(nowMs, 0, 6);
   bytes[6] = 0x70 | (sequence >> 8);
   bytes[7] = sequence & 0xff;
   bytes[8] = ((bytes[8] ?? 0) & 0x3f) | 0x80;

@@ -3,6 +3,9 @@
 // change that lands between a check and the wait is never missed.
 import type { Clock } from "./clock.ts";
 
+/** Reused abort reason: aborting without one allocates a DOMException, on a hot path. */
+const DONE = Object.freeze(new Error("wait over"));
+
 export class Wakeup {
   #pending = false;
   #resolve: (() => void) | undefined;
@@ -38,7 +41,7 @@ export class Wakeup {
       return await Promise.race([notified, slept]);
     } finally {
       this.#resolve = undefined;
-      timer.abort();
+      timer.abort(DONE);
       signal?.removeEventListener("abort", onAbort);
     }
   }

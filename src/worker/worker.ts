@@ -157,6 +157,9 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
           if (claimed.length === free) continue; // there may be more right now
         }
         await this.#wakeup.wait(await this.#idleWait(backend, free > 0), this.#deps.clock, stop);
+        // Jobs finish in bursts (their acks are batched per event-loop turn): let the whole burst
+        // free its slots before claiming, so one claim fills them all instead of one claim each.
+        await new Promise<void>((resolve) => setImmediate(resolve));
       } catch (error) {
         this.#report(error);
         await this.#deps.clock.sleep(this.#settings.pollMs, stop).catch(() => {});

@@ -1,7 +1,8 @@
 // Tells listeners that the database may have changed. Writes from this process are announced
 // directly; writes from other processes are noticed through the WAL file changing (inotify via
-// fs.watch on the folder), with a cheap PRAGMA data_version poll behind it for file systems where
-// watching does not work.
+// fs.watch on the folder), with a slower poll behind it for file systems where watching does not
+// work. Both check PRAGMA data_version, which changes only when ANOTHER connection committed, so
+// this process's own writes (which also touch the WAL) do not wake anyone twice.
 import { type FSWatcher, watch } from "node:fs";
 import { basename, dirname } from "node:path";
 
@@ -51,21 +52,23 @@ export class ChangeFeed {
     const wal = `${basename(this.#file)}-wal`;
     try {
       this.#watcher = watch(dirname(this.#file), { persistent: false }, (_event, name) => {
-        if (name === wal) this.announce();
+        if (name === wal) this.#checkVersion();
       });
       this.#watcher.on("error", () => this.#watcher?.close());
     } catch {
       this.#watcher = undefined; // the poll below still notices changes
     }
     this.#lastVersion = this.#dataVersion();
-    this.#poll = setInterval(() => {
-      const version = this.#dataVersion();
-      if (version !== this.#lastVersion) {
-        this.#lastVersion = version;
-        this.announce();
-      }
-    }, this.#pollMs);
+    this.#poll = setInterval(() => this.#checkVersion(), this.#pollMs);
     this.#poll.unref();
+  }
+
+  #checkVersion(): void {
+    const version = this.#dataVersion();
+    if (version !== this.#lastVersion) {
+      this.#lastVersion = version;
+      this.announce();
+    }
   }
 
   #stop(): void {

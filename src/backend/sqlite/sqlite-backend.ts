@@ -43,6 +43,7 @@ export class SqliteBackend implements Backend {
     this.#db.exec(`PRAGMA busy_timeout = ${options.busyTimeoutMs ?? 10_000}`);
     if (!memory) this.#db.exec("PRAGMA journal_mode = WAL");
     this.#db.exec(`PRAGMA synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`);
+    this.#db.exec("PRAGMA cache_size = -32768"); // 32 MiB: the hot indexes stay in memory
     migrate(this.#db);
     this.#dataVersion = this.#db.prepare("PRAGMA data_version");
     const version = (): number => Number((this.#dataVersion.get() as Row | undefined)?.["data_version"] ?? 0);
@@ -86,7 +87,7 @@ export class SqliteBackend implements Backend {
       request.jobs.map((job) => {
         if (job.key !== undefined) {
           const existing = this.#get("enqueue-find-key", { key: job.key });
-          if (existing) return { job: toJobRecord(existing), created: false };
+          if (existing) return { job: { id: String(existing["id"]), state: existing["state"] as JobState }, created: false };
         }
         const row = this.#get("enqueue-insert", {
           id: job.id, task: job.task, queue: job.queue, payload: job.payloadJson, priority: job.priority,
@@ -94,7 +95,7 @@ export class SqliteBackend implements Backend {
           now: request.now,
         });
         if (!row) throw new Error("enqueue-insert returned no row");
-        return { job: toJobRecord(row), created: true };
+        return { job: { id: String(row["id"]), state: row["state"] as JobState }, created: true };
       }),
     );
   }
@@ -103,12 +104,20 @@ export class SqliteBackend implements Backend {
     if (request.limit <= 0 || request.queues.length === 0) return [];
     const rows = this.#write(() => {
       this.#stmt("stage-due").run({ now: request.now });
-      return this.#all("claim", {
-        queues: JSON.stringify(request.queues), limit: request.limit, worker: request.worker,
-        lease_until: request.now + request.leaseMs, now: request.now,
-      });
+      const ids = this.#candidates(request.queues, request.limit);
+      if (ids.length === 0) return [];
+      return this.#all("claim", { ids: JSON.stringify(ids), worker: request.worker, lease_until: request.now + request.leaseMs, now: request.now });
     });
     return rows.map((row) => ({ job: toJobRecord(row), token: String(row["lease_token"]) })).sort(claimOrder);
+  }
+
+  /** The best `limit` queued job ids across `queues`, in claim order. */
+  #candidates(queues: readonly string[], limit: number): string[] {
+    const rows = queues.flatMap((queue) => this.#all("claim-candidates", { queue, limit }));
+    if (queues.length > 1) {
+      rows.sort((a, b) => Number(b["priority"]) - Number(a["priority"]) || Number(a["run_at"]) - Number(b["run_at"]) || (String(a["id"]) < String(b["id"]) ? -1 : 1));
+    }
+    return rows.slice(0, limit).map((r) => String(r["id"]));
   }
 
   async heartbeat(request: HeartbeatRequest): Promise<HeartbeatResult> {
@@ -244,8 +253,8 @@ export class SqliteBackend implements Backend {
   }
 
   async nextDueAt(queues: readonly string[]): Promise<number | undefined> {
-    const at = this.#get("next-due", { queues: JSON.stringify(queues) })?.["at"];
-    return typeof at === "number" ? at : undefined;
+    const times = queues.map((queue) => this.#get("next-due", { queue })?.["at"]).filter((at): at is number => typeof at === "number");
+    return times.length ? Math.min(...times) : undefined;
   }
 
   async readEvents(request: { jobId?: string | undefined; afterId: number; limit: number }): Promise<JobEvent[]> {

@@ -28,6 +28,7 @@ CREATE TABLE offload_jobs (
 -- The claim scans this in order: highest priority first, then oldest due, then oldest id.
 CREATE INDEX offload_jobs_claim ON offload_jobs (queue, priority DESC, run_at, id) WHERE state = 'queued';
 CREATE INDEX offload_jobs_due ON offload_jobs (run_at) WHERE state IN ('scheduled', 'retrying');
+CREATE INDEX offload_jobs_due_by_queue ON offload_jobs (queue, run_at) WHERE state IN ('scheduled', 'retrying');
 CREATE INDEX offload_jobs_lease ON offload_jobs (lease_until) WHERE state = 'active';
 CREATE INDEX offload_jobs_finished ON offload_jobs (state, finished_at) WHERE finished_at IS NOT NULL;
 CREATE INDEX offload_jobs_queue_state ON offload_jobs (queue, state);

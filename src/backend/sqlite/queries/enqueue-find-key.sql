@@ -1,4 +1,4 @@
 -- The unfinished job holding an idempotency key, if any.
 -- :key
-SELECT * FROM offload_jobs
+SELECT id, state FROM offload_jobs
  WHERE key = :key AND state IN ('scheduled', 'queued', 'active', 'retrying');

@@ -1,4 +1,6 @@
--- The earliest run time of a scheduled or retrying job in the given queues.
--- :queues (JSON array)
-SELECT min(run_at) AS at FROM offload_jobs
- WHERE state IN ('scheduled', 'retrying') AND queue IN (SELECT value FROM json_each(:queues));
+-- The earliest run time of a scheduled or retrying job in one queue (run once per queue).
+-- :queue
+SELECT run_at AS at FROM offload_jobs
+ WHERE queue = :queue AND state IN ('scheduled', 'retrying')
+ ORDER BY run_at
+ LIMIT 1;

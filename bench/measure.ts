@@ -1,0 +1,97 @@
+// Small measuring helpers shared by the benchmark scripts. Figures are rates from one run;
+// compare systems within the same run, never across runs.
+import { fork } from "node:child_process";
+
+export interface Row {
+  readonly metric: string;
+  readonly values: Readonly<Record<string, number | undefined>>;
+  readonly unit: string;
+}
+
+/** High-resolution wall time that two processes on one machine agree on (ms, fractional). */
+export function wallNow(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+export function perSecond(count: number, ms: number): number {
+  return Math.round(count / (ms / 1000));
+}
+
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index] ?? Number.NaN;
+}
+
+export async function timed(work: () => Promise<void>): Promise<number> {
+  const start = performance.now();
+  await work();
+  return performance.now() - start;
+}
+
+export function option(args: readonly string[], name: string, fallback: string): string {
+  const i = args.indexOf(`--${name}`);
+  const inline = args.find((a) => a.startsWith(`--${name}=`));
+  if (inline) return inline.slice(name.length + 3);
+  return i >= 0 ? (args[i + 1] ?? fallback) : fallback;
+}
+
+function format(value: number | undefined, unit: string): string {
+  if (value === undefined || Number.isNaN(value)) return "—";
+  if (unit === "ms") return value.toFixed(2);
+  if (unit === "MiB") return value.toFixed(0);
+  return Math.round(value).toLocaleString("en-US");
+}
+
+/**
+ * Prints one column per system and, when `baseline` is given, a ratio column per other system:
+ * Offload's figure divided by theirs (for latencies, theirs divided by Offload's, so > 1 always
+ * means Offload is better).
+ */
+export function printTable(title: string, systems: readonly string[], rows: readonly Row[], baseline?: string): void {
+  const others = baseline ? systems.filter((s) => s !== baseline) : [];
+  const header = ["metric", "unit", ...systems, ...others.map((o) => `× vs ${o}`)];
+  const lines = rows.map((row) => {
+    const cells = systems.map((s) => format(row.values[s], row.unit));
+    const ratios = others.map((o) => {
+      const ours = baseline ? row.values[baseline] : undefined;
+      const theirs = row.values[o];
+      if (ours === undefined || theirs === undefined || ours === 0 || theirs === 0) return "—";
+      const lowerIsBetter = row.unit === "ms" || row.unit === "MiB";
+      return `${(lowerIsBetter ? theirs / ours : ours / theirs).toFixed(2)}×`;
+    });
+    return [row.metric, row.unit, ...cells, ...ratios];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? "").length)));
+  const render = (cells: readonly string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(" | ")} |`;
+  console.log(`\n${title}\n`);
+  console.log(render(header));
+  console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
+  for (const l of lines) console.log(render(l));
+}
+
+/** Messages a benchmark child process sends back over IPC. */
+export type ChildMessage =
+  | { readonly type: "ready" }
+  | { readonly type: "started"; readonly at: number; readonly id: string }
+  | { readonly type: "drained"; readonly ms: number; readonly count: number; readonly maxRssMiB: number };
+
+/** Starts a child process running `script` and hands its messages to `onMessage`. */
+export function startChild(script: URL, args: readonly string[], onMessage: (m: ChildMessage) => void): { stop: () => Promise<void>; ready: Promise<void> } {
+  const child = fork(script, [...args], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  let markReady: () => void = () => {};
+  const ready = new Promise<void>((resolve) => (markReady = resolve));
+  child.on("message", (m: ChildMessage) => {
+    if (m.type === "ready") markReady();
+    onMessage(m);
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  return {
+    ready,
+    stop: async () => {
+      if (child.exitCode === null) child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}

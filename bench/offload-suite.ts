@@ -1,0 +1,74 @@
+// The Offload side of every backend benchmark, so each backend is measured the same way:
+// enqueue one at a time, batched enqueue, drain at concurrency 1 and 50 in a separate worker
+// process, and enqueue→start latency into an idle worker in another process.
+import { Offload } from "../src/index.ts";
+import { type ChildMessage, percentile, perSecond, startChild, timed, wallNow } from "./measure.ts";
+
+export interface OffloadFigures {
+  readonly enqueueOne: number;
+  readonly enqueueBatch: number;
+  readonly drain1: number;
+  readonly drain50: number;
+  readonly latencyP50: number;
+  readonly latencyP99: number;
+  readonly workerRssMiB: number;
+}
+
+const CHILD = new URL("./offload-child.ts", import.meta.url);
+const BATCH = 1_000;
+
+async function drainInChild(url: string, queue: string, concurrency: number, count: number): Promise<{ rate: number; rss: number }> {
+  let result: { rate: number; rss: number } = { rate: 0, rss: 0 };
+  let done: () => void = () => {};
+  const drained = new Promise<void>((resolve) => (done = resolve));
+  const child = startChild(CHILD, [url, "drain", queue, String(concurrency), String(count)], (m: ChildMessage) => {
+    if (m.type === "drained") {
+      result = { rate: perSecond(m.count, m.ms), rss: m.maxRssMiB };
+      done();
+    }
+  });
+  await drained;
+  await child.stop();
+  return result;
+}
+
+export async function measureOffload(url: string, n: number, latencySamples = 300): Promise<OffloadFigures> {
+  const offload = new Offload({ backend: url });
+  // One task name, several queues: the worker child registers "bench.noop" for the queue it drains.
+  const noop = offload.task({ name: "bench.noop", run: () => null });
+
+  const oneMs = await timed(async () => {
+    for (let i = 0; i < n; i++) await noop.enqueue({ i }, { queue: "bench-single" });
+  });
+  const batchMs = await timed(async () => {
+    for (let i = 0; i < n; i += BATCH) {
+      await noop.enqueueMany(Array.from({ length: Math.min(BATCH, n - i) }, (_, k) => ({ i: i + k })), { queue: "bench-batch" });
+    }
+  });
+  const drain1 = await drainInChild(url, "bench-single", 1, n);
+  const drain50 = await drainInChild(url, "bench-batch", 50, n);
+
+  const latencies: number[] = [];
+  let onStart: (at: number) => void = () => {};
+  const child = startChild(CHILD, [url, "latency", "bench-latency", "10"], (m) => {
+    if (m.type === "started") onStart(m.at);
+  });
+  await child.ready;
+  for (let i = 0; i < latencySamples; i++) {
+    const started = new Promise<number>((resolve) => (onStart = resolve));
+    const sentAt = wallNow();
+    await noop.enqueue({ i }, { queue: "bench-latency" });
+    latencies.push((await started) - sentAt);
+  }
+  await child.stop();
+  await offload.close();
+  return {
+    enqueueOne: perSecond(n, oneMs),
+    enqueueBatch: perSecond(n, batchMs),
+    drain1: drain1.rate,
+    drain50: drain50.rate,
+    latencyP50: percentile(latencies, 50),
+    latencyP99: percentile(latencies, 99),
+    workerRssMiB: drain50.rss,
+  };
+}
