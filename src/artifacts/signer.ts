@@ -34,8 +34,10 @@ export class Signer {
   /** True when `signature` was made by this key for exactly these values and has not expired. */
   verify(purpose: SignaturePurpose, subject: string, expiresAt: number, signature: string): boolean {
     if (!Number.isSafeInteger(expiresAt) || expiresAt <= this.#clock.now()) return false;
-    const expected = Buffer.from(this.sign(purpose, subject, expiresAt), "base64url");
-    const given = Buffer.from(signature, "base64url");
+    // Compare the text, not decoded bytes: base64url decoding ignores the last character's spare
+    // bits, so a decoded comparison would accept a URL someone changed.
+    const expected = Buffer.from(this.sign(purpose, subject, expiresAt), "utf8");
+    const given = Buffer.from(signature, "utf8");
     return given.length === expected.length && timingSafeEqual(given, expected);
   }
 }

@@ -43,6 +43,12 @@ describe("Signer", () => {
     assert.equal(new Signer(`${SECRET}x`, clock).verify("artifact", JOB, expires, sig), false);
     assert.equal(signer.verify("artifact", JOB, expires, ""), false);
     assert.equal(signer.verify("artifact", JOB, Number.NaN, sig), false);
+    // The last base64url character carries 2 spare bits; a changed one must not pass as "the same bytes".
+    const last = sig.at(-1) ?? "";
+    const sibling = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".indexOf(last) ^ 1;
+    const respelled = sig.slice(0, -1) + "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[sibling];
+    assert.equal(Buffer.from(respelled, "base64url").equals(Buffer.from(sig, "base64url")), true, "same bytes when decoded");
+    assert.equal(signer.verify("artifact", JOB, expires, respelled), false);
   });
 
   it("will not work with a short secret", () => {
