@@ -1,5 +1,6 @@
 // Backend URLs → adapters. Adapters load lazily, so an app on SQLite never loads Redis or pg code.
-import { resolve } from "node:path";
+import { existsSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { BackendOpenError } from "../core/errors.ts";
 import type { Backend } from "./backend.ts";
 
@@ -10,6 +11,7 @@ type Loader = (url: string) => Promise<Backend>;
 async function openSqlite(url: string): Promise<Backend> {
   const { SqliteBackend } = await import("./sqlite/sqlite-backend.ts");
   const path = sqlitePath(url);
+  if (path !== ":memory:" && !existsSync(dirname(path))) throw new BackendOpenError(url, `folder ${dirname(path)} does not exist`);
   return new SqliteBackend({ path });
 }
 

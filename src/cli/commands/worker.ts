@@ -1,0 +1,83 @@
+// `offload worker <app-module>`: runs a worker over the app's tasks until SIGTERM or SIGINT, then
+// shuts down gracefully: stop claiming, let active jobs finish within the grace period, hand the
+// rest back to the queue, exit 0. A second signal exits at once (jobs come back by lease expiry).
+import type { Command } from "commander";
+import { ConfigError } from "../../core/errors.ts";
+import type { WorkerEvent } from "../../worker/worker.ts";
+import { loadApp } from "../load-app.ts";
+import { positiveInt, splitList } from "../options.ts";
+
+interface WorkerFlags {
+  readonly queues?: string;
+  readonly concurrency: string;
+  readonly lease?: string;
+  readonly grace?: string;
+  readonly quiet?: boolean;
+}
+
+function describe(event: WorkerEvent): string {
+  const head = `${new Date().toISOString()} ${event.type.padEnd(10)} ${event.job.task} ${event.job.id}`;
+  switch (event.type) {
+    case "started":
+      return `${head} attempt ${event.job.attempt}/${event.job.maxAttempts}`;
+    case "succeeded":
+      return `${head} in ${event.ms} ms`;
+    case "retrying":
+      return `${head} ${event.error.message} (retry at ${new Date(event.retryAt).toISOString()})`;
+    case "failed":
+      return `${head} ${event.error.name}: ${event.error.message}`;
+    default:
+      return head;
+  }
+}
+
+export function registerWorker(program: Command): void {
+  program
+    .command("worker")
+    .description("run a worker over the tasks of an app module until SIGTERM/SIGINT")
+    .argument("<app-module>", "a module that exports your Offload instance (default export or `offload`)")
+    .option("-q, --queues <names>", "comma-separated queues to work (default: every queue the app's tasks use)")
+    .option("-c, --concurrency <n>", "jobs run at once", "10")
+    .option("--lease <duration>", "lease length, e.g. 15s")
+    .option("--grace <duration>", "on shutdown, how long active jobs may finish, e.g. 10s")
+    .option("--quiet", "print nothing per job")
+    .action(async (appModule: string, flags: WorkerFlags) => {
+      const offload = await loadApp(appModule);
+      const known = offload.registry.queues();
+      const queues = flags.queues ? splitList(flags.queues) : known;
+      const unknown = queues.filter((q) => !known.includes(q));
+      if (unknown.length > 0) {
+        throw new ConfigError(`unknown queue ${unknown.join(", ")}: no task of ${appModule} uses it (known: ${known.join(", ") || "none"})`);
+      }
+      const worker = offload.worker({
+        queues,
+        concurrency: positiveInt(flags.concurrency, "--concurrency"),
+        ...(flags.lease ? { lease: flags.lease as `${number}s` } : {}),
+        ...(flags.grace ? { shutdownGrace: flags.grace as `${number}s` } : {}),
+      });
+      if (!flags.quiet) worker.on("job", (e) => console.log(describe(e)));
+      worker.on("error", (e) => console.error(`${new Date().toISOString()} error      ${e.message}`));
+      await worker.start();
+      console.log(`offload worker ${worker.id}: queues ${queues.join(", ")}, concurrency ${worker.concurrency}, backend ${offload.url}`);
+
+      let stopping = false;
+      const shutdown = (signal: string): void => {
+        if (stopping) {
+          console.error(`${signal} again: exiting now; active jobs return by lease expiry`);
+          process.exit(130);
+        }
+        stopping = true;
+        console.log(`${signal}: stopping (finishing ${worker.active.length} active jobs)`);
+        worker
+          .stop()
+          .then(() => offload.close())
+          .then(() => process.exit(0))
+          .catch((error: unknown) => {
+            console.error(error);
+            process.exit(1);
+          });
+      };
+      process.on("SIGTERM", () => shutdown("SIGTERM"));
+      process.on("SIGINT", () => shutdown("SIGINT"));
+    });
+}

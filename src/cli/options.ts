@@ -1,0 +1,27 @@
+// Parsing and checking CLI option values; a bad value is a ConfigError naming the flag.
+import { ConfigError } from "../core/errors.ts";
+import { isJobState, type JobState } from "../core/job.ts";
+import { JOB_STATES } from "../core/job.ts";
+
+export function positiveInt(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new ConfigError(`${flag} must be a whole number ≥ 1, got ${JSON.stringify(text)}`);
+  return n;
+}
+
+export function splitList(text: string): string[] {
+  return text.split(",").map((s) => s.trim()).filter(Boolean);
+}
+
+export function jobState(text: string | undefined): JobState | undefined {
+  if (text === undefined) return undefined;
+  if (!isJobState(text)) throw new ConfigError(`--state must be one of ${JOB_STATES.join(", ")}, got ${JSON.stringify(text)}`);
+  return text;
+}
+
+export function instant(text: string | undefined, flag: string): number | undefined {
+  if (text === undefined) return undefined;
+  const at = Date.parse(text);
+  if (Number.isNaN(at)) throw new ConfigError(`${flag} must be a date/time like 2026-11-22T10:00:00Z, got ${JSON.stringify(text)}`);
+  return at;
+}
