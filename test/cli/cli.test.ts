@@ -1,0 +1,101 @@
+// The `offload` command, run as a real process against a SQLite file.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { Offload } from "../../src/index.ts";
+import { drain } from "../../src/testing/index.ts";
+
+const CLI = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
+
+function offload(url: string, ...args: string[]): { code: number | null; out: string; err: string } {
+  const r = spawnSync(process.execPath, [CLI, "--backend", url, ...args], { encoding: "utf8" });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe("offload CLI", () => {
+  const dir = mkdtempSync(join(tmpdir(), "offload-cli-"));
+  const url = `sqlite://${join(dir, "jobs.db")}`;
+  const ids: Record<string, string> = {};
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  before(async () => {
+    const app = new Offload({ backend: url });
+    const mail = app.task({ name: "mail.send", queue: "mail", retry: { attempts: 1 }, run: (p: { to: string }) => {
+      if (p.to === "bounce") throw new Error("mailbox unavailable");
+      return { sent: p.to };
+    } });
+    ids["ok"] = (await mail.enqueue({ to: "ada" })).id;
+    ids["bad"] = (await mail.enqueue({ to: "bounce" })).id;
+    await drain(app);
+    ids["waiting"] = (await mail.enqueue({ to: "later" }, { delay: "1h" })).id;
+    await app.close();
+  });
+
+  it("--help on every command", () => {
+    for (const args of [[], ["worker"], ["jobs"], ["jobs", "list"], ["jobs", "show"], ["jobs", "retry"], ["jobs", "cancel"], ["jobs", "replay"], ["queues"]]) {
+      const r = offload(url, ...args, "--help");
+      assert.equal(r.code, 0, args.join(" "));
+      assert.match(r.out, /Usage: offload/);
+    }
+  });
+
+  it("queues: counts per state and the oldest queued age", () => {
+    const r = offload(url, "queues");
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /QUEUE\s+SCHEDULED\s+QUEUED\s+ACTIVE\s+RETRYING\s+SUCCEEDED\s+FAILED\s+CANCELLED\s+OLDEST QUEUED/);
+    assert.match(r.out, /mail\s+1\s+0\s+0\s+0\s+1\s+1\s+0\s+-/);
+    const json = JSON.parse(offload(url, "queues", "--json").out) as Array<{ queue: string; counts: Record<string, number> }>;
+    assert.equal(json[0]?.counts["failed"], 1);
+  });
+
+  it("jobs list filters by state and queue", () => {
+    const failed = offload(url, "jobs", "list", "--state", "failed");
+    assert.equal(failed.code, 0, failed.err);
+    assert.match(failed.out, new RegExp(ids["bad"] ?? "x"));
+    assert.doesNotMatch(failed.out, new RegExp(ids["ok"] ?? "x"));
+    assert.equal(offload(url, "jobs", "list", "--queue", "mail", "--json").out.includes(ids["waiting"] ?? "x"), true);
+  });
+
+  it("jobs show prints the payload, and every attempt's error for a failed job", () => {
+    const r = offload(url, "jobs", "show", ids["bad"] ?? "");
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /state:\s+failed/);
+    assert.match(r.out, /payload:\s+\{"to":"bounce"\}/);
+    assert.match(r.out, /error \(attempt 1, .*\): Error: mailbox unavailable/);
+  });
+
+  it("jobs retry and jobs cancel act on one job; replay on many", () => {
+    assert.match(offload(url, "jobs", "retry", ids["bad"] ?? "").out, /queued again/);
+    assert.match(offload(url, "jobs", "show", ids["bad"] ?? "").out, /state:\s+queued/);
+    assert.match(offload(url, "jobs", "cancel", ids["waiting"] ?? "").out, /cancelled/);
+    assert.match(offload(url, "jobs", "replay", "--queue", "mail").out, /0 failed jobs queued again/);
+  });
+
+  it("bad input: unknown flag, unknown queue, unknown job, bad state, bad backend", () => {
+    const flag = offload(url, "jobs", "list", "--colour");
+    assert.equal(flag.code, 2);
+    assert.match(flag.err, /unknown option '--colour'/);
+    const queue = offload(url, "jobs", "list", "--queue", "nope");
+    assert.equal(queue.code, 2);
+    assert.match(queue.err, /unknown queue nope \(queues with jobs: mail\)/);
+    const job = offload(url, "jobs", "show", "01890000-0000-7000-8000-000000000000");
+    assert.equal(job.code, 1);
+    assert.match(job.err, /JobNotFoundError: job 01890000-0000-7000-8000-000000000000 not found/);
+    assert.match(offload(url, "jobs", "list", "--state", "done").err, /--state must be one of scheduled, queued/);
+    const backend = offload("sqlite:///no/such/dir/x.db", "queues");
+    assert.equal(backend.code, 1);
+    assert.match(backend.err, /cannot open backend sqlite:\/\/\/no\/such\/dir\/x.db: folder \/no\/such\/dir does not exist/);
+    assert.doesNotMatch(backend.err, /    at /, "no stack trace");
+  });
+
+  it("worker refuses a queue no task of the app uses", () => {
+    const app = fileURLToPath(new URL("../process/fixtures/app.ts", import.meta.url));
+    const r = offload(url, "worker", app, "--queues", "work,typo");
+    assert.equal(r.code, 2);
+    assert.match(r.err, /unknown queue typo: no task of .* uses it \(known: work\)/);
+  });
+});

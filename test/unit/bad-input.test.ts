@@ -1,0 +1,122 @@
+// Bad input gets a clear, typed error, and nothing is stored.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { z } from "zod";
+import {
+  BackendOpenError, ConfigError, NotSerializableError, Offload, PayloadTooLargeError, ValidationError,
+} from "../../src/index.ts";
+
+function app(options: { maxPayloadBytes?: number } = {}) {
+  const offload = new Offload({ backend: "sqlite::memory:", ...options });
+  const signup = offload.task({
+    name: "signup.welcome",
+    schema: z.object({ email: z.email(), name: z.string().min(1), plan: z.enum(["free", "pro"]) }),
+    run: (p) => `hello ${p.name}`,
+  });
+  const loose = offload.task({ name: "loose", run: (p: unknown) => p });
+  return { offload, signup, loose };
+}
+
+async function stored(offload: Offload): Promise<number> {
+  return (await offload.jobs.list({ limit: 1000 })).length;
+}
+
+describe("bad input", () => {
+  it("a payload failing the schema is a ValidationError naming each field", async () => {
+    const { offload, signup } = app();
+    await assert.rejects(
+      signup.enqueue({ email: "not-an-email", name: "", plan: "gold" } as never),
+      (e: unknown) => {
+        assert.ok(e instanceof ValidationError);
+        assert.equal(e.code, "VALIDATION");
+        assert.equal(e.task, "signup.welcome");
+        assert.deepEqual(e.issues.map((i) => i.path).sort(), ["email", "name", "plan"]);
+        assert.match(e.message, /email/);
+        return true;
+      },
+    );
+    assert.equal(await stored(offload), 0);
+    await offload.close();
+  });
+
+  it("payloads that are not JSON: functions, BigInt, symbols, cycles, Maps", async () => {
+    const { offload, loose } = app();
+    const cyclic: Record<string, unknown> = { a: 1 };
+    cyclic["self"] = cyclic;
+    const cases: Array<[unknown, RegExp]> = [
+      [{ callback: () => 1 }, /callback: a function/],
+      [{ amount: 10n }, /amount: BigInt/],
+      [{ tag: Symbol("x") }, /tag: a symbol/],
+      [cyclic, /self: circular/],
+      [{ seen: new Map() }, /seen: Map/],
+      [{ n: Number.NaN }, /n: NaN is not a finite number/],
+      [{ list: [1, { deep: () => 0 }] }, /list\[1\]\.deep/],
+    ];
+    for (const [payload, message] of cases) {
+      await assert.rejects(loose.enqueue(payload), (e: unknown) => e instanceof NotSerializableError && message.test(e.message));
+    }
+    assert.equal(await stored(offload), 0);
+    await offload.close();
+  });
+
+  it("a payload over the size limit is refused with its size", async () => {
+    const { offload, loose } = app({ maxPayloadBytes: 1024 });
+    await assert.rejects(loose.enqueue({ blob: "x".repeat(2000) }), (e: unknown) => e instanceof PayloadTooLargeError && e.limit === 1024 && e.bytes > 2000);
+    await loose.enqueue({ blob: "x".repeat(900) });
+    assert.equal(await stored(offload), 1);
+    await offload.close();
+  });
+
+  it("the default size limit is 512 KiB", async () => {
+    const { offload, loose } = app();
+    await assert.rejects(loose.enqueue("y".repeat(512 * 1024)), PayloadTooLargeError);
+    await offload.close();
+  });
+
+  it("enqueueMany stores nothing when any payload is bad", async () => {
+    const { offload, signup } = app();
+    const good = { email: "a@b.co", name: "Ada", plan: "pro" as const };
+    await assert.rejects(signup.enqueueMany([good, good, { ...good, email: "nope" }]), ValidationError);
+    assert.equal(await stored(offload), 0);
+    await signup.enqueueMany([good, good]);
+    assert.equal(await stored(offload), 2);
+    await offload.close();
+  });
+
+  it("bad options are ConfigErrors: queue names, priorities, attempts, delays, keys", async () => {
+    const { offload, loose } = app();
+    await assert.rejects(loose.enqueue(1, { queue: "has space" }), ConfigError);
+    await assert.rejects(loose.enqueue(1, { queue: "{tag}" }), ConfigError);
+    await assert.rejects(loose.enqueue(1, { priority: 1.5 }), ConfigError);
+    await assert.rejects(loose.enqueue(1, { attempts: 0 }), ConfigError);
+    await assert.rejects(loose.enqueue(1, { delay: "soon" as never }), /delay must look like/);
+    await assert.rejects(loose.enqueue(1, { runAt: new Date("nope") }), ConfigError);
+    await assert.rejects(loose.enqueue(1, { key: "" }), ConfigError);
+    assert.equal(await stored(offload), 0);
+    assert.throws(() => offload.task({ name: "loose", run: () => 1 }), /already registered/);
+    assert.throws(() => offload.task({ name: "r", retry: { attempts: -1 }, run: () => 1 }), ConfigError);
+    await offload.close();
+  });
+
+  it("a backend URL that cannot be opened names the URL and the reason", async () => {
+    const missing = new Offload({ backend: "sqlite:///no/such/folder/jobs.db" });
+    await assert.rejects(missing.backend(), (e: unknown) => e instanceof BackendOpenError && e.url === "sqlite:///no/such/folder/jobs.db" && /does not exist/.test(e.message));
+    const unknown = new Offload({ backend: "mongodb://localhost" });
+    await assert.rejects(unknown.backend(), (e: unknown) => e instanceof BackendOpenError && /unknown scheme mongodb:/.test(e.message));
+    const task = missing.task({ name: "t", run: () => 1 });
+    await assert.rejects(task.enqueue(1), BackendOpenError);
+  });
+
+  it("the backend defaults to $OFFLOAD_URL", () => {
+    const before = process.env["OFFLOAD_URL"];
+    process.env["OFFLOAD_URL"] = "sqlite::memory:";
+    try {
+      assert.equal(new Offload().url, "sqlite::memory:");
+      delete process.env["OFFLOAD_URL"];
+      assert.equal(new Offload().url, "sqlite://./offload.db");
+    } finally {
+      if (before === undefined) delete process.env["OFFLOAD_URL"];
+      else process.env["OFFLOAD_URL"] = before;
+    }
+  });
+});
