@@ -122,7 +122,8 @@ async function pump(
       await stream.write(": keep-alive\n\n");
       lastWrite = Date.now();
     }
-    const notified = await live.wakeup.wait(deps.pollMs, systemClock, live.signal);
+    const untilKeepAlive = Math.max(1, deps.keepAliveMs - (Date.now() - lastWrite));
+    const notified = await live.wakeup.wait(Math.min(deps.pollMs, untilKeepAlive), systemClock, live.signal);
     if (!notified && !live.signal.aborted) {
       // Safety net for a missed signal or a pruned feed: look at the job itself.
       const current = await deps.jobs.find(job.id);

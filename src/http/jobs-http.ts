@@ -8,20 +8,17 @@
 // Every read and action goes through the JobService; only the change signal (watch) is taken
 // from the backend, to wake SSE streams. Malformed id → 400, unknown → 404, not allowed → 403,
 // always as JSON, never with a stack.
-import { Hono } from "hono";
 import { Signer } from "../artifacts/signer.ts";
-import { isArtifactName } from "../artifacts/store.ts";
 import type { Offload } from "../client/offload.ts";
 import type { Clock } from "../core/clock.ts";
 import { type Duration, toMs } from "../core/duration.ts";
-import { InvalidStateError, JobNotFoundError } from "../core/errors.ts";
-import { isJobId } from "../core/ids.ts";
 import type { JobRecord } from "../core/job.ts";
-import { type Authorize, type JobAction, createJobToken, isAllowed } from "./access.ts";
-import { serveArtifact, signedArtifactPath } from "./artifact-route.ts";
-import { StreamTracker, jobEventStream, resumeAfter } from "./event-stream.ts";
+import { type Authorize, createJobToken } from "./access.ts";
+import { signedArtifactPath } from "./artifact-route.ts";
+import { StreamTracker } from "./event-stream.ts";
 import { type PublicJob, publicJob } from "./job-view.ts";
-import { badRequest, forbidden, internalError, json, jsonError, notFound } from "./responses.ts";
+import { json } from "./responses.ts";
+import { jobRoutes } from "./routes.ts";
 
 export interface JobsHttpOptions {
   readonly offload: Offload;
@@ -84,57 +81,14 @@ export function createJobsHttp(options: JobsHttpOptions): JobsHttp {
   const tokenFor = (jobId: string, o: { ttl?: Duration; cancel?: boolean } = {}): string =>
     createJobToken(signer, jobId, { ttlMs: o.ttl === undefined ? tokenTtlMs : toMs(o.ttl, "ttl"), cancel: o.cancel ?? false });
 
-  /** 400 / 404 / 403, or the job when the request may do `action` on it. */
-  async function load(request: Request, id: string, action: JobAction): Promise<JobRecord | Response> {
-    if (!isJobId(id)) return badRequest("malformed job id");
-    const job = await offload.jobs.find(id);
-    if (!job) return notFound("job not found");
-    const allowed = await isAllowed(request, job, action, { signer, authorize: options.authorize });
-    return allowed ? job : forbidden();
-  }
-
-  const app = new Hono().basePath(basePath);
-  app.get("/:id", async (c) => {
-    const job = await load(c.req.raw, c.req.param("id"), "read");
-    return job instanceof Response ? job : json(await view(job));
-  });
-  app.get("/:id/events", async (c) => {
-    const afterId = resumeAfter(c.req.raw);
-    if (afterId === undefined) return badRequest("malformed Last-Event-ID");
-    const job = await load(c.req.raw, c.req.param("id"), "read");
-    if (job instanceof Response) return job;
-    return jobEventStream(c, job, afterId, {
-      jobs: offload.jobs, view, tracker, subscribe: async (listener) => (await offload.backend()).watch(listener),
-      pollMs: toMs(options.pollInterval ?? "1s", "pollInterval"), keepAliveMs: toMs(options.keepAlive ?? "15s", "keepAlive"), report,
-    });
-  });
-  app.post("/:id/cancel", async (c) => {
-    const job = await load(c.req.raw, c.req.param("id"), "cancel");
-    if (job instanceof Response) return job;
-    // Cancelling twice is fine; cancelling what already ended another way is a conflict.
-    if (job.state === "succeeded" || job.state === "failed") return jsonError(409, "CONFLICT", `job is already ${job.state}`);
-    try {
-      await offload.jobs.cancel(job.id);
-    } catch (error) {
-      if (error instanceof InvalidStateError) return jsonError(409, "CONFLICT", `job is already ${error.state}`);
-      if (error instanceof JobNotFoundError) return notFound("job not found");
-      throw error;
-    }
-    const after = await offload.jobs.find(job.id);
-    if (!after) return notFound("job not found");
-    // An active job stops at its worker's next heartbeat: accepted, not done yet.
-    return json(await view(after), after.state === "cancelled" ? 200 : 202);
-  });
-  app.get("/:id/artifacts/:name", async (c) => {
-    const id = c.req.param("id");
-    const name = c.req.param("name");
-    if (!isJobId(id) || !isArtifactName(name)) return badRequest("malformed artifact path");
-    return serveArtifact(c.req.raw, { jobId: id, name }, { signer, store: offload.artifacts });
-  });
-  app.notFound(() => notFound());
-  app.onError((error) => {
-    report(error);
-    return internalError();
+  const app = jobRoutes(basePath, {
+    offload, signer, authorize: options.authorize, view, report,
+    stream: {
+      jobs: offload.jobs, view, tracker, report,
+      subscribe: async (listener) => (await offload.backend()).watch(listener),
+      pollMs: toMs(options.pollInterval ?? "1s", "pollInterval"),
+      keepAliveMs: toMs(options.keepAlive ?? "15s", "keepAlive"),
+    },
   });
 
   return {

@@ -39,8 +39,12 @@ describe("examples/reports-app in headless Chromium", () => {
       const node = document.getElementById("report-percent")!;
       new MutationObserver(() => seen.push(node.textContent ?? "")).observe(node, { childList: true, characterData: true, subtree: true });
     });
-    await page.click("#report-go");
-    await page.waitForFunction(() => document.getElementById("report-status")?.textContent?.startsWith("202 Accepted") || document.getElementById("report-percent")?.textContent !== "0 %");
+    const [accepted] = await Promise.all([
+      page.waitForResponse((r) => r.request().method() === "POST" && new URL(r.url()).pathname === "/reports"),
+      page.click("#report-go"),
+    ]);
+    assert.equal(accepted.status(), 202);
+    assert.match((await accepted.allHeaders())["location"] ?? "", /^\/jobs\/[0-9a-f-]{36}$/);
     await page.waitForFunction(() => document.getElementById("report-percent")?.textContent === "100 %", undefined, { timeout: 30_000 });
     const seen = await page.evaluate(() => (window as unknown as { seen: string[] }).seen);
     assert.ok(seen.some((s) => s !== "0 %" && s !== "100 %"), `the bar moved through intermediate values: ${seen.join(", ")}`);
