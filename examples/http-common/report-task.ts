@@ -1,9 +1,11 @@
 // Shared by the four mounting examples (Hono, Express, Fastify, node:http): one Offload and one
 // slow task that reports progress, so each example is only about mounting offload/http.
+import { mkdirSync } from "node:fs";
 import { setTimeout as delay } from "node:timers/promises";
 import { Offload } from "../../src/index.ts";
 
 export function makeExampleOffload(backend = process.env["OFFLOAD_URL"] ?? "sqlite://./.offload/http-example.db") {
+  if (backend.startsWith("sqlite://./.offload/")) mkdirSync(".offload", { recursive: true }); // gitignored
   const offload = new Offload({ backend });
   const report = offload.task({
     name: "example.report",
