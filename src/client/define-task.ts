@@ -46,8 +46,7 @@ export function defineTask(
     run: async (payload, ctx) => run(schema ? await validate(name, schema, payload) : payload, ctx),
   };
 
-  async function prepare(payload: unknown, options: EnqueueOptions, now: number): Promise<NewJob> {
-    if (schema) await validate(name, schema, payload);
+  function prepare(payload: unknown, options: EnqueueOptions, now: number): NewJob {
     const attempts = options.attempts ?? retry.attempts;
     if (!Number.isInteger(attempts) || attempts < 1) throw new ConfigError(`attempts must be an integer ≥ 1, got ${attempts}`);
     const priority = options.priority ?? definition.priority ?? 0;
@@ -81,7 +80,8 @@ export function defineTask(
     name,
     queue,
     async enqueue(payload, options = {}) {
-      const job = await prepare(payload, options, offload.clock.now());
+      if (schema) await validate(name, schema, payload);
+      const job = prepare(payload, options, offload.clock.now());
       const [handle] = await enqueueAll([job], options.tx);
       if (!handle) throw new Error("backend returned no job for enqueue");
       return handle;
@@ -89,7 +89,8 @@ export function defineTask(
     async enqueueMany(payloads, options) {
       const now = offload.clock.now();
       const optionsFor = typeof options === "function" ? options : () => options ?? {};
-      const jobs = await Promise.all(payloads.map((p, i) => prepare(p, optionsFor(p, i), now)));
+      if (schema) await Promise.all(payloads.map((p) => validate(name, schema, p)));
+      const jobs = payloads.map((p, i) => prepare(p, optionsFor(p, i), now));
       const tx = typeof options === "function" ? undefined : options?.tx;
       return jobs.length === 0 ? [] : enqueueAll(jobs, tx);
     },

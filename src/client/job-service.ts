@@ -64,6 +64,14 @@ export class JobService {
     return (await this.#backend()).prune(this.#retention, this.#clock.now());
   }
 
+  /**
+   * Calls `listener` soon after jobs may have changed, in this process or another (a hint to read
+   * again, never the data itself). Returns the unsubscribe function.
+   */
+  async watch(listener: () => void): Promise<() => void> {
+    return (await this.#backend()).watch(listener);
+  }
+
   /** Waits until `predicate` holds for the job; undefined on timeout or abort. */
   async waitFor(
     id: string,

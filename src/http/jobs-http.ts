@@ -85,7 +85,7 @@ export function createJobsHttp(options: JobsHttpOptions): JobsHttp {
     offload, signer, authorize: options.authorize, view, report,
     stream: {
       jobs: offload.jobs, view, tracker, report,
-      subscribe: async (listener) => (await offload.backend()).watch(listener),
+      subscribe: (listener) => offload.jobs.watch(listener),
       pollMs: toMs(options.pollInterval ?? "1s", "pollInterval"),
       keepAliveMs: toMs(options.keepAlive ?? "15s", "keepAlive"),
     },

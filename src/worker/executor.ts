@@ -94,7 +94,8 @@ export function normalizeFailure(task: RegisteredTask, signal: AbortSignal, caug
   if (signal.aborted && signal.reason instanceof CancelRequested) return { kind: "cancelled" };
   if (signal.aborted && signal.reason instanceof TaskTimeoutError) return { kind: "retry", error: signal.reason, retryInMs: undefined };
   if (caught instanceof Retry) return { kind: "retry", error: caught, retryInMs: caught.delayMs };
-  if (caught instanceof Permanent) return { kind: "permanent", error: caught };
+  // Record the error the task wrapped, not the wrapper: operators want "SmtpError: mailbox full".
+  if (caught instanceof Permanent) return { kind: "permanent", error: caught.cause instanceof Error ? caught.cause : caught };
   const error = toError(caught);
   if (error.name === "ValidationError" || error.name === "NotSerializableError" || error.name === "PayloadTooLargeError") {
     return { kind: "permanent", error };

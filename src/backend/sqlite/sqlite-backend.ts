@@ -83,16 +83,21 @@ export class SqliteBackend implements Backend {
   }
 
   async enqueue(request: EnqueueRequest): Promise<EnqueueResult[]> {
+    const { jobs, now } = request;
+    if (jobs.length > 1 && jobs.every((j) => j.key === undefined)) {
+      const rows = jobs.map((j) => [j.id, j.task, j.queue, j.payloadJson, j.priority, j.runAt, j.maxAttempts, j.owner ?? null]);
+      this.#write(() => this.#stmt("enqueue-bulk").run({ jobs: JSON.stringify(rows), now }));
+      return jobs.map((j) => ({ job: { id: j.id, state: j.runAt > now ? "scheduled" : "queued" }, created: true }));
+    }
     return this.#write(() =>
-      request.jobs.map((job) => {
+      jobs.map((job) => {
         if (job.key !== undefined) {
           const existing = this.#get("enqueue-find-key", { key: job.key });
           if (existing) return { job: { id: String(existing["id"]), state: existing["state"] as JobState }, created: false };
         }
         const row = this.#get("enqueue-insert", {
           id: job.id, task: job.task, queue: job.queue, payload: job.payloadJson, priority: job.priority,
-          run_at: job.runAt, max_attempts: job.maxAttempts, key: job.key ?? null, owner: job.owner ?? null,
-          now: request.now,
+          run_at: job.runAt, max_attempts: job.maxAttempts, key: job.key ?? null, owner: job.owner ?? null, now,
         });
         if (!row) throw new Error("enqueue-insert returned no row");
         return { job: { id: String(row["id"]), state: row["state"] as JobState }, created: true };
@@ -136,9 +141,9 @@ export class SqliteBackend implements Backend {
 
   async complete(acks: readonly CompleteAck[], now: number): Promise<AckStatus[]> {
     if (acks.length === 0) return [];
-    return this.#write(() =>
-      acks.map((ack) => (this.#get("complete", { id: ack.id, token: ack.token, result: ack.resultJson, now }) ? "OK" : "LEASE_LOST")),
-    );
+    const rows = this.#write(() => this.#all("complete", { acks: JSON.stringify(acks.map((a) => [a.id, a.token, a.resultJson])), now }));
+    const done = new Set(rows.map((r) => String(r["id"])));
+    return acks.map((ack) => (done.has(ack.id) ? "OK" : "LEASE_LOST"));
   }
 
   async fail(request: FailRequest): Promise<FailStatus> {

@@ -1,8 +1,9 @@
--- Mark an active job succeeded, if the caller still holds its lease.
--- :id :token :result :now
--- Returns id, or no row when the lease was lost (LEASE_LOST).
+-- Mark a batch of active jobs succeeded, each only if the caller still holds its lease.
+-- :acks (JSON array of [id, lease_token, result JSON text]) :now
+-- Returns the ids that were completed; an ack whose id is missing lost its lease (LEASE_LOST).
 UPDATE offload_jobs
-   SET state = 'succeeded', result = :result, finished_at = :now, updated_at = :now,
+   SET state = 'succeeded', result = a.value ->> 2, finished_at = :now, updated_at = :now,
        lease_token = NULL, lease_until = NULL
- WHERE id = :id AND state = 'active' AND lease_token = :token
-RETURNING id;
+  FROM json_each(:acks) AS a
+ WHERE offload_jobs.id = a.value ->> 0 AND offload_jobs.state = 'active' AND offload_jobs.lease_token = a.value ->> 1
+RETURNING offload_jobs.id;
