@@ -15,6 +15,7 @@ export class ChangeFeed {
   readonly #pollMs: number;
   #lastVersion = -1;
   #pending = false;
+  #recheck: NodeJS.Timeout | undefined;
 
   /** `file` is undefined for in-memory databases, which no other process can write. */
   constructor(file: string | undefined, dataVersion: () => number, pollMs: number) {
@@ -52,7 +53,7 @@ export class ChangeFeed {
     const wal = `${basename(this.#file)}-wal`;
     try {
       this.#watcher = watch(dirname(this.#file), { persistent: false }, (_event, name) => {
-        if (name === wal) this.#checkVersion();
+        if (name === wal) this.#checkSoon();
       });
       this.#watcher.on("error", () => this.#watcher?.close());
     } catch {
@@ -63,15 +64,36 @@ export class ChangeFeed {
     this.#poll.unref();
   }
 
-  #checkVersion(): void {
+  /** Announces when another connection committed since the last look; true if it did. */
+  #checkVersion(): boolean {
     const version = this.#dataVersion();
-    if (version !== this.#lastVersion) {
-      this.#lastVersion = version;
-      this.announce();
-    }
+    if (version === this.#lastVersion) return false;
+    this.#lastVersion = version;
+    this.announce();
+    return true;
+  }
+
+  /**
+   * A WAL write event can arrive before the writer's commit frame is down (a transaction is
+   * several writes, and inotify merges identical events), so a first look may see no commit yet.
+   * Look again shortly after, instead of leaving it to the slow poll.
+   */
+  #checkSoon(): void {
+    if (this.#checkVersion() || this.#recheck) return;
+    this.#recheck = setTimeout(() => {
+      this.#recheck = undefined;
+      if (!this.#checkVersion()) {
+        this.#recheck = setTimeout(() => {
+          this.#recheck = undefined;
+          this.#checkVersion();
+        }, 5);
+      }
+    }, 1);
   }
 
   #stop(): void {
+    if (this.#recheck) clearTimeout(this.#recheck);
+    this.#recheck = undefined;
     this.#watcher?.close();
     this.#watcher = undefined;
     if (this.#poll) clearInterval(this.#poll);

@@ -3,12 +3,12 @@
 import type { DatabaseSync } from "node:sqlite";
 import { loadMigrations } from "./queries.ts";
 
-export function migrate(db: DatabaseSync): void {
+export function migrate(db: DatabaseSync, begin: () => void): void {
   const migrations = loadMigrations();
   const latest = migrations.at(-1)?.version ?? 0;
   const current = (): number => Number((db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version);
   if (current() >= latest) return;
-  db.exec("BEGIN IMMEDIATE");
+  begin();
   try {
     const from = current();
     for (const m of migrations) {
