@@ -30,12 +30,12 @@ CREATE TABLE offload.jobs (
   finished_at      bigint
 );
 
--- The claim walks this index in order and stops after `limit` rows.
+-- The claim walks this index in order, per queue, and stops after `limit` rows. (No other index
+-- leads with queue: the planner must not be tempted to fetch all queued rows and sort them.)
 CREATE INDEX jobs_claim ON offload.jobs (queue, priority DESC, run_at, id) WHERE state = 'queued';
 CREATE INDEX jobs_due ON offload.jobs (run_at) WHERE state IN ('scheduled', 'retrying');
 CREATE INDEX jobs_lease ON offload.jobs (lease_until) WHERE state = 'active';
 CREATE INDEX jobs_finished ON offload.jobs (state, finished_at) WHERE finished_at IS NOT NULL;
-CREATE INDEX jobs_queue_state ON offload.jobs (queue, state);
 -- At most one unfinished job per idempotency key; enqueue relies on ON CONFLICT with this index.
 CREATE UNIQUE INDEX jobs_key ON offload.jobs (key)
   WHERE key IS NOT NULL AND state IN ('scheduled', 'queued', 'active', 'retrying');
@@ -98,20 +98,37 @@ CREATE TRIGGER events_notify AFTER INSERT ON offload.events
 CREATE FUNCTION offload.claim(p_queues text[], p_limit integer, p_worker text, p_lease_until bigint, p_now bigint)
 RETURNS SETOF offload.jobs LANGUAGE plpgsql AS $$
 BEGIN
-  UPDATE offload.jobs SET state = 'queued', updated_at = p_now
-   WHERE id IN (SELECT id FROM offload.jobs
-                 WHERE state IN ('scheduled', 'retrying') AND run_at <= p_now AND queue = ANY (p_queues)
-                 FOR UPDATE SKIP LOCKED);
+  -- A claim need not be durable before the worker starts: if the server crashes before the WAL
+  -- reaches disk, the job is simply queued again and rerun (at-least-once), and the worker's
+  -- completion is refused by fencing. The completion itself commits synchronously, and flushes
+  -- this claim with it. Saves one disk flush per claim.
+  PERFORM set_config('synchronous_commit', 'off', true);
+  -- Most claims find nothing to stage: look before writing (an UPDATE fires its triggers even
+  -- when it changes no row).
+  IF EXISTS (SELECT FROM offload.jobs
+              WHERE state IN ('scheduled', 'retrying') AND run_at <= p_now AND queue = ANY (p_queues)) THEN
+    UPDATE offload.jobs SET state = 'queued', updated_at = p_now
+     WHERE id IN (SELECT id FROM offload.jobs
+                   WHERE state IN ('scheduled', 'retrying') AND run_at <= p_now AND queue = ANY (p_queues)
+                   FOR UPDATE SKIP LOCKED);
+  END IF;
+  -- One ordered index scan per queue (an index scan cannot keep its order over queue = ANY(...)),
+  -- then the best `p_limit` of those. Rows locked here but not picked are free again at commit.
   RETURN QUERY
   UPDATE offload.jobs j
      SET state = 'active', attempt = j.attempt + 1, lease_token = replace(gen_random_uuid()::text, '-', ''),
          lease_until = p_lease_until, worker = p_worker, started_at = p_now, updated_at = p_now,
          cancel_requested = false
-    FROM (SELECT id FROM offload.jobs
-           WHERE state = 'queued' AND queue = ANY (p_queues)
-           ORDER BY priority DESC, run_at, id
-           LIMIT p_limit
-           FOR UPDATE SKIP LOCKED) picked
+    FROM (SELECT c.id
+            FROM unnest(p_queues) AS q(name)
+           CROSS JOIN LATERAL (
+                 SELECT id, priority, run_at FROM offload.jobs
+                  WHERE state = 'queued' AND queue = q.name
+                  ORDER BY priority DESC, run_at, id
+                  LIMIT p_limit
+                    FOR UPDATE SKIP LOCKED) c
+           ORDER BY c.priority DESC, c.run_at, c.id
+           LIMIT p_limit) picked
    WHERE j.id = picked.id
   RETURNING j.*;
 END $$;

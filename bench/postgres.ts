@@ -1,0 +1,57 @@
+// PostgreSQL benchmark: Offload, graphile-worker (defaults, and with the batching settings of its
+// performance docs) and pg-boss (LISTEN/NOTIFY on) in one run, against the same server, with the
+// same N and concurrency. Each system gets a fresh schema, dropped afterwards.
+//   npm run bench -- --backend postgres [--n 20000] [--url postgres://…] [--only offload,pg-boss]
+import pg from "pg";
+import { measureOffload, type OffloadFigures } from "./offload-suite.ts";
+import { type Peer, measurePeer } from "./postgres-peers.ts";
+import { type Row, option, printTable } from "./measure.ts";
+
+const SYSTEMS = ["offload", "graphile-worker", "graphile-worker (tuned)", "pg-boss"] as const;
+type System = (typeof SYSTEMS)[number];
+
+const PEERS: Record<Exclude<System, "offload">, Peer> = {
+  "graphile-worker": "graphile",
+  "graphile-worker (tuned)": "graphile-tuned",
+  "pg-boss": "pg-boss",
+};
+
+async function withSchema<T>(url: string, schema: string, work: () => Promise<T>): Promise<T> {
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  try {
+    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    return await work();
+  } finally {
+    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await admin.end();
+  }
+}
+
+export async function main(args: string[]): Promise<void> {
+  const n = Number(option(args, "n", "20000"));
+  const url = option(args, "url", process.env["OFFLOAD_BENCH_POSTGRES_URL"] ?? "postgres://postgres@127.0.0.1:5432/test");
+  const only = option(args, "only", "").split(",").filter((s) => s !== "");
+  const systems = SYSTEMS.filter((s) => only.length === 0 || only.some((o) => s.startsWith(o)));
+  console.log(`PostgreSQL benchmark: N = ${n}, concurrency 1 and 50, node ${process.version}, ${new URL(url).host}`);
+  const figures: Partial<Record<System, OffloadFigures>> = {};
+  for (const system of systems) {
+    const schema = `bench_${system.replace(/[^a-z]+/g, "_")}`;
+    console.log(`… ${system}`);
+    figures[system] = await withSchema(url, schema, () =>
+      system === "offload" ? measureOffload(`${url}${url.includes("?") ? "&" : "?"}schema=${schema}`, n) : measurePeer(PEERS[system], url, schema, n),
+    );
+  }
+  const row = (metric: string, unit: string, pick: (f: OffloadFigures) => number): Row => ({
+    metric, unit, values: Object.fromEntries(systems.map((s) => [s, figures[s] ? pick(figures[s]) : undefined])),
+  });
+  printTable("Offload on PostgreSQL vs graphile-worker and pg-boss (same server, same run)", systems, [
+    row("enqueue, one at a time", "jobs/s", (f) => f.enqueueOne),
+    row("enqueue, batches of 1,000", "jobs/s", (f) => f.enqueueBatch),
+    row("drain, concurrency 1", "jobs/s", (f) => f.drain1),
+    row("drain, concurrency 50", "jobs/s", (f) => f.drain50),
+    row("enqueue→start p50 (other process)", "ms", (f) => f.latencyP50),
+    row("enqueue→start p99 (other process)", "ms", (f) => f.latencyP99),
+    row("worker peak RSS (drain c=50)", "MiB", (f) => f.workerRssMiB),
+  ], systems.includes("offload") ? "offload" : undefined);
+}
