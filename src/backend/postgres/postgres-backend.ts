@@ -102,7 +102,8 @@ export class PostgresBackend implements Backend {
 
   async claim(request: ClaimRequest): Promise<ClaimedJob[]> {
     if (request.limit <= 0 || request.queues.length === 0) return [];
-    const rows = await this.#rows("claim", [request.queues, request.limit, request.worker, request.now + request.leaseMs, request.now]);
+    const queues = [...new Set(request.queues)]; // a queue named twice would be scanned twice
+    const rows = await this.#rows("claim", [queues, request.limit, request.worker, request.now + request.leaseMs, request.now]);
     return rows.map((row) => ({ job: toJobRecord(row), token: String(row["lease_token"]) })).sort(claimOrder);
   }
 
