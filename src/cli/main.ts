@@ -5,7 +5,9 @@ import { Command, CommanderError } from "commander";
 import { Offload } from "../client/offload.ts";
 import { OffloadError } from "../core/errors.ts";
 import { registerJobs } from "./commands/jobs.ts";
+import { registerMigrate } from "./commands/migrate.ts";
 import { registerQueues } from "./commands/queues.ts";
+import { registerRelay } from "./commands/relay.ts";
 import { registerWorker } from "./commands/worker.ts";
 
 const program = new Command();
@@ -25,6 +27,8 @@ const open = (): Offload => new Offload();
 registerWorker(program);
 registerJobs(program, open);
 registerQueues(program, open);
+registerMigrate(program);
+registerRelay(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -32,9 +32,13 @@ export async function runMigrate(options: MigrateCommandOptions): Promise<string
 export function migrateCommand(): Command {
   return new Command("migrate")
     .description("create or upgrade the backend's schema (PostgreSQL: versioned, advisory-locked)")
-    .option("--url <url>", "backend URL (default: $OFFLOAD_URL)")
+    .option("--url <url>", "backend URL (default: --backend, else $OFFLOAD_URL)")
     .option("--schema <name>", "PostgreSQL schema (default: the URL's ?schema=, else offload)")
     .action(async (options: MigrateCommandOptions) => {
       console.log(await runMigrate(options));
     });
+}
+
+export function registerMigrate(program: Command): void {
+  program.addCommand(migrateCommand());
 }

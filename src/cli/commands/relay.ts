@@ -64,3 +64,7 @@ export function relayCommand(): Command {
       }
     });
 }
+
+export function registerRelay(program: Command): void {
+  program.addCommand(relayCommand());
+}
