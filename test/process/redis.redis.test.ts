@@ -1,0 +1,4 @@
+import { isolatedRedisUrl } from "../support/isolated-urls.ts";
+import { defineProcessSuite } from "./suite.ts";
+
+defineProcessSuite("redis", () => isolatedRedisUrl("proc"));
