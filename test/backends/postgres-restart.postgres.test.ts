@@ -52,7 +52,10 @@ describe("postgres: the server restarts mid-run", () => {
   });
 
   it("the LISTEN connection comes back: a change from another connection wakes watchers", async () => {
-    const backend = await PostgresBackend.open({ url: server.url, schema: "listen_check", pollMs: 3_600_000 });
+    const troubles: Error[] = [];
+    const backend = await PostgresBackend.open({
+      url: server.url, schema: "listen_check", pollMs: 3_600_000, onConnectionError: (e) => troubles.push(e),
+    });
     try {
       await backend.listening();
       await server.restart("fast");
@@ -78,6 +81,7 @@ describe("postgres: the server restarts mid-run", () => {
       await other.end();
       await woken;
       stop();
+      assert.ok(troubles.length > 0, "the lost LISTEN connection was reported");
     } finally {
       await backend.close();
     }

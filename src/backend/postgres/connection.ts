@@ -18,6 +18,12 @@ export interface PostgresOptions {
   readonly pollMs?: number;
   /** Extra pg settings (ssl, timeouts, ...), merged into the pool config. */
   readonly pg?: pg.PoolConfig;
+  /**
+   * Told about connection trouble the backend recovers from by itself: a broken idle pooled
+   * connection, a lost LISTEN connection and each failed reconnect. Default: ignored (failing
+   * queries still reject as usual).
+   */
+  readonly onConnectionError?: (error: Error) => void;
 }
 
 export interface ConnectionSettings {

@@ -42,8 +42,9 @@ export class PostgresBackend implements Backend {
     this.#pool = new pg.Pool(settings.pool);
     // An idle pooled connection that breaks (server restart) is dropped by the pool; the next
     // query opens a fresh one. Without a listener this event would crash the process.
-    this.#pool.on("error", () => {});
-    this.#listener = new Listener(settings.client, channelName(settings.schema), settings.pollMs, () => {});
+    const onError = options.onConnectionError ?? ((): void => {});
+    this.#pool.on("error", onError);
+    this.#listener = new Listener(settings.client, channelName(settings.schema), settings.pollMs, onError);
   }
 
   /** Opens a pool and, unless `migrate: false`, brings the schema up to date first. */
