@@ -13,12 +13,13 @@ const dir = mkdtempSync(join(tmpdir(), "offload-stream-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 async function readUntilText(body: ReadableStream<Uint8Array>, wanted: RegExp): Promise<string> {
-  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
   let text = "";
   while (!wanted.test(text)) {
     const { done, value } = await reader.read();
     if (done) break;
-    text += value;
+    text += decoder.decode(value, { stream: true });
   }
   await reader.cancel();
   return text;
