@@ -65,7 +65,10 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
   readonly concurrency: number;
   readonly #deps: WorkerDeps;
   readonly #settings: WorkerSettings;
+  /** Jobs whose handler is running: each holds a slot. */
   readonly #running = new Map<string, Running>();
+  /** Jobs whose handler is done and whose outcome is being written: no slot, but a lease to keep. */
+  readonly #acking = new Map<string, Running>();
   readonly #wakeup = new Wakeup();
   readonly #stopping = new AbortController();
   /** Aborted only once every job is finished or handed back: leases stay renewed during the grace period. */
@@ -117,7 +120,7 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     if (!this.#stopping.signal.aborted) this.#stopping.abort();
     this.#wakeup.notify();
     await this.#loop;
-    const allDone = Promise.all([...this.#running.values()].map((r) => r.done));
+    const allDone = Promise.all([...this.#running.values(), ...this.#acking.values()].map((r) => r.done));
     if (this.#running.size > 0) {
       const timer = new AbortController();
       await Promise.race([allDone, this.#deps.clock.sleep(graceMs, timer.signal).catch(() => {})]);
@@ -148,7 +151,8 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     const stop = this.#stopping.signal;
     while (!stop.aborted) {
       try {
-        const free = this.concurrency - this.#running.size;
+        // Outcomes being written do not hold slots, but too many of them (a slow backend) stop claims.
+        const free = this.#acking.size >= this.concurrency ? 0 : this.concurrency - this.#running.size;
         if (free > 0) {
           const claimed = await backend.claim({
             queues: this.queues, limit: free, worker: this.id, leaseMs: this.#settings.leaseMs, now: this.#deps.clock.now(),
@@ -184,6 +188,7 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     this.emit("job", { type: "started", job: claimed.job });
     entry.done = this.#run(backend, running).finally(() => {
       this.#running.delete(claimed.job.id);
+      this.#acking.delete(claimed.job.id);
       this.#wakeup.notify();
     });
   }
@@ -197,6 +202,14 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
       (signal) => makeJobContext(backend, running.claimed, signal, { clock: this.#deps.clock, writes: running.writes, report: (e) => this.#report(e) }),
     );
     await Promise.allSettled([...running.writes]);
+    // The handler is done: free its slot now, so the next claim overlaps this acknowledgement
+    // (for a networked backend, a round trip saved per batch). The lease stays renewed until the
+    // outcome is written.
+    const id = running.claimed.job.id;
+    if (this.#running.delete(id)) {
+      this.#acking.set(id, running);
+      this.#wakeup.notify();
+    }
     try {
       const event = await recordOutcome(
         { backend, complete: (ack) => this.#batcher!.complete(ack), worker: this.id, now: this.#deps.clock.now(), startedAt: started },
@@ -214,12 +227,12 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     const finished = this.#finished.signal;
     while (!finished.aborted) {
       await this.#deps.clock.sleep(this.#settings.heartbeatMs, finished).catch(() => {});
-      const running = [...this.#running.values()].filter((r) => !r.controller.signal.aborted);
+      const running = [...this.#running.values(), ...this.#acking.values()].filter((r) => !r.controller.signal.aborted);
       if (running.length === 0) continue;
       try {
         const leases = running.map((r) => ({ id: r.claimed.job.id, token: r.claimed.token }));
         const result = await backend.heartbeat({ worker: this.id, leases, leaseMs: this.#settings.leaseMs, now: this.#deps.clock.now() });
-        for (const id of result.lost) this.#running.get(id)?.controller.abort(new LeaseLost());
+        for (const id of result.lost) (this.#running.get(id) ?? this.#acking.get(id))?.controller.abort(new LeaseLost());
         for (const id of result.cancelRequested) this.#running.get(id)?.controller.abort(new CancelRequested());
       } catch (error) {
         this.#report(error);
