@@ -212,7 +212,7 @@ export class RedisBackend implements Backend {
   }
 
   async getJob(id: string): Promise<JobRecord | undefined> {
-    const fields = await this.#client.hgetall(`${this.keyPrefix}job:${id}`);
+    const fields = await this.#scripts.read((c) => c.hgetall(`${this.keyPrefix}job:${id}`));
     return fields["state"] === undefined ? undefined : toJobRecord(fields);
   }
 
@@ -250,10 +250,12 @@ export class RedisBackend implements Backend {
 
   async readEvents(request: { jobId?: string | undefined; afterId: number; limit: number }): Promise<JobEvent[]> {
     if (request.jobId !== undefined) {
-      const members = await this.#client.lrange(`${this.keyPrefix}events:${request.jobId}`, 0, -1);
+      const key = `${this.keyPrefix}events:${request.jobId}`;
+      const members = await this.#scripts.read((c) => c.lrange(key, 0, -1));
       return members.filter((m) => eventId(m) > request.afterId).slice(0, request.limit).map(toJobEvent);
     }
-    const members = await this.#client.zrangebyscore(`${this.keyPrefix}events`, `(${request.afterId}`, "+inf", "LIMIT", 0, request.limit);
+    const key = `${this.keyPrefix}events`;
+    const members = await this.#scripts.read((c) => c.zrangebyscore(key, `(${request.afterId}`, "+inf", "LIMIT", 0, request.limit));
     return members.map(toJobEvent);
   }
 

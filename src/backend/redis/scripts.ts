@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Cluster, Redis } from "ioredis";
+import { InFlightCalls } from "./connection.ts";
 
 const SCRIPT_NAMES = [
   "acknowledge-cancel", "cancel", "claim", "complete", "counts", "enqueue", "fail", "heartbeat",
@@ -39,14 +40,25 @@ export class ScriptRunner {
   /** The routing key (KEYS[1]) and the common arguments every script starts with, minus `now`. */
   readonly #key: string;
   readonly #common: (now: number) => Arg[];
+  readonly #inflight: InFlightCalls;
 
   constructor(client: Redis | Cluster, key: string, common: (now: number) => Arg[]) {
     this.#client = client;
+    this.#inflight = new InFlightCalls(client);
     this.#key = key;
     this.#common = common;
   }
 
-  async run(name: ScriptName, now: number, args: readonly Arg[]): Promise<unknown> {
+  run(name: ScriptName, now: number, args: readonly Arg[]): Promise<unknown> {
+    return this.#inflight.run(() => this.#run(name, now, args));
+  }
+
+  /** A plain read command, with the same protection against a connection dying under it. */
+  read<T>(call: (client: Redis | Cluster) => Promise<T>): Promise<T> {
+    return this.#inflight.run(() => call(this.#client));
+  }
+
+  async #run(name: ScriptName, now: number, args: readonly Arg[]): Promise<unknown> {
     const script = this.#scripts[name];
     const all = [...this.#common(now), ...args];
     try {

@@ -1,0 +1,209 @@
+// Redis deployments beyond one healthy server, on redis-server processes this file starts itself
+// (temp dirs, free loopback ports) so nothing here touches the shared server:
+// - a real 3-node Redis Cluster runs jobs of several queues;
+// - every client connection is killed mid-run, and the idle worker's pub/sub comes back;
+// - redis-server restarts mid-run with AOF on: every job it kept completes.
+// Waits are on worker events and job results; the only loops poll a server for readiness.
+import assert from "node:assert/strict";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
+import { promisify } from "node:util";
+import { after, describe, it } from "node:test";
+import { Redis } from "ioredis";
+import { Offload } from "../../src/index.ts";
+import type { Worker } from "../../src/worker/worker.ts";
+
+const run = promisify(execFile);
+const dir = mkdtempSync(join(tmpdir(), "offload-redis-"));
+const servers = new Set<ChildProcess>();
+after(async () => {
+  await Promise.all([...servers].map(stopServer));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const address = server.address();
+  server.close();
+  if (address === null || typeof address === "string") throw new Error("no port");
+  return address.port;
+}
+
+/** Starts redis-server and resolves once it accepts connections (it says so on stdout). */
+async function startServer(port: number, args: string[] = []): Promise<ChildProcess> {
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", ...args], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  servers.add(child);
+  let out = "";
+  await new Promise<void>((resolve, reject) => {
+    child.stdout?.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes("Ready to accept connections")) resolve();
+    });
+    child.once("exit", (code) => reject(new Error(`redis-server on ${port} exited (${code}): ${out.slice(-500)}`)));
+  });
+  child.stdout?.resume();
+  return child;
+}
+
+async function stopServer(child: ChildProcess): Promise<void> {
+  servers.delete(child);
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, "exit");
+  child.kill("SIGTERM");
+  await exited;
+}
+
+/**
+ * Calls `at(n)` as the worker reports its n-th success: the moment to break something mid-run.
+ * Completion itself is checked with job.result() afterwards: a success whose reply was lost with
+ * the connection is stored but never reported by the worker, which is correct, not a hang.
+ */
+function onSuccesses(worker: Worker, at: (done: number) => void): void {
+  let done = 0;
+  worker.on("job", (event) => {
+    if (event.type === "succeeded") at(++done);
+  });
+}
+
+describe("redis: cluster, connection loss, server restart", () => {
+  it("a 3-node Redis Cluster runs jobs of several queues", async () => {
+    const ports = [await freePort(), await freePort(), await freePort()];
+    for (const port of ports) {
+      await startServer(port, ["--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`, "--cluster-node-timeout", "5000"]);
+    }
+    await run("redis-cli", ["--cluster", "create", ...ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", "0", "--cluster-yes"]);
+    for (const port of ports) {
+      while (!(await run("redis-cli", ["-p", String(port), "cluster", "info"])).stdout.includes("cluster_state:ok")) await delay(100);
+    }
+    const url = `redis+cluster://${ports.map((p) => `127.0.0.1:${p}`).join(",")}`;
+    // Two installations (prefixes): their hash tags usually land on different nodes.
+    for (const prefix of ["alpha", "beta"]) {
+      const offload = new Offload({ backend: `${url}?prefix=${prefix}` });
+      try {
+        const tasks = ["mail", "reports", "webhooks"].map((queue) =>
+          offload.task({ name: `${queue}.run`, queue, run: (p: { n: number }) => ({ queue, doubled: p.n * 2 }) }));
+        const worker = offload.worker({ concurrency: 20 });
+        worker.on("error", () => {});
+        await worker.start();
+        const handles = (await Promise.all(tasks.map((t) => t.enqueueMany(Array.from({ length: 50 }, (_, n) => ({ n })))))).flat();
+        const results = await Promise.all(handles.map((h) => h.result({ timeout: "30s" })));
+        assert.equal(results.length, 150);
+        assert.ok(results.every((r, i) => r.doubled === (i % 50) * 2));
+        const counts = await offload.jobs.counts();
+        assert.deepEqual(counts.map((c) => [c.queue, c.counts.succeeded]), [["mail", 50], ["reports", 50], ["webhooks", 50]]);
+        const first = handles[0];
+        assert.ok(first);
+        const events = await offload.jobs.events({ jobId: first.id, afterId: 0 });
+        assert.deepEqual(events.map((e) => e.data["state"]), ["queued", "active", "succeeded"]);
+        await worker.stop();
+      } finally {
+        await offload.close();
+      }
+    }
+  });
+
+  it("workers reconnect after every client connection is killed, and pub/sub wakes an idle worker again", async () => {
+    const port = await freePort();
+    await startServer(port);
+    const url = `redis://127.0.0.1:${port}?prefix=kill`;
+    const admin = new Redis(port, "127.0.0.1");
+    admin.on("error", () => {});
+    const offload = new Offload({ backend: url });
+    const other = new Offload({ backend: url });
+    try {
+      const work = offload.task({ name: "work", run: async (p: { n: number }) => {
+        await delay(2); // a little I/O-like work, so jobs are in flight when connections die
+        return p.n;
+      } });
+      const enqueueElsewhere = other.task({ name: "work", run: (p: { n: number }) => p.n });
+      const worker = offload.worker({ concurrency: 10, lease: "3s", heartbeat: "500ms" });
+      worker.on("error", () => {});
+      await worker.start();
+      const killAll = async (): Promise<void> => {
+        await admin.call("CLIENT", "KILL", "TYPE", "normal");
+        await admin.call("CLIENT", "KILL", "TYPE", "pubsub");
+      };
+      const handles = await work.enqueueMany(Array.from({ length: 300 }, (_, n) => ({ n })));
+      const kills: Promise<void>[] = [];
+      const twoKills = new Promise<void>((resolve) => {
+        onSuccesses(worker, (done) => {
+          if (done === 50 || done === 150) kills.push(killAll());
+          if (kills.length === 2) resolve();
+        });
+      });
+      await twoKills;
+      await Promise.all(kills);
+      const results = await Promise.all(handles.map((h) => h.result({ timeout: "60s" })));
+      assert.deepEqual(results, handles.map((_, n) => n));
+
+      await worker.stop();
+
+      // The change feed comes back after a kill: a watcher hears a change made by another
+      // process, and an idle worker runs a new job (its poll is 5 s; a claim that died with the
+      // connection makes it wait one poll before trying again).
+      const idle = offload.worker({ poll: "5s" });
+      idle.on("error", () => {});
+      await idle.start();
+      const channel = "{kill}:changed";
+      const subscribers = async (): Promise<number> => Number(((await admin.pubsub("NUMSUB", channel)) as unknown[])[1]);
+      await killAll();
+      while ((await subscribers()) < 1) await delay(20);
+      const backend = await offload.backend();
+      const heard = new Promise<void>((resolve) => {
+        const stop = backend.watch(() => {
+          stop();
+          resolve();
+        });
+      });
+      const job = await enqueueElsewhere.enqueue({ n: 7 });
+      await heard;
+      assert.equal(await job.result({ timeout: "20s" }), 7);
+      await idle.stop();
+    } finally {
+      await offload.close();
+      await other.close();
+      await admin.quit();
+    }
+  });
+
+  it("jobs Redis kept complete after redis-server restarts mid-run (AOF on)", async () => {
+    const port = await freePort();
+    const persistence = ["--appendonly", "yes", "--appendfsync", "always", "--appendfilename", `aof-${port}.aof`, "--appenddirname", `aof-${port}`];
+    let server = await startServer(port, persistence);
+    const offload = new Offload({ backend: `redis://127.0.0.1:${port}?prefix=restart` });
+    try {
+      const work = offload.task({ name: "work", run: async (p: { n: number }) => {
+        await delay(2);
+        return p.n;
+      } });
+      const worker = offload.worker({ concurrency: 10, lease: "3s", heartbeat: "500ms" });
+      worker.on("error", () => {});
+      await worker.start();
+      const handles = await work.enqueueMany(Array.from({ length: 300 }, (_, n) => ({ n })));
+      const restarted = new Promise<void>((resolve, reject) => {
+        onSuccesses(worker, (done) => {
+          if (done !== 50) return;
+          (async () => {
+            await stopServer(server);
+            server = await startServer(port, persistence);
+          })().then(resolve, reject);
+        });
+      });
+      await restarted;
+      const results = await Promise.all(handles.map((h) => h.result({ timeout: "60s" })));
+      assert.deepEqual(results, handles.map((_, n) => n));
+      await worker.stop();
+    } finally {
+      await offload.close();
+    }
+  });
+});
