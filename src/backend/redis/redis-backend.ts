@@ -106,10 +106,17 @@ export class RedisBackend implements Backend {
     const args = [request.limit, request.worker, request.now + request.leaseMs, `${randomToken()}.`, ...request.queues];
     // Not announced to this process: its only interested party is the worker that claimed.
     const reply = asArray(await this.#scripts.run("claim", request.now, args));
+    const token = args[3] as string;
     return reply
       .map((entry) => {
-        const fields = toFields(entry);
-        return { job: toJobRecord(fields), token: fields["token"] ?? "" };
+        const [index, before] = asArray(entry);
+        const fields = toFields(before);
+        const job = toJobRecord({
+          ...fields, state: "active", attempt: String(Number(fields["attempt"] ?? 0) + 1), token: `${token}${String(index)}`,
+          lease_until: String(request.now + request.leaseMs), worker: request.worker, started_at: String(request.now),
+          updated_at: String(request.now), cancel: "0",
+        });
+        return { job, token: `${token}${String(index)}` };
       })
       .sort(claimOrder);
   }
@@ -255,8 +262,8 @@ export class RedisBackend implements Backend {
       return members.filter((m) => eventId(m) > request.afterId).slice(0, request.limit).map(toJobEvent);
     }
     const key = `${this.keyPrefix}events`;
-    const members = await this.#scripts.read((c) => c.zrangebyscore(key, `(${request.afterId}`, "+inf", "LIMIT", 0, request.limit));
-    return members.map(toJobEvent);
+    const entries = await this.#scripts.read((c) => c.xrange(key, `(${request.afterId}-0`, "+", "COUNT", request.limit));
+    return entries.map(([, fields]) => toJobEvent(fields[1] ?? ""));
   }
 
   watch(listener: () => void): () => void {

@@ -4,7 +4,10 @@
 -- KEYS[1] <prefix>queues   ARGV[1..4] common (lib.lua)
 -- ARGV[5] limit  ARGV[6] worker  ARGV[7] lease_until  ARGV[8] token base (random, per call)
 -- ARGV[9…] queue names
--- Returns one HGETALL array per claimed job (the caller sorts them into claim order).
+-- Returns one entry per claimed job: { index, HGETALL array as it was before the claim }; the
+-- caller applies the claim's own changes (state active, attempt + 1, token base .. index,
+-- lease_until, worker, started_at = updated_at = now, cancel 0) and sorts into claim order.
+-- Three calls per job (HGETALL, HSET, RPUSH of its event); the queue pops are batched.
 local limit = tonumber(ARGV[5])
 local worker, lease_until, token_base = ARGV[6], ARGV[7], ARGV[8]
 local STAGE_BATCH = 1000
@@ -13,36 +16,42 @@ local STAGE_BATCH = 1000
 for qi = 9, #ARGV do
   local queue = ARGV[qi]
   local due = redis.call('ZRANGEBYSCORE', P .. 'due:' .. queue, '-inf', NOW, 'LIMIT', 0, STAGE_BATCH)
-  for _, id in ipairs(due) do
-    local f = redis.call('HMGET', jobkey(id), 'state', 'priority', 'run_at', 'attempt')
-    redis.call('ZREM', P .. 'due:' .. queue, id)
-    if f[1] then
-      queue_job(id, queue, f[2], f[3])
-      set_state(id, queue, f[1], 'queued', f[4])
+  if #due > 0 then
+    redis.call('ZREM', P .. 'due:' .. queue, unpack(due))
+    for _, id in ipairs(due) do
+      local f = redis.call('HMGET', jobkey(id), 'state', 'priority', 'run_at', 'attempt')
+      if f[1] then
+        queue_job(id, queue, f[2], f[3])
+        set_state(id, queue, f[1], 'queued', f[4])
+      end
     end
   end
 end
 
 -- 2. Candidates: per queue, the best `limit` across its priority levels (highest first).
+--    With one queue the order is final, so the candidates are popped at once.
+local single = #ARGV == 9
 local picked = {}
 for qi = 9, #ARGV do
   local queue = ARGV[qi]
-  local levels = redis.call('ZREVRANGE', P .. 'prios:' .. queue, 0, -1)
   local taken = 0
-  for _, prio in ipairs(levels) do
+  for _, prio in ipairs(redis.call('ZREVRANGE', P .. 'prios:' .. queue, 0, -1)) do
     if taken >= limit then break end
     local zkey = P .. 'queued:' .. queue .. ':' .. prio
-    local rows = redis.call('ZRANGE', zkey, 0, limit - taken - 1, 'WITHSCORES')
-    if #rows == 0 then
-      redis.call('ZREM', P .. 'prios:' .. queue, prio)
+    local rows
+    if single then
+      rows = redis.call('ZPOPMIN', zkey, limit - taken)
+    else
+      rows = redis.call('ZRANGE', zkey, 0, limit - taken - 1, 'WITHSCORES')
     end
+    if #rows == 0 then redis.call('ZREM', P .. 'prios:' .. queue, prio) end
     for i = 1, #rows, 2 do
       picked[#picked + 1] = { id = rows[i], run_at = tonumber(rows[i + 1]), prio = tonumber(prio), zkey = zkey, queue = queue }
       taken = taken + 1
     end
   end
 end
-if #ARGV > 9 then
+if not single then
   table.sort(picked, function(a, b)
     if a.prio ~= b.prio then return a.prio > b.prio end
     if a.run_at ~= b.run_at then return a.run_at < b.run_at end
@@ -55,15 +64,17 @@ local out = {}
 local active = {}
 for i = 1, math.min(limit, #picked) do
   local c = picked[i]
-  local k = jobkey(c.id)
-  redis.call('ZREM', c.zkey, c.id)
-  local attempt = redis.call('HINCRBY', k, 'attempt', 1)
-  redis.call('HSET', k, 'token', token_base .. i, 'lease_until', lease_until, 'worker', worker,
-    'started_at', NOW, 'cancel', 0)
-  set_state(c.id, c.queue, 'queued', 'active', attempt)
+  if not single then redis.call('ZREM', c.zkey, c.id) end
+  local fields = redis.call('HGETALL', jobkey(c.id))
+  local attempt = 0
+  for f = 1, #fields, 2 do
+    if fields[f] == 'attempt' then attempt = tonumber(fields[f + 1]) end
+  end
+  set_state(c.id, c.queue, 'queued', 'active', attempt + 1, { 'attempt', attempt + 1, 'token', token_base .. i,
+    'lease_until', lease_until, 'worker', worker, 'started_at', NOW, 'cancel', 0 })
   active[#active + 1] = lease_until
   active[#active + 1] = c.id
-  out[i] = redis.call('HGETALL', k)
+  out[i] = { i, fields }
 end
 zadd_many(P .. 'active', active)
 flush()

@@ -4,6 +4,7 @@
 -- KEYS[1] <prefix>queues   ARGV[1..4] common (lib.lua)
 -- ARGV[5] n, then 9 per job: id, task, queue, payload, priority, run_at, max_attempts,
 --         key ("-" none, else "+" .. key), owner ("-" none, else "+" .. owner)
+-- Per inserted job: EXISTS, HSET, RPUSH (its event); the index writes are one ZADD per index.
 -- Returns one entry per job: 1 when inserted, else the holder's fields (HGETALL array).
 -- Error reply "OFFLOAD_DUPLICATE_ID <id>" when an id exists: nothing written.
 local n = tonumber(ARGV[5])
@@ -31,6 +32,7 @@ end
 
 local queues = {}
 local lex = {}
+local indexed = {} -- index key suffix → score/member pairs, written with one ZADD each
 local now = tonumber(NOW)
 for i = 0, n - 1 do
   if not holders[i] then
@@ -49,11 +51,16 @@ for i = 0, n - 1 do
       redis.call('HSET', P .. 'keys', key, id)
     end
     if owner ~= '-' then redis.call('HSET', k, 'owner', string.sub(owner, 2)) end
-    if state == 'queued' then
-      queue_job(id, queue, priority, run_at)
-    else
-      redis.call('ZADD', P .. 'due:' .. queue, run_at, id)
+    local index
+    if state == 'queued' then index = 'queued:' .. queue .. ':' .. priority else index = 'due:' .. queue end
+    local members = indexed[index]
+    if not members then
+      members = {}
+      indexed[index] = members
+      if state == 'queued' then redis.call('ZADD', P .. 'prios:' .. queue, priority, priority) end
     end
+    members[#members + 1] = run_at
+    members[#members + 1] = id
     queues[queue] = true
     lex[#lex + 1] = 0
     lex[#lex + 1] = id
@@ -63,6 +70,7 @@ for i = 0, n - 1 do
 end
 for queue in pairs(queues) do redis.call('SADD', P .. 'queues', queue) end
 zadd_many(P .. 'jobs', lex)
+for index, members in pairs(indexed) do zadd_many(P .. index, members) end
 flush()
 
 local out = {}

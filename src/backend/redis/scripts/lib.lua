@@ -20,7 +20,8 @@
 --   active               zset score lease_until: active jobs (rescue scans the head)
 --   done:<state>         zset score finished_at, per final state (prune, replay)
 --   keys                 hash idempotency key → id of the unfinished job holding it
---   events               zset score event id: the global feed, capped
+--   events               stream, the global feed: entry id "<event id>-0", field m = the event;
+--                        capped with XADD MAXLEN ~ (a stream appends in O(1) and stays compact)
 --   events:<id>          list, one job's events (deleted with the job)
 --   event-seq            string, last event id
 --   changed              pub/sub channel: message = origin of the change
@@ -31,18 +32,23 @@ local ORIGIN = ARGV[4]
 
 local function jobkey(id) return P .. 'job:' .. id end
 
--- Events are numbered here and written in one variadic ZADD at the end (flush).
+-- Events are numbered here: INCR for the first, then locally; flush writes the counter back
+-- when a script added more than one. An event is the text
+-- "<id>\t<job id>\t<type>\t<at>\t<json>", in the job's list and in the global stream.
 local event_seq = nil
-local event_batch = {}
+local event_first = nil
 local changed = false
 
 local function add_event(id, etype, json)
-  if not event_seq then event_seq = tonumber(redis.call('GET', P .. 'event-seq') or '0') end
-  event_seq = event_seq + 1
+  if not event_seq then
+    event_seq = redis.call('INCR', P .. 'event-seq')
+    event_first = event_seq
+  else
+    event_seq = event_seq + 1
+  end
   local member = event_seq .. '\t' .. id .. '\t' .. etype .. '\t' .. NOW .. '\t' .. json
-  event_batch[#event_batch + 1] = event_seq
-  event_batch[#event_batch + 1] = member
   redis.call('RPUSH', P .. 'events:' .. id, member)
+  redis.call('XADD', P .. 'events', 'MAXLEN', '~', EVENT_CAP, event_seq .. '-0', 'm', member)
   changed = true
 end
 
@@ -58,10 +64,16 @@ local function count(queue, state, delta)
   q[state] = (q[state] or 0) + delta
 end
 
-local function set_state(id, queue, from, to, attempt)
+-- Moves a job to state `to`: counters, its event, and one HSET of state, updated_at and any
+-- further field/value pairs given in `extra` (one call instead of several).
+local function set_state(id, queue, from, to, attempt, extra)
   if from then count(queue, from, -1) end
   count(queue, to, 1)
-  redis.call('HSET', jobkey(id), 'state', to, 'updated_at', NOW)
+  if extra then
+    redis.call('HSET', jobkey(id), 'state', to, 'updated_at', NOW, unpack(extra))
+  else
+    redis.call('HSET', jobkey(id), 'state', to, 'updated_at', NOW)
+  end
   state_event(id, to, attempt)
 end
 
@@ -90,10 +102,12 @@ local function release_key(id, key)
   end
 end
 
--- A job enters a final state: finished_at, the done index, its key freed.
-local function finish(id, queue, from, to, attempt, key)
-  set_state(id, queue, from, to, attempt)
-  redis.call('HSET', jobkey(id), 'finished_at', NOW)
+-- A job enters a final state: finished_at, the done index, its key freed. `extra` as in set_state.
+local function finish(id, queue, from, to, attempt, key, extra)
+  local fields = extra or {}
+  fields[#fields + 1] = 'finished_at'
+  fields[#fields + 1] = NOW
+  set_state(id, queue, from, to, attempt, fields)
   redis.call('HDEL', jobkey(id), 'token', 'lease_until')
   redis.call('ZADD', P .. 'done:' .. to, NOW, id)
   release_key(id, key)
@@ -114,21 +128,14 @@ local function append_error(id, errors, json)
   end
 end
 
--- Writes the summed counters and the numbered events, trims the feed, announces the change.
+-- Writes the summed counters and the event counter, and announces the change.
 local function flush(announce)
   for queue, states in pairs(count_deltas) do
     for state, delta in pairs(states) do
       if delta ~= 0 then redis.call('HINCRBY', P .. 'counts:' .. queue, state, delta) end
     end
   end
-  if event_seq then
-    redis.call('SET', P .. 'event-seq', event_seq)
-    zadd_many(P .. 'events', event_batch)
-    local size = redis.call('ZCARD', P .. 'events')
-    if size > EVENT_CAP + EVENT_CAP / 16 then
-      redis.call('ZREMRANGEBYRANK', P .. 'events', 0, size - EVENT_CAP - 1)
-    end
-  end
+  if event_seq and event_seq ~= event_first then redis.call('SET', P .. 'event-seq', event_seq) end
   if changed and announce ~= false then redis.call('PUBLISH', P .. 'changed', ORIGIN) end
 end
 

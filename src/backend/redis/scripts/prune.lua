@@ -11,9 +11,12 @@ for state, before in pairs(befores) do
   if #ids == chunk then more = 1 end
   for _, id in ipairs(ids) do
     local queue = redis.call('HGET', jobkey(id), 'queue')
-    local events = redis.call('LRANGE', P .. 'events:' .. id, 0, -1)
-    for i = 1, #events, 1000 do
-      redis.call('ZREM', P .. 'events', unpack(events, i, math.min(i + 999, #events)))
+    local entries = {}
+    for _, event in ipairs(redis.call('LRANGE', P .. 'events:' .. id, 0, -1)) do
+      entries[#entries + 1] = string.match(event, '^%d+') .. '-0'
+    end
+    for i = 1, #entries, 1000 do
+      redis.call('XDEL', P .. 'events', unpack(entries, i, math.min(i + 999, #entries)))
     end
     redis.call('DEL', jobkey(id), P .. 'events:' .. id)
     redis.call('ZREM', done, id)

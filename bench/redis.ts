@@ -1,0 +1,60 @@
+// Redis benchmark: Offload, BullMQ and bee-queue in one run, on the same server, with the same N
+// and concurrency, measured the same way (bench/offload-suite.ts; peers in bench/redis-peers.ts).
+// Each system gets its own key prefix, deleted afterwards.
+//   npm run bench -- --backend redis [--n 20000] [--url redis://127.0.0.1:6379] [--only offload,bullmq]
+import { Redis } from "ioredis";
+import { randomToken } from "../src/core/ids.ts";
+import { measureOffload, type OffloadFigures } from "./offload-suite.ts";
+import { type Row, option, printTable } from "./measure.ts";
+import { type RedisPeer, measureRedisPeer } from "./redis-peers.ts";
+
+const SYSTEMS = ["offload", "bullmq", "bee-queue"] as const;
+type System = (typeof SYSTEMS)[number];
+
+/** Deletes every key that starts with `pattern` (a SCAN pattern), without blocking the server. */
+async function deleteKeys(url: string, pattern: string): Promise<void> {
+  const admin = new Redis(url);
+  try {
+    let cursor = "0";
+    do {
+      const [next, keys] = await admin.scan(cursor, "MATCH", pattern, "COUNT", 1_000);
+      if (keys.length > 0) await admin.unlink(...keys);
+      cursor = next;
+    } while (cursor !== "0");
+  } finally {
+    await admin.quit();
+  }
+}
+
+export async function main(args: string[]): Promise<void> {
+  const n = Number(option(args, "n", "20000"));
+  const url = option(args, "url", process.env["OFFLOAD_BENCH_REDIS_URL"] ?? "redis://127.0.0.1:6379");
+  const only = option(args, "only", "").split(",").filter((s) => s !== "");
+  const systems = SYSTEMS.filter((s) => only.length === 0 || only.some((o) => s.startsWith(o)));
+  const run = `bench-${randomToken().slice(0, 6)}`;
+  console.log(`Redis benchmark: N = ${n}, concurrency 1 and 50, node ${process.version}, ${new URL(url).host}, key prefix ${run}`);
+  const figures: Partial<Record<System, OffloadFigures>> = {};
+  for (const system of systems) {
+    console.log(`… ${system}`);
+    const prefix = `${run}-${system}`;
+    try {
+      figures[system] = system === "offload"
+        ? await measureOffload(`${url}?prefix=${prefix}`, n)
+        : await measureRedisPeer(system satisfies RedisPeer, url, prefix, n);
+    } finally {
+      await deleteKeys(url, system === "offload" ? `{${prefix}}:*` : `${prefix}*`);
+    }
+  }
+  const row = (metric: string, unit: string, pick: (f: OffloadFigures) => number): Row => ({
+    metric, unit, values: Object.fromEntries(systems.map((s) => [s, figures[s] ? pick(figures[s]) : undefined])),
+  });
+  printTable("Offload on Redis vs BullMQ and bee-queue (same server, same run)", systems, [
+    row("enqueue, one at a time", "jobs/s", (f) => f.enqueueOne),
+    row("enqueue, batches of 1,000", "jobs/s", (f) => f.enqueueBatch),
+    row("drain, concurrency 1", "jobs/s", (f) => f.drain1),
+    row("drain, concurrency 50", "jobs/s", (f) => f.drain50),
+    row("enqueue→start p50 (other process)", "ms", (f) => f.latencyP50),
+    row("enqueue→start p99 (other process)", "ms", (f) => f.latencyP99),
+    row("worker peak RSS (drain c=50)", "MiB", (f) => f.workerRssMiB),
+  ], systems.includes("offload") ? "offload" : undefined);
+}
