@@ -127,7 +127,7 @@ async function child(argv: readonly string[]): Promise<void> {
     await worker.waitUntilReady();
     close = () => worker.close();
   } else {
-    const q = new BeeQueue(queue, { redis: connection(url), prefix, getEvents: false, sendEvents: false });
+    const q = new BeeQueue(queue, { redis: connection(url), prefix, getEvents: false });
     q.on("succeeded", succeeded);
     q.process(concurrency, async () => handle());
     await q.ready();
