@@ -5,12 +5,12 @@
 // what makes this backend an outbox: a job exists exactly when the caller's writes committed.
 import pg from "pg";
 import type { ClaimedJob, JobRecord, JobState } from "../../core/job.ts";
-import { JOB_STATES } from "../../core/job.ts";
 import type {
   AckStatus, Backend, BackendCapabilities, CancelStatus, ClaimRequest, CompleteAck, EnqueueRequest, EnqueueResult,
   FailRequest, FailStatus, HeartbeatRequest, HeartbeatResult, JobEvent, Lease, ListFilter,
   QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus,
 } from "../backend.ts";
+import { countsFromRows } from "../decode.ts";
 import { type PostgresOptions, connectionSettings } from "./connection.ts";
 import { enqueueJobs } from "./enqueue.ts";
 import { Listener } from "./listener.ts";
@@ -216,21 +216,10 @@ export class PostgresBackend implements Backend {
   }
 
   async counts(): Promise<QueueCounts[]> {
-    const byQueue = new Map<string, { counts: Record<JobState, number>; oldest: number | undefined }>();
-    for (const row of await this.#rows("counts", [])) {
-      const queue = String(row["queue"]);
-      let entry = byQueue.get(queue);
-      if (!entry) {
-        entry = { counts: Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>, oldest: undefined };
-        byQueue.set(queue, entry);
-      }
-      entry.counts[row["state"] as JobState] = Number(row["n"]);
-      if (typeof row["oldest"] === "number") entry.oldest = row["oldest"];
-    }
-    return [...byQueue.entries()]
-      .sort(([a], [b]) => a.localeCompare(b))
-      .map(([queue, e]) => ({ queue, counts: e.counts, oldestQueuedAt: e.oldest }));
+    const rows = await this.#rows("counts", []);
+    return countsFromRows(rows.map((r) => ({ queue: String(r["queue"]), state: String(r["state"]), n: Number(r["n"]), oldest: typeof r["oldest"] === "number" ? r["oldest"] : undefined })));
   }
+
 
   async nextDueAt(queues: readonly string[]): Promise<number | undefined> {
     const at = (await this.#first("next-due", [queues]))?.["at"];

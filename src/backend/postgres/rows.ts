@@ -3,7 +3,8 @@
 // transaction come from whatever driver they use, so numbers may arrive as strings and JSON
 // columns are cast to text in those queries. Both shapes are accepted here, nothing else.
 import { decodeJson } from "../../core/json.ts";
-import { type AttemptError, type JobRecord, isJobState } from "../../core/job.ts";
+import { attemptErrors } from "../decode.ts";
+import { type JobRecord, isJobState } from "../../core/job.ts";
 import type { JobEvent, JobEventType } from "../backend.ts";
 
 export type Row = Record<string, unknown>;
@@ -43,17 +44,6 @@ function json(row: Row, column: string): unknown {
   return typeof value === "string" ? decodeJson(value) : value;
 }
 
-function attemptErrors(value: unknown): AttemptError[] {
-  if (!Array.isArray(value)) return [];
-  return value.map((e: Record<string, unknown>) => ({
-    attempt: typeof e["attempt"] === "number" ? e["attempt"] : 0,
-    message: typeof e["message"] === "string" ? e["message"] : "",
-    name: typeof e["name"] === "string" ? e["name"] : "Error",
-    stack: typeof e["stack"] === "string" ? e["stack"] : undefined,
-    worker: typeof e["worker"] === "string" ? e["worker"] : undefined,
-    at: typeof e["at"] === "number" ? e["at"] : 0,
-  }));
-}
 
 export function toJobRecord(row: Row): JobRecord {
   const state = text(row, "state");

@@ -2,7 +2,8 @@
 // does not fit is a corrupted store, and we say so instead of passing `unknown` on as typed.
 import type { NewJob, JobEvent, JobEventType } from "../backend.ts";
 import { decodeJson } from "../../core/json.ts";
-import { type AttemptError, type JobRecord, isJobState } from "../../core/job.ts";
+import { attemptErrors } from "../decode.ts";
+import { type JobRecord, isJobState } from "../../core/job.ts";
 
 export type Fields = Readonly<Record<string, string>>;
 
@@ -31,18 +32,6 @@ function optionalInt(f: Fields, name: string): number | undefined {
   return value === undefined ? undefined : Number(value);
 }
 
-function attemptErrors(json: string | undefined): AttemptError[] {
-  const parsed = decodeJson(json);
-  if (!Array.isArray(parsed)) return [];
-  return parsed.map((e: Record<string, unknown>) => ({
-    attempt: typeof e["attempt"] === "number" ? e["attempt"] : 0,
-    message: typeof e["message"] === "string" ? e["message"] : "",
-    name: typeof e["name"] === "string" ? e["name"] : "Error",
-    stack: typeof e["stack"] === "string" ? e["stack"] : undefined,
-    worker: typeof e["worker"] === "string" ? e["worker"] : undefined,
-    at: typeof e["at"] === "number" ? e["at"] : 0,
-  }));
-}
 
 export function toJobRecord(f: Fields): JobRecord {
   const state = text(f, "state");
@@ -64,7 +53,7 @@ export function toJobRecord(f: Fields): JobRecord {
     progress: optionalInt(f, "progress"),
     progressMessage: f["progress_message"],
     result: decodeJson(f["result"]),
-    errors: attemptErrors(f["errors"]),
+    errors: attemptErrors(decodeJson(f["errors"])),
     owner: f["owner"],
     createdAt: int(f, "created_at"),
     startedAt: optionalInt(f, "started_at"),

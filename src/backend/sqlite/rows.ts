@@ -1,6 +1,7 @@
 // Rows read back from SQLite are checked as they become JobRecords: a row that does not fit is a
 // corrupted store, and we say so instead of passing `unknown` data on as typed.
 import { decodeJson } from "../../core/json.ts";
+import { attemptErrors } from "../decode.ts";
 import { type AttemptError, type JobRecord, isJobState } from "../../core/job.ts";
 import type { JobEvent, JobEventType } from "../backend.ts";
 
@@ -28,18 +29,9 @@ function optionalInt(row: Row, column: string): number | undefined {
   return typeof value === "number" ? value : undefined;
 }
 
-function attemptErrors(json: string): AttemptError[] {
-  if (json === "[]") return []; // the common case, on the claim hot path
-  const parsed = decodeJson(json);
-  if (!Array.isArray(parsed)) return [];
-  return parsed.map((e: Record<string, unknown>) => ({
-    attempt: typeof e["attempt"] === "number" ? e["attempt"] : 0,
-    message: typeof e["message"] === "string" ? e["message"] : "",
-    name: typeof e["name"] === "string" ? e["name"] : "Error",
-    stack: typeof e["stack"] === "string" ? e["stack"] : undefined,
-    worker: typeof e["worker"] === "string" ? e["worker"] : undefined,
-    at: typeof e["at"] === "number" ? e["at"] : 0,
-  }));
+
+function errorsColumn(json: string): AttemptError[] {
+  return json === "[]" ? [] : attemptErrors(decodeJson(json)); // "[]" is the common case, on the claim hot path
 }
 
 export function toJobRecord(row: Row): JobRecord {
@@ -63,7 +55,7 @@ export function toJobRecord(row: Row): JobRecord {
     progress: typeof progress === "number" ? progress : undefined,
     progressMessage: optionalText(row, "progress_message"),
     result: decodeJson(optionalText(row, "result")),
-    errors: attemptErrors(text(row, "errors")),
+    errors: errorsColumn(text(row, "errors")),
     owner: optionalText(row, "owner"),
     createdAt: int(row, "created_at"),
     startedAt: optionalInt(row, "started_at"),

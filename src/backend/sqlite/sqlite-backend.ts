@@ -3,12 +3,12 @@
 // writers queue on SQLite's lock (busy_timeout) instead of failing.
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import type { ClaimedJob, JobRecord, JobState } from "../../core/job.ts";
-import { JOB_STATES } from "../../core/job.ts";
 import type {
   AckStatus, Backend, CancelStatus, ClaimRequest, CompleteAck, EnqueueRequest, EnqueueResult,
   FailRequest, FailStatus, HeartbeatRequest, HeartbeatResult, JobEvent, Lease, ListFilter,
   QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus,
 } from "../backend.ts";
+import { countsFromRows } from "../decode.ts";
 import { ChangeFeed } from "./change-feed.ts";
 import { loadQueries, type QueryName } from "./queries.ts";
 import { type Row, toJobEvent, toJobRecord } from "./rows.ts";
@@ -262,21 +262,10 @@ export class SqliteBackend implements Backend {
   }
 
   async counts(): Promise<QueueCounts[]> {
-    const byQueue = new Map<string, { counts: Record<JobState, number>; oldest: number | undefined }>();
-    for (const row of this.#all("counts", {})) {
-      const queue = String(row["queue"]);
-      let entry = byQueue.get(queue);
-      if (!entry) {
-        entry = { counts: Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>, oldest: undefined };
-        byQueue.set(queue, entry);
-      }
-      entry.counts[row["state"] as JobState] = Number(row["n"]);
-      if (typeof row["oldest"] === "number") entry.oldest = row["oldest"];
-    }
-    return [...byQueue.entries()]
-      .sort(([a], [b]) => a.localeCompare(b))
-      .map(([queue, e]) => ({ queue, counts: e.counts, oldestQueuedAt: e.oldest }));
+    const rows = this.#all("counts", {});
+    return countsFromRows(rows.map((r) => ({ queue: String(r["queue"]), state: String(r["state"]), n: Number(r["n"]), oldest: typeof r["oldest"] === "number" ? r["oldest"] : undefined })));
   }
+
 
   async nextDueAt(queues: readonly string[]): Promise<number | undefined> {
     const times = queues.map((queue) => this.#get("next-due", { queue })?.["at"]).filter((at): at is number => typeof at === "number");
