@@ -15,6 +15,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { promisify } from "node:util";
 import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
+import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
 import { Offload } from "../../src/index.ts";
 import type { Worker } from "../../src/worker/worker.ts";
 
@@ -105,6 +106,24 @@ describe("redis: cluster, connection loss, server restart", () => {
         const events = await offload.jobs.events({ jobId: first.id, afterId: 0 });
         assert.deepEqual(events.map((e) => e.data["state"]), ["queued", "active", "succeeded"]);
         await worker.stop();
+
+        // Another process's watcher hears a change over Cluster pub/sub. Its first signal comes
+        // once it is subscribed; the second can only come from the channel.
+        const watcher = new RedisBackend({ url: `${url}?prefix=${prefix}` });
+        try {
+          const next = (): Promise<void> => new Promise((resolve) => {
+            const stop = watcher.watch(() => {
+              stop();
+              resolve();
+            });
+          });
+          await next();
+          const heard = next();
+          await tasks[0]?.enqueue({ n: 1 });
+          await heard;
+        } finally {
+          await watcher.close();
+        }
       } finally {
         await offload.close();
       }
