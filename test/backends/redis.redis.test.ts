@@ -1,16 +1,49 @@
 // The conformance suite on Redis (127.0.0.1:6379, or $OFFLOAD_TEST_REDIS_URL). Each case gets its
 // own key prefix, and the prefix's keys are deleted afterwards, so parallel test files never meet.
-import { after } from "node:test";
+import assert from "node:assert/strict";
+import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
+import { openBackend } from "../../src/backend/open.ts";
 import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
 import { randomToken } from "../../src/core/ids.ts";
 import { defineBackendSuite } from "../conformance/suite.ts";
+import { T0, newJob } from "../conformance/fixtures.ts";
 
 const url = process.env["OFFLOAD_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379";
 const run = `t${randomToken().slice(0, 8)}`;
 let n = 0;
 
 defineBackendSuite("redis", async () => new RedisBackend({ url, prefix: `${run}-${n++}` }));
+
+describe("redis adapter specifics", () => {
+  it("opens from a URL with ?prefix= and ?maxEvents=", async () => {
+    const backend = await openBackend(`${url}?prefix=${run}-url&maxEvents=50`);
+    try {
+      assert.ok(backend instanceof RedisBackend);
+      assert.equal(backend.keyPrefix, `{${run}-url}:`);
+      const [r] = await backend.enqueue({ jobs: [newJob()], now: T0 });
+      assert.equal((await backend.getJob(r?.job.id ?? ""))?.state, "queued");
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it("caps the global event feed, and keeps each job's own events", async () => {
+    const backend = new RedisBackend({ url, prefix: `${run}-cap`, maxEvents: 100 });
+    try {
+      for (let i = 0; i < 10; i++) await backend.enqueue({ jobs: Array.from({ length: 100 }, () => newJob()), now: T0 });
+      const feed = await backend.readEvents({ afterId: 0, limit: 10_000 });
+      assert.ok(feed.length < 1_000, `the feed was trimmed (${feed.length} of 1000 left)`);
+      assert.ok((feed[0]?.id ?? 0) > 1, "the oldest events went first");
+      const [first] = await backend.listJobs({ limit: 1, before: "ffffffff-ffff-7fff-bfff-ffffffffffff" });
+      assert.ok(first);
+      const own = await backend.readEvents({ jobId: first.id, afterId: 0, limit: 10 });
+      assert.deepEqual(own.map((e) => e.data["state"]), ["queued"]);
+    } finally {
+      await backend.close();
+    }
+  });
+});
 
 after(async () => {
   const admin = new Redis(url);
