@@ -107,18 +107,18 @@ export class RedisBackend implements Backend {
     // Not announced to this process: its only interested party is the worker that claimed.
     const reply = asArray(await this.#scripts.run("claim", request.now, args));
     const token = args[3] as string;
-    return reply
-      .map((entry) => {
-        const [index, before] = asArray(entry);
-        const fields = toFields(before);
-        const job = toJobRecord({
-          ...fields, state: "active", attempt: String(Number(fields["attempt"] ?? 0) + 1), token: `${token}${String(index)}`,
-          lease_until: String(request.now + request.leaseMs), worker: request.worker, started_at: String(request.now),
-          updated_at: String(request.now), cancel: "0",
-        });
-        return { job, token: `${token}${String(index)}` };
-      })
-      .sort(claimOrder);
+    const claimed: ClaimedJob[] = [];
+    for (let i = 0; i + 1 < reply.length; i += 2) {
+      const fields = toFields(reply[i + 1]);
+      const leaseToken = `${token}${String(reply[i])}`;
+      const job = toJobRecord({
+        ...fields, state: "active", attempt: String(Number(fields["attempt"] ?? 0) + 1), token: leaseToken,
+        lease_until: String(request.now + request.leaseMs), worker: request.worker, started_at: String(request.now),
+        updated_at: String(request.now), cancel: "0",
+      });
+      claimed.push({ job, token: leaseToken });
+    }
+    return claimed.sort(claimOrder);
   }
 
   async heartbeat(request: HeartbeatRequest): Promise<HeartbeatResult> {

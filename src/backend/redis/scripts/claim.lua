@@ -4,7 +4,7 @@
 -- KEYS[1] <prefix>queues   ARGV[1..4] common (lib.lua)
 -- ARGV[5] limit  ARGV[6] worker  ARGV[7] lease_until  ARGV[8] token base (random, per call)
 -- ARGV[9…] queue names
--- Returns one entry per claimed job: { index, HGETALL array as it was before the claim }; the
+-- Returns a flat array: index, HGETALL array as it was before the claim, index, …; the
 -- caller applies the claim's own changes (state active, attempt + 1, token base .. index,
 -- lease_until, worker, started_at = updated_at = now, cancel 0) and sorts into claim order.
 -- Three calls per job (HGETALL, HSET, RPUSH of its event); the queue pops are batched.
@@ -59,22 +59,32 @@ if not single then
   end)
 end
 
--- 3. Activate.
+-- 3. Activate. Written out rather than through set_state: this loop is the hot path of a drain.
 local out = {}
 local active = {}
-for i = 1, math.min(limit, #picked) do
+local n = math.min(limit, #picked)
+for i = 1, n do
   local c = picked[i]
   if not single then redis.call('ZREM', c.zkey, c.id) end
-  local fields = redis.call('HGETALL', jobkey(c.id))
+  local k = jobkey(c.id)
+  local fields = redis.call('HGETALL', k)
   local attempt = 0
   for f = 1, #fields, 2 do
-    if fields[f] == 'attempt' then attempt = tonumber(fields[f + 1]) end
+    if fields[f] == 'attempt' then
+      attempt = tonumber(fields[f + 1])
+      break
+    end
   end
-  set_state(c.id, c.queue, 'queued', 'active', attempt + 1, { 'attempt', attempt + 1, 'token', token_base .. i,
-    'lease_until', lease_until, 'worker', worker, 'started_at', NOW, 'cancel', 0 })
+  attempt = attempt + 1
+  redis.call('HSET', k, 'state', 'active', 'updated_at', NOW, 'attempt', attempt, 'token', token_base .. i,
+    'lease_until', lease_until, 'worker', worker, 'started_at', NOW, 'cancel', 0)
+  count(c.queue, 'queued', -1)
+  count(c.queue, 'active', 1)
+  state_event(c.id, 'active', attempt)
   active[#active + 1] = lease_until
   active[#active + 1] = c.id
-  out[i] = { i, fields }
+  out[#out + 1] = i
+  out[#out + 1] = fields
 end
 zadd_many(P .. 'active', active)
 flush()
