@@ -7,7 +7,7 @@
 -- Returns a flat array: index, HGETALL array as it was before the claim, index, …; the
 -- caller applies the claim's own changes (state active, attempt + 1, token base .. index,
 -- lease_until, worker, started_at = updated_at = now, cancel 0) and sorts into claim order.
--- Three calls per job (HGETALL, HSET, RPUSH of its event); the queue pops are batched.
+-- Four calls per job (HGETALL, HSET, and its event: RPUSH + XADD); the queue pops are batched.
 local limit = tonumber(ARGV[5])
 local worker, lease_until, token_base = ARGV[6], ARGV[7], ARGV[8]
 local STAGE_BATCH = 1000

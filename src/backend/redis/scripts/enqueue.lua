@@ -4,7 +4,7 @@
 -- KEYS[1] <prefix>queues   ARGV[1..4] common (lib.lua)
 -- ARGV[5] n, then 9 per job: id, task, queue, payload, priority, run_at, max_attempts,
 --         key ("-" none, else "+" .. key), owner ("-" none, else "+" .. owner)
--- Per inserted job: EXISTS, HSET, RPUSH (its event); the index writes are one ZADD per index.
+-- Per inserted job: EXISTS, HSET, and its event (RPUSH + XADD); the index writes are one ZADD per index.
 -- Returns one entry per job: 1 when inserted, else the holder's fields (HGETALL array).
 -- Error reply "OFFLOAD_DUPLICATE_ID <id>" when an id exists: nothing written.
 local n = tonumber(ARGV[5])
