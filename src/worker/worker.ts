@@ -149,6 +149,7 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
 
   async #claimLoop(backend: Backend): Promise<void> {
     const stop = this.#stopping.signal;
+    let failures = 0;
     while (!stop.aborted) {
       try {
         // Outcomes being written do not hold slots, but too many of them (a slow backend) stop claims.
@@ -157,6 +158,7 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
           const claimed = await backend.claim({
             queues: this.queues, limit: free, worker: this.id, leaseMs: this.#settings.leaseMs, now: this.#deps.clock.now(),
           });
+          failures = 0;
           for (const c of claimed) this.#launch(backend, c);
           if (claimed.length === free) continue; // there may be more right now
         }
@@ -165,8 +167,11 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
         // free its slots before claiming, so one claim fills them all instead of one claim each.
         await new Promise<void>((resolve) => setImmediate(resolve));
       } catch (error) {
+        // The backend is unreachable or failing: back off (50 ms doubling, at most one poll
+        // interval), but wake early on a change signal, so a short blip costs milliseconds.
         this.#report(error);
-        await this.#deps.clock.sleep(this.#settings.pollMs, stop).catch(() => {});
+        failures++;
+        await this.#wakeup.wait(Math.min(this.#settings.pollMs, 50 * 2 ** Math.min(failures, 10)), this.#deps.clock, stop);
       }
     }
   }
