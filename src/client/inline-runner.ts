@@ -4,6 +4,7 @@
 import type { Backend } from "../backend/backend.ts";
 import { isFinished } from "../core/job.ts";
 import { execute } from "../worker/executor.ts";
+import { JobControl } from "../worker/job-control.ts";
 import { makeJobContext } from "../worker/job-context.ts";
 import { recordOutcome } from "../worker/record-outcome.ts";
 import type { Offload } from "./offload.ts";
@@ -36,7 +37,7 @@ export class InlineRunner {
     const writes = new Set<Promise<unknown>>();
     const startedAt = clock.now();
     const report = (error: unknown): void => process.emitWarning(`offload inline: ${String(error)}`);
-    const execution = await execute({ registry, clock, maxResultBytes }, claimed, new AbortController(), (signal) =>
+    const execution = await execute({ registry, clock, maxResultBytes }, claimed, new JobControl(), (signal) =>
       makeJobContext(backend, claimed, signal, { clock, writes, report }),
     );
     await Promise.allSettled([...writes]);

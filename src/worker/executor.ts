@@ -7,6 +7,7 @@ import { encodeJson } from "../core/json.ts";
 import { type Outcome, Permanent, Retry } from "../core/outcome.ts";
 import type { JobContext, RegisteredTask } from "../client/task.ts";
 import { CancelRequested, LeaseLost, ShuttingDown } from "./abort-reasons.ts";
+import type { JobControl } from "./job-control.ts";
 import type { TaskRegistry } from "./task-registry.ts";
 
 /** Once a timeout fired, how long a handler that ignores its signal gets before we stop waiting. */
@@ -28,7 +29,7 @@ export interface ExecutorDeps {
 export async function execute(
   deps: ExecutorDeps,
   claimed: ClaimedJob,
-  controller: AbortController,
+  control: JobControl,
   makeContext: (signal: AbortSignal) => JobContext,
 ): Promise<Execution> {
   let task: RegisteredTask;
@@ -37,47 +38,48 @@ export async function execute(
   } catch (error) {
     return { outcome: { kind: "permanent", error: toError(error) }, resultJson: undefined, task: undefined };
   }
-  const stopTimer = startTimeout(deps.clock, task, controller);
+  const stopTimer = startTimeout(deps.clock, task, control);
+  const signal = control.signal;
   try {
-    const result = await runUntilAborted(task, claimed, controller.signal, makeContext, deps.clock);
-    if (isAbandoned(controller.signal)) return { outcome: abandoned(controller.signal), resultJson: undefined, task };
+    const result = await runUntilAborted(task, claimed, control, makeContext, deps.clock);
+    if (isAbandoned(signal)) return { outcome: abandoned(signal), resultJson: undefined, task };
     const resultJson = encodeJson(result, `result of ${task.name}`, deps.maxResultBytes);
     return { outcome: { kind: "succeeded", result }, resultJson, task };
   } catch (caught) {
-    return { outcome: normalizeFailure(task, controller.signal, caught), resultJson: undefined, task };
+    return { outcome: normalizeFailure(task, signal, caught), resultJson: undefined, task };
   } finally {
     stopTimer();
   }
 }
 
-function startTimeout(clock: Clock, task: RegisteredTask, controller: AbortController): () => void {
-  if (task.timeoutMs === undefined) return () => {};
+const NO_TIMER = (): void => {};
+
+function startTimeout(clock: Clock, task: RegisteredTask, control: JobControl): () => void {
+  if (task.timeoutMs === undefined) return NO_TIMER;
   const cancelTimer = new AbortController();
   clock.sleep(task.timeoutMs, cancelTimer.signal).then(
-    () => controller.abort(new TaskTimeoutError(task.name, task.timeoutMs ?? 0)),
+    () => control.abort(new TaskTimeoutError(task.name, task.timeoutMs ?? 0)),
     () => {}, // the job ended first
   );
   return () => cancelTimer.abort();
 }
 
-/** Runs the handler; once the signal aborts, waits at most a short grace for it to stop. */
-async function runUntilAborted(
+/** Runs the handler; once the job is aborted, waits at most a short grace for it to stop. */
+function runUntilAborted(
   task: RegisteredTask,
   claimed: ClaimedJob,
-  signal: AbortSignal,
+  control: JobControl,
   makeContext: (signal: AbortSignal) => JobContext,
   clock: Clock,
 ): Promise<unknown> {
-  const running = task.run(claimed.job.payload, makeContext(signal));
-  const hardStop = new Promise<never>((_, reject) => {
-    const onAbort = (): void => {
-      clock.sleep(HARD_STOP_GRACE_MS).then(() => reject(signal.reason as Error), () => {});
-    };
-    if (signal.aborted) onAbort();
-    else signal.addEventListener("abort", onAbort, { once: true });
+  const running = task.run(claimed.job.payload, makeContext(control.signal));
+  return new Promise((resolve, reject) => {
+    running.then(resolve, reject);
+    // Settling twice is a no-op: whichever of the handler and the hard stop comes first wins.
+    control.onAbort(() => {
+      clock.sleep(HARD_STOP_GRACE_MS).then(() => reject(control.signal.reason as Error), () => {});
+    });
   });
-  hardStop.catch(() => {}); // settled by the race below, or never observed once the handler wins
-  return Promise.race([running, hardStop]);
 }
 
 function isAbandoned(signal: AbortSignal): boolean {

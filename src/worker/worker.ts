@@ -19,6 +19,7 @@ import { makeJobContext } from "./job-context.ts";
 import { CancelRequested, LeaseLost, ShuttingDown } from "./abort-reasons.ts";
 import { CompleteBatcher } from "./complete-batcher.ts";
 import { execute } from "./executor.ts";
+import { JobControl } from "./job-control.ts";
 import { recordOutcome, type WorkerEvent } from "./record-outcome.ts";
 export type { WorkerEvent };
 import { Maintenance } from "./maintenance.ts";
@@ -45,8 +46,9 @@ export interface WorkerOptions {
 
 interface Running {
   readonly claimed: ClaimedJob;
-  readonly controller: AbortController;
-  readonly done: Promise<void>;
+  readonly control: JobControl;
+  /** Settles when the job's outcome is written (or it was handed back). Set once, at launch. */
+  done: Promise<void>;
   /** Log and progress writes not yet acknowledged; awaited before the outcome is recorded. */
   readonly writes: Set<Promise<unknown>>;
 }
@@ -139,7 +141,7 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     const backend = this.#backend;
     const left = [...this.#running.values()];
     if (!backend || left.length === 0) return;
-    for (const r of left) r.controller.abort(new ShuttingDown());
+    for (const r of left) r.control.abort(new ShuttingDown());
     const leases: Lease[] = left.map((r) => ({ id: r.claimed.job.id, token: r.claimed.token }));
     const statuses = await this.#withRetry(() => backend.release(leases, this.#deps.clock.now()));
     left.forEach((r, i) => {
@@ -185,13 +187,12 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
   }
 
   #launch(backend: Backend, claimed: ClaimedJob): void {
-    const controller = new AbortController();
+    const control = new JobControl();
     const writes = new Set<Promise<unknown>>();
-    const entry: { done: Promise<void> } = { done: Promise.resolve() };
-    const running: Running = { claimed, controller, writes, get done() { return entry.done; } };
+    const running: Running = { claimed, control, writes, done: Promise.resolve() };
     this.#running.set(claimed.job.id, running);
     this.emit("job", { type: "started", job: claimed.job });
-    entry.done = this.#run(backend, running).finally(() => {
+    running.done = this.#run(backend, running).finally(() => {
       this.#running.delete(claimed.job.id);
       this.#acking.delete(claimed.job.id);
       this.#wakeup.notify();
@@ -203,7 +204,7 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     const execution = await execute(
       { registry: this.#deps.registry, clock: this.#deps.clock, maxResultBytes: this.#deps.maxResultBytes },
       running.claimed,
-      running.controller,
+      running.control,
       (signal) => makeJobContext(backend, running.claimed, signal, { clock: this.#deps.clock, writes: running.writes, report: (e) => this.#report(e) }),
     );
     await Promise.allSettled([...running.writes]);
@@ -232,13 +233,13 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     const finished = this.#finished.signal;
     while (!finished.aborted) {
       await this.#deps.clock.sleep(this.#settings.heartbeatMs, finished).catch(() => {});
-      const running = [...this.#running.values(), ...this.#acking.values()].filter((r) => !r.controller.signal.aborted);
+      const running = [...this.#running.values(), ...this.#acking.values()].filter((r) => !r.control.aborted);
       if (running.length === 0) continue;
       try {
         const leases = running.map((r) => ({ id: r.claimed.job.id, token: r.claimed.token }));
         const result = await backend.heartbeat({ worker: this.id, leases, leaseMs: this.#settings.leaseMs, now: this.#deps.clock.now() });
-        for (const id of result.lost) (this.#running.get(id) ?? this.#acking.get(id))?.controller.abort(new LeaseLost());
-        for (const id of result.cancelRequested) this.#running.get(id)?.controller.abort(new CancelRequested());
+        for (const id of result.lost) (this.#running.get(id) ?? this.#acking.get(id))?.control.abort(new LeaseLost());
+        for (const id of result.cancelRequested) this.#running.get(id)?.control.abort(new CancelRequested());
       } catch (error) {
         this.#report(error);
       }
