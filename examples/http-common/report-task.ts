@@ -20,7 +20,7 @@ export function makeExampleOffload(backend = process.env["OFFLOAD_URL"] ?? "sqli
   return { offload, report };
 }
 
-/** For examples run by hand: any 16+ byte secret shared by every web process. */
+/** For examples run by hand: a secret of 16 bytes or more, shared by every web process. */
 export const EXAMPLE_SECRET = process.env["OFFLOAD_HTTP_SECRET"] ?? "change-me-to-a-long-random-secret";
 
 /** Parses { "steps": n } leniently; the examples are about mounting, not validation. */

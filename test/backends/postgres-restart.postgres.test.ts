@@ -95,7 +95,8 @@ async function retryUntilUp<T>(work: () => Promise<T>): Promise<T> {
       return await work();
     } catch (error) {
       if (attempt >= 50) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      const backoffMs = Math.min(10 * 2 ** attempt, 200); // the server is back within a second or two
+      await new Promise((resolve) => setTimeout(resolve, backoffMs));
     }
   }
 }

@@ -58,9 +58,10 @@ describe("ids", () => {
 describe("fake clock and wakeup", () => {
   it("sleepers wake when time passes their deadline, not before", async () => {
     const clock = new FakeClock(0);
+    const deadline = 100;
     let woke = false;
-    const sleeping = clock.sleep(100).then(() => (woke = true));
-    clock.advance(99);
+    const sleeping = clock.sleep(deadline).then(() => (woke = true));
+    clock.advance(deadline - 1);
     await Promise.resolve();
     assert.equal(woke, false);
     clock.advance(1);
