@@ -95,3 +95,46 @@ export function startChild(script: URL, args: readonly string[], onMessage: (m: 
     },
   };
 }
+
+/** What every system is measured on, the same way. */
+export interface Figures {
+  readonly enqueueOne: number;
+  readonly enqueueBatch: number;
+  readonly drain1: number;
+  readonly drain50: number;
+  readonly latencyP50: number;
+  readonly latencyP99: number;
+  readonly workerRssMiB: number;
+}
+
+/** Runs a drain in a child process (`script` with `args`) and returns its rate and peak RSS. */
+export async function drainInChild(script: URL, args: readonly string[]): Promise<{ rate: number; rss: number }> {
+  let result = { rate: 0, rss: 0 };
+  let done: () => void = () => {};
+  const drained = new Promise<void>((resolve) => (done = resolve));
+  const child = startChild(script, args, (m: ChildMessage) => {
+    if (m.type === "drained") {
+      result = { rate: perSecond(m.count, m.ms), rss: m.maxRssMiB };
+      done();
+    }
+  });
+  await drained;
+  await child.stop();
+  return result;
+}
+
+/** The standard table of Figures, one column per system, ratios against Offload when it ran. */
+export function printFigures(title: string, systems: readonly string[], figures: Readonly<Record<string, Figures | undefined>>): void {
+  const row = (metric: string, unit: string, pick: (f: Figures) => number): Row => ({
+    metric, unit, values: Object.fromEntries(systems.map((s) => { const f = figures[s]; return [s, f ? pick(f) : undefined]; })),
+  });
+  printTable(title, systems, [
+    row("enqueue, one at a time", "jobs/s", (f) => f.enqueueOne),
+    row("enqueue, batches of 1,000", "jobs/s", (f) => f.enqueueBatch),
+    row("drain, concurrency 1", "jobs/s", (f) => f.drain1),
+    row("drain, concurrency 50", "jobs/s", (f) => f.drain50),
+    row("enqueue→start p50 (other process)", "ms", (f) => f.latencyP50),
+    row("enqueue→start p99 (other process)", "ms", (f) => f.latencyP99),
+    row("worker peak RSS (drain c=50)", "MiB", (f) => f.workerRssMiB),
+  ], systems.includes("offload") ? "offload" : undefined);
+}

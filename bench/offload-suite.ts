@@ -2,35 +2,13 @@
 // enqueue one at a time, batched enqueue, drain at concurrency 1 and 50 in a separate worker
 // process, and enqueue→start latency into an idle worker in another process.
 import { Offload } from "../src/index.ts";
-import { type ChildMessage, percentile, perSecond, startChild, timed, wallNow } from "./measure.ts";
+import { type Figures, drainInChild, percentile, perSecond, startChild, timed, wallNow } from "./measure.ts";
 
-export interface OffloadFigures {
-  readonly enqueueOne: number;
-  readonly enqueueBatch: number;
-  readonly drain1: number;
-  readonly drain50: number;
-  readonly latencyP50: number;
-  readonly latencyP99: number;
-  readonly workerRssMiB: number;
-}
+export type OffloadFigures = Figures;
 
 const CHILD = new URL("./offload-child.ts", import.meta.url);
 const BATCH = 1_000;
 
-async function drainInChild(url: string, queue: string, concurrency: number, count: number): Promise<{ rate: number; rss: number }> {
-  let result: { rate: number; rss: number } = { rate: 0, rss: 0 };
-  let done: () => void = () => {};
-  const drained = new Promise<void>((resolve) => (done = resolve));
-  const child = startChild(CHILD, [url, "drain", queue, String(concurrency), String(count)], (m: ChildMessage) => {
-    if (m.type === "drained") {
-      result = { rate: perSecond(m.count, m.ms), rss: m.maxRssMiB };
-      done();
-    }
-  });
-  await drained;
-  await child.stop();
-  return result;
-}
 
 export async function measureOffload(url: string, n: number, latencySamples = 300): Promise<OffloadFigures> {
   const offload = new Offload({ backend: url });
@@ -45,8 +23,8 @@ export async function measureOffload(url: string, n: number, latencySamples = 30
       await noop.enqueueMany(Array.from({ length: Math.min(BATCH, n - i) }, (_, k) => ({ i: i + k })), { queue: "bench-batch" });
     }
   });
-  const drain1 = await drainInChild(url, "bench-single", 1, n);
-  const drain50 = await drainInChild(url, "bench-batch", 50, n);
+  const drain1 = await drainInChild(CHILD, [url, "drain", "bench-single", "1", String(n)]);
+  const drain50 = await drainInChild(CHILD, [url, "drain", "bench-batch", "50", String(n)]);
 
   const latencies: number[] = [];
   let onStart: (at: number) => void = () => {};

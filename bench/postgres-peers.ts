@@ -4,7 +4,7 @@
 import { makeWorkerUtils } from "graphile-worker";
 import { PgBoss } from "pg-boss";
 import type { OffloadFigures } from "./offload-suite.ts";
-import { type ChildMessage, percentile, perSecond, startChild, timed, wallNow } from "./measure.ts";
+import { drainInChild, percentile, perSecond, startChild, timed, wallNow } from "./measure.ts";
 
 export type Peer = "graphile" | "graphile-tuned" | "pg-boss";
 
@@ -50,18 +50,7 @@ async function pgBossEnqueuer(url: string, schema: string, tasks: readonly strin
 }
 
 async function drain(peer: Peer, url: string, schema: string, task: string, concurrency: number, count: number): Promise<{ rate: number; rss: number }> {
-  let result = { rate: 0, rss: 0 };
-  let done: () => void = () => {};
-  const drained = new Promise<void>((resolve) => (done = resolve));
-  const child = startChild(CHILD, [peer, url, schema, "drain", task, String(concurrency), String(count)], (m: ChildMessage) => {
-    if (m.type === "drained") {
-      result = { rate: perSecond(m.count, m.ms), rss: m.maxRssMiB };
-      done();
-    }
-  });
-  await drained;
-  await child.stop();
-  return result;
+  return drainInChild(CHILD, [peer, url, schema, "drain", task, String(concurrency), String(count)]);
 }
 
 export async function measurePeer(peer: Peer, url: string, schema: string, n: number, latencySamples = 300): Promise<OffloadFigures> {

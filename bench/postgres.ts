@@ -5,7 +5,7 @@
 import pg from "pg";
 import { measureOffload, type OffloadFigures } from "./offload-suite.ts";
 import { type Peer, measurePeer } from "./postgres-peers.ts";
-import { type Row, option, printTable } from "./measure.ts";
+import { option, printFigures } from "./measure.ts";
 
 const SYSTEMS = ["offload", "graphile-worker", "graphile-worker (tuned)", "pg-boss"] as const;
 type System = (typeof SYSTEMS)[number];
@@ -42,16 +42,5 @@ export async function main(args: string[]): Promise<void> {
       system === "offload" ? measureOffload(`${url}${url.includes("?") ? "&" : "?"}schema=${schema}`, n) : measurePeer(PEERS[system], url, schema, n),
     );
   }
-  const row = (metric: string, unit: string, pick: (f: OffloadFigures) => number): Row => ({
-    metric, unit, values: Object.fromEntries(systems.map((s) => [s, figures[s] ? pick(figures[s]) : undefined])),
-  });
-  printTable("Offload on PostgreSQL vs graphile-worker and pg-boss (same server, same run)", systems, [
-    row("enqueue, one at a time", "jobs/s", (f) => f.enqueueOne),
-    row("enqueue, batches of 1,000", "jobs/s", (f) => f.enqueueBatch),
-    row("drain, concurrency 1", "jobs/s", (f) => f.drain1),
-    row("drain, concurrency 50", "jobs/s", (f) => f.drain50),
-    row("enqueue→start p50 (other process)", "ms", (f) => f.latencyP50),
-    row("enqueue→start p99 (other process)", "ms", (f) => f.latencyP99),
-    row("worker peak RSS (drain c=50)", "MiB", (f) => f.workerRssMiB),
-  ], systems.includes("offload") ? "offload" : undefined);
+  printFigures("Offload on PostgreSQL vs graphile-worker and pg-boss (same server, same run)", systems, figures);
 }

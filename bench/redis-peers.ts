@@ -6,7 +6,7 @@
 import { Queue as BullQueue, Worker as BullWorker } from "bullmq";
 import BeeQueue from "bee-queue";
 import type { OffloadFigures } from "./offload-suite.ts";
-import { type ChildMessage, percentile, perSecond, startChild, timed, wallNow } from "./measure.ts";
+import { type ChildMessage, drainInChild, percentile, perSecond, startChild, timed, wallNow } from "./measure.ts";
 
 export type RedisPeer = "bullmq" | "bee-queue";
 
@@ -50,18 +50,7 @@ function enqueuer(peer: RedisPeer, url: string, prefix: string, queue: string): 
 }
 
 async function drain(peer: RedisPeer, url: string, prefix: string, queue: string, concurrency: number, count: number): Promise<{ rate: number; rss: number }> {
-  let result = { rate: 0, rss: 0 };
-  let done: () => void = () => {};
-  const drained = new Promise<void>((resolve) => (done = resolve));
-  const child = startChild(SELF, [peer, url, prefix, "drain", queue, String(concurrency), String(count)], (m: ChildMessage) => {
-    if (m.type === "drained") {
-      result = { rate: perSecond(m.count, m.ms), rss: m.maxRssMiB };
-      done();
-    }
-  });
-  await drained;
-  await child.stop();
-  return result;
+  return drainInChild(SELF, [peer, url, prefix, "drain", queue, String(concurrency), String(count)]);
 }
 
 export async function measureRedisPeer(peer: RedisPeer, url: string, prefix: string, n: number, latencySamples = 300): Promise<OffloadFigures> {

@@ -5,7 +5,7 @@
 import { Redis } from "ioredis";
 import { randomToken } from "../src/core/ids.ts";
 import { measureOffload, type OffloadFigures } from "./offload-suite.ts";
-import { type Row, option, printTable } from "./measure.ts";
+import { option, printFigures } from "./measure.ts";
 import { type RedisPeer, measureRedisPeer } from "./redis-peers.ts";
 
 const SYSTEMS = ["offload", "bullmq", "bee-queue"] as const;
@@ -45,16 +45,5 @@ export async function main(args: string[]): Promise<void> {
       await deleteKeys(url, system === "offload" ? `{${prefix}}:*` : `${prefix}*`);
     }
   }
-  const row = (metric: string, unit: string, pick: (f: OffloadFigures) => number): Row => ({
-    metric, unit, values: Object.fromEntries(systems.map((s) => [s, figures[s] ? pick(figures[s]) : undefined])),
-  });
-  printTable("Offload on Redis vs BullMQ and bee-queue (same server, same run)", systems, [
-    row("enqueue, one at a time", "jobs/s", (f) => f.enqueueOne),
-    row("enqueue, batches of 1,000", "jobs/s", (f) => f.enqueueBatch),
-    row("drain, concurrency 1", "jobs/s", (f) => f.drain1),
-    row("drain, concurrency 50", "jobs/s", (f) => f.drain50),
-    row("enqueue→start p50 (other process)", "ms", (f) => f.latencyP50),
-    row("enqueue→start p99 (other process)", "ms", (f) => f.latencyP99),
-    row("worker peak RSS (drain c=50)", "MiB", (f) => f.workerRssMiB),
-  ], systems.includes("offload") ? "offload" : undefined);
+  printFigures("Offload on Redis vs BullMQ and bee-queue (same server, same run)", systems, figures);
 }
