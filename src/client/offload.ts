@@ -99,9 +99,9 @@ export class Offload {
     return worker;
   }
 
-  /** Stops this instance's workers gracefully and closes the backend. */
-  async close(): Promise<void> {
-    await Promise.all([...this.#workers].map((w) => w.stop()));
+  /** Stops this instance's workers gracefully (`grace`: as in worker.stop) and closes the backend. */
+  async close(options: { grace?: Duration } = {}): Promise<void> {
+    await Promise.all([...this.#workers].map((w) => w.stop(options)));
     // A backend passed in as an object belongs to the caller, who closes it.
     if (this.#backend && !this.#given) await (await this.#backend.catch(() => undefined))?.close();
     this.#backend = undefined;

@@ -16,7 +16,7 @@ function withOffload(use: UseBackend, body: Body): () => Promise<void> {
     try {
       await body({ offload, clock, backend });
     } finally {
-      await offload.close();
+      await offload.close({ grace: 0 }); // on a fake clock a grace period would never end
     }
   });
 }
@@ -159,6 +159,32 @@ export function workerCases(use: UseBackend): void {
     const log = events.findIndex((e) => e.type === "log");
     const succeeded = events.findIndex((e) => e.type === "state" && e.data["state"] === "succeeded");
     assert.ok(log >= 0 && log < succeeded, "the log line was written before the job succeeded");
+  }));
+
+  it("a worker that lost its lease aborts the job and records nothing", withOffload(use, async ({ offload, clock, backend }) => {
+    let sawReason = "";
+    const slow = offload.task({ name: "slow-lease", run: (_: null, ctx) => new Promise((_resolve, reject) => {
+      ctx.signal.addEventListener("abort", () => {
+        sawReason = (ctx.signal.reason as Error).name;
+        reject(ctx.signal.reason as Error);
+      });
+    }) });
+    const worker = offload.worker({ lease: "10s", heartbeat: "1s" });
+    await worker.start();
+    const started = nextEvent(worker, "started");
+    const job = await slow.enqueue(null);
+    await started;
+    // Another process's rescue, with its clock past this lease: the job is queued again.
+    assert.deepEqual((await backend.rescueExpired(clock.now() + 10_001)).requeued, [job.id]);
+    const lost = nextEvent(worker, "lease-lost");
+    clock.advance(1_000); // the next heartbeat learns the lease is gone
+    await lost;
+    assert.equal(sawReason, "LeaseLost");
+    const stored = await job.get();
+    assert.ok(stored.state === "queued" || stored.state === "active", `a new claim may already run it, got ${stored.state}`);
+    assert.equal(stored.errors.length, 1, "only the rescue's LeaseExpired entry: the lost worker wrote no outcome");
+    assert.equal(stored.errors[0]?.name, "LeaseExpired");
+    await worker.stop({ grace: 0 }); // it may have claimed the job again; hand it back
   }));
 
   it("stop() hands active jobs back to queued once the grace period is over", withOffload(use, async ({ offload, clock }) => {
