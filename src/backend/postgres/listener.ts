@@ -4,6 +4,7 @@
 // while it was away are lost. A slow safety poll announces regardless, so a missed notification
 // costs at most one poll interval. Writes by this process are also announced directly, before
 // the notification comes back.
+import { ChangeListeners } from "../change-listeners.ts";
 import pg from "pg";
 import { quoteIdent } from "./queries.ts";
 
@@ -24,7 +25,7 @@ function deferred(): Deferred {
 }
 
 export class Listener {
-  readonly #listeners = new Set<() => void>();
+  readonly #listeners = new ChangeListeners();
   readonly #config: pg.ClientConfig;
   readonly #channel: string;
   readonly #pollMs: number;
@@ -34,7 +35,6 @@ export class Listener {
   #backoffMs = MIN_BACKOFF_MS;
   #started = false;
   #closed = false;
-  #pending = false;
   #onError: (error: Error) => void;
 
   constructor(config: pg.ClientConfig, channel: string, pollMs: number, onError: (error: Error) => void) {
@@ -46,22 +46,16 @@ export class Listener {
 
   /** The connection is opened on the first subscription and kept until close(). */
   subscribe(listener: () => void): () => void {
-    this.#listeners.add(listener);
+    const remove = this.#listeners.add(listener);
     this.#start();
-    return () => {
-      this.#listeners.delete(listener);
-    };
+    return remove;
   }
 
   /** Calls every listener once, soon (coalesced per macrotask). */
   announce(): void {
-    if (this.#pending || this.#listeners.size === 0) return;
-    this.#pending = true;
-    setImmediate(() => {
-      this.#pending = false;
-      for (const listener of [...this.#listeners]) listener();
-    });
+    this.#listeners.announce();
   }
+
 
   /** Resolves once the LISTEN is in place: from then on no change from another process is missed. */
   ready(): Promise<void> {

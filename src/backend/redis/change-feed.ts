@@ -3,16 +3,16 @@
 // script that changes something PUBLISHes its origin; we skip our own messages). After every
 // (re)connection the channel is subscribed again and listeners are told to look again, because
 // messages published while the connection was down are lost.
+import { ChangeListeners } from "../change-listeners.ts";
 import type { Cluster, Redis } from "ioredis";
 
 export class ChangeFeed {
-  readonly #listeners = new Set<() => void>();
+  readonly #listeners = new ChangeListeners();
   readonly #makeSubscriber: () => Redis | Cluster;
   readonly #channel: string;
   readonly #origin: string;
   readonly #report: (error: unknown) => void;
   #subscriber: Redis | Cluster | undefined;
-  #pending = false;
   #closed = false;
 
   constructor(options: { subscriber: () => Redis | Cluster; channel: string; origin: string; report: (error: unknown) => void }) {
@@ -23,22 +23,16 @@ export class ChangeFeed {
   }
 
   subscribe(listener: () => void): () => void {
-    this.#listeners.add(listener);
+    const remove = this.#listeners.add(listener);
     if (!this.#subscriber && !this.#closed) this.#start();
-    return () => {
-      this.#listeners.delete(listener);
-    };
+    return remove;
   }
 
   /** Announce a change (coalesced into one call per macrotask). */
   announce(): void {
-    if (this.#pending || this.#listeners.size === 0) return;
-    this.#pending = true;
-    setImmediate(() => {
-      this.#pending = false;
-      for (const listener of [...this.#listeners]) listener();
-    });
+    this.#listeners.announce();
   }
+
 
   async close(): Promise<void> {
     this.#closed = true;

@@ -3,18 +3,18 @@
 // fs.watch on the folder), with a slower poll behind it for file systems where watching does not
 // work. Both check PRAGMA data_version, which changes only when ANOTHER connection committed, so
 // this process's own writes (which also touch the WAL) do not wake anyone twice.
+import { ChangeListeners } from "../change-listeners.ts";
 import { type FSWatcher, watch } from "node:fs";
 import { basename, dirname } from "node:path";
 
 export class ChangeFeed {
-  readonly #listeners = new Set<() => void>();
+  readonly #listeners = new ChangeListeners();
   #watcher: FSWatcher | undefined;
   #poll: NodeJS.Timeout | undefined;
   readonly #file: string | undefined;
   readonly #dataVersion: () => number;
   readonly #pollMs: number;
   #lastVersion = -1;
-  #pending = false;
   #recheck: NodeJS.Timeout | undefined;
 
   /** `file` is undefined for in-memory databases, which no other process can write. */
@@ -25,23 +25,19 @@ export class ChangeFeed {
   }
 
   subscribe(listener: () => void): () => void {
-    this.#listeners.add(listener);
+    const remove = this.#listeners.add(listener);
     if (this.#listeners.size === 1) this.#start();
     return () => {
-      this.#listeners.delete(listener);
+      remove();
       if (this.#listeners.size === 0) this.#stop();
     };
   }
 
   /** Announce a change made by this process (coalesced into one call per macrotask). */
   announce(): void {
-    if (this.#pending || this.#listeners.size === 0) return;
-    this.#pending = true;
-    setImmediate(() => {
-      this.#pending = false;
-      for (const listener of [...this.#listeners]) listener();
-    });
+    this.#listeners.announce();
   }
+
 
   close(): void {
     this.#listeners.clear();
