@@ -138,3 +138,60 @@ export function printFigures(title: string, systems: readonly string[], figures:
     row("worker peak RSS (drain c=50)", "MiB", (f) => f.workerRssMiB),
   ], systems.includes("offload") ? "offload" : undefined);
 }
+
+/** How one system is driven through the standard measurement. */
+export interface SystemDriver {
+  /** Queue (or task) names for the three phases; each phase uses its own. */
+  readonly queues: { readonly single: string; readonly batch: string; readonly latency: string };
+  enqueueOne(queue: string, i: number): Promise<void>;
+  enqueueMany(queue: string, items: number[]): Promise<void>;
+  /** The worker child for `queue`: a "drain" of `count` jobs, or "latency" reporting each start. */
+  child(mode: "drain" | "latency", queue: string, concurrency: number, count: number): { script: URL; args: string[] };
+}
+
+const BATCH = 1_000;
+
+/**
+ * The standard measurement, identical for every system: enqueue one at a time, enqueue in
+ * batches of 1,000, drain each in a worker process at concurrency 1 and 50, then enqueue→start
+ * latency into an idle worker process, one job at a time.
+ */
+export async function measureSystem(driver: SystemDriver, n: number, latencySamples = 300): Promise<Figures> {
+  const { single, batch, latency } = driver.queues;
+  const oneMs = await timed(async () => {
+    for (let i = 0; i < n; i++) await driver.enqueueOne(single, i);
+  });
+  const batchMs = await timed(async () => {
+    for (let i = 0; i < n; i += BATCH) await driver.enqueueMany(batch, Array.from({ length: Math.min(BATCH, n - i) }, (_, k) => i + k));
+  });
+  const drainChild = (queue: string, concurrency: number): Promise<{ rate: number; rss: number }> => {
+    const { script, args } = driver.child("drain", queue, concurrency, n);
+    return drainInChild(script, args);
+  };
+  const drain1 = await drainChild(single, 1);
+  const drain50 = await drainChild(batch, 50);
+
+  const latencies: number[] = [];
+  let onStart: (at: number) => void = () => {};
+  const { script, args } = driver.child("latency", latency, 10, 0);
+  const child = startChild(script, args, (m) => {
+    if (m.type === "started") onStart(m.at);
+  });
+  await child.ready;
+  for (let i = 0; i < latencySamples; i++) {
+    const started = new Promise<number>((resolve) => (onStart = resolve));
+    const sentAt = wallNow();
+    await driver.enqueueOne(latency, i);
+    latencies.push((await started) - sentAt);
+  }
+  await child.stop();
+  return {
+    enqueueOne: perSecond(n, oneMs),
+    enqueueBatch: perSecond(n, batchMs),
+    drain1: drain1.rate,
+    drain50: drain50.rate,
+    latencyP50: percentile(latencies, 50),
+    latencyP99: percentile(latencies, 99),
+    workerRssMiB: drain50.rss,
+  };
+}

@@ -4,12 +4,11 @@
 import { makeWorkerUtils } from "graphile-worker";
 import { PgBoss } from "pg-boss";
 import type { OffloadFigures } from "./offload-suite.ts";
-import { drainInChild, percentile, perSecond, startChild, timed, wallNow } from "./measure.ts";
+import { measureSystem } from "./measure.ts";
 
 export type Peer = "graphile" | "graphile-tuned" | "pg-boss";
 
 const CHILD = new URL("./postgres-peer-child.ts", import.meta.url);
-const BATCH = 1_000;
 
 interface Enqueuer {
   one(task: string, i: number): Promise<void>;
@@ -49,40 +48,20 @@ async function pgBossEnqueuer(url: string, schema: string, tasks: readonly strin
   };
 }
 
-async function drain(peer: Peer, url: string, schema: string, task: string, concurrency: number, count: number): Promise<{ rate: number; rss: number }> {
-  return drainInChild(CHILD, [peer, url, schema, "drain", task, String(concurrency), String(count)]);
-}
-
 export async function measurePeer(peer: Peer, url: string, schema: string, n: number, latencySamples = 300): Promise<OffloadFigures> {
-  const tasks = ["bench_single", "bench_batch", "bench_latency"];
-  const enqueue = peer === "pg-boss" ? await pgBossEnqueuer(url, schema, tasks) : await graphileEnqueuer(url, schema);
+  const queues = { single: "bench_single", batch: "bench_batch", latency: "bench_latency" };
+  const enqueue = peer === "pg-boss" ? await pgBossEnqueuer(url, schema, Object.values(queues)) : await graphileEnqueuer(url, schema);
   try {
-    const oneMs = await timed(async () => {
-      for (let i = 0; i < n; i++) await enqueue.one("bench_single", i);
-    });
-    const batchMs = await timed(async () => {
-      for (let i = 0; i < n; i += BATCH) await enqueue.many("bench_batch", Array.from({ length: Math.min(BATCH, n - i) }, (_, k) => i + k));
-    });
-    const drain1 = await drain(peer, url, schema, "bench_single", 1, n);
-    const drain50 = await drain(peer, url, schema, "bench_batch", 50, n);
-
-    const latencies: number[] = [];
-    let onStart: (at: number) => void = () => {};
-    const child = startChild(CHILD, [peer, url, schema, "latency", "bench_latency", "10"], (m) => {
-      if (m.type === "started") onStart(m.at);
-    });
-    await child.ready;
-    for (let i = 0; i < latencySamples; i++) {
-      const started = new Promise<number>((resolve) => (onStart = resolve));
-      const sentAt = wallNow();
-      await enqueue.one("bench_latency", i);
-      latencies.push((await started) - sentAt);
-    }
-    await child.stop();
-    return {
-      enqueueOne: perSecond(n, oneMs), enqueueBatch: perSecond(n, batchMs), drain1: drain1.rate, drain50: drain50.rate,
-      latencyP50: percentile(latencies, 50), latencyP99: percentile(latencies, 99), workerRssMiB: drain50.rss,
-    };
+    return await measureSystem(
+      {
+        queues,
+        enqueueOne: (task, i) => enqueue.one(task, i),
+        enqueueMany: (task, items) => enqueue.many(task, items),
+        child: (mode, task, concurrency, count) => ({ script: CHILD, args: [peer, url, schema, mode, task, String(concurrency), String(count)] }),
+      },
+      n,
+      latencySamples,
+    );
   } finally {
     await enqueue.close();
   }

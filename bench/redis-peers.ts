@@ -6,11 +6,10 @@
 import { Queue as BullQueue, Worker as BullWorker } from "bullmq";
 import BeeQueue from "bee-queue";
 import type { OffloadFigures } from "./offload-suite.ts";
-import { type ChildMessage, drainInChild, percentile, perSecond, startChild, timed, wallNow } from "./measure.ts";
+import { type ChildMessage, measureSystem, wallNow } from "./measure.ts";
 
 export type RedisPeer = "bullmq" | "bee-queue";
 
-const BATCH = 1_000;
 const SELF = new URL(import.meta.url);
 
 interface Enqueuer {
@@ -49,43 +48,27 @@ function enqueuer(peer: RedisPeer, url: string, prefix: string, queue: string): 
   };
 }
 
-async function drain(peer: RedisPeer, url: string, prefix: string, queue: string, concurrency: number, count: number): Promise<{ rate: number; rss: number }> {
-  return drainInChild(SELF, [peer, url, prefix, "drain", queue, String(concurrency), String(count)]);
-}
-
 export async function measureRedisPeer(peer: RedisPeer, url: string, prefix: string, n: number, latencySamples = 300): Promise<OffloadFigures> {
-  const single = enqueuer(peer, url, prefix, "bench-single");
-  const batch = enqueuer(peer, url, prefix, "bench-batch");
-  const latency = enqueuer(peer, url, prefix, "bench-latency");
+  const queues = { single: "bench-single", batch: "bench-batch", latency: "bench-latency" };
+  const enqueuers = new Map(Object.values(queues).map((q) => [q, enqueuer(peer, url, prefix, q)]));
+  const of = (queue: string): Enqueuer => {
+    const e = enqueuers.get(queue);
+    if (!e) throw new Error(`no enqueuer for ${queue}`);
+    return e;
+  };
   try {
-    const oneMs = await timed(async () => {
-      for (let i = 0; i < n; i++) await single.one(i);
-    });
-    const batchMs = await timed(async () => {
-      for (let i = 0; i < n; i += BATCH) await batch.many(Array.from({ length: Math.min(BATCH, n - i) }, (_, k) => i + k));
-    });
-    const drain1 = await drain(peer, url, prefix, "bench-single", 1, n);
-    const drain50 = await drain(peer, url, prefix, "bench-batch", 50, n);
-
-    const latencies: number[] = [];
-    let onStart: (at: number) => void = () => {};
-    const child = startChild(SELF, [peer, url, prefix, "latency", "bench-latency", "10"], (m) => {
-      if (m.type === "started") onStart(m.at);
-    });
-    await child.ready;
-    for (let i = 0; i < latencySamples; i++) {
-      const started = new Promise<number>((resolve) => (onStart = resolve));
-      const sentAt = wallNow();
-      await latency.one(i);
-      latencies.push((await started) - sentAt);
-    }
-    await child.stop();
-    return {
-      enqueueOne: perSecond(n, oneMs), enqueueBatch: perSecond(n, batchMs), drain1: drain1.rate, drain50: drain50.rate,
-      latencyP50: percentile(latencies, 50), latencyP99: percentile(latencies, 99), workerRssMiB: drain50.rss,
-    };
+    return await measureSystem(
+      {
+        queues,
+        enqueueOne: (queue, i) => of(queue).one(i),
+        enqueueMany: (queue, items) => of(queue).many(items),
+        child: (mode, queue, concurrency, count) => ({ script: SELF, args: [peer, url, prefix, mode, queue, String(concurrency), String(count)] }),
+      },
+      n,
+      latencySamples,
+    );
   } finally {
-    await Promise.all([single.close(), batch.close(), latency.close()]);
+    await Promise.all([...enqueuers.values()].map((e) => e.close()));
   }
 }
 
