@@ -1,7 +1,7 @@
-// Decoding helpers every adapter shares when it turns stored data back into port types: the
-// attempt-error history (stored as JSON) and per-queue counts (stored as rows or counters).
-import type { AttemptError, JobState } from "../core/job.ts";
-import { JOB_STATES } from "../core/job.ts";
+// Decoding every adapter shares when it turns stored data back into port types: the job record
+// (one field list for all stores), the attempt-error history, and per-queue counts.
+import type { AttemptError, JobRecord, JobState } from "../core/job.ts";
+import { JOB_STATES, isJobState } from "../core/job.ts";
 import type { QueueCounts } from "./backend.ts";
 
 /** The attempt errors in a parsed JSON array; fields of the wrong type fall back to neutral values. */
@@ -36,4 +36,51 @@ export function countsFromRows(rows: Iterable<{ queue: string; state: string; n:
   return [...byQueue.entries()]
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([queue, e]) => ({ queue, counts: e.counts, oldestQueuedAt: e.oldest }));
+}
+
+/**
+ * How one store reads a stored job's fields. Stores differ only in this (SQLite returns typed
+ * values, PostgreSQL bigints as text, Redis every field as a string); the field list itself
+ * lives once, in jobRecordFrom. Stateless, so no object is made per row on the claim path.
+ */
+export interface JobFieldReader<R> {
+  /** Names the store in error messages, e.g. "offload_jobs". */
+  readonly where: string;
+  text(row: R, field: string): string;
+  optionalText(row: R, field: string): string | undefined;
+  int(row: R, field: string): number;
+  optionalNumber(row: R, field: string): number | undefined;
+  json(row: R, field: string): unknown;
+  cancelRequested(row: R): boolean;
+  errors(row: R): AttemptError[];
+}
+
+/** A stored job as a JobRecord; a row that does not fit is reported as a corrupted store. */
+export function jobRecordFrom<R>(row: R, read: JobFieldReader<R>): JobRecord {
+  const state = read.text(row, "state");
+  if (!isJobState(state)) throw new Error(`${read.where}.state: unknown state ${state}`);
+  return {
+    id: read.text(row, "id"),
+    task: read.text(row, "task"),
+    queue: read.text(row, "queue"),
+    state,
+    payload: read.json(row, "payload"),
+    priority: read.int(row, "priority"),
+    runAt: read.int(row, "run_at"),
+    attempt: read.int(row, "attempt"),
+    maxAttempts: read.int(row, "max_attempts"),
+    key: read.optionalText(row, "key"),
+    worker: read.optionalText(row, "worker"),
+    leaseUntil: read.optionalNumber(row, "lease_until"),
+    cancelRequested: read.cancelRequested(row),
+    progress: read.optionalNumber(row, "progress"),
+    progressMessage: read.optionalText(row, "progress_message"),
+    result: read.json(row, "result"),
+    errors: read.errors(row),
+    owner: read.optionalText(row, "owner"),
+    createdAt: read.int(row, "created_at"),
+    startedAt: read.optionalNumber(row, "started_at"),
+    finishedAt: read.optionalNumber(row, "finished_at"),
+    expiresAt: undefined,
+  };
 }

@@ -3,8 +3,8 @@
 // transaction come from whatever driver they use, so numbers may arrive as strings and JSON
 // columns are cast to text in those queries. Both shapes are accepted here, nothing else.
 import { decodeJson } from "../../core/json.ts";
-import { attemptErrors } from "../decode.ts";
-import { type JobRecord, isJobState } from "../../core/job.ts";
+import { type JobFieldReader, attemptErrors, jobRecordFrom } from "../decode.ts";
+import type { JobRecord } from "../../core/job.ts";
 import type { JobEvent, JobEventType } from "../backend.ts";
 
 export type Row = Record<string, unknown>;
@@ -45,33 +45,19 @@ function json(row: Row, column: string): unknown {
 }
 
 
+const POSTGRES_FIELDS: JobFieldReader<Row> = {
+  where: "offload jobs",
+  text,
+  optionalText,
+  int,
+  optionalNumber: optionalInt,
+  json,
+  cancelRequested: (row) => row["cancel_requested"] === true,
+  errors: (row) => attemptErrors(json(row, "errors")),
+};
+
 export function toJobRecord(row: Row): JobRecord {
-  const state = text(row, "state");
-  if (!isJobState(state)) throw new Error(`offload jobs.state: unknown state ${state}`);
-  return {
-    id: text(row, "id"),
-    task: text(row, "task"),
-    queue: text(row, "queue"),
-    state,
-    payload: json(row, "payload"),
-    priority: int(row, "priority"),
-    runAt: int(row, "run_at"),
-    attempt: int(row, "attempt"),
-    maxAttempts: int(row, "max_attempts"),
-    key: optionalText(row, "key"),
-    worker: optionalText(row, "worker"),
-    leaseUntil: optionalInt(row, "lease_until"),
-    cancelRequested: row["cancel_requested"] === true,
-    progress: optionalInt(row, "progress"),
-    progressMessage: optionalText(row, "progress_message"),
-    result: json(row, "result"),
-    errors: attemptErrors(json(row, "errors")),
-    owner: optionalText(row, "owner"),
-    createdAt: int(row, "created_at"),
-    startedAt: optionalInt(row, "started_at"),
-    finishedAt: optionalInt(row, "finished_at"),
-    expiresAt: undefined,
-  };
+  return jobRecordFrom(row, POSTGRES_FIELDS);
 }
 
 const EVENT_TYPES: readonly string[] = ["state", "progress", "log"];

@@ -2,8 +2,8 @@
 // does not fit is a corrupted store, and we say so instead of passing `unknown` on as typed.
 import type { NewJob, JobEvent, JobEventType } from "../backend.ts";
 import { decodeJson } from "../../core/json.ts";
-import { attemptErrors } from "../decode.ts";
-import { type JobRecord, isJobState } from "../../core/job.ts";
+import { type JobFieldReader, attemptErrors, jobRecordFrom } from "../decode.ts";
+import type { JobRecord } from "../../core/job.ts";
 
 export type Fields = Readonly<Record<string, string>>;
 
@@ -33,33 +33,19 @@ function optionalInt(f: Fields, name: string): number | undefined {
 }
 
 
+const REDIS_FIELDS: JobFieldReader<Fields> = {
+  where: "redis job hash",
+  text,
+  optionalText: (f, name) => f[name],
+  int,
+  optionalNumber: optionalInt,
+  json: (f, name) => decodeJson(f[name]),
+  cancelRequested: (f) => f["cancel"] === "1",
+  errors: (f) => attemptErrors(decodeJson(f["errors"])),
+};
+
 export function toJobRecord(f: Fields): JobRecord {
-  const state = text(f, "state");
-  if (!isJobState(state)) throw new Error(`redis job hash: unknown state ${state}`);
-  return {
-    id: text(f, "id"),
-    task: text(f, "task"),
-    queue: text(f, "queue"),
-    state,
-    payload: decodeJson(text(f, "payload")),
-    priority: int(f, "priority"),
-    runAt: int(f, "run_at"),
-    attempt: int(f, "attempt"),
-    maxAttempts: int(f, "max_attempts"),
-    key: f["key"],
-    worker: f["worker"],
-    leaseUntil: optionalInt(f, "lease_until"),
-    cancelRequested: f["cancel"] === "1",
-    progress: optionalInt(f, "progress"),
-    progressMessage: f["progress_message"],
-    result: decodeJson(f["result"]),
-    errors: attemptErrors(decodeJson(f["errors"])),
-    owner: f["owner"],
-    createdAt: int(f, "created_at"),
-    startedAt: optionalInt(f, "started_at"),
-    finishedAt: optionalInt(f, "finished_at"),
-    expiresAt: undefined,
-  };
+  return jobRecordFrom(f, REDIS_FIELDS);
 }
 
 /** The record of a job the enqueue script has just inserted, without reading it back. */

@@ -1,8 +1,8 @@
 // Rows read back from SQLite are checked as they become JobRecords: a row that does not fit is a
 // corrupted store, and we say so instead of passing `unknown` data on as typed.
 import { decodeJson } from "../../core/json.ts";
-import { attemptErrors } from "../decode.ts";
-import { type AttemptError, type JobRecord, isJobState } from "../../core/job.ts";
+import { type JobFieldReader, attemptErrors, jobRecordFrom } from "../decode.ts";
+import type { AttemptError, JobRecord } from "../../core/job.ts";
 import type { JobEvent, JobEventType } from "../backend.ts";
 
 export type Row = Record<string, unknown>;
@@ -34,34 +34,19 @@ function errorsColumn(json: string): AttemptError[] {
   return json === "[]" ? [] : attemptErrors(decodeJson(json)); // "[]" is the common case, on the claim hot path
 }
 
+const SQLITE_FIELDS: JobFieldReader<Row> = {
+  where: "offload_jobs",
+  text,
+  optionalText,
+  int,
+  optionalNumber: optionalInt,
+  json: (row, column) => decodeJson(optionalText(row, column)),
+  cancelRequested: (row) => row["cancel_requested"] === 1,
+  errors: (row) => errorsColumn(text(row, "errors")),
+};
+
 export function toJobRecord(row: Row): JobRecord {
-  const state = text(row, "state");
-  if (!isJobState(state)) throw new Error(`offload_jobs.state: unknown state ${state}`);
-  const progress = row["progress"];
-  return {
-    id: text(row, "id"),
-    task: text(row, "task"),
-    queue: text(row, "queue"),
-    state,
-    payload: decodeJson(text(row, "payload")),
-    priority: int(row, "priority"),
-    runAt: int(row, "run_at"),
-    attempt: int(row, "attempt"),
-    maxAttempts: int(row, "max_attempts"),
-    key: optionalText(row, "key"),
-    worker: optionalText(row, "worker"),
-    leaseUntil: optionalInt(row, "lease_until"),
-    cancelRequested: row["cancel_requested"] === 1,
-    progress: typeof progress === "number" ? progress : undefined,
-    progressMessage: optionalText(row, "progress_message"),
-    result: decodeJson(optionalText(row, "result")),
-    errors: errorsColumn(text(row, "errors")),
-    owner: optionalText(row, "owner"),
-    createdAt: int(row, "created_at"),
-    startedAt: optionalInt(row, "started_at"),
-    finishedAt: optionalInt(row, "finished_at"),
-    expiresAt: undefined,
-  };
+  return jobRecordFrom(row, SQLITE_FIELDS);
 }
 
 const EVENT_TYPES: readonly string[] = ["state", "progress", "log"];
