@@ -5,6 +5,7 @@ import { describe, it } from "node:test";
 import pg from "pg";
 import { openBackend } from "../../src/backend/open.ts";
 import { PostgresBackend } from "../../src/backend/postgres/postgres-backend.ts";
+import { loadMigrations } from "../../src/backend/postgres/queries.ts";
 import { runMigrate } from "../../src/cli/commands/migrate.ts";
 import { POSTGRES_URL, dropSchema, uniqueSchema } from "./postgres-helpers.ts";
 
@@ -20,12 +21,17 @@ async function appliedVersions(schema: string): Promise<number[]> {
   }
 }
 
+/** Every version this code knows, in order. */
+function allVersions(schema: string): number[] {
+  return loadMigrations(schema).map((m) => m.version);
+}
+
 describe("postgres: migrations", () => {
   it("eight backends opening one fresh schema at once migrate it once", async () => {
     const schema = uniqueSchema("mig");
     try {
       const backends = await Promise.all(Array.from({ length: 8 }, () => PostgresBackend.open({ url: POSTGRES_URL, schema })));
-      assert.deepEqual(await appliedVersions(schema), [1]);
+      assert.deepEqual(await appliedVersions(schema), allVersions(schema));
       const [first] = await backends[0]!.enqueue({
         jobs: [{ id: "01890000-0000-7000-8000-000000000001", task: "t", queue: "q", payloadJson: "1", priority: 0, runAt: 0, maxAttempts: 1, key: undefined, owner: undefined }],
         now: 0,
@@ -43,10 +49,40 @@ describe("postgres: migrations", () => {
       const backend = await openBackend(`${POSTGRES_URL}?schema=${schema}&migrate=false`);
       await backend.close();
       assert.deepEqual(await appliedVersions(schema), []);
-      assert.match(await runMigrate({ url: POSTGRES_URL, schema }), /applied 001_initial \(version 0 → 1\)/);
-      assert.match(await runMigrate({ url: `${POSTGRES_URL}?schema=${schema}` }), /up to date \(version 1\)/);
-      assert.deepEqual(await appliedVersions(schema), [1]);
+      const migrations = loadMigrations(schema);
+      const latest = migrations.at(-1)?.version ?? 0;
+      assert.match(await runMigrate({ url: POSTGRES_URL, schema }), new RegExp(`applied ${migrations.map((m) => m.name).join(", ")} \\(version 0 → ${latest}\\)`));
+      assert.match(await runMigrate({ url: `${POSTGRES_URL}?schema=${schema}` }), new RegExp(`up to date \\(version ${latest}\\)`));
+      assert.deepEqual(await appliedVersions(schema), allVersions(schema));
     } finally {
+      await dropSchema(schema);
+    }
+  });
+
+  it("a schema at version 1 (events from triggers) upgrades with its jobs and events, and keeps writing events", async () => {
+    const schema = uniqueSchema("mig");
+    const client = new pg.Client({ connectionString: POSTGRES_URL });
+    await client.connect();
+    try {
+      const [v1] = loadMigrations(schema);
+      await client.query(`CREATE SCHEMA "${schema}"`);
+      await client.query(`CREATE TABLE "${schema}".migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+      await client.query(v1?.sql ?? "");
+      await client.query(`INSERT INTO "${schema}".migrations (version, name) VALUES (1, $1)`, [v1?.name]);
+      const id = "01890000-0000-7000-8000-000000000002";
+      await client.query(`INSERT INTO "${schema}".jobs (id, task, queue, state, payload, run_at, max_attempts, created_at, updated_at)
+                          VALUES ($1, 't', 'q', 'queued', '1', 0, 1, 0, 0)`, [id]);
+
+      const backend = await PostgresBackend.open({ url: POSTGRES_URL, schema });
+      assert.deepEqual(await appliedVersions(schema), allVersions(schema));
+      const [claimed] = await backend.claim({ queues: ["q"], limit: 1, worker: "w", leaseMs: 1_000, now: 1 });
+      assert.equal(claimed?.job.id, id);
+      assert.deepEqual(await backend.complete([{ id, token: claimed?.token ?? "", resultJson: "2" }], 2), ["OK"]);
+      const events = await backend.readEvents({ jobId: id, afterId: 0, limit: 10 });
+      assert.deepEqual(events.map((e) => e.data["state"]), ["queued", "active", "succeeded"], "the version-1 trigger's event, then the statements' own");
+      await backend.close();
+    } finally {
+      await client.end();
       await dropSchema(schema);
     }
   });

@@ -20,9 +20,15 @@ function inserted(job: NewJob, now: number): JobRecord {
   };
 }
 
+/** The SQL texts, and the schema's NOTIFY channel that the inserts notify on. */
+export interface EnqueueStatements {
+  readonly sql: Record<QueryName, string>;
+  readonly channel: string;
+}
+
 export async function enqueueJobs(
   run: RunQuery,
-  sql: Record<QueryName, string>,
+  { sql, channel }: EnqueueStatements,
   jobs: readonly NewJob[],
   now: number,
 ): Promise<EnqueueResult[]> {
@@ -32,10 +38,10 @@ export async function enqueueJobs(
   ];
   const owners = jobs.map((j) => j.owner ?? null);
   if (jobs.every((j) => j.key === undefined)) {
-    await run(sql["enqueue"], [...columns, owners, now]);
+    await run(sql["enqueue"], [...columns, owners, now, channel]);
     return jobs.map((job) => ({ job: inserted(job, now), created: true }));
   }
-  const rows = await run(sql["enqueue-keyed"], [...columns, jobs.map((j) => j.key ?? null), owners, now]);
+  const rows = await run(sql["enqueue-keyed"], [...columns, jobs.map((j) => j.key ?? null), owners, now, channel]);
   const created = new Set<string>();
   const byKey = new Map<string, Row>();
   for (const row of rows) {

@@ -1,5 +1,5 @@
 // Change signals for watch(): a dedicated connection LISTENs on the schema's channel, which the
-// triggers NOTIFY on commit of any change, from any process. When that connection drops (server
+// writing statements NOTIFY on commit of any change, from any process. When that connection drops (server
 // restart, network), it reconnects with backoff and then announces once, since notifications sent
 // while it was away are lost. A slow safety poll announces regardless, so a missed notification
 // costs at most one poll interval. Writes by this process are also announced directly, before

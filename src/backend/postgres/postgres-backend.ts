@@ -12,7 +12,7 @@ import type {
 } from "../backend.ts";
 import { countsFromRows } from "../decode.ts";
 import { type PostgresOptions, connectionSettings } from "./connection.ts";
-import { enqueueJobs } from "./enqueue.ts";
+import { type EnqueueStatements, enqueueJobs } from "./enqueue.ts";
 import { Listener } from "./listener.ts";
 import { type MigrateResult, migrate } from "./migrate.ts";
 import { channelName, loadQueries, type QueryName } from "./queries.ts";
@@ -33,18 +33,22 @@ export class PostgresBackend implements Backend {
   readonly #pool: pg.Pool;
   readonly #sql: Record<QueryName, string>;
   readonly #listener: Listener;
+  readonly #channel: string;
+  readonly #statements: EnqueueStatements;
   #closed: Promise<void> | undefined;
 
   private constructor(options: PostgresOptions) {
     const settings = connectionSettings(options);
     this.schema = settings.schema;
     this.#sql = loadQueries(settings.schema);
+    this.#channel = channelName(settings.schema);
+    this.#statements = { sql: this.#sql, channel: this.#channel };
     this.#pool = new pg.Pool(settings.pool);
     // An idle pooled connection that breaks (server restart) is dropped by the pool; the next
     // query opens a fresh one. Without a listener this event would crash the process.
     const onError = options.onConnectionError ?? ((): void => {});
     this.#pool.on("error", onError);
-    this.#listener = new Listener(settings.client, channelName(settings.schema), settings.pollMs, onError);
+    this.#listener = new Listener(settings.client, this.#channel, settings.pollMs, onError);
   }
 
   /** Opens a pool and, unless `migrate: false`, brings the schema up to date first. */
@@ -79,9 +83,13 @@ export class PostgresBackend implements Backend {
     return (await this.#rows(name, values))[0];
   }
 
-  /** A write of ours: tell watchers in this process now, before the NOTIFY comes back. */
+  /**
+   * A write of ours. Every writing statement takes the schema's NOTIFY channel as its last
+   * parameter (it notifies other processes when it wrote events); watchers in this process are
+   * told now, before the notification comes back.
+   */
   async #write(name: QueryName, values: unknown[]): Promise<Row[]> {
-    const rows = await this.#rows(name, values);
+    const rows = await this.#rows(name, [...values, this.#channel]);
     if (rows.length > 0) this.#listener.announce();
     return rows;
   }
@@ -90,13 +98,13 @@ export class PostgresBackend implements Backend {
     if (request.jobs.length === 0) return [];
     if (request.tx !== undefined) {
       // No local announce: the rows exist only once the caller commits, and the NOTIFY says so then.
-      return enqueueJobs(transactionRunner(request.tx), this.#sql, request.jobs, request.now);
+      return enqueueJobs(transactionRunner(request.tx), this.#statements, request.jobs, request.now);
     }
     const run: RunQuery = (text, values) => {
       const name = text === this.#sql["enqueue"] ? "enqueue" : text === this.#sql["enqueue-keyed"] ? "enqueue-keyed" : undefined;
       return this.#pool.query<Row>(name ? { name: `offload_${name}`, text, values } : { text, values }).then((r) => r.rows);
     };
-    const results = await enqueueJobs(run, this.#sql, request.jobs, request.now);
+    const results = await enqueueJobs(run, this.#statements, request.jobs, request.now);
     this.#listener.announce();
     return results;
   }
@@ -104,7 +112,7 @@ export class PostgresBackend implements Backend {
   async claim(request: ClaimRequest): Promise<ClaimedJob[]> {
     if (request.limit <= 0 || request.queues.length === 0) return [];
     const queues = [...new Set(request.queues)]; // a queue named twice would be scanned twice
-    const rows = await this.#rows("claim", [queues, request.limit, request.worker, request.now + request.leaseMs, request.now]);
+    const rows = await this.#rows("claim", [queues, request.limit, request.worker, request.now + request.leaseMs, request.now, this.#channel]);
     return rows.map((row) => ({ job: toJobRecord(row), token: String(row["lease_token"]) })).sort(claimOrder);
   }
 

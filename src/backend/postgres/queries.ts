@@ -57,7 +57,7 @@ export function loadMigrations(schema: string): Migration[] {
     .map((f) => ({ version: Number(f.slice(0, 3)), name: f.replace(/\.sql$/, ""), sql: inSchema(readFileSync(new URL(f, dir), "utf8"), schema) }));
 }
 
-/** The LISTEN/NOTIFY channel of a schema; the triggers in 001_initial.sql notify on it. */
+/** The LISTEN/NOTIFY channel of a schema; every writing statement takes it as a parameter and notifies on it. */
 export function channelName(schema: string): string {
   return `offload:${schema}`;
 }

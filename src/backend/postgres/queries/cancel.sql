@@ -1,18 +1,25 @@
 -- Cancel a job: one that has not started (scheduled, queued, retrying) is cancelled at once; an
 -- active one is flagged and its worker aborts it (acknowledge-cancel). At most one branch matches.
--- $1 id text, $2 now bigint
+-- Only the first branch changes the state, so only it writes a state event.
+-- $1 id text, $2 now bigint, $3 channel text (the schema's NOTIFY channel)
 -- Returns one row: CANCELLED | CANCEL_REQUESTED | ALREADY_FINISHED, or CHANGED when the job moved
 -- between states during the statement (the caller asks again); no row when there is no such job.
 WITH pending AS (
   UPDATE offload.jobs SET state = 'cancelled', finished_at = $2::bigint, updated_at = $2::bigint
    WHERE id = $1 AND state IN ('scheduled', 'queued', 'retrying')
-  RETURNING 'CANCELLED'::text AS status
+  RETURNING id, attempt, 'CANCELLED'::text AS status
 ), active AS (
   UPDATE offload.jobs SET cancel_requested = true, updated_at = $2::bigint
    WHERE id = $1 AND state = 'active'
   RETURNING 'CANCEL_REQUESTED'::text AS status
+), logged AS (
+  INSERT INTO offload.events (job_id, type, data, at)
+  SELECT id, 'state', jsonb_build_object('state', 'cancelled', 'attempt', attempt), $2::bigint FROM pending
+  RETURNING job_id
+), notified AS (
+  SELECT pg_notify($3::text, '') FROM logged LIMIT 1
 )
-SELECT status FROM pending
+SELECT status FROM pending LEFT JOIN notified ON true
 UNION ALL
 SELECT status FROM active
 UNION ALL

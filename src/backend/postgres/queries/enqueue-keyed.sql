@@ -1,10 +1,12 @@
--- Insert a batch of new jobs, some with idempotency keys: one statement, so all or none. A job
--- whose key an unfinished job holds is not inserted (ON CONFLICT on the partial unique index);
--- the same key twice in the batch inserts the first only (rows go in batch order).
+-- Insert a batch of new jobs, some with idempotency keys, and the first state events of those
+-- inserted: one statement, so all or none. A job whose key an unfinished job holds is not
+-- inserted (ON CONFLICT on the partial unique index); the same key twice in the batch inserts the
+-- first only (rows go in batch order).
 -- May run on the caller's transaction (enqueue with tx): columns are cast to text and float8 so
 -- any driver returns the same shapes.
 -- $1 ids text[], $2 tasks text[], $3 queues text[], $4 payloads text[] (JSON), $5 priorities int[],
--- $6 run_ats bigint[], $7 max_attempts int[], $8 keys text[] (NULL for none), $9 owners text[], $10 now bigint
+-- $6 run_ats bigint[], $7 max_attempts int[], $8 keys text[] (NULL for none), $9 owners text[], $10 now bigint,
+-- $11 channel text (the schema's NOTIFY channel)
 -- Returns the inserted rows (created = true) and the unfinished rows that already held one of the
 -- keys (created = false). A key held by a transaction that committed during this statement may be
 -- in neither; the caller looks it up again (enqueue-find-key). A duplicate id raises 23505.
@@ -18,6 +20,12 @@ WITH input AS (
     FROM input ORDER BY ord
   ON CONFLICT (key) WHERE key IS NOT NULL AND state IN ('scheduled', 'queued', 'active', 'retrying') DO NOTHING
   RETURNING *
+), logged AS (
+  INSERT INTO offload.events (job_id, type, data, at)
+  SELECT id, 'state', jsonb_build_object('state', state, 'attempt', 0), $10::bigint FROM inserted ORDER BY id
+  RETURNING job_id
+), notified AS (
+  SELECT pg_notify($11::text, '') FROM logged LIMIT 1
 ), held AS (
   SELECT * FROM offload.jobs
    WHERE key IN (SELECT key FROM input WHERE key IS NOT NULL) AND state IN ('scheduled', 'queued', 'active', 'retrying')
@@ -30,4 +38,4 @@ SELECT created, id, task, queue, state, payload::text AS payload, priority, run_
        key, owner, worker, lease_until::float8 AS lease_until, cancel_requested, progress, progress_message,
        result::text AS result, errors::text AS errors, created_at::float8 AS created_at,
        started_at::float8 AS started_at, finished_at::float8 AS finished_at
-  FROM found;
+  FROM found LEFT JOIN notified ON true;

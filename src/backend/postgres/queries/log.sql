@@ -1,10 +1,14 @@
 -- Append a log line to the event feed of an active job, if the caller holds the lease. FOR SHARE
 -- waits for a concurrent transition of the job and checks the lease again after it.
--- $1 id text, $2 lease_token text, $3 line text, $4 now bigint
+-- $1 id text, $2 lease_token text, $3 line text, $4 now bigint, $5 channel text (the schema's NOTIFY channel)
 -- Returns the event id, or no row when the lease was lost (LEASE_LOST).
 WITH held AS (
   SELECT id FROM offload.jobs WHERE id = $1 AND state = 'active' AND lease_token = $2 FOR SHARE
+), logged AS (
+  INSERT INTO offload.events (job_id, type, data, at)
+  SELECT id, 'log', jsonb_build_object('line', $3::text), $4::bigint FROM held
+  RETURNING id
+), notified AS (
+  SELECT pg_notify($5::text, '') FROM logged LIMIT 1
 )
-INSERT INTO offload.events (job_id, type, data, at)
-SELECT id, 'log', jsonb_build_object('line', $3::text), $4::bigint FROM held
-RETURNING id;
+SELECT l.id FROM logged l LEFT JOIN notified ON true;

@@ -1,20 +1,28 @@
 -- Hand active jobs back on graceful shutdown: queued again with the attempt not counted, or
--- cancelled when a cancel was requested meanwhile. Locked in id order (see heartbeat.sql).
--- $1 ids text[], $2 tokens text[], $3 now bigint
+-- cancelled when a cancel was requested meanwhile, with their state events. Locked in id order,
+-- each found through the primary key (see heartbeat.sql).
+-- $1 ids text[], $2 tokens text[], $3 now bigint, $4 channel text (the schema's NOTIFY channel)
 -- Returns the id of each job released; a lease not returned was lost.
-WITH leases AS (
-  SELECT * FROM unnest($1::text[], $2::text[]) AS l(id, token)
-), held AS MATERIALIZED (
-  SELECT j.id, l.token FROM offload.jobs j JOIN leases l ON l.id = j.id AND l.token = j.lease_token
-   WHERE j.state = 'active'
-   ORDER BY j.id
+WITH held AS MATERIALIZED (
+  SELECT j.id, l.token
+    FROM (SELECT * FROM unnest($1::text[], $2::text[]) AS l(id, token) ORDER BY id) l
+   CROSS JOIN LATERAL (SELECT id, lease_token, state FROM offload.jobs WHERE id = l.id OFFSET 0) j
+   WHERE j.lease_token = l.token AND j.state = 'active'
      FOR UPDATE OF j
+), moved AS (
+  UPDATE offload.jobs j
+     SET state = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'queued' END,
+         attempt = CASE WHEN j.cancel_requested THEN j.attempt ELSE j.attempt - 1 END,
+         finished_at = CASE WHEN j.cancel_requested THEN $3::bigint ELSE NULL END,
+         worker = NULL, lease_token = NULL, lease_until = NULL, updated_at = $3::bigint
+    FROM held h
+   WHERE j.id = h.id AND j.lease_token = h.token
+  RETURNING j.id, j.state, j.attempt
+), logged AS (
+  INSERT INTO offload.events (job_id, type, data, at)
+  SELECT id, 'state', jsonb_build_object('state', state, 'attempt', attempt), $3::bigint FROM moved ORDER BY id
+  RETURNING job_id
+), notified AS (
+  SELECT pg_notify($4::text, '') FROM logged LIMIT 1
 )
-UPDATE offload.jobs j
-   SET state = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'queued' END,
-       attempt = CASE WHEN j.cancel_requested THEN j.attempt ELSE j.attempt - 1 END,
-       finished_at = CASE WHEN j.cancel_requested THEN $3::bigint ELSE NULL END,
-       worker = NULL, lease_token = NULL, lease_until = NULL, updated_at = $3::bigint
-  FROM held h
- WHERE j.id = h.id AND j.lease_token = h.token
-RETURNING j.id;
+SELECT m.id FROM moved m LEFT JOIN notified ON true;

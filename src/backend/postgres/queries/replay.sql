@@ -1,7 +1,8 @@
 -- Bulk retry of failed jobs matching the filters. A job whose idempotency key an unfinished job
 -- holds now is skipped, and of several failed jobs sharing a key only the newest is replayed, so
 -- the statement never trips the unique key index.
--- $1 queue text, $2 task text, $3 since bigint, $4 until bigint (each NULL for any), $5 now bigint
+-- $1 queue text, $2 task text, $3 since bigint, $4 until bigint (each NULL for any), $5 now bigint,
+-- $6 channel text (the schema's NOTIFY channel)
 -- Returns the id of each job queued.
 WITH candidates AS (
   SELECT DISTINCT ON (coalesce(j.key, j.id)) j.id
@@ -14,9 +15,17 @@ WITH candidates AS (
      AND (j.key IS NULL OR NOT EXISTS (
            SELECT FROM offload.jobs u WHERE u.key = j.key AND u.state IN ('scheduled', 'queued', 'active', 'retrying')))
    ORDER BY coalesce(j.key, j.id), j.id DESC
+), moved AS (
+  UPDATE offload.jobs
+     SET state = 'queued', attempt = 0, run_at = $5::bigint, finished_at = NULL, cancel_requested = false,
+         worker = NULL, updated_at = $5::bigint
+   WHERE id IN (SELECT id FROM candidates) AND state = 'failed'
+  RETURNING id
+), logged AS (
+  INSERT INTO offload.events (job_id, type, data, at)
+  SELECT id, 'state', jsonb_build_object('state', 'queued', 'attempt', 0), $5::bigint FROM moved ORDER BY id
+  RETURNING job_id
+), notified AS (
+  SELECT pg_notify($6::text, '') FROM logged LIMIT 1
 )
-UPDATE offload.jobs
-   SET state = 'queued', attempt = 0, run_at = $5::bigint, finished_at = NULL, cancel_requested = false,
-       worker = NULL, updated_at = $5::bigint
- WHERE id IN (SELECT id FROM candidates) AND state = 'failed'
-RETURNING id;
+SELECT m.id FROM moved m LEFT JOIN notified ON true;

@@ -2,17 +2,26 @@
 -- that was their last attempt, or to cancelled when a cancel was requested. Clearing the token
 -- kills the old lease: a late acknowledgement from the lost worker is refused. SKIP LOCKED: a row
 -- being completed right now is left to that completion.
--- $1 now bigint
+-- $1 now bigint, $2 channel text (the schema's NOTIFY channel)
 -- Returns id and the new state of each rescued job.
-UPDATE offload.jobs
-   SET state = CASE WHEN cancel_requested THEN 'cancelled'
-                    WHEN attempt < max_attempts THEN 'queued' ELSE 'failed' END,
-       finished_at = CASE WHEN cancel_requested OR attempt >= max_attempts THEN $1::bigint ELSE NULL END,
-       errors = errors || jsonb_build_array(jsonb_build_object(
-         'attempt', attempt, 'name', 'LeaseExpired',
-         'message', 'lease expired: worker ' || coalesce(worker, '?') || ' stopped renewing it',
-         'worker', worker, 'at', $1::bigint)),
-       lease_token = NULL, lease_until = NULL, updated_at = $1::bigint
- WHERE id IN (SELECT id FROM offload.jobs WHERE state = 'active' AND lease_until < $1::bigint FOR UPDATE SKIP LOCKED)
-   AND state = 'active' AND lease_until < $1::bigint
-RETURNING id, state;
+WITH moved AS (
+  UPDATE offload.jobs
+     SET state = CASE WHEN cancel_requested THEN 'cancelled'
+                      WHEN attempt < max_attempts THEN 'queued' ELSE 'failed' END,
+         finished_at = CASE WHEN cancel_requested OR attempt >= max_attempts THEN $1::bigint ELSE NULL END,
+         errors = errors || jsonb_build_array(jsonb_build_object(
+           'attempt', attempt, 'name', 'LeaseExpired',
+           'message', 'lease expired: worker ' || coalesce(worker, '?') || ' stopped renewing it',
+           'worker', worker, 'at', $1::bigint)),
+         lease_token = NULL, lease_until = NULL, updated_at = $1::bigint
+   WHERE id IN (SELECT id FROM offload.jobs WHERE state = 'active' AND lease_until < $1::bigint FOR UPDATE SKIP LOCKED)
+     AND state = 'active' AND lease_until < $1::bigint
+  RETURNING id, state, attempt
+), logged AS (
+  INSERT INTO offload.events (job_id, type, data, at)
+  SELECT id, 'state', jsonb_build_object('state', state, 'attempt', attempt), $1::bigint FROM moved ORDER BY id
+  RETURNING job_id
+), notified AS (
+  SELECT pg_notify($2::text, '') FROM logged LIMIT 1
+)
+SELECT m.id, m.state FROM moved m LEFT JOIN notified ON true;

@@ -1,9 +1,18 @@
 -- A failed or cancelled job back to queued with a fresh set of attempts; its errors are kept.
--- $1 id text, $2 now bigint
+-- $1 id text, $2 now bigint, $3 channel text (the schema's NOTIFY channel)
 -- Returns id when queued; no row when the job is unfinished or missing (the caller tells which).
 -- Raises unique_violation (23505) when another unfinished job now holds the job's key (KEY_IN_USE).
-UPDATE offload.jobs
-   SET state = 'queued', attempt = 0, run_at = $2::bigint, finished_at = NULL, cancel_requested = false,
-       worker = NULL, updated_at = $2::bigint
- WHERE id = $1 AND state IN ('failed', 'cancelled')
-RETURNING id;
+WITH moved AS (
+  UPDATE offload.jobs
+     SET state = 'queued', attempt = 0, run_at = $2::bigint, finished_at = NULL, cancel_requested = false,
+         worker = NULL, updated_at = $2::bigint
+   WHERE id = $1 AND state IN ('failed', 'cancelled')
+  RETURNING id
+), logged AS (
+  INSERT INTO offload.events (job_id, type, data, at)
+  SELECT id, 'state', jsonb_build_object('state', 'queued', 'attempt', 0), $2::bigint FROM moved
+  RETURNING job_id
+), notified AS (
+  SELECT pg_notify($3::text, '') FROM logged LIMIT 1
+)
+SELECT m.id FROM moved m LEFT JOIN notified ON true;

@@ -1,9 +1,18 @@
 -- Scheduled and retrying jobs whose run time has come become claimable. Rows a claimer is staging
 -- at this moment are skipped (it stages them itself).
--- $1 now bigint
+-- $1 now bigint, $2 channel text (the schema's NOTIFY channel)
 -- Returns the id of each job staged.
-UPDATE offload.jobs SET state = 'queued', updated_at = $1::bigint
- WHERE id IN (SELECT id FROM offload.jobs
-               WHERE state IN ('scheduled', 'retrying') AND run_at <= $1::bigint
-                 FOR UPDATE SKIP LOCKED)
-RETURNING id;
+WITH moved AS (
+  UPDATE offload.jobs SET state = 'queued', updated_at = $1::bigint
+   WHERE id IN (SELECT id FROM offload.jobs
+                 WHERE state IN ('scheduled', 'retrying') AND run_at <= $1::bigint
+                   FOR UPDATE SKIP LOCKED)
+  RETURNING id, attempt
+), logged AS (
+  INSERT INTO offload.events (job_id, type, data, at)
+  SELECT id, 'state', jsonb_build_object('state', 'queued', 'attempt', attempt), $1::bigint FROM moved ORDER BY id
+  RETURNING job_id
+), notified AS (
+  SELECT pg_notify($2::text, '') FROM logged LIMIT 1
+)
+SELECT m.id FROM moved m LEFT JOIN notified ON true;
