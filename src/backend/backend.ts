@@ -138,6 +138,13 @@ export interface BackendCapabilities {
   readonly transactionalEnqueue: boolean;
   /** Several processes can share this backend (false for in-memory SQLite). */
   readonly sharedAcrossProcesses: boolean;
+  /**
+   * Claims run on a server, so a worker gains by keeping several smaller claims in flight: the
+   * server works on the next batch while this process runs the last one. Absent or false for a
+   * store that runs a claim synchronously in this process (SQLite), where one claim per free
+   * batch of slots is cheapest.
+   */
+  readonly overlappingClaims?: boolean;
 }
 
 export interface Backend {

@@ -27,6 +27,9 @@ import type { TaskRegistry } from "./task-registry.ts";
 import { type WorkerSettings, workerSettings } from "./settings.ts";
 import { hostname } from "node:os";
 
+/** Claims a worker keeps in flight at once, where claims overlap (see #claimLoop). */
+const CLAIMS_IN_FLIGHT = 4;
+
 export interface WorkerOptions {
   /** Queues to take jobs from. Default: every queue a registered task uses. */
   readonly queues?: readonly string[];
@@ -149,33 +152,77 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     });
   }
 
+  /**
+   * Claims jobs into free slots until stopped. Where claims overlap (a server backend), the free
+   * slots are claimed in several smaller batches at once, so the server works on one batch while
+   * this process runs another; a slot counts as taken from the moment a claim asks for it.
+   */
   async #claimLoop(backend: Backend): Promise<void> {
     const stop = this.#stopping.signal;
-    let failures = 0;
-    while (!stop.aborted) {
-      try {
-        // Outcomes being written do not hold slots, but too many of them (a slow backend) stop claims.
-        const free = this.#acking.size >= this.concurrency ? 0 : this.concurrency - this.#running.size;
-        if (free > 0) {
-          const claimed = await backend.claim({
-            queues: this.queues, limit: free, worker: this.id, leaseMs: this.#settings.leaseMs, now: this.#deps.clock.now(),
-          });
+    const overlapping = backend.capabilities.overlappingClaims === true;
+    const batch = overlapping ? Math.ceil(this.concurrency / CLAIMS_IN_FLIGHT) : this.concurrency;
+    const maxInFlight = overlapping ? CLAIMS_IN_FLIGHT : 1;
+    const inFlight = new Set<Promise<void>>();
+    let reserved = 0; // slots asked for by claims in flight
+    let exhausted = false; // a claim came back short: wait for a signal before asking again
+    let failures = 0; // in a row, for the back-off
+    let backOff = false; // a claim failed: wait before the next
+    const claim = (limit: number): void => {
+      reserved += limit;
+      const request = backend.claim({ queues: this.queues, limit, worker: this.id, leaseMs: this.#settings.leaseMs, now: this.#deps.clock.now() });
+      const settled = request.then(
+        (claimed) => {
           failures = 0;
+          reserved -= limit;
+          // Launched even when stop() began meanwhile: stop() waits for them or hands them back.
           for (const c of claimed) this.#launch(backend, c);
-          if (claimed.length === free) continue; // there may be more right now
+          if (claimed.length < limit) exhausted = true;
+        },
+        (error: unknown) => {
+          reserved -= limit;
+          failures++;
+          backOff = true;
+          this.#report(error);
+        },
+      ).finally(() => {
+        inFlight.delete(settled);
+        this.#wakeup.notify();
+      });
+      inFlight.add(settled);
+    };
+    while (!stop.aborted) {
+      // Outcomes being written do not hold slots, but too many of them (a slow backend) stop claims.
+      const free = this.#acking.size >= 2 * this.concurrency ? 0 : this.concurrency - this.#running.size - reserved;
+      if (free > 0 && !exhausted && !backOff && inFlight.size < maxInFlight) {
+        claim(Math.min(free, batch));
+        continue;
+      }
+      if (inFlight.size > 0) {
+        // A claim settling, or a job finishing, is what changes the picture.
+        await this.#wakeup.wait(this.#settings.pollMs, this.#deps.clock, stop);
+      } else if (backOff) {
+        // The backend is unreachable or failing: back off (50 ms doubling, at most one poll
+        // interval), but wake early on a change signal, so a short blip costs milliseconds.
+        await this.#wakeup.wait(Math.min(this.#settings.pollMs, 50 * 2 ** Math.min(failures, 10)), this.#deps.clock, stop);
+        backOff = false;
+      } else {
+        let idleMs: number;
+        try {
+          idleMs = await this.#idleWait(backend, free > 0);
+        } catch (error) {
+          this.#report(error);
+          failures++;
+          backOff = true;
+          continue;
         }
-        await this.#wakeup.wait(await this.#idleWait(backend, free > 0), this.#deps.clock, stop);
+        await this.#wakeup.wait(idleMs, this.#deps.clock, stop);
+        exhausted = false;
         // Jobs finish in bursts (their acks are batched per event-loop turn): let the whole burst
         // free its slots before claiming, so one claim fills them all instead of one claim each.
         await new Promise<void>((resolve) => setImmediate(resolve));
-      } catch (error) {
-        // The backend is unreachable or failing: back off (50 ms doubling, at most one poll
-        // interval), but wake early on a change signal, so a short blip costs milliseconds.
-        this.#report(error);
-        failures++;
-        await this.#wakeup.wait(Math.min(this.#settings.pollMs, 50 * 2 ** Math.min(failures, 10)), this.#deps.clock, stop);
       }
     }
+    await Promise.all(inFlight);
   }
 
   /** How long to sleep when idle: until the next scheduled job is due, at most one poll interval. */

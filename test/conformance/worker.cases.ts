@@ -187,6 +187,35 @@ export function workerCases(use: UseBackend): void {
     await worker.stop({ grace: 0 }); // it may have claimed the job again; hand it back
   }));
 
+  it("never runs more handlers at once than its concurrency, with several claims in flight", withOffload(use, async ({ offload }) => {
+    const release: Array<() => void> = [];
+    let most = 0;
+    let reached: { count: number; resolve: () => void } | undefined;
+    const slow = offload.task({
+      name: "slow",
+      run: (_: null, ctx) => new Promise<null>((resolve, reject) => {
+        ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason as Error)); // lets close() end a failed test
+        release.push(() => resolve(null));
+        most = Math.max(most, release.length);
+        if (reached && (release.length >= reached.count || release.length > 7)) reached.resolve();
+      }),
+    });
+    const running = (count: number): Promise<void> =>
+      release.length >= count ? Promise.resolve() : new Promise((resolve) => (reached = { count, resolve }));
+    const jobs = await slow.enqueueMany(Array.from({ length: 30 }, () => null));
+    const worker = offload.worker({ concurrency: 7 });
+    await worker.start();
+    for (let done = 0; done < 30;) {
+      await running(Math.min(7, 30 - done));
+      assert.ok(most <= 7 && worker.active.length <= 7, `${Math.max(most, worker.active.length)} handlers ran at once`);
+      const batch = release.splice(0, 3); // free a few slots: the worker claims into exactly those
+      for (const finish of batch) finish();
+      done += batch.length;
+    }
+    for (const job of jobs) assert.equal(await job.result(), null);
+    assert.equal(most, 7, "all slots were used, and never more");
+  }));
+
   it("stop() hands active jobs back to queued once the grace period is over", withOffload(use, async ({ offload, clock }) => {
     const stuck = offload.task({ name: "stuck", run: (_: null, ctx) => new Promise((_r, reject) => {
       ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason as Error));

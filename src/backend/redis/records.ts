@@ -5,7 +5,8 @@ import { decodeJson } from "../../core/json.ts";
 import { type JobFieldReader, attemptErrors, jobRecordFrom } from "../decode.ts";
 import type { JobRecord } from "../../core/job.ts";
 
-export type Fields = Readonly<Record<string, string>>;
+/** A job hash's fields; absent ones are undefined. */
+export type Fields = Readonly<Record<string, string | undefined>>;
 
 /** A flat HGETALL array (as Lua returns it) → field map. */
 export function toFields(reply: unknown): Fields {
@@ -27,9 +28,10 @@ function int(f: Fields, name: string): number {
   return value;
 }
 
+/** Absent, or blanked by a transition that saves a call by writing "" instead of deleting. */
 function optionalInt(f: Fields, name: string): number | undefined {
   const value = f[name];
-  return value === undefined ? undefined : Number(value);
+  return value === undefined || value === "" ? undefined : Number(value);
 }
 
 
@@ -48,6 +50,35 @@ export function toJobRecord(f: Fields): JobRecord {
   return jobRecordFrom(f, REDIS_FIELDS);
 }
 
+/** What claim.lua reads of each job it claims (attempt first: the script counts it up). */
+export const CLAIM_FIELDS = [
+  "attempt", "id", "task", "queue", "payload", "priority", "run_at", "max_attempts", "key", "owner",
+  "created_at", "errors", "progress", "progress_message",
+] as const;
+
+/**
+ * The record of a claimed job: the CLAIM_FIELDS values as they were before the claim, with the
+ * claim's own changes applied (claim.lua makes the same changes in the hash).
+ */
+export function claimedRecord(values: unknown, claim: { token: string; leaseUntil: number; worker: string; now: number }): JobRecord {
+  if (!Array.isArray(values) || values.length !== CLAIM_FIELDS.length) throw new Error("redis claim: malformed reply");
+  // Properties are added in one fixed order, so every row shares one object shape.
+  const row: Record<string, string | undefined> = {};
+  for (let i = 0; i < CLAIM_FIELDS.length; i++) {
+    const value: unknown = values[i];
+    row[CLAIM_FIELDS[i] as string] = typeof value === "string" ? value : undefined;
+  }
+  const now = String(claim.now);
+  row["state"] = "active";
+  row["attempt"] = String(Number(row["attempt"]) + 1);
+  row["token"] = claim.token;
+  row["lease_until"] = String(claim.leaseUntil);
+  row["worker"] = claim.worker;
+  row["started_at"] = now;
+  row["cancel"] = "0";
+  return toJobRecord(row);
+}
+
 /** The record of a job the enqueue script has just inserted, without reading it back. */
 export function insertedRecord(job: NewJob, now: number): JobRecord {
   return {
@@ -61,24 +92,52 @@ export function insertedRecord(job: NewJob, now: number): JobRecord {
 
 const EVENT_TYPES: readonly string[] = ["state", "progress", "log"];
 
-/** An event member "id \t jobId \t type \t at \t json" (see lib.lua add_event). */
-export function toJobEvent(member: string): JobEvent {
-  const parts = member.split("\t");
-  const [id, jobId, type, at] = parts;
-  if (parts.length < 5 || id === undefined || jobId === undefined || type === undefined || at === undefined || !EVENT_TYPES.includes(type)) {
-    throw new Error(`redis event: malformed entry ${member.slice(0, 80)}`);
+/** An event from its id, job id and body "type \t at \t json" (see lib.lua event_fields). */
+function toJobEvent(id: number, jobId: string, body: string): JobEvent {
+  const first = body.indexOf("\t");
+  const second = body.indexOf("\t", first + 1);
+  const type = body.slice(0, first);
+  if (first < 0 || second < 0 || !Number.isSafeInteger(id) || !EVENT_TYPES.includes(type)) {
+    throw new Error(`redis event ${id}: malformed entry ${body.slice(0, 80)}`);
   }
-  const data = decodeJson(parts.slice(4).join("\t"));
+  const data = decodeJson(body.slice(second + 1));
   return {
-    id: Number(id),
+    id,
     jobId,
     type: type as JobEventType,
     data: typeof data === "object" && data !== null ? (data as Record<string, unknown>) : {},
-    at: Number(at),
+    at: Number(body.slice(first + 1, second)),
   };
 }
 
-/** The event id at the head of a member, without parsing the rest. */
-export function eventId(member: string): number {
-  return Number(member.slice(0, member.indexOf("\t")));
+/** Field name prefix of the events kept in a job's hash ("~<event id>"). */
+const EVENT_FIELD = "~";
+
+/** A job's own events from its hash fields, oldest first, after `afterId`. */
+export function jobEvents(jobId: string, fields: Fields, afterId: number, limit: number): JobEvent[] {
+  const events: JobEvent[] = [];
+  for (const [name, body] of Object.entries(fields)) {
+    if (!name.startsWith(EVENT_FIELD) || body === undefined) continue;
+    const id = Number(name.slice(EVENT_FIELD.length));
+    if (id > afterId) events.push(toJobEvent(id, jobId, body));
+  }
+  return events.sort((a, b) => a.id - b.id).slice(0, limit);
+}
+
+/**
+ * Events of global feed entries (XRANGE replies), after `afterId`. One entry holds all events of
+ * one script as field pairs "<event id>" → "<job id> \t <body>".
+ */
+export function feedEvents(entries: readonly [string, readonly string[]][], afterId: number, limit: number): JobEvent[] {
+  const events: JobEvent[] = [];
+  for (const [, fields] of entries) {
+    for (let i = 0; i + 1 < fields.length && events.length < limit; i += 2) {
+      const id = Number(fields[i]);
+      if (id <= afterId) continue;
+      const member = fields[i + 1] ?? "";
+      const tab = member.indexOf("\t");
+      events.push(toJobEvent(id, member.slice(0, tab), member.slice(tab + 1)));
+    }
+  }
+  return events;
 }

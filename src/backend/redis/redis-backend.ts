@@ -19,7 +19,7 @@ import type {
 import { ChangeFeed } from "./change-feed.ts";
 import { createClient, parseRedisUrl } from "./connection.ts";
 import { type Arg, type ScriptName, ScriptRunner } from "./scripts.ts";
-import { eventId, insertedRecord, toFields, toJobEvent, toJobRecord } from "./records.ts";
+import { CLAIM_FIELDS, claimedRecord, feedEvents, insertedRecord, jobEvents, toFields, toJobRecord } from "./records.ts";
 
 export interface RedisBackendOptions {
   /** redis://, rediss:// or redis+cluster:// URL; its ?prefix= and ?maxEvents= apply unless given below. */
@@ -40,7 +40,7 @@ type Writer = (name: ScriptName, now: number, args: readonly Arg[]) => Promise<u
 
 export class RedisBackend implements Backend {
   readonly name = "redis";
-  readonly capabilities = { transactionalEnqueue: false, sharedAcrossProcesses: true };
+  readonly capabilities = { transactionalEnqueue: false, sharedAcrossProcesses: true, overlappingClaims: true };
   /** The key prefix, hash tag included: "{offload}:". */
   readonly keyPrefix: string;
   readonly #client: Redis | Cluster;
@@ -103,19 +103,15 @@ export class RedisBackend implements Backend {
 
   async claim(request: ClaimRequest): Promise<ClaimedJob[]> {
     if (request.limit <= 0 || request.queues.length === 0) return [];
-    const args = [request.limit, request.worker, request.now + request.leaseMs, `${randomToken()}.`, ...request.queues];
+    const token = `${randomToken()}.`;
+    const leaseUntil = request.now + request.leaseMs;
+    const args = [request.limit, request.worker, leaseUntil, token, CLAIM_FIELDS.length, ...CLAIM_FIELDS, ...request.queues];
     // Not announced to this process: its only interested party is the worker that claimed.
     const reply = asArray(await this.#scripts.run("claim", request.now, args));
-    const token = args[3] as string;
     const claimed: ClaimedJob[] = [];
     for (let i = 0; i + 1 < reply.length; i += 2) {
-      const fields = toFields(reply[i + 1]);
       const leaseToken = `${token}${String(reply[i])}`;
-      const job = toJobRecord({
-        ...fields, state: "active", attempt: String(Number(fields["attempt"] ?? 0) + 1), token: leaseToken,
-        lease_until: String(request.now + request.leaseMs), worker: request.worker, started_at: String(request.now),
-        updated_at: String(request.now), cancel: "0",
-      });
+      const job = claimedRecord(reply[i + 1], { token: leaseToken, leaseUntil, worker: request.worker, now: request.now });
       claimed.push({ job, token: leaseToken });
     }
     return claimed.sort(claimOrder);
@@ -257,13 +253,14 @@ export class RedisBackend implements Backend {
 
   async readEvents(request: { jobId?: string | undefined; afterId: number; limit: number }): Promise<JobEvent[]> {
     if (request.jobId !== undefined) {
-      const key = `${this.keyPrefix}events:${request.jobId}`;
-      const members = await this.#scripts.read((c) => c.lrange(key, 0, -1));
-      return members.filter((m) => eventId(m) > request.afterId).slice(0, request.limit).map(toJobEvent);
+      const fields = await this.#scripts.read((c) => c.hgetall(`${this.keyPrefix}job:${request.jobId}`));
+      return jobEvents(request.jobId, fields, request.afterId, request.limit);
     }
+    // Entries are named after their last event, so the first entry after `afterId` may start
+    // with events at or before it; feedEvents skips those.
     const key = `${this.keyPrefix}events`;
     const entries = await this.#scripts.read((c) => c.xrange(key, `(${request.afterId}-0`, "+", "COUNT", request.limit));
-    return entries.map(([, fields]) => toJobEvent(fields[1] ?? ""));
+    return feedEvents(entries, request.afterId, request.limit);
   }
 
   watch(listener: () => void): () => void {

@@ -8,7 +8,7 @@ local f = redis.call('HMGET', k, 'state', 'queue', 'priority', 'attempt', 'key')
 local state = f[1]
 if not state then return 'NOT_FOUND' end
 if state == 'active' then
-  redis.call('HSET', k, 'cancel', 1, 'updated_at', NOW)
+  redis.call('HSET', k, 'cancel', 1)
   changed = true
   flush()
   return 'CANCEL_REQUESTED'

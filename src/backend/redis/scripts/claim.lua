@@ -3,17 +3,23 @@
 -- active with attempt + 1, its own lease token (fencing), lease_until and worker.
 -- KEYS[1] <prefix>queues   ARGV[1..4] common (lib.lua)
 -- ARGV[5] limit  ARGV[6] worker  ARGV[7] lease_until  ARGV[8] token base (random, per call)
--- ARGV[9…] queue names
--- Returns a flat array: index, HGETALL array as it was before the claim, index, …; the
--- caller applies the claim's own changes (state active, attempt + 1, token base .. index,
--- lease_until, worker, started_at = updated_at = now, cancel 0) and sorts into claim order.
--- Four calls per job (HGETALL, HSET, and its event: RPUSH + XADD); the queue pops are batched.
+-- ARGV[9] number of fields to read, ARGV[10…] those field names (attempt first), then the queue names
+-- Returns a flat array: index, HMGET values of the fields as they were before the claim, index, …;
+-- the caller applies the claim's own changes (state active, attempt + 1, token base .. index,
+-- lease_until, worker, started_at = now) and sorts into claim order.
+-- Two calls per job (HMGET, and one HSET that carries its event); the queue pops are batched.
+-- This is the hot path of a drain: no table per job, and every number is formatted once, with
+-- %d (Lua's own number-to-string goes through %.14g, which costs more than the HSET it feeds).
 local limit = tonumber(ARGV[5])
 local worker, lease_until, token_base = ARGV[6], ARGV[7], ARGV[8]
+local nfields = tonumber(ARGV[9])
+local read = {}
+for i = 1, nfields do read[i] = ARGV[9 + i] end
+local FIRST_QUEUE = 10 + nfields
 local STAGE_BATCH = 1000
 
 -- 1. Due jobs of these queues become queued.
-for qi = 9, #ARGV do
+for qi = FIRST_QUEUE, #ARGV do
   local queue = ARGV[qi]
   local due = redis.call('ZRANGEBYSCORE', P .. 'due:' .. queue, '-inf', NOW, 'LIMIT', 0, STAGE_BATCH)
   if #due > 0 then
@@ -28,11 +34,12 @@ for qi = 9, #ARGV do
   end
 end
 
--- 2. Candidates: per queue, the best `limit` across its priority levels (highest first).
+-- 2. Candidates: per queue, the best `limit` across its priority levels (highest first), as
+--    parallel lists of id, queue and (several queues only) index key, priority and run_at.
 --    With one queue the order is final, so the candidates are popped at once.
-local single = #ARGV == 9
-local picked = {}
-for qi = 9, #ARGV do
+local single = #ARGV == FIRST_QUEUE
+local ids, queues, zkeys, prios, runs = {}, {}, {}, {}, {}
+for qi = FIRST_QUEUE, #ARGV do
   local queue = ARGV[qi]
   local taken = 0
   for _, prio in ipairs(redis.call('ZREVRANGE', P .. 'prios:' .. queue, 0, -1)) do
@@ -46,43 +53,46 @@ for qi = 9, #ARGV do
     end
     if #rows == 0 then redis.call('ZREM', P .. 'prios:' .. queue, prio) end
     for i = 1, #rows, 2 do
-      picked[#picked + 1] = { id = rows[i], run_at = tonumber(rows[i + 1]), prio = tonumber(prio), zkey = zkey, queue = queue }
+      local j = #ids + 1
+      ids[j] = rows[i]
+      queues[j] = queue
+      if not single then
+        zkeys[j] = zkey
+        prios[j] = tonumber(prio)
+        runs[j] = tonumber(rows[i + 1])
+      end
       taken = taken + 1
     end
   end
 end
+local order = {}
+for j = 1, #ids do order[j] = j end
 if not single then
-  table.sort(picked, function(a, b)
-    if a.prio ~= b.prio then return a.prio > b.prio end
-    if a.run_at ~= b.run_at then return a.run_at < b.run_at end
-    return a.id < b.id
+  table.sort(order, function(a, b)
+    if prios[a] ~= prios[b] then return prios[a] > prios[b] end
+    if runs[a] ~= runs[b] then return runs[a] < runs[b] end
+    return ids[a] < ids[b]
   end)
 end
 
--- 3. Activate. Written out rather than through set_state: this loop is the hot path of a drain.
+-- 3. Activate.
 local out = {}
 local active = {}
-local n = math.min(limit, #picked)
+local n = math.min(limit, #ids)
 for i = 1, n do
-  local c = picked[i]
-  if not single then redis.call('ZREM', c.zkey, c.id) end
-  local k = jobkey(c.id)
-  local fields = redis.call('HGETALL', k)
-  local attempt = 0
-  for f = 1, #fields, 2 do
-    if fields[f] == 'attempt' then
-      attempt = tonumber(fields[f + 1])
-      break
-    end
-  end
-  attempt = attempt + 1
-  redis.call('HSET', k, 'state', 'active', 'updated_at', NOW, 'attempt', attempt, 'token', token_base .. i,
-    'lease_until', lease_until, 'worker', worker, 'started_at', NOW, 'cancel', 0)
-  count(c.queue, 'queued', -1)
-  count(c.queue, 'active', 1)
-  state_event(c.id, 'active', attempt)
+  local j = order[i]
+  local id, queue = ids[j], queues[j]
+  if not single then redis.call('ZREM', zkeys[j], id) end
+  local k = jobkey(id)
+  local fields = redis.call('HMGET', k, unpack(read))
+  local attempt = string.format('%d', tonumber(fields[1]) + 1)
+  local ef, ev = event_fields(id, 'state', state_json('active', attempt))
+  redis.call('HSET', k, 'state', 'active', 'attempt', attempt, 'token', token_base .. string.format('%d', i),
+    'lease_until', lease_until, 'worker', worker, 'started_at', NOW, ef, ev)
+  count(queue, 'queued', -1)
+  count(queue, 'active', 1)
   active[#active + 1] = lease_until
-  active[#active + 1] = c.id
+  active[#active + 1] = id
   out[#out + 1] = i
   out[#out + 1] = fields
 end

@@ -4,13 +4,15 @@
 -- KEYS[1] <prefix>queues   ARGV[1..4] common (lib.lua)
 -- ARGV[5] n, then 9 per job: id, task, queue, payload, priority, run_at, max_attempts,
 --         key ("-" none, else "+" .. key), owner ("-" none, else "+" .. owner)
--- Per inserted job: EXISTS, HSET, and its event (RPUSH + XADD); the index writes are one ZADD per index.
+-- Per inserted job one call: the HSET that also carries its first event. The id check is one
+-- EXISTS for the whole batch; index writes are one ZADD per index.
 -- Returns one entry per job: 1 when inserted, else the holder's fields (HGETALL array).
 -- Error reply "OFFLOAD_DUPLICATE_ID <id>" when an id exists: nothing written.
 local n = tonumber(ARGV[5])
 local holders = {}
 local batch_keys = {}
 local batch_ids = {}
+local fresh = {} -- keys of the jobs to insert, for one EXISTS
 for i = 0, n - 1 do
   local o = 6 + i * 9
   local id, key = ARGV[o], ARGV[o + 7]
@@ -22,11 +24,20 @@ for i = 0, n - 1 do
   if holder then
     holders[i] = holder
   else
-    if batch_ids[id] or redis.call('EXISTS', jobkey(id)) == 1 then
-      return redis.error_reply('OFFLOAD_DUPLICATE_ID ' .. id)
-    end
+    if batch_ids[id] then return redis.error_reply('OFFLOAD_DUPLICATE_ID ' .. id) end
     batch_ids[id] = true
+    fresh[#fresh + 1] = jobkey(id)
     if key ~= '-' then batch_keys[key] = id end
+  end
+end
+for i = 1, #fresh, 1000 do
+  local chunk = { unpack(fresh, i, math.min(i + 999, #fresh)) }
+  if redis.call('EXISTS', unpack(chunk)) > 0 then
+    for _, k in ipairs(chunk) do
+      if redis.call('EXISTS', k) == 1 then
+        return redis.error_reply('OFFLOAD_DUPLICATE_ID ' .. string.sub(k, #P + 5))
+      end
+    end
   end
 end
 
@@ -42,9 +53,10 @@ for i = 0, n - 1 do
     local state = 'queued'
     if tonumber(run_at) > now then state = 'scheduled' end
     local k = jobkey(id)
+    local ef, ev = event_fields(id, 'state', state_json(state, '0'))
+    -- One HSET, its arguments written out: no table per job on this path.
     redis.call('HSET', k, 'id', id, 'task', task, 'queue', queue, 'state', state, 'payload', payload,
-      'priority', priority, 'run_at', run_at, 'attempt', 0, 'max_attempts', max_attempts,
-      'created_at', NOW, 'updated_at', NOW)
+      'priority', priority, 'run_at', run_at, 'attempt', '0', 'max_attempts', max_attempts, 'created_at', NOW, ef, ev)
     if key ~= '-' then
       key = string.sub(key, 2)
       redis.call('HSET', k, 'key', key)
@@ -62,10 +74,9 @@ for i = 0, n - 1 do
     members[#members + 1] = run_at
     members[#members + 1] = id
     queues[queue] = true
-    lex[#lex + 1] = 0
+    lex[#lex + 1] = '0'
     lex[#lex + 1] = id
     count(queue, state, 1)
-    state_event(id, state, 0)
   end
 end
 for queue in pairs(queues) do redis.call('SADD', P .. 'queues', queue) end

@@ -20,9 +20,7 @@
 --   active               zset score lease_until: active jobs (rescue scans the head)
 --   done:<state>         zset score finished_at, per final state (prune, replay)
 --   keys                 hash idempotency key → id of the unfinished job holding it
---   events               stream, the global feed: entry id "<event id>-0", field m = the event;
---                        capped with XTRIM MAXLEN ~ every 256 events (appends stay O(1))
---   events:<id>          list, one job's events (deleted with the job)
+--   events               stream, the global feed (see event_fields); capped by event id
 --   event-seq            string, last event id
 --   changed              pub/sub channel: message = origin of the change
 local P = ARGV[1]
@@ -33,29 +31,40 @@ local ORIGIN = ARGV[4]
 local function jobkey(id) return P .. 'job:' .. id end
 
 -- Events are numbered here: INCR for the first, then locally; flush writes the counter back
--- when a script added more than one. An event is the text
--- "<id>\t<job id>\t<type>\t<at>\t<json>", in the job's list and in the global stream.
+-- when a script added more than one. Each event is written twice, without a call of its own
+-- where possible (redis.call, not the command, is most of a script's cost per job):
+-- - into its job's hash as the field "~<event id>" = "<type>\t<at>\t<json>", carried by the
+--   same HSET as the transition (event_fields), so a job's events go with its hash;
+-- - into the global stream, all of one script's events in one XADD entry (flush): entry id
+--   "<last event id>-0", fields "<event id>" = "<job id>\t<type>\t<at>\t<json>".
 local event_seq = nil
 local event_first = nil
+local feed = {} -- event id, job id .. body, … for the one XADD in flush
 local changed = false
 
-local function add_event(id, etype, json)
+-- The field/value pair of a new event for its job's hash; the global copy waits for flush.
+local function event_fields(id, etype, json)
   if not event_seq then
     event_seq = redis.call('INCR', P .. 'event-seq')
     event_first = event_seq
   else
     event_seq = event_seq + 1
   end
-  local member = event_seq .. '\t' .. id .. '\t' .. etype .. '\t' .. NOW .. '\t' .. json
-  redis.call('RPUSH', P .. 'events:' .. id, member)
-  redis.call('XADD', P .. 'events', event_seq .. '-0', 'm', member)
-  -- Trimming on every append costs more than the append itself; every 256th is enough.
-  if event_seq % 256 == 0 then redis.call('XTRIM', P .. 'events', 'MAXLEN', '~', EVENT_CAP) end
+  local seq = string.format('%d', event_seq) -- not `..` on the number: see claim.lua
+  local body = etype .. '\t' .. NOW .. '\t' .. json
+  feed[#feed + 1] = seq
+  feed[#feed + 1] = id .. '\t' .. body
   changed = true
+  return '~' .. seq, body
 end
 
-local function state_event(id, state, attempt)
-  add_event(id, 'state', '{"state":"' .. state .. '","attempt":' .. attempt .. '}')
+-- An event that no transition carries (progress, log): one HSET of its own.
+local function add_event(id, etype, json)
+  redis.call('HSET', jobkey(id), event_fields(id, etype, json))
+end
+
+local function state_json(state, attempt)
+  return '{"state":"' .. state .. '","attempt":' .. attempt .. '}'
 end
 
 -- Counter deltas per queue and state, summed and written once at the end.
@@ -66,17 +75,17 @@ local function count(queue, state, delta)
   q[state] = (q[state] or 0) + delta
 end
 
--- Moves a job to state `to`: counters, its event, and one HSET of state, updated_at and any
+-- Moves a job to state `to`: counters, and one HSET of state, its event (which has the time) and any
 -- further field/value pairs given in `extra` (one call instead of several).
 local function set_state(id, queue, from, to, attempt, extra)
   if from then count(queue, from, -1) end
   count(queue, to, 1)
+  local ef, ev = event_fields(id, 'state', state_json(to, attempt))
   if extra then
-    redis.call('HSET', jobkey(id), 'state', to, 'updated_at', NOW, unpack(extra))
+    redis.call('HSET', jobkey(id), 'state', to, ef, ev, unpack(extra))
   else
-    redis.call('HSET', jobkey(id), 'state', to, 'updated_at', NOW)
+    redis.call('HSET', jobkey(id), 'state', to, ef, ev)
   end
-  state_event(id, to, attempt)
 end
 
 local function queue_job(id, queue, priority, run_at)
@@ -130,14 +139,26 @@ local function append_error(id, errors, json)
   end
 end
 
--- Writes the summed counters and the event counter, and announces the change.
+-- Writes the summed counters, the global copy of this script's events and the event counter,
+-- and announces the change. The feed is trimmed by event id (MINID), exactly, whenever the ids
+-- cross a multiple of 256: entries hold many events, so trimming by entry count would not do.
 local function flush(announce)
   for queue, states in pairs(count_deltas) do
     for state, delta in pairs(states) do
       if delta ~= 0 then redis.call('HINCRBY', P .. 'counts:' .. queue, state, delta) end
     end
   end
-  if event_seq and event_seq ~= event_first then redis.call('SET', P .. 'event-seq', event_seq) end
+  if event_seq then
+    local stream = P .. 'events'
+    for i = 1, #feed, 2000 do
+      local last = math.min(i + 1999, #feed)
+      redis.call('XADD', stream, feed[last - 1] .. '-0', unpack(feed, i, last))
+    end
+    if event_seq > EVENT_CAP and math.floor((event_first - 1) / 256) ~= math.floor(event_seq / 256) then
+      redis.call('XTRIM', stream, 'MINID', event_seq - EVENT_CAP + 1)
+    end
+    if event_seq ~= event_first then redis.call('SET', P .. 'event-seq', feed[#feed - 1]) end
+  end
   if changed and announce ~= false then redis.call('PUBLISH', P .. 'changed', ORIGIN) end
 end
 

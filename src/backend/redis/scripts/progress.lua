@@ -7,7 +7,7 @@ local id = ARGV[5]
 local k = jobkey(id)
 local f = redis.call('HMGET', k, 'state', 'token')
 if f[1] ~= 'active' or f[2] ~= ARGV[6] then return 0 end
-redis.call('HSET', k, 'progress', ARGV[7], 'updated_at', NOW)
+redis.call('HSET', k, 'progress', ARGV[7])
 if ARGV[8] == '-' then
   redis.call('HDEL', k, 'progress_message')
 else
