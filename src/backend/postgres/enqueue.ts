@@ -1,23 +1,17 @@
-// Enqueue for PostgreSQL: a whole batch is one INSERT ... SELECT FROM unnest(...) statement, so it
-// is atomic and costs one round trip whatever its size. Batches without idempotency keys (the
-// common, fast path) return nothing from the database: the records are built from what was sent.
+// Enqueue for PostgreSQL: a whole batch is one INSERT ... SELECT FROM unnest(...) statement (with
+// the jobs' first state events in a CTE), so it is atomic and costs one round trip whatever its
+// size. Batches without idempotency keys (the common, fast path) read nothing back: the id and
+// state of each job are known from what was sent, and that is all the port promises.
 // Batches with keys go through ON CONFLICT on the partial unique index and read back the jobs that
 // already held a key.
 import type { EnqueueResult, NewJob } from "../backend.ts";
-import type { JobRecord } from "../../core/job.ts";
 import type { QueryName } from "./queries.ts";
 import { type Row, toJobRecord } from "./rows.ts";
 import type { RunQuery } from "./transaction.ts";
 
-/** The record a plain insert stores, without reading it back. */
-function inserted(job: NewJob, now: number): JobRecord {
-  return {
-    id: job.id, task: job.task, queue: job.queue, state: job.runAt > now ? "scheduled" : "queued",
-    payload: JSON.parse(job.payloadJson) as unknown, priority: job.priority, runAt: job.runAt, attempt: 0,
-    maxAttempts: job.maxAttempts, key: job.key, worker: undefined, leaseUntil: undefined, cancelRequested: false,
-    progress: undefined, progressMessage: undefined, result: undefined, errors: [], owner: job.owner,
-    createdAt: now, startedAt: undefined, finishedAt: undefined, expiresAt: undefined,
-  };
+/** What a plain insert reports: the id and the state it was stored in (all the port promises). */
+function inserted(job: NewJob, now: number): EnqueueResult["job"] {
+  return { id: job.id, state: job.runAt > now ? "scheduled" : "queued" };
 }
 
 /** The SQL texts, and the schema's NOTIFY channel that the inserts notify on. */
