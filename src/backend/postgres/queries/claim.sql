@@ -1,8 +1,42 @@
--- Claim up to $2 due jobs of the given queues: stages due scheduled and retrying jobs, then moves
--- queued jobs to active in priority DESC, run_at, id order with FOR UPDATE SKIP LOCKED, each with
--- attempt + 1 and a fresh random lease token, and writes their state events. Both steps live in
--- offload.claim() (migrations) so they take one round trip and one transaction.
+-- Claim up to $2 due jobs of the given queues, in one statement: queued jobs move to active in
+-- priority DESC, run_at, id order with FOR UPDATE SKIP LOCKED, each with attempt + 1 and a fresh
+-- random lease token, and their state events are written beside them. The common case, with no
+-- scheduled or retrying job due in these queues, needs nothing else; when one is due, this
+-- statement claims nothing and says so (due = true), and the caller runs claim-staging.sql,
+-- which stages due jobs first so that they compete for the claim in order.
+-- The claim commits asynchronously (synchronous_commit off for this transaction): see
+-- 001_initial.sql.
 -- $1 queues text[], $2 limit int, $3 worker text, $4 lease_until bigint, $5 now bigint,
 -- $6 channel text (the schema's NOTIFY channel)
--- Returns the claimed rows, in no particular order (the caller sorts).
-SELECT * FROM offload.claim($1::text[], $2::int, $3::text, $4::bigint, $5::bigint, $6::text);
+-- Returns the claimed rows in no particular order (the caller sorts), each with due = false; or
+-- one row of NULLs with due = true or false when nothing was claimed.
+WITH due AS MATERIALIZED (
+  SELECT EXISTS (SELECT FROM offload.jobs
+                  WHERE state IN ('scheduled', 'retrying') AND run_at <= $5::bigint AND queue = ANY ($1::text[])) AS pending,
+         set_config('synchronous_commit', 'off', true) AS synchronous_commit
+), claimed AS (
+  UPDATE offload.jobs j
+     SET state = 'active', attempt = j.attempt + 1, lease_token = replace(gen_random_uuid()::text, '-', ''),
+         lease_until = $4::bigint, worker = $3::text, started_at = $5::bigint, updated_at = $5::bigint,
+         cancel_requested = false
+    FROM (SELECT c.id
+            FROM unnest($1::text[]) AS q(name)
+           CROSS JOIN LATERAL (
+                 SELECT id, priority, run_at FROM offload.jobs
+                  WHERE state = 'queued' AND queue = q.name AND NOT (SELECT pending FROM due)
+                  ORDER BY priority DESC, run_at, id
+                  LIMIT $2::int
+                    FOR UPDATE SKIP LOCKED) c
+           ORDER BY c.priority DESC, c.run_at, c.id
+           LIMIT $2::int) picked
+   WHERE j.id = picked.id
+  RETURNING j.*
+), logged AS (
+  INSERT INTO offload.events (job_id, type, data, at)
+  SELECT id, 'state', jsonb_build_object('state', 'active', 'attempt', attempt), $5::bigint FROM claimed ORDER BY id
+  RETURNING job_id
+), notified AS (
+  SELECT pg_notify($6::text, '') FROM logged LIMIT 1
+)
+SELECT c.*, d.pending AS due
+  FROM due d LEFT JOIN (claimed c LEFT JOIN notified ON true) ON true;
