@@ -22,7 +22,7 @@ import { type RunQuery, transactionRunner } from "./transaction.ts";
 export type { PostgresOptions };
 
 /** Hot statements are prepared once per connection (named); the rest are planned with their actual parameters. */
-const PREPARED: ReadonlySet<QueryName> = new Set(["claim", "claim-staging", "complete", "heartbeat", "enqueue", "enqueue-keyed", "get-job", "fail", "next-due"]);
+const PREPARED: ReadonlySet<QueryName> = new Set(["claim", "complete", "heartbeat", "enqueue", "enqueue-keyed", "get-job", "fail", "next-due"]);
 const PRUNE_BATCH = 5_000;
 const UNIQUE_VIOLATION = "23505";
 
@@ -113,9 +113,12 @@ export class PostgresBackend implements Backend {
     if (request.limit <= 0 || request.queues.length === 0) return [];
     const queues = [...new Set(request.queues)]; // a queue named twice would be scanned twice
     const params = [queues, request.limit, request.worker, request.now + request.leaseMs, request.now, this.#channel];
-    let rows = await this.#rows("claim", params);
-    // Scheduled or retrying jobs are due: claim.sql claimed nothing; stage them, then claim.
-    if (rows[0]?.["due"] === true) rows = await this.#rows("claim-staging", params);
+    let rows = await this.#rows("claim", [...params, true]);
+    if (rows[0]?.["due"] === true) {
+      // Scheduled or retrying jobs are due, and claim.sql claimed nothing: stage them, then claim.
+      await this.stageDue(request.now);
+      rows = await this.#rows("claim", [...params, false]);
+    }
     return rows.filter((row) => row["id"] !== null).map((row) => ({ job: toJobRecord(row), token: String(row["lease_token"]) })).sort(claimOrder);
   }
 

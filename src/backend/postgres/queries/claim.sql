@@ -1,18 +1,19 @@
 -- Claim up to $2 due jobs of the given queues, in one statement: queued jobs move to active in
 -- priority DESC, run_at, id order with FOR UPDATE SKIP LOCKED, each with attempt + 1 and a fresh
 -- random lease token, and their state events are written beside them. The common case, with no
--- scheduled or retrying job due in these queues, needs nothing else; when one is due, this
--- statement claims nothing and says so (due = true), and the caller runs claim-staging.sql,
--- which stages due jobs first so that they compete for the claim in order.
+-- scheduled or retrying job due in these queues, needs nothing else. When $7 is true and one is
+-- due, this statement claims nothing and says so (due = true): the caller stages due jobs
+-- (stage-due.sql), so that they compete for the claim in order, and claims again with $7 false
+-- (a due job another transaction holds locked must not stop the claim).
 -- The claim commits asynchronously (synchronous_commit off for this transaction): see
 -- 001_initial.sql.
 -- $1 queues text[], $2 limit int, $3 worker text, $4 lease_until bigint, $5 now bigint,
--- $6 channel text (the schema's NOTIFY channel)
+-- $6 channel text (the schema's NOTIFY channel), $7 check_due boolean
 -- Returns the claimed rows in no particular order (the caller sorts), each with due = false; or
 -- one row of NULLs with due = true or false when nothing was claimed.
 WITH due AS MATERIALIZED (
-  SELECT EXISTS (SELECT FROM offload.jobs
-                  WHERE state IN ('scheduled', 'retrying') AND run_at <= $5::bigint AND queue = ANY ($1::text[])) AS pending,
+  SELECT $7::boolean AND EXISTS (SELECT FROM offload.jobs
+                                  WHERE state IN ('scheduled', 'retrying') AND run_at <= $5::bigint AND queue = ANY ($1::text[])) AS pending,
          set_config('synchronous_commit', 'off', true) AS synchronous_commit
 ), claimed AS (
   UPDATE offload.jobs j
