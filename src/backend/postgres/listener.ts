@@ -1,9 +1,9 @@
-// Change signals for watch(): a dedicated connection LISTENs on the schema's channel, which the
-// writing statements NOTIFY on commit of any change, from any process. When that connection drops (server
-// restart, network), it reconnects with backoff and then announces once, since notifications sent
-// while it was away are lost. A slow safety poll announces regardless, so a missed notification
-// costs at most one poll interval. Writes by this process are also announced directly, before
-// the notification comes back.
+// Change signals for watch(): a dedicated connection LISTENs on the schema's channel, on which
+// every writing statement NOTIFYs (delivered at commit), from any process. When that connection
+// drops (server restart, network), it reconnects with backoff and then announces once, since
+// notifications sent while it was away are lost. A slow safety poll announces regardless, so a
+// missed notification costs at most one poll interval. Writes by this process are also announced
+// directly, before the notification comes back.
 import { ChangeListeners } from "../change-listeners.ts";
 import pg from "pg";
 import { quoteIdent } from "./queries.ts";
