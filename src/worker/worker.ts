@@ -75,6 +75,8 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
   /** Jobs whose handler is done and whose outcome is being written: no slot, but a lease to keep. */
   readonly #acking = new Map<string, Running>();
   readonly #wakeup = new Wakeup();
+  /** The backend signalled a change since the claim loop last looked: new jobs may be there. */
+  #changed = false;
   readonly #stopping = new AbortController();
   /** Aborted only once every job is finished or handed back: leases stay renewed during the grace period. */
   readonly #finished = new AbortController();
@@ -109,7 +111,10 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     const backend = await this.#deps.backend();
     this.#backend = backend;
     this.#batcher = new CompleteBatcher(backend, this.#deps.clock);
-    this.#unwatch = backend.watch(() => this.#wakeup.notify());
+    this.#unwatch = backend.watch(() => {
+      this.#changed = true;
+      this.#wakeup.notify();
+    });
     this.#maintenance = new Maintenance(backend, this.#deps.clock, this.#deps.retention, (e) => this.#report(e));
     this.#maintenance.start(this.#stopping.signal);
     this.#heartbeat = this.#heartbeatLoop(backend);
@@ -164,7 +169,8 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     const maxInFlight = overlapping ? CLAIMS_IN_FLIGHT : 1;
     const inFlight = new Set<Promise<void>>();
     let reserved = 0; // slots asked for by claims in flight
-    let exhausted = false; // a claim came back short: wait for a signal before asking again
+    let exhausted = false; // a claim came back short: ask again only after a change signal or a poll
+    let probing = true; // after idling, one claim first: only a full one shows that more may wait
     let failures = 0; // in a row, for the back-off
     let backOff = false; // a claim failed: wait before the next
     const claim = (limit: number): void => {
@@ -177,6 +183,7 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
           // Launched even when stop() began meanwhile: stop() waits for them or hands them back.
           for (const c of claimed) this.#launch(backend, c);
           if (claimed.length < limit) exhausted = true;
+          else probing = false;
         },
         (error: unknown) => {
           reserved -= limit;
@@ -193,7 +200,7 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     while (!stop.aborted) {
       // Outcomes being written do not hold slots, but too many of them (a slow backend) stop claims.
       const free = this.#acking.size >= 2 * this.concurrency ? 0 : this.concurrency - this.#running.size - reserved;
-      if (free > 0 && !exhausted && !backOff && inFlight.size < maxInFlight) {
+      if (free > 0 && !exhausted && !backOff && inFlight.size < (probing ? 1 : maxInFlight)) {
         claim(Math.min(free, batch));
         continue;
       }
@@ -206,6 +213,13 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
         await this.#wakeup.wait(Math.min(this.#settings.pollMs, 50 * 2 ** Math.min(failures, 10)), this.#deps.clock, stop);
         backOff = false;
       } else {
+        if (this.#changed) {
+          // Something changed while claims were out (they may have come back short before it).
+          this.#changed = false;
+          exhausted = false;
+          probing = true;
+          continue;
+        }
         let idleMs: number;
         try {
           idleMs = await this.#idleWait(backend, free > 0);
@@ -215,8 +229,15 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
           backOff = true;
           continue;
         }
-        await this.#wakeup.wait(idleMs, this.#deps.clock, stop);
-        exhausted = false;
+        // Woken by a job finishing or a claim settling, the queue is no fuller than it was: only a
+        // change signal or the poll (a scheduled job may be due) is a reason to ask again. A wait
+        // that returns at once on such a stale wake-up costs one loop, never a spin.
+        const notified = await this.#wakeup.wait(idleMs, this.#deps.clock, stop);
+        if (!notified || this.#changed) {
+          this.#changed = false;
+          exhausted = false;
+          probing = true;
+        }
         // Jobs finish in bursts (their acks are batched per event-loop turn): let the whole burst
         // free its slots before claiming, so one claim fills them all instead of one claim each.
         await new Promise<void>((resolve) => setImmediate(resolve));

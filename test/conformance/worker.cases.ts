@@ -216,6 +216,42 @@ export function workerCases(use: UseBackend): void {
     assert.equal(most, 7, "all slots were used, and never more");
   }));
 
+  it("an idle worker asks once per poll, and again at once when a job arrives", withOffload(use, async ({ offload, backend, clock }) => {
+    let claims = 0;
+    let idles = 0; // the loop asks when the next scheduled job is due right before it goes idle
+    let idled: () => void = () => {};
+    const claim = backend.claim.bind(backend);
+    backend.claim = (request) => {
+      claims++;
+      return claim(request);
+    };
+    const nextDueAt = backend.nextDueAt.bind(backend);
+    backend.nextDueAt = async (queues) => {
+      const at = await nextDueAt(queues);
+      idles++;
+      idled();
+      return at;
+    };
+    const idle = async (count: number): Promise<void> => {
+      while (idles < count) await new Promise<void>((resolve) => (idled = resolve));
+      await clock.sleeping(7_000);
+    };
+    const echo = offload.task({ name: "echo", run: (n: number) => n });
+    const worker = offload.worker({ concurrency: 8, poll: "7s" });
+    await worker.start();
+    // Reaching the poll's sleep at all is the point: a loop that kept waking itself never sleeps.
+    // Besides the first claim, start-up may bring a change signal or two (the subscription
+    // confirmed, the first maintenance pass), and each may cost one more claim.
+    await idle(1);
+    assert.ok(claims <= 3, `${claims} claims before the worker went idle`);
+    const before = claims;
+    clock.advance(7_000);
+    await idle(idles + 1);
+    assert.ok(claims - before <= 2, `${claims - before} claims for one poll`);
+    const job = await echo.enqueue(5); // the change signal wakes it, long before the next poll
+    assert.equal(await job.result(), 5);
+  }));
+
   it("stop() hands active jobs back to queued once the grace period is over", withOffload(use, async ({ offload, clock }) => {
     const stuck = offload.task({ name: "stuck", run: (_: null, ctx) => new Promise((_r, reject) => {
       ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason as Error));
