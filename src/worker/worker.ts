@@ -171,9 +171,14 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     let reserved = 0; // slots asked for by claims in flight
     let exhausted = false; // a claim came back short: ask again only after a change signal or a poll
     let probing = true; // after idling, one claim first: only a full one shows that more may wait
+    // When to look again if nothing signals: the poll, or the next scheduled job if sooner. Asked
+    // of the backend once per idle spell, not again on every local wake-up (a job finishing).
+    let idleUntil: number | undefined;
+    let idleUntilKnowsDue = false; // computed with free slots, so the next due job is in it
     let failures = 0; // in a row, for the back-off
     let backOff = false; // a claim failed: wait before the next
     const claim = (limit: number): void => {
+      idleUntil = undefined;
       reserved += limit;
       const request = backend.claim({ queues: this.queues, limit, worker: this.id, leaseMs: this.#settings.leaseMs, now: this.#deps.clock.now() });
       const settled = request.then(
@@ -220,23 +225,26 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
           probing = true;
           continue;
         }
-        let idleMs: number;
-        try {
-          idleMs = await this.#idleWait(backend, free > 0);
-        } catch (error) {
-          this.#report(error);
-          failures++;
-          backOff = true;
-          continue;
+        if (idleUntil === undefined || (free > 0 && !idleUntilKnowsDue)) {
+          try {
+            idleUntil = this.#deps.clock.now() + (await this.#idleWait(backend, free > 0));
+            idleUntilKnowsDue = free > 0;
+          } catch (error) {
+            this.#report(error);
+            failures++;
+            backOff = true;
+            continue;
+          }
         }
         // Woken by a job finishing or a claim settling, the queue is no fuller than it was: only a
-        // change signal or the poll (a scheduled job may be due) is a reason to ask again. A wait
+        // change signal or the time (the poll, a scheduled job) is a reason to ask again. A wait
         // that returns at once on such a stale wake-up costs one loop, never a spin.
-        const notified = await this.#wakeup.wait(idleMs, this.#deps.clock, stop);
+        const notified = await this.#wakeup.wait(Math.max(0, idleUntil - this.#deps.clock.now()), this.#deps.clock, stop);
         if (!notified || this.#changed) {
           this.#changed = false;
           exhausted = false;
           probing = true;
+          idleUntil = undefined;
         }
         // Jobs finish in bursts (their acks are batched per event-loop turn): let the whole burst
         // free its slots before claiming, so one claim fills them all instead of one claim each.
