@@ -70,10 +70,14 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
   readonly concurrency: number;
   readonly #deps: WorkerDeps;
   readonly #settings: WorkerSettings;
-  /** Jobs whose handler is running: each holds a slot. */
+  // Runs are keyed by lease token, not job id: after a lost lease the same job can be claimed
+  // again (by this worker too) while the stale run is still winding down.
+  /** Runs whose handler is running: each holds a slot. */
   readonly #running = new Map<string, Running>();
-  /** Jobs whose handler is done and whose outcome is being written: no slot, but a lease to keep. */
+  /** Runs whose handler is done and whose outcome is being written: no slot, but a lease to keep. */
   readonly #acking = new Map<string, Running>();
+  /** The newest run of each job: the one a heartbeat's answer about that job id is about. */
+  readonly #current = new Map<string, Running>();
   readonly #wakeup = new Wakeup();
   /** The backend signalled a change since the claim loop last looked: new jobs may be there. */
   #changed = false;
@@ -98,7 +102,7 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
 
   /** Ids of the jobs running now. */
   get active(): string[] {
-    return [...this.#running.keys()];
+    return [...this.#running.values()].map((r) => r.claimed.job.id);
   }
 
   get stopping(): boolean {
@@ -266,11 +270,17 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     const control = new JobControl();
     const writes = new Set<Promise<unknown>>();
     const running: Running = { claimed, control, writes, done: Promise.resolve() };
-    this.#running.set(claimed.job.id, running);
+    const { id } = claimed.job;
+    // Claimed again while an earlier run of it is still here: that run's lease was rescued, so it
+    // is lost; it stops now rather than at the next heartbeat.
+    this.#current.get(id)?.control.abort(new LeaseLost());
+    this.#current.set(id, running);
+    this.#running.set(claimed.token, running);
     this.emit("job", { type: "started", job: claimed.job });
     running.done = this.#run(backend, running).finally(() => {
-      this.#running.delete(claimed.job.id);
-      this.#acking.delete(claimed.job.id);
+      this.#running.delete(claimed.token);
+      this.#acking.delete(claimed.token);
+      if (this.#current.get(id) === running) this.#current.delete(id);
       this.#wakeup.notify();
     });
   }
@@ -287,9 +297,9 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     // The handler is done: free its slot now, so the next claim overlaps this acknowledgement
     // (for a networked backend, a round trip saved per batch). The lease stays renewed until the
     // outcome is written.
-    const id = running.claimed.job.id;
-    if (this.#running.delete(id)) {
-      this.#acking.set(id, running);
+    const token = running.claimed.token;
+    if (this.#running.delete(token)) {
+      this.#acking.set(token, running);
       this.#wakeup.notify();
     }
     try {
@@ -314,8 +324,12 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
       try {
         const leases = running.map((r) => ({ id: r.claimed.job.id, token: r.claimed.token }));
         const result = await backend.heartbeat({ worker: this.id, leases, leaseMs: this.#settings.leaseMs, now: this.#deps.clock.now() });
-        for (const id of result.lost) (this.#running.get(id) ?? this.#acking.get(id))?.control.abort(new LeaseLost());
-        for (const id of result.cancelRequested) this.#running.get(id)?.control.abort(new CancelRequested());
+        // Only the newest run of a job is heartbeated (a stale one was aborted), so ids are unambiguous.
+        for (const id of result.lost) this.#current.get(id)?.control.abort(new LeaseLost());
+        for (const id of result.cancelRequested) {
+          const run = this.#current.get(id);
+          if (run && this.#running.has(run.claimed.token)) run.control.abort(new CancelRequested());
+        }
       } catch (error) {
         this.#report(error);
       }

@@ -174,10 +174,11 @@ export function workerCases(use: UseBackend): void {
     const started = nextEvent(worker, "started");
     const job = await slow.enqueue(null);
     await started;
-    // Another process's rescue, with its clock past this lease: the job is queued again.
-    assert.deepEqual((await backend.rescueExpired(clock.now() + 10_001)).requeued, [job.id]);
+    // Another process's rescue, with its clock past this lease: the job is queued again. The
+    // worker learns it at its next heartbeat, or sooner if it claims the job again meanwhile.
     const lost = nextEvent(worker, "lease-lost");
-    clock.advance(1_000); // the next heartbeat learns the lease is gone
+    assert.deepEqual((await backend.rescueExpired(clock.now() + 10_001)).requeued, [job.id]);
+    clock.advance(1_000);
     await lost;
     assert.equal(sawReason, "LeaseLost");
     const stored = await job.get();
@@ -185,6 +186,33 @@ export function workerCases(use: UseBackend): void {
     assert.equal(stored.errors.length, 1, "only the rescue's LeaseExpired entry: the lost worker wrote no outcome");
     assert.equal(stored.errors[0]?.name, "LeaseExpired");
     await worker.stop({ grace: 0 }); // it may have claimed the job again; hand it back
+  }));
+
+  it("a job rescued from this very worker runs again here, and the stale run stops at once", withOffload(use, async ({ offload, clock, backend }) => {
+    const reasons: string[] = [];
+    const twice = offload.task({ name: "twice", run: (_: null, ctx) => {
+      if (ctx.job.attempt > 1) return "second run";
+      return new Promise<string>((_resolve, reject) => {
+        ctx.signal.addEventListener("abort", () => {
+          reasons.push((ctx.signal.reason as Error).name);
+          reject(ctx.signal.reason as Error);
+        });
+      });
+    } });
+    const worker = offload.worker({ concurrency: 2, lease: "10s" });
+    await worker.start();
+    const started = nextEvent(worker, "started");
+    const job = await twice.enqueue(null);
+    await started;
+    const lost = nextEvent(worker, "lease-lost");
+    assert.deepEqual((await backend.rescueExpired(clock.now() + 10_001)).requeued, [job.id]);
+    // No clock move: the rescue's change signal makes the worker claim the job again.
+    await lost;
+    assert.equal(await job.result(), "second run");
+    assert.deepEqual(reasons, ["LeaseLost"]);
+    const stored = await job.get();
+    assert.equal(stored.attempt, 2);
+    assert.deepEqual(stored.errors.map((e) => e.name), ["LeaseExpired"], "the stale run wrote nothing");
   }));
 
   it("never runs more handlers at once than its concurrency, with several claims in flight", withOffload(use, async ({ offload }) => {
