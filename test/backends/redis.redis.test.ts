@@ -28,6 +28,21 @@ describe("redis adapter specifics", () => {
     }
   });
 
+  it("reads past global feed entries of the first layout (one event per entry) left by an upgrade", async () => {
+    const backend = new RedisBackend({ url, prefix: `${run}-layout1` });
+    const admin = new Redis(url);
+    try {
+      await admin.xadd(`${backend.keyPrefix}events`, "1-0", "m", "1\tsome-job\tstate\t1\t{}");
+      await admin.set(`${backend.keyPrefix}event-seq`, "1");
+      const [r] = await backend.enqueue({ jobs: [newJob()], now: T0 });
+      const feed = await backend.readEvents({ afterId: 0, limit: 10 });
+      assert.deepEqual(feed.map((e) => [e.id, e.jobId, e.data["state"]]), [[2, r?.job.id, "queued"]]);
+    } finally {
+      await admin.quit();
+      await backend.close();
+    }
+  });
+
   it("caps the global event feed, and keeps each job's own events", async () => {
     const backend = new RedisBackend({ url, prefix: `${run}-cap`, maxEvents: 100 });
     try {

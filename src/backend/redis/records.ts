@@ -133,7 +133,9 @@ export function feedEvents(entries: readonly [string, readonly string[]][], afte
   for (const [, fields] of entries) {
     for (let i = 0; i + 1 < fields.length && events.length < limit; i += 2) {
       const id = Number(fields[i]);
-      if (id <= afterId) continue;
+      // NaN: an entry of the first layout (one event per entry, field "m"), from before an
+      // upgrade. Skipped; the feed's cap trims such entries away soon enough.
+      if (!(id > afterId)) continue;
       const member = fields[i + 1] ?? "";
       const tab = member.indexOf("\t");
       events.push(toJobEvent(id, member.slice(0, tab), member.slice(tab + 1)));

@@ -12,7 +12,9 @@ for state, before in pairs(befores) do
   if #ids == chunk then more = 1 end
   for _, id in ipairs(ids) do
     local queue = redis.call('HGET', jobkey(id), 'queue')
-    redis.call('DEL', jobkey(id))
+    -- events:<id> is the per-job event list of the first layout (before events moved into the
+    -- job's hash); deleting it costs nothing when it is not there.
+    redis.call('DEL', jobkey(id), P .. 'events:' .. id)
     redis.call('ZREM', done, id)
     redis.call('ZREM', P .. 'jobs', id)
     if queue then count(queue, state, -1) end
