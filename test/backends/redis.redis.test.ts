@@ -28,7 +28,7 @@ describe("redis adapter specifics", () => {
     }
   });
 
-  it("reads past global feed entries of the first layout (one event per entry) left by an upgrade", async () => {
+  it("reads global feed entries of the first layout (one event per entry, field m) left by an upgrade", async () => {
     const backend = new RedisBackend({ url, prefix: `${run}-layout1` });
     const admin = new Redis(url);
     try {
@@ -36,7 +36,7 @@ describe("redis adapter specifics", () => {
       await admin.set(`${backend.keyPrefix}event-seq`, "1");
       const [r] = await backend.enqueue({ jobs: [newJob()], now: T0 });
       const feed = await backend.readEvents({ afterId: 0, limit: 10 });
-      assert.deepEqual(feed.map((e) => [e.id, e.jobId, e.data["state"]]), [[2, r?.job.id, "queued"]]);
+      assert.deepEqual(feed.map((e) => [e.id, e.jobId, e.data["state"]]), [[1, "some-job", undefined], [2, r?.job.id, "queued"]]);
     } finally {
       await admin.quit();
       await backend.close();

@@ -125,20 +125,22 @@ export function jobEvents(jobId: string, fields: Fields, afterId: number, limit:
 }
 
 /**
- * Events of global feed entries (XRANGE replies), after `afterId`. One entry holds all events of
- * one script as field pairs "<event id>" → "<job id> \t <body>".
+ * Events of global feed entries (XRANGE replies), after `afterId`. An entry holds all events of
+ * one script as lines "<event id> \t <job id> \t <body>" joined by "\n" (see lib.lua flush);
+ * an entry of the first layout holds one such line, so it reads the same way.
  */
 export function feedEvents(entries: readonly [string, readonly string[]][], afterId: number, limit: number): JobEvent[] {
   const events: JobEvent[] = [];
   for (const [, fields] of entries) {
-    for (let i = 0; i + 1 < fields.length && events.length < limit; i += 2) {
-      const id = Number(fields[i]);
-      // NaN: an entry of the first layout (one event per entry, field "m"), from before an
-      // upgrade. Skipped; the feed's cap trims such entries away soon enough.
-      if (!(id > afterId)) continue;
-      const member = fields[i + 1] ?? "";
-      const tab = member.indexOf("\t");
-      events.push(toJobEvent(id, member.slice(0, tab), member.slice(tab + 1)));
+    for (let f = 1; f < fields.length; f += 2) {
+      for (const line of (fields[f] ?? "").split("\n")) {
+        if (events.length >= limit) return events;
+        const first = line.indexOf("\t");
+        const second = line.indexOf("\t", first + 1);
+        const id = Number(line.slice(0, first));
+        if (first < 0 || second < 0 || !(id > afterId)) continue;
+        events.push(toJobEvent(id, line.slice(first + 1, second), line.slice(second + 1)));
+      }
     }
   }
   return events;
