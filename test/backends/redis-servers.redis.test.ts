@@ -1,6 +1,7 @@
 // Redis deployments beyond one healthy server, on redis-server processes this file starts itself
 // (temp dirs, free loopback ports) so nothing here touches the shared server:
-// - a real 3-node Redis Cluster runs jobs of several queues;
+// - a real 3-node Redis Cluster runs jobs of several queues, also while its nodes kill every client
+//   connection mid-run;
 // - every client connection is killed mid-run, and the idle worker's pub/sub comes back;
 // - redis-server restarts mid-run with AOF on: every job it kept completes.
 // Waits are on worker events and job results; the only loops poll a server for readiness.
@@ -127,6 +128,34 @@ describe("redis: cluster, connection loss, server restart", () => {
       } finally {
         await offload.close();
       }
+    }
+
+    // Connections to the cluster's nodes die mid-run (each node kills all its normal clients):
+    // the cluster client reconnects, and every job completes.
+    const offload = new Offload({ backend: `${url}?prefix=gamma` });
+    const admins = ports.map((port) => new Redis(port, "127.0.0.1"));
+    try {
+      const work = offload.task({ name: "work", run: async (p: { n: number }) => {
+        await delay(1); // jobs in flight when the connections die
+        return p.n;
+      } });
+      const worker = offload.worker({ concurrency: 10, lease: "3s", heartbeat: "500ms" });
+      worker.on("error", () => {});
+      await worker.start();
+      const handles = await work.enqueueMany(Array.from({ length: 200 }, (_, n) => ({ n })));
+      const killed = new Promise<unknown[]>((resolve, reject) => {
+        onSuccesses(worker, (done) => {
+          if (done === 50) Promise.all(admins.map((a) => a.call("CLIENT", "KILL", "TYPE", "normal"))).then(resolve, reject);
+        });
+      });
+      const perNode = (await killed).map(Number);
+      assert.ok(perNode.reduce((a, b) => a + b, 0) > 0, "connections were killed mid-run");
+      const results = await Promise.all(handles.map((h) => h.result({ timeout: "60s" })));
+      assert.deepEqual(results, handles.map((_, n) => n));
+      await worker.stop();
+    } finally {
+      await offload.close();
+      await Promise.all(admins.map((a) => a.quit()));
     }
   });
 
