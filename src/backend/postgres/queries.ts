@@ -32,10 +32,19 @@ export function inSchema(sql: string, schema: string): string {
 
 const cache = new Map<string, Record<QueryName, string>>();
 
+/**
+ * The query files open with comment lines naming their parameters ("($1) ids text[]"). They are
+ * for readers: the server never needs them, they would travel with every statement, and an ORM
+ * adapter that rebuilds `$n` placeholders (docs/postgres.md, Drizzle) would count the ones in them.
+ */
+function withoutCommentLines(sql: string): string {
+  return sql.replace(/^[ \t]*--.*(?:\r?\n|$)/gm, "");
+}
+
 export function loadQueries(schema: string): Record<QueryName, string> {
   let queries = cache.get(schema);
   if (!queries) {
-    const entries = QUERY_NAMES.map((name) => [name, inSchema(readFileSync(new URL(`./queries/${name}.sql`, import.meta.url), "utf8"), schema)]);
+    const entries = QUERY_NAMES.map((name) => [name, inSchema(withoutCommentLines(readFileSync(new URL(`./queries/${name}.sql`, import.meta.url), "utf8")), schema)]);
     queries = Object.fromEntries(entries) as Record<QueryName, string>;
     cache.set(schema, queries);
   }

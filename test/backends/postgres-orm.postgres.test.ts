@@ -1,0 +1,92 @@
+// The ORM adapters that docs/postgres.md shows for transactional enqueue, run as written against
+// the real server: with Kysely and with Drizzle, a job exists exactly when the ORM's transaction
+// commits. (Prisma's snippet is not run: its query engine is a binary download this CI cannot do.)
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { type SQL, sql } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/node-postgres";
+import { CompiledQuery, Kysely, PostgresDialect } from "kysely";
+import pg from "pg";
+import { Offload } from "../../src/index.ts";
+import { POSTGRES_URL, dropSchema, uniqueSchema } from "./postgres-helpers.ts";
+
+interface Fixture {
+  readonly schema: string;
+  readonly offload: Offload;
+  readonly pool: pg.Pool;
+}
+
+async function withFixture(body: (f: Fixture) => Promise<void>): Promise<void> {
+  const schema = uniqueSchema("orm");
+  const offload = new Offload({ backend: `${POSTGRES_URL}?schema=${schema}` });
+  const pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 2 });
+  try {
+    await offload.backend(); // opens and migrates the schema
+    await pool.query(`CREATE TABLE "${schema}".orders (id serial PRIMARY KEY, note text NOT NULL)`);
+    await body({ schema, offload, pool });
+  } finally {
+    await offload.close();
+    await pool.end();
+    await dropSchema(schema);
+  }
+}
+
+class Rollback extends Error {}
+
+/** The Drizzle adapter of docs/postgres.md, as printed there. */
+function drizzleTx(tx: { execute: (query: SQL) => Promise<unknown> }): { query(text: string, values?: unknown[]): Promise<unknown> } {
+  return {
+    query(text: string, values: unknown[] = []) {
+      const parts = text.split(/\$(\d+)/);
+      const chunks: SQL[] = [sql.raw(parts[0] ?? "")];
+      for (let i = 1; i < parts.length; i += 2) chunks.push(sql`${sql.param(values[Number(parts[i]) - 1])}`, sql.raw(parts[i + 1] ?? ""));
+      return tx.execute(sql.join(chunks));
+    },
+  };
+}
+
+describe("postgres: transactional enqueue through ORMs (the docs' adapters)", () => {
+  it("Kysely: commit → the job runs; rollback → no job, ever", () => withFixture(async ({ schema, offload, pool }) => {
+    const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => ({ confirmed: p.order }) });
+    const db = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool }) });
+    const enqueueIn = (trx: Kysely<Record<string, never>>, order: number) => {
+      const tx = { query: (text: string, values: unknown[]) => trx.executeQuery(CompiledQuery.raw(text, values)) };
+      return confirm.enqueue({ order }, { tx });
+    };
+    const committed = await db.transaction().execute(async (trx) => {
+      await trx.executeQuery(CompiledQuery.raw(`INSERT INTO "${schema}".orders (note) VALUES ('kept')`));
+      return enqueueIn(trx, 1);
+    });
+    let rolledBack = "";
+    await assert.rejects(db.transaction().execute(async (trx) => {
+      rolledBack = (await enqueueIn(trx, 2)).id;
+      throw new Rollback();
+    }), Rollback);
+
+    const worker = offload.worker();
+    await worker.start();
+    assert.deepEqual(await committed.result({ timeout: "10s" }), { confirmed: 1 });
+    assert.equal(await offload.jobs.find(rolledBack), undefined);
+    assert.deepEqual((await offload.jobs.counts()).map((c) => c.counts.succeeded), [1]);
+  }));
+
+  it("Drizzle: commit → the job runs; rollback → no job, ever", () => withFixture(async ({ schema, offload, pool }) => {
+    const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => ({ confirmed: p.order }) });
+    const db = drizzle({ client: pool });
+    const committed = await db.transaction(async (tx) => {
+      await tx.execute(sql.raw(`INSERT INTO "${schema}".orders (note) VALUES ('kept')`));
+      return confirm.enqueue({ order: 1 }, { tx: drizzleTx(tx) });
+    });
+    let rolledBack = "";
+    await assert.rejects(db.transaction(async (tx) => {
+      rolledBack = (await confirm.enqueue({ order: 2 }, { tx: drizzleTx(tx) })).id;
+      throw new Rollback();
+    }), Rollback);
+
+    const worker = offload.worker();
+    await worker.start();
+    assert.deepEqual(await committed.result({ timeout: "10s" }), { confirmed: 1 });
+    assert.equal(await offload.jobs.find(rolledBack), undefined);
+    assert.deepEqual((await offload.jobs.counts()).map((c) => c.counts.succeeded), [1]);
+  }));
+});
