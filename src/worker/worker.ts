@@ -17,6 +17,7 @@ import type { ClaimedJob } from "../core/job.ts";
 import { Wakeup } from "../core/wakeup.ts";
 import { makeJobContext } from "./job-context.ts";
 import { CancelRequested, LeaseLost, ShuttingDown } from "./abort-reasons.ts";
+import { ClaimLoop } from "./claim-loop.ts";
 import { CompleteBatcher } from "./complete-batcher.ts";
 import { execute } from "./executor.ts";
 import { JobControl } from "./job-control.ts";
@@ -26,9 +27,6 @@ import { Maintenance } from "./maintenance.ts";
 import type { TaskRegistry } from "./task-registry.ts";
 import { type WorkerSettings, workerSettings } from "./settings.ts";
 import { hostname } from "node:os";
-
-/** Claims a worker keeps in flight at once, where claims overlap (see #claimLoop). */
-const CLAIMS_IN_FLIGHT = 4;
 
 export interface WorkerOptions {
   /** Queues to take jobs from. Default: every queue a registered task uses. */
@@ -79,8 +77,6 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
   /** The newest run of each job: the one a heartbeat's answer about that job id is about. */
   readonly #current = new Map<string, Running>();
   readonly #wakeup = new Wakeup();
-  /** The backend signalled a change since the claim loop last looked: new jobs may be there. */
-  #changed = false;
   readonly #stopping = new AbortController();
   /** Aborted only once every job is finished or handed back: leases stay renewed during the grace period. */
   readonly #finished = new AbortController();
@@ -115,14 +111,19 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     const backend = await this.#deps.backend();
     this.#backend = backend;
     this.#batcher = new CompleteBatcher(backend, this.#deps.clock);
-    this.#unwatch = backend.watch(() => {
-      this.#changed = true;
-      this.#wakeup.notify();
+    const claims = new ClaimLoop({
+      backend, clock: this.#deps.clock, wakeup: this.#wakeup, queues: this.queues, worker: this.id,
+      concurrency: this.concurrency, leaseMs: this.#settings.leaseMs, pollMs: this.#settings.pollMs,
+      running: () => this.#running.size,
+      acking: () => this.#acking.size,
+      launch: (claimed) => this.#launch(backend, claimed),
+      report: (error) => this.#report(error),
     });
+    this.#unwatch = backend.watch(() => claims.changed());
     this.#maintenance = new Maintenance(backend, this.#deps.clock, this.#deps.retention, (e) => this.#report(e));
     this.#maintenance.start(this.#stopping.signal);
     this.#heartbeat = this.#heartbeatLoop(backend);
-    this.#loop = this.#claimLoop(backend);
+    this.#loop = claims.run(this.#stopping.signal);
   }
 
   /**
@@ -159,111 +160,6 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     left.forEach((r, i) => {
       if (statuses?.[i] === "OK") this.emit("job", { type: "released", job: r.claimed.job });
     });
-  }
-
-  /**
-   * Claims jobs into free slots until stopped. Where claims overlap (a server backend), the free
-   * slots are claimed in several smaller batches at once, so the server works on one batch while
-   * this process runs another; a slot counts as taken from the moment a claim asks for it.
-   */
-  async #claimLoop(backend: Backend): Promise<void> {
-    const stop = this.#stopping.signal;
-    const overlapping = backend.capabilities.overlappingClaims === true;
-    const batch = overlapping ? Math.ceil(this.concurrency / CLAIMS_IN_FLIGHT) : this.concurrency;
-    const maxInFlight = overlapping ? CLAIMS_IN_FLIGHT : 1;
-    const inFlight = new Set<Promise<void>>();
-    let reserved = 0; // slots asked for by claims in flight
-    let exhausted = false; // a claim came back short: ask again only after a change signal or a poll
-    let probing = true; // after idling, one claim first: only a full one shows that more may wait
-    // When to look again if nothing signals: the poll, or the next scheduled job if sooner. Asked
-    // of the backend once per idle spell, not again on every local wake-up (a job finishing).
-    let idleUntil: number | undefined;
-    let idleUntilKnowsDue = false; // computed with free slots, so the next due job is in it
-    let failures = 0; // in a row, for the back-off
-    let backOff = false; // a claim failed: wait before the next
-    const claim = (limit: number): void => {
-      idleUntil = undefined;
-      reserved += limit;
-      const request = backend.claim({ queues: this.queues, limit, worker: this.id, leaseMs: this.#settings.leaseMs, now: this.#deps.clock.now() });
-      const settled = request.then(
-        (claimed) => {
-          failures = 0;
-          reserved -= limit;
-          // Launched even when stop() began meanwhile: stop() waits for them or hands them back.
-          for (const c of claimed) this.#launch(backend, c);
-          if (claimed.length < limit) exhausted = true;
-          else probing = false;
-        },
-        (error: unknown) => {
-          reserved -= limit;
-          failures++;
-          backOff = true;
-          this.#report(error);
-        },
-      ).finally(() => {
-        inFlight.delete(settled);
-        this.#wakeup.notify();
-      });
-      inFlight.add(settled);
-    };
-    while (!stop.aborted) {
-      // Outcomes being written do not hold slots, but too many of them (a slow backend) stop claims.
-      const free = this.#acking.size >= 2 * this.concurrency ? 0 : this.concurrency - this.#running.size - reserved;
-      if (free > 0 && !exhausted && !backOff && inFlight.size < (probing ? 1 : maxInFlight)) {
-        claim(Math.min(free, batch));
-        continue;
-      }
-      if (inFlight.size > 0) {
-        // A claim settling, or a job finishing, is what changes the picture.
-        await this.#wakeup.wait(this.#settings.pollMs, this.#deps.clock, stop);
-      } else if (backOff) {
-        // The backend is unreachable or failing: back off (50 ms doubling, at most one poll
-        // interval), but wake early on a change signal, so a short blip costs milliseconds.
-        await this.#wakeup.wait(Math.min(this.#settings.pollMs, 50 * 2 ** Math.min(failures, 10)), this.#deps.clock, stop);
-        backOff = false;
-      } else {
-        if (this.#changed) {
-          // Something changed while claims were out (they may have come back short before it).
-          this.#changed = false;
-          exhausted = false;
-          probing = true;
-          continue;
-        }
-        if (idleUntil === undefined || (free > 0 && !idleUntilKnowsDue)) {
-          try {
-            idleUntil = this.#deps.clock.now() + (await this.#idleWait(backend, free > 0));
-            idleUntilKnowsDue = free > 0;
-          } catch (error) {
-            this.#report(error);
-            failures++;
-            backOff = true;
-            continue;
-          }
-        }
-        // Woken by a job finishing or a claim settling, the queue is no fuller than it was: only a
-        // change signal or the time (the poll, a scheduled job) is a reason to ask again. A wait
-        // that returns at once on such a stale wake-up costs one loop, never a spin.
-        const notified = await this.#wakeup.wait(Math.max(0, idleUntil - this.#deps.clock.now()), this.#deps.clock, stop);
-        if (!notified || this.#changed) {
-          this.#changed = false;
-          exhausted = false;
-          probing = true;
-          idleUntil = undefined;
-        }
-        // Jobs finish in bursts (their acks are batched per event-loop turn): let the whole burst
-        // free its slots before claiming, so one claim fills them all instead of one claim each.
-        await new Promise<void>((resolve) => setImmediate(resolve));
-      }
-    }
-    await Promise.all(inFlight);
-  }
-
-  /** How long to sleep when idle: until the next scheduled job is due, at most one poll interval. */
-  async #idleWait(backend: Backend, hasFreeSlots: boolean): Promise<number> {
-    if (!hasFreeSlots) return this.#settings.pollMs;
-    const next = await backend.nextDueAt(this.queues);
-    if (next === undefined) return this.#settings.pollMs;
-    return Math.max(0, Math.min(this.#settings.pollMs, next - this.#deps.clock.now()));
   }
 
   #launch(backend: Backend, claimed: ClaimedJob): void {
