@@ -4,6 +4,7 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { PostgresBackend, type PostgresOptions } from "../../src/backend/postgres/postgres-backend.ts";
+import { Offload } from "../../src/index.ts";
 
 export const POSTGRES_URL = process.env["OFFLOAD_TEST_POSTGRES_URL"] ?? "postgres://postgres@127.0.0.1:5432/test";
 
@@ -33,4 +34,27 @@ export async function openIsolated(options: Partial<PostgresOptions> = {}): Prom
     return dropped;
   };
   return backend;
+}
+
+/**
+ * An Offload on a fresh schema that also holds an app table, `"<schema>".orders (id, note)`, for
+ * the transactional-enqueue tests; closed and dropped afterwards.
+ */
+export async function withOrdersSchema(prefix: string, body: (f: { schema: string; offload: Offload }) => Promise<void>): Promise<void> {
+  const schema = uniqueSchema(prefix);
+  const offload = new Offload({ backend: `${POSTGRES_URL}?schema=${schema}` });
+  try {
+    await offload.backend(); // opens and migrates the schema
+    const client = new pg.Client({ connectionString: POSTGRES_URL });
+    await client.connect();
+    try {
+      await client.query(`CREATE TABLE "${schema}".orders (id serial PRIMARY KEY, note text NOT NULL)`);
+    } finally {
+      await client.end();
+    }
+    await body({ schema, offload });
+  } finally {
+    await offload.close();
+    await dropSchema(schema);
+  }
 }

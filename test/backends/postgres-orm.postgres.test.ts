@@ -7,8 +7,8 @@ import { type SQL, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/node-postgres";
 import { CompiledQuery, Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
-import { Offload } from "../../src/index.ts";
-import { POSTGRES_URL, dropSchema, uniqueSchema } from "./postgres-helpers.ts";
+import type { JobHandle, Offload } from "../../src/index.ts";
+import { POSTGRES_URL, withOrdersSchema } from "./postgres-helpers.ts";
 
 interface Fixture {
   readonly schema: string;
@@ -16,19 +16,24 @@ interface Fixture {
   readonly pool: pg.Pool;
 }
 
-async function withFixture(body: (f: Fixture) => Promise<void>): Promise<void> {
-  const schema = uniqueSchema("orm");
-  const offload = new Offload({ backend: `${POSTGRES_URL}?schema=${schema}` });
-  const pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 2 });
-  try {
-    await offload.backend(); // opens and migrates the schema
-    await pool.query(`CREATE TABLE "${schema}".orders (id serial PRIMARY KEY, note text NOT NULL)`);
-    await body({ schema, offload, pool });
-  } finally {
-    await offload.close();
-    await pool.end();
-    await dropSchema(schema);
-  }
+function withFixture(body: (f: Fixture) => Promise<void>): Promise<void> {
+  return withOrdersSchema("orm", async ({ schema, offload }) => {
+    const pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 2 });
+    try {
+      await body({ schema, offload, pool });
+    } finally {
+      await pool.end();
+    }
+  });
+}
+
+/** After one committed and one rolled-back transaction: only the committed job exists, and it runs. */
+async function onlyTheCommittedJobRuns(offload: Offload, committed: JobHandle<unknown>, rolledBack: string): Promise<void> {
+  const worker = offload.worker();
+  await worker.start();
+  assert.deepEqual(await committed.result({ timeout: "10s" }), { confirmed: 1 });
+  assert.equal(await offload.jobs.find(rolledBack), undefined);
+  assert.deepEqual((await offload.jobs.counts()).map((c) => c.counts.succeeded), [1]);
 }
 
 class Rollback extends Error {}
@@ -62,12 +67,7 @@ describe("postgres: transactional enqueue through ORMs (the docs' adapters)", ()
       rolledBack = (await enqueueIn(trx, 2)).id;
       throw new Rollback();
     }), Rollback);
-
-    const worker = offload.worker();
-    await worker.start();
-    assert.deepEqual(await committed.result({ timeout: "10s" }), { confirmed: 1 });
-    assert.equal(await offload.jobs.find(rolledBack), undefined);
-    assert.deepEqual((await offload.jobs.counts()).map((c) => c.counts.succeeded), [1]);
+    await onlyTheCommittedJobRuns(offload, committed, rolledBack);
   }));
 
   it("Drizzle: commit → the job runs; rollback → no job, ever", () => withFixture(async ({ schema, offload, pool }) => {
@@ -82,11 +82,6 @@ describe("postgres: transactional enqueue through ORMs (the docs' adapters)", ()
       rolledBack = (await confirm.enqueue({ order: 2 }, { tx: drizzleTx(tx) })).id;
       throw new Rollback();
     }), Rollback);
-
-    const worker = offload.worker();
-    await worker.start();
-    assert.deepEqual(await committed.result({ timeout: "10s" }), { confirmed: 1 });
-    assert.equal(await offload.jobs.find(rolledBack), undefined);
-    assert.deepEqual((await offload.jobs.counts()).map((c) => c.counts.succeeded), [1]);
+    await onlyTheCommittedJobRuns(offload, committed, rolledBack);
   }));
 });

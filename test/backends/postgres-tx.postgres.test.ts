@@ -9,7 +9,7 @@ import { describe, it } from "node:test";
 import pg from "pg";
 import { Offload } from "../../src/index.ts";
 import { nextEvent, recordEvents } from "../../src/testing/index.ts";
-import { POSTGRES_URL, dropSchema, uniqueSchema } from "./postgres-helpers.ts";
+import { POSTGRES_URL, withOrdersSchema } from "./postgres-helpers.ts";
 
 interface Fixture {
   readonly schema: string;
@@ -17,20 +17,16 @@ interface Fixture {
   readonly client: pg.Client;
 }
 
-async function withFixture(body: (f: Fixture) => Promise<void>): Promise<void> {
-  const schema = uniqueSchema("tx");
-  const offload = new Offload({ backend: `${POSTGRES_URL}?schema=${schema}` });
-  const client = new pg.Client({ connectionString: POSTGRES_URL });
-  await client.connect();
-  try {
-    await offload.backend(); // opens and migrates the schema
-    await client.query(`CREATE TABLE "${schema}".orders (id serial PRIMARY KEY, note text NOT NULL)`);
-    await body({ schema, offload, client });
-  } finally {
-    await client.end();
-    await offload.close();
-    await dropSchema(schema);
-  }
+function withFixture(body: (f: Fixture) => Promise<void>): Promise<void> {
+  return withOrdersSchema("tx", async ({ schema, offload }) => {
+    const client = new pg.Client({ connectionString: POSTGRES_URL });
+    await client.connect();
+    try {
+      await body({ schema, offload, client });
+    } finally {
+      await client.end();
+    }
+  });
 }
 
 async function orderExists(client: pg.Client, schema: string, id: number): Promise<boolean> {
