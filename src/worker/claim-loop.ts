@@ -16,6 +16,11 @@ import type { Wakeup } from "../core/wakeup.ts";
 
 /** Claims a worker keeps in flight at once, where claims overlap (a server backend). */
 const CLAIMS_IN_FLIGHT = 4;
+/**
+ * Outcomes in flight that pause claims: twice the concurrency, but never fewer than this, or a
+ * worker of low concurrency waits for each acknowledgement before its next claim.
+ */
+const MIN_ACKING_BOUND = 64;
 
 export interface ClaimLoopDeps {
   readonly backend: Backend;
@@ -95,7 +100,7 @@ export class ClaimLoop {
 
   #free(): number {
     const { concurrency } = this.#deps;
-    if (this.#deps.acking() >= 2 * concurrency) return 0;
+    if (this.#deps.acking() >= Math.max(2 * concurrency, MIN_ACKING_BOUND)) return 0;
     return concurrency - this.#deps.running() - this.#reserved;
   }
 
