@@ -2,7 +2,7 @@
 // (one field list for all stores), the attempt-error history, and per-queue counts.
 import type { AttemptError, JobRecord, JobState } from "../core/job.ts";
 import { JOB_STATES, isJobState } from "../core/job.ts";
-import type { QueueCounts } from "./backend.ts";
+import type { JobEvent, JobEventType, QueueCounts } from "./backend.ts";
 
 /** The attempt errors in a parsed JSON array; fields of the wrong type fall back to neutral values. */
 export function attemptErrors(parsed: unknown): AttemptError[] {
@@ -83,4 +83,22 @@ export function jobRecordFrom<R>(row: R, read: JobFieldReader<R>): JobRecord {
     finishedAt: read.optionalNumber(row, "finished_at"),
     expiresAt: undefined,
   };
+}
+
+const EVENT_TYPES: readonly string[] = ["state", "progress", "log"] satisfies JobEventType[];
+
+export function isJobEventType(type: string): type is JobEventType {
+  return EVENT_TYPES.includes(type);
+}
+
+/** An event's data: the stored JSON object, or {} for anything else. */
+export function eventData(data: unknown): Record<string, unknown> {
+  return typeof data === "object" && data !== null && !Array.isArray(data) ? (data as Record<string, unknown>) : {};
+}
+
+/** A stored event row (id, job_id, type, data, at) as a JobEvent; a row that does not fit is a corrupted store. */
+export function jobEventFrom<R>(row: R, read: JobFieldReader<R>, where: string): JobEvent {
+  const type = read.text(row, "type");
+  if (!isJobEventType(type)) throw new Error(`${where}.type: unknown type ${type}`);
+  return { id: read.int(row, "id"), jobId: read.text(row, "job_id"), type, data: eventData(read.json(row, "data")), at: read.int(row, "at") };
 }

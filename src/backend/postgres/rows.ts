@@ -3,9 +3,9 @@
 // transaction come from whatever driver they use, so numbers may arrive as strings and JSON
 // columns are cast to text in those queries. Both shapes are accepted here, nothing else.
 import { decodeJson } from "../../core/json.ts";
-import { type JobFieldReader, attemptErrors, jobRecordFrom } from "../decode.ts";
+import { type JobFieldReader, attemptErrors, jobEventFrom, jobRecordFrom } from "../decode.ts";
 import type { JobRecord } from "../../core/job.ts";
-import type { JobEvent, JobEventType } from "../backend.ts";
+import type { JobEvent } from "../backend.ts";
 
 export type Row = Record<string, unknown>;
 
@@ -60,17 +60,6 @@ export function toJobRecord(row: Row): JobRecord {
   return jobRecordFrom(row, POSTGRES_FIELDS);
 }
 
-const EVENT_TYPES: readonly string[] = ["state", "progress", "log"];
-
 export function toJobEvent(row: Row): JobEvent {
-  const type = text(row, "type");
-  if (!EVENT_TYPES.includes(type)) throw new Error(`offload events.type: unknown type ${type}`);
-  const data = json(row, "data");
-  return {
-    id: int(row, "id"),
-    jobId: text(row, "job_id"),
-    type: type as JobEventType,
-    data: typeof data === "object" && data !== null ? (data as Record<string, unknown>) : {},
-    at: int(row, "at"),
-  };
+  return jobEventFrom(row, POSTGRES_FIELDS, "offload events");
 }

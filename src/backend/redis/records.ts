@@ -1,8 +1,8 @@
 // Replies read back from Redis are checked as they become JobRecords and JobEvents: a hash that
 // does not fit is a corrupted store, and we say so instead of passing `unknown` on as typed.
-import type { NewJob, JobEvent, JobEventType } from "../backend.ts";
+import type { NewJob, JobEvent } from "../backend.ts";
 import { decodeJson } from "../../core/json.ts";
-import { type JobFieldReader, attemptErrors, jobRecordFrom } from "../decode.ts";
+import { type JobFieldReader, attemptErrors, eventData, isJobEventType, jobRecordFrom } from "../decode.ts";
 import type { JobRecord } from "../../core/job.ts";
 
 /** A job hash's fields; absent ones are undefined. */
@@ -90,22 +90,20 @@ export function insertedRecord(job: NewJob, now: number): JobRecord {
   };
 }
 
-const EVENT_TYPES: readonly string[] = ["state", "progress", "log"];
-
 /** An event from its id, job id and body "type \t at \t json" (see lib.lua event_fields). */
 function toJobEvent(id: number, jobId: string, body: string): JobEvent {
   const first = body.indexOf("\t");
   const second = body.indexOf("\t", first + 1);
   const type = body.slice(0, first);
-  if (first < 0 || second < 0 || !Number.isSafeInteger(id) || !EVENT_TYPES.includes(type)) {
+  if (first < 0 || second < 0 || !Number.isSafeInteger(id) || !isJobEventType(type)) {
     throw new Error(`redis event ${id}: malformed entry ${body.slice(0, 80)}`);
   }
   const data = decodeJson(body.slice(second + 1));
   return {
     id,
     jobId,
-    type: type as JobEventType,
-    data: typeof data === "object" && data !== null ? (data as Record<string, unknown>) : {},
+    type,
+    data: eventData(data),
     at: Number(body.slice(first + 1, second)),
   };
 }

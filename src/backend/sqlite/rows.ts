@@ -1,9 +1,9 @@
 // Rows read back from SQLite are checked as they become JobRecords: a row that does not fit is a
 // corrupted store, and we say so instead of passing `unknown` data on as typed.
 import { decodeJson } from "../../core/json.ts";
-import { type JobFieldReader, attemptErrors, jobRecordFrom } from "../decode.ts";
+import { type JobFieldReader, attemptErrors, jobEventFrom, jobRecordFrom } from "../decode.ts";
 import type { AttemptError, JobRecord } from "../../core/job.ts";
-import type { JobEvent, JobEventType } from "../backend.ts";
+import type { JobEvent } from "../backend.ts";
 
 export type Row = Record<string, unknown>;
 
@@ -49,17 +49,6 @@ export function toJobRecord(row: Row): JobRecord {
   return jobRecordFrom(row, SQLITE_FIELDS);
 }
 
-const EVENT_TYPES: readonly string[] = ["state", "progress", "log"];
-
 export function toJobEvent(row: Row): JobEvent {
-  const type = text(row, "type");
-  if (!EVENT_TYPES.includes(type)) throw new Error(`offload_events.type: unknown type ${type}`);
-  const data = decodeJson(text(row, "data"));
-  return {
-    id: int(row, "id"),
-    jobId: text(row, "job_id"),
-    type: type as JobEventType,
-    data: typeof data === "object" && data !== null ? (data as Record<string, unknown>) : {},
-    at: int(row, "at"),
-  };
+  return jobEventFrom(row, SQLITE_FIELDS, "offload_events");
 }
