@@ -17,6 +17,17 @@ import type { EnqueueOptions, RegisteredTask, Task, TaskDefinition, TaskDefiniti
 const QUEUE_NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
 const MAX_KEY_LENGTH = 512;
 
+/**
+ * An idempotency key or owner: 1-512 characters, none of them U+0000 (PostgreSQL text cannot
+ * store it, and every backend must accept the same jobs).
+ */
+function checkLabel(what: "key" | "owner", value: unknown): void {
+  if (value === undefined) return;
+  if (typeof value !== "string" || value.length === 0 || value.length > MAX_KEY_LENGTH || value.includes("\u0000")) {
+    throw new ConfigError(`${what} must be a string of 1-${MAX_KEY_LENGTH} characters without U+0000`);
+  }
+}
+
 export function checkQueueName(queue: string): string {
   if (!QUEUE_NAME.test(queue)) throw new ConfigError(`queue name ${JSON.stringify(queue)} must be 1-100 of A-Z a-z 0-9 _ . : -`);
   return queue;
@@ -51,9 +62,8 @@ export function defineTask(
     if (!Number.isInteger(attempts) || attempts < 1) throw new ConfigError(`attempts must be an integer ≥ 1, got ${attempts}`);
     const priority = options.priority ?? definition.priority ?? 0;
     if (!Number.isInteger(priority) || Math.abs(priority) > 1_000_000) throw new ConfigError(`priority must be an integer, got ${priority}`);
-    if (options.key !== undefined && (typeof options.key !== "string" || options.key.length === 0 || options.key.length > MAX_KEY_LENGTH)) {
-      throw new ConfigError(`key must be a string of 1-${MAX_KEY_LENGTH} characters`);
-    }
+    checkLabel("key", options.key);
+    checkLabel("owner", options.owner);
     return {
       id: uuidv7(now),
       task: name,

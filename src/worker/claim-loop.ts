@@ -15,7 +15,7 @@ import type { ClaimedJob } from "../core/job.ts";
 import type { Wakeup } from "../core/wakeup.ts";
 
 /** Claims a worker keeps in flight at once, where claims overlap (a server backend). */
-const CLAIMS_IN_FLIGHT = 4;
+const CLAIMS_IN_FLIGHT = 2;
 /**
  * Outcomes in flight that pause claims: twice the concurrency, but never fewer than this, or a
  * worker of low concurrency waits for each acknowledgement before its next claim.

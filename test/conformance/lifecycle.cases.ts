@@ -30,6 +30,21 @@ export function lifecycleCases(use: UseBackend): void {
     assert.deepEqual(await b.claim({ queues: ["q"], limit: 5, worker: "w1", leaseMs: LEASE, now: T0 + 10 }), []);
   }));
 
+  it("a claimed job carries its text fields exactly, whatever characters they hold", use(async (b) => {
+    // Separators and markers a store might use inside its replies, non-Latin text and an emoji:
+    // what goes in must come out of a claim unchanged. (U+0000 only inside the payload, where
+    // JSON escapes it: PostgreSQL text cannot hold it, so the client refuses it in keys and owners.)
+    const odd = "tab\there\nnewline ÿþ \u00a0 ✓ 🎉 \\ \" ' , ; | \u001f\u007f";
+    const payload = { text: `${odd} \u0000`, empty: "" };
+    const id = await enqueueOne(b, { payloadJson: JSON.stringify(payload), key: `k ${odd}`, owner: odd });
+    const [claimed] = await b.claim({ queues: ["q"], limit: 2, worker: "w1", leaseMs: LEASE, now: T0 + 1 });
+    assert.equal(claimed?.job.id, id);
+    assert.deepEqual(claimed?.job.payload, payload);
+    assert.equal(claimed?.job.key, `k ${odd}`);
+    assert.equal(claimed?.job.owner, odd);
+    assert.deepEqual(await b.getJob(id).then((j) => [j?.key, j?.owner]), [`k ${odd}`, odd]);
+  }));
+
   it("claims never more than the limit, and only from the asked queues", use(async (b) => {
     await b.enqueue({ jobs: [1, 2, 3, 4, 5].map(() => newJob({ id: uuidv7(T0) })), now: T0 });
     await enqueueOne(b, { queue: "other" });

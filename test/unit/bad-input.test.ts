@@ -83,7 +83,7 @@ describe("bad input", () => {
     await offload.close();
   });
 
-  it("bad options are ConfigErrors: queue names, priorities, attempts, delays, keys", async () => {
+  it("bad options are ConfigErrors: queue names, priorities, attempts, delays, keys, owners", async () => {
     const { offload, loose } = app();
     await assert.rejects(loose.enqueue(1, { queue: "has space" }), ConfigError);
     await assert.rejects(loose.enqueue(1, { queue: "{tag}" }), ConfigError);
@@ -92,6 +92,10 @@ describe("bad input", () => {
     await assert.rejects(loose.enqueue(1, { delay: "soon" as never }), /delay must look like/);
     await assert.rejects(loose.enqueue(1, { runAt: new Date("nope") }), ConfigError);
     await assert.rejects(loose.enqueue(1, { key: "" }), ConfigError);
+    await assert.rejects(loose.enqueue(1, { key: "a\u0000b" }), /key must be a string of 1-512 characters without U\+0000/);
+    await assert.rejects(loose.enqueue(1, { owner: "a\u0000b" }), ConfigError);
+    await assert.rejects(loose.enqueue(1, { owner: 42 as never }), ConfigError);
+    await assert.rejects(loose.enqueueMany([1, 2], { key: "x".repeat(513) }), ConfigError);
     assert.equal(await stored(offload), 0);
     assert.throws(() => offload.task({ name: "loose", run: () => 1 }), /already registered/);
     assert.throws(() => offload.task({ name: "r", retry: { attempts: -1 }, run: () => 1 }), ConfigError);

@@ -56,18 +56,29 @@ export const CLAIM_FIELDS = [
   "created_at", "errors", "progress", "progress_message",
 ] as const;
 
+/** Separates the packed fields of a claim reply (claim.lua); no UTF-8 text holds this byte. */
+const FIELD_SEPARATOR = 0xff;
+/** A packed field that is absent from the hash. */
+const ABSENT = 0xfe;
+
 /**
- * The record of a claimed job: the CLAIM_FIELDS values as they were before the claim, with the
- * claim's own changes applied (claim.lua makes the same changes in the hash).
+ * The record of a claimed job: the CLAIM_FIELDS values as they were before the claim (packed
+ * into one Buffer by claim.lua), with the claim's own changes applied (claim.lua makes the same
+ * changes in the hash).
  */
-export function claimedRecord(values: unknown, claim: { token: string; leaseUntil: number; worker: string; now: number }): JobRecord {
-  if (!Array.isArray(values) || values.length !== CLAIM_FIELDS.length) throw new Error("redis claim: malformed reply");
+export function claimedRecord(packed: unknown, claim: { token: string; leaseUntil: number; worker: string; now: number }): JobRecord {
+  if (!Buffer.isBuffer(packed)) throw new Error("redis claim: malformed reply");
   // Properties are added in one fixed order, so every row shares one object shape.
   const row: Record<string, string | undefined> = {};
+  let start = 0;
   for (let i = 0; i < CLAIM_FIELDS.length; i++) {
-    const value: unknown = values[i];
-    row[CLAIM_FIELDS[i] as string] = typeof value === "string" ? value : undefined;
+    let end = packed.indexOf(FIELD_SEPARATOR, start);
+    if (end < 0) end = packed.length;
+    const absent = end === start + 1 && packed[start] === ABSENT;
+    row[CLAIM_FIELDS[i] as string] = absent ? undefined : packed.toString("utf8", start, end);
+    start = end + 1;
   }
+  if (start !== packed.length + 1) throw new Error("redis claim: malformed reply");
   const now = String(claim.now);
   row["state"] = "active";
   row["attempt"] = String(Number(row["attempt"]) + 1);

@@ -107,7 +107,7 @@ export class RedisBackend implements Backend {
     const leaseUntil = request.now + request.leaseMs;
     const args = [request.limit, request.worker, leaseUntil, token, CLAIM_FIELDS.length, ...CLAIM_FIELDS, ...request.queues];
     // Not announced to this process: its only interested party is the worker that claimed.
-    const reply = asArray(await this.#scripts.run("claim", request.now, args));
+    const reply = asArray(await this.#scripts.runBuffer("claim", request.now, args));
     const claimed: ClaimedJob[] = [];
     for (let i = 0; i + 1 < reply.length; i += 2) {
       const leaseToken = `${token}${String(reply[i])}`;

@@ -50,7 +50,12 @@ export class ScriptRunner {
   }
 
   run(name: ScriptName, now: number, args: readonly Arg[]): Promise<unknown> {
-    return this.#inflight.run(() => this.#run(name, now, args));
+    return this.#inflight.run(() => this.#run(name, now, args, false));
+  }
+
+  /** `run`, with the reply's strings left as Buffers (for replies that are parsed by bytes). */
+  runBuffer(name: ScriptName, now: number, args: readonly Arg[]): Promise<unknown> {
+    return this.#inflight.run(() => this.#run(name, now, args, true));
   }
 
   /** A plain read command, with the same protection against a connection dying under it. */
@@ -58,14 +63,15 @@ export class ScriptRunner {
     return this.#inflight.run(() => call(this.#client));
   }
 
-  async #run(name: ScriptName, now: number, args: readonly Arg[]): Promise<unknown> {
+  async #run(name: ScriptName, now: number, args: readonly Arg[], buffers: boolean): Promise<unknown> {
     const script = this.#scripts[name];
     const all = [...this.#common(now), ...args];
+    const client = this.#client;
     try {
-      return await this.#client.evalsha(script.sha, 1, this.#key, ...all);
+      return await (buffers ? client.callBuffer("EVALSHA", script.sha, 1, this.#key, ...all) : client.evalsha(script.sha, 1, this.#key, ...all));
     } catch (error) {
       if (!(error instanceof Error) || !error.message.startsWith("NOSCRIPT")) throw error;
-      return await this.#client.eval(script.source, 1, this.#key, ...all);
+      return await (buffers ? client.callBuffer("EVAL", script.source, 1, this.#key, ...all) : client.eval(script.source, 1, this.#key, ...all));
     }
   }
 }

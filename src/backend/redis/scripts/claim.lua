@@ -4,8 +4,11 @@
 -- KEYS[1] <prefix>queues   ARGV[1..4] common (lib.lua)
 -- ARGV[5] limit  ARGV[6] worker  ARGV[7] lease_until  ARGV[8] token base (random, per call)
 -- ARGV[9] number of fields to read, ARGV[10…] those field names (attempt first), then the queue names
--- Returns a flat array: index, HMGET values of the fields as they were before the claim, index, …;
--- the caller applies the claim's own changes (state active, attempt + 1, token base .. index,
+-- Returns a flat array: index, packed fields, index, …. Packed fields are the HMGET values as they
+-- were before the claim, in one string: separated by byte 255, an absent field written as byte
+-- 254. Neither byte occurs in UTF-8 text, and every value is UTF-8 (ioredis writes JS strings so),
+-- so the split is exact; one string per job instead of an array of 14 costs less to convert here
+-- and to decode in the worker (RESP decoding per item was a sixth of its CPU). The caller applies the claim's own changes (state active, attempt + 1, token base .. index,
 -- lease_until, worker, started_at = now) and sorts into claim order.
 -- Two calls per job (HMGET, and one HSET that carries its event); the queue pops are batched.
 -- This is the hot path of a drain: no table per job, and every number is formatted once, with
@@ -93,8 +96,11 @@ for i = 1, n do
   count(queue, 'active', 1)
   active[#active + 1] = lease_until
   active[#active + 1] = id
+  for f = 1, nfields do
+    if not fields[f] then fields[f] = '\254' end
+  end
   out[#out + 1] = i
-  out[#out + 1] = fields
+  out[#out + 1] = table.concat(fields, '\255')
 end
 zadd_many(P .. 'active', active)
 flush()
