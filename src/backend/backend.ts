@@ -154,7 +154,11 @@ export interface Backend {
   enqueue(request: EnqueueRequest): Promise<EnqueueResult[]>;
   claim(request: ClaimRequest): Promise<ClaimedJob[]>;
   heartbeat(request: HeartbeatRequest): Promise<HeartbeatResult>;
-  /** Acknowledges a batch of successes; one status per ack, in order. */
+  /**
+   * Acknowledges a batch of successes; one status per ack, in order. Sending an ack again with
+   * the token that completed the job is OK and changes nothing, so a batch whose reply was lost
+   * can be retried; no other lease operation accepts that token any more.
+   */
   complete(acks: readonly CompleteAck[], now: number): Promise<AckStatus[]>;
   fail(request: FailRequest): Promise<FailStatus>;
   /** An active job that was asked to cancel and whose handler stopped: `active` → `cancelled`. */

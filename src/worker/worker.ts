@@ -110,7 +110,7 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     if (this.#loop) return;
     const backend = await this.#deps.backend();
     this.#backend = backend;
-    this.#batcher = new CompleteBatcher(backend, this.#deps.clock);
+    this.#batcher = new CompleteBatcher(backend, this.#deps.clock, { retrying: (error) => this.#report(error) });
     const claims = new ClaimLoop({
       backend, clock: this.#deps.clock, wakeup: this.#wakeup, queues: this.queues, worker: this.id,
       concurrency: this.concurrency, leaseMs: this.#settings.leaseMs, pollMs: this.#settings.pollMs,

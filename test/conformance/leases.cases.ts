@@ -59,6 +59,30 @@ export function leaseCases(use: UseBackend): void {
     assert.ok([a, c].includes(ca.job.id));
   }));
 
+  it("a completion sent again (its reply was lost) is OK and changes nothing; nothing else reuses the token", use(async (b) => {
+    const id = await enqueueOne(b);
+    const other = await enqueueOne(b);
+    const c = await claimOne(b, T0);
+    assert.equal(c.job.id, id);
+    assert.deepEqual(await b.complete([{ id, token: c.token, resultJson: '"first"' }], T0 + 1), ["OK"]);
+    const eventsBefore = await b.readEvents({ afterId: 0, limit: 100 });
+    const countsBefore = await b.counts();
+    assert.deepEqual(await b.complete([{ id, token: c.token, resultJson: '"again"' }, { id: other, token: c.token, resultJson: "0" }], T0 + 2), ["OK", "LEASE_LOST"]);
+    const job = await b.getJob(id);
+    assert.equal(job?.result, "first", "the first result stays");
+    assert.equal(job?.finishedAt, T0 + 1);
+    assert.deepEqual(await b.readEvents({ afterId: 0, limit: 100 }), eventsBefore, "no second succeeded event");
+    assert.deepEqual(await b.counts(), countsBefore);
+    // The kept token opens nothing but the repeat: every other lease operation needs an active job.
+    assert.equal(await b.fail({ id, token: c.token, error: attemptError(1), retryAt: undefined, now: T0 + 3 }), "LEASE_LOST");
+    assert.equal(await b.progress({ id, token: c.token, progress: 0.5, message: undefined, now: T0 + 3 }), "LEASE_LOST");
+    assert.equal(await b.log({ id, token: c.token, line: "late", now: T0 + 3 }), "LEASE_LOST");
+    assert.deepEqual(await b.release([{ id, token: c.token }], T0 + 3), ["LEASE_LOST"]);
+    assert.equal(await b.acknowledgeCancel({ id, token: c.token }, T0 + 3), "LEASE_LOST");
+    assert.deepEqual((await b.heartbeat({ worker: "w1", leases: [{ id, token: c.token }], leaseMs: LEASE, now: T0 + 3 })).lost, [id]);
+    assert.equal((await b.getJob(id))?.state, "succeeded");
+  }));
+
   it("a heartbeat extends the lease; a lost lease is reported", use(async (b) => {
     const id = await enqueueOne(b);
     const claimed = await claimOne(b, T0, ["q"], 1_000);

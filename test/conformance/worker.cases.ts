@@ -188,6 +188,53 @@ export function workerCases(use: UseBackend): void {
     await worker.stop({ grace: 0 }); // it may have claimed the job again; hand it back
   }));
 
+  it("a completion whose reply is lost is sent again: the job succeeds once, and runs once", use(async (backend) => {
+    // The first completion is written, then its reply is lost, as when a connection drops.
+    let lostReplies = 0;
+    const dropsFirstReply = new Proxy(backend, {
+      get(target, prop) {
+        if (prop === "complete") {
+          return async (...args: Parameters<Backend["complete"]>) => {
+            const statuses = await target.complete(...args);
+            if (lostReplies++ === 0) throw new Error("connection closed before the reply; the outcome is unknown");
+            return statuses;
+          };
+        }
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const clock = new FakeClock();
+    const offload = new Offload({ backend: dropsFirstReply, clock });
+    try {
+      let runs = 0;
+      const once = offload.task({ name: "once", run: () => ++runs });
+      const worker = offload.worker();
+      const reported: string[] = [];
+      worker.on("error", (error) => reported.push(error.message));
+      const outcomes: string[] = [];
+      worker.on("job", (e) => {
+        if (e.type !== "started") outcomes.push(e.type);
+      });
+      await worker.start();
+      const succeeded = nextEvent(worker, "succeeded");
+      const job = await once.enqueue(null);
+      // The batch waits 50 ms before it is sent again (without a retry, `succeeded` times out).
+      if (await Promise.race([clock.sleeping(50).then(() => true), succeeded.then(() => false)])) clock.advance(50);
+      await succeeded;
+      assert.equal(await job.result(), 1);
+      assert.equal(runs, 1);
+      assert.deepEqual(outcomes, ["succeeded"], "no lease-lost: the repeated ack is answered OK");
+      assert.equal(lostReplies, 2);
+      assert.deepEqual(reported, ["connection closed before the reply; the outcome is unknown"]);
+      const states = (await backend.readEvents({ jobId: job.id, afterId: 0, limit: 10 })).map((e) => e.data["state"]);
+      assert.deepEqual(states, ["queued", "active", "succeeded"]);
+      await worker.stop();
+    } finally {
+      await offload.close({ grace: 0 });
+    }
+  }));
+
   it("a job rescued from this very worker runs again here, and the stale run stops at once", withOffload(use, async ({ offload, clock, backend }) => {
     const reasons: string[] = [];
     const twice = offload.task({ name: "twice", run: (_: null, ctx) => {

@@ -164,6 +164,10 @@ export class SqliteBackend implements Backend {
     if (acks.length === 0) return [];
     const rows = this.#write(() => this.#all("complete", { acks: JSON.stringify(acks.map((a) => [a.id, a.token, a.resultJson])), now }));
     const done = new Set(rows.map((r) => String(r["id"])));
+    const rest = acks.filter((a) => !done.has(a.id));
+    if (rest.length > 0) {
+      for (const r of this.#all("complete-repeated", { acks: JSON.stringify(rest.map((a) => [a.id, a.token])) })) done.add(String(r["id"]));
+    }
     return acks.map((ack) => (done.has(ack.id) ? "OK" : "LEASE_LOST"));
   }
 

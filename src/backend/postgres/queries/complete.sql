@@ -6,6 +6,8 @@
 -- whose dead entries grow with every job done between two vacuums.
 -- $1 ids text[], $2 tokens text[], $3 results text[] (JSON), $4 now bigint, $5 channel text (the schema's NOTIFY channel)
 -- Returns one row per ack in batch order: ord, ok (false means LEASE_LOST, nothing written).
+-- A repeated ack is OK and writes nothing: a succeeded row keeps the token that completed it (every
+-- other statement also checks state = 'active'), so a worker whose reply was lost can send it again.
 WITH acks AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS a(id, token, result, ord)
 ), held AS MATERIALIZED (
@@ -17,7 +19,7 @@ WITH acks AS (
 ), done AS (
   UPDATE offload.jobs j
      SET state = 'succeeded', result = h.result::json, finished_at = $4::bigint, updated_at = $4::bigint,
-         lease_token = NULL, lease_until = NULL
+         lease_until = NULL
     FROM held h
    WHERE j.id = h.id AND j.lease_token = h.token
   RETURNING h.ord, j.id, j.attempt
@@ -28,6 +30,9 @@ WITH acks AS (
 ), notified AS (
   SELECT pg_notify($5::text, '') FROM logged LIMIT 1
 )
-SELECT a.ord, d.ord IS NOT NULL AS ok
+SELECT a.ord, d.ord IS NOT NULL OR (
+         -- Only for acks this statement did not complete: rare, so the lookup costs nothing usually.
+         d.ord IS NULL AND EXISTS (SELECT 1 FROM offload.jobs r WHERE r.id = a.id AND r.lease_token = a.token AND r.state = 'succeeded')
+       ) AS ok
   FROM acks a LEFT JOIN done d ON d.ord = a.ord LEFT JOIN notified ON true
  ORDER BY a.ord;

@@ -2,6 +2,8 @@
 -- KEYS[1] <prefix>queues   ARGV[1..4] common (lib.lua)
 -- ARGV[5…] triples: id, token, result (JSON)
 -- Returns one integer per ack: 1 OK, 0 LEASE_LOST (nothing written for that job).
+-- A repeated ack is OK and writes nothing: a succeeded job keeps the token that completed it, so
+-- a worker whose reply was lost can send it again (every other script also checks the state).
 -- Two calls per job: HMGET and one HSET that carries the event; the index writes are batched.
 local out = {}
 local done = {}
@@ -9,22 +11,24 @@ local gone = {}
 for i = 5, #ARGV, 3 do
   local id, token = ARGV[i], ARGV[i + 1]
   local k = jobkey(id)
-  -- Only an active job has a token (every way out of active clears it): the token alone guards.
-  local f = redis.call('HMGET', k, 'token', 'queue', 'attempt', 'key')
-  if token ~= '' and f[1] == token then
+  local f = redis.call('HMGET', k, 'token', 'queue', 'attempt', 'key', 'state')
+  if token == '' or f[1] ~= token then
+    out[#out + 1] = 0
+  elseif f[5] == 'succeeded' then
+    out[#out + 1] = 1
+  elseif f[5] ~= 'active' then
+    out[#out + 1] = 0
+  else
     count(f[2], 'active', -1)
     count(f[2], 'succeeded', 1)
-    -- token and lease_until are blanked, not deleted: one call per job instead of two.
+    -- lease_until is blanked, not deleted: one call per job instead of two.
     local ef, ev = event_fields(id, 'state', state_json('succeeded', f[3]))
-    redis.call('HSET', k, 'state', 'succeeded', 'finished_at', NOW, 'result', ARGV[i + 2],
-      'token', '', 'lease_until', '', ef, ev)
+    redis.call('HSET', k, 'state', 'succeeded', 'finished_at', NOW, 'result', ARGV[i + 2], 'lease_until', '', ef, ev)
     release_key(id, f[4])
     gone[#gone + 1] = id
     done[#done + 1] = NOW
     done[#done + 1] = id
     out[#out + 1] = 1
-  else
-    out[#out + 1] = 0
   end
 end
 if #gone > 0 then
