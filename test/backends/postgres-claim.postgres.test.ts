@@ -7,6 +7,7 @@ import { describe, it } from "node:test";
 import pg from "pg";
 import { uuidv7 } from "../../src/core/ids.ts";
 import { newJob, T0 } from "../conformance/fixtures.ts";
+import { loadQueries } from "../../src/backend/postgres/queries.ts";
 import { POSTGRES_URL, openIsolated } from "./postgres-helpers.ts";
 
 describe("postgres: claim and due jobs", () => {
@@ -43,6 +44,39 @@ describe("postgres: claim and due jobs", () => {
       assert.equal(later?.job.id, delayed.id);
     } finally {
       await other.end();
+      await b.close();
+    }
+  });
+
+  it("the hot statements' generic plans reach jobs by index, never by a scan of the table", async () => {
+    // They run with plan_cache_mode = force_generic_plan (pooled-query.ts), where LIMIT $2 and
+    // the arrays' lengths are guesses; a plan that scans every job would cost milliseconds per
+    // claim on a full table. EXPLAIN without ANALYZE: nothing runs.
+    const b = await openIsolated();
+    const session = new pg.Client({ connectionString: POSTGRES_URL });
+    await session.connect();
+    try {
+      for (let i = 0; i < 20; i++) {
+        const jobs = Array.from({ length: 1_000 }, () => newJob({ id: uuidv7(T0), queue: i % 2 === 0 ? "a" : "b", priority: i % 3 }));
+        await b.enqueue({ jobs, now: T0 });
+      }
+      await session.query(`ANALYZE "${b.schema}".jobs`);
+      await session.query("SET plan_cache_mode = force_generic_plan");
+      const sql = loadQueries(b.schema);
+      const plans: Record<string, string> = {
+        claim: `(ARRAY['a', 'b'], 50, 'w', ${T0 + 1_000}, ${T0}, 'c', true)`,
+        complete: `(ARRAY['x'], ARRAY['t'], ARRAY['null'], ${T0}, 'c')`,
+        heartbeat: `(ARRAY['x'], ARRAY['t'], ${T0})`,
+        fail: `('x', 't', '{}', NULL, ${T0}, 'c')`,
+        "get-job": "('x')",
+      };
+      for (const [name, args] of Object.entries(plans)) {
+        await session.query(`PREPARE "${name}" AS ${sql[name as keyof typeof sql]}`);
+        const plan = (await session.query(`EXPLAIN EXECUTE "${name}"${args}`)).rows.map((r: Record<string, string>) => r["QUERY PLAN"]).join("\n");
+        assert.doesNotMatch(plan, /Seq Scan on jobs/, `${name}:\n${plan}`);
+      }
+    } finally {
+      await session.end();
       await b.close();
     }
   });

@@ -17,11 +17,15 @@ import { Listener } from "./listener.ts";
 import { type MigrateResult, migrate } from "./migrate.ts";
 import { channelName, loadQueries, type QueryName } from "./queries.ts";
 import { type Row, toJobEvent, toJobRecord } from "./rows.ts";
+import { pooledQuery } from "./pooled-query.ts";
 import { type RunQuery, transactionRunner } from "./transaction.ts";
 
 export type { PostgresOptions };
 
-/** Hot statements are prepared once per connection (named); the rest are planned with their actual parameters. */
+/**
+ * Hot statements are prepared once per connection (named) and run on a generic plan
+ * (pooled-query.ts); the rest are planned with their actual parameters.
+ */
 const PREPARED: ReadonlySet<QueryName> = new Set(["claim", "complete", "heartbeat", "enqueue", "enqueue-keyed", "get-job", "fail", "next-due"]);
 const PRUNE_BATCH = 5_000;
 const UNIQUE_VIOLATION = "23505";
@@ -74,9 +78,10 @@ export class PostgresBackend implements Backend {
   }
 
   async #rows(name: QueryName, values: unknown[]): Promise<Row[]> {
-    const config: pg.QueryConfig = { text: this.#sql[name], values };
-    if (PREPARED.has(name)) config.name = `offload_${name}`;
-    return (await this.#pool.query<Row>(config)).rows;
+    const text = this.#sql[name];
+    return PREPARED.has(name)
+      ? pooledQuery<Row>(this.#pool, { name: `offload_${name}`, text, values }, "generic")
+      : pooledQuery<Row>(this.#pool, { text, values }, "custom");
   }
 
   async #first(name: QueryName, values: unknown[]): Promise<Row | undefined> {
@@ -102,7 +107,7 @@ export class PostgresBackend implements Backend {
     }
     const run: RunQuery = (text, values) => {
       const name = text === this.#sql["enqueue"] ? "enqueue" : text === this.#sql["enqueue-keyed"] ? "enqueue-keyed" : undefined;
-      return this.#pool.query<Row>(name ? { name: `offload_${name}`, text, values } : { text, values }).then((r) => r.rows);
+      return name ? pooledQuery<Row>(this.#pool, { name: `offload_${name}`, text, values }, "generic") : pooledQuery<Row>(this.#pool, { text, values }, "custom");
     };
     const results = await enqueueJobs(run, this.#statements, request.jobs, request.now);
     this.#listener.announce();
