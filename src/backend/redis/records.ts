@@ -1,6 +1,6 @@
 // Replies read back from Redis are checked as they become JobRecords and JobEvents: a hash that
 // does not fit is a corrupted store, and we say so instead of passing `unknown` on as typed.
-import type { NewJob, JobEvent } from "../backend.ts";
+import type { JobEvent } from "../backend.ts";
 import { decodeJson } from "../../core/json.ts";
 import { type JobFieldReader, attemptErrors, eventData, isJobEventType, jobRecordFrom } from "../decode.ts";
 import type { JobRecord } from "../../core/job.ts";
@@ -88,17 +88,6 @@ export function claimedRecord(packed: unknown, claim: { token: string; leaseUnti
   row["started_at"] = now;
   row["cancel"] = "0";
   return toJobRecord(row);
-}
-
-/** The record of a job the enqueue script has just inserted, without reading it back. */
-export function insertedRecord(job: NewJob, now: number): JobRecord {
-  return {
-    id: job.id, task: job.task, queue: job.queue, state: job.runAt > now ? "scheduled" : "queued",
-    payload: decodeJson(job.payloadJson), priority: job.priority, runAt: job.runAt, attempt: 0,
-    maxAttempts: job.maxAttempts, key: job.key, worker: undefined, leaseUntil: undefined,
-    cancelRequested: false, progress: undefined, progressMessage: undefined, result: undefined,
-    errors: [], owner: job.owner, createdAt: now, startedAt: undefined, finishedAt: undefined, expiresAt: undefined,
-  };
 }
 
 /** An event from its id, job id and body "type \t at \t json" (see lib.lua event_fields). */

@@ -13,13 +13,13 @@ import { JOB_STATES } from "../../core/job.ts";
 import { randomToken } from "../../core/ids.ts";
 import type {
   AckStatus, Backend, CancelStatus, ClaimRequest, CompleteAck, EnqueueRequest, EnqueueResult,
-  FailRequest, FailStatus, HeartbeatRequest, HeartbeatResult, JobEvent, Lease, ListFilter,
+  FailRequest, FailStatus, HeartbeatRequest, HeartbeatResult, JobEvent, Lease, ListFilter, NewJob,
   QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus,
 } from "../backend.ts";
 import { ChangeFeed } from "./change-feed.ts";
 import { createClient, parseRedisUrl } from "./connection.ts";
 import { type Arg, type ScriptName, ScriptRunner } from "./scripts.ts";
-import { CLAIM_FIELDS, claimedRecord, feedEvents, insertedRecord, jobEvents, toFields, toJobRecord } from "./records.ts";
+import { CLAIM_FIELDS, claimedRecord, feedEvents, jobEvents, toFields, toJobRecord } from "./records.ts";
 
 export interface RedisBackendOptions {
   /** redis://, rediss:// or redis+cluster:// URL; its ?prefix= and ?maxEvents= apply unless given below. */
@@ -93,11 +93,13 @@ export class RedisBackend implements Backend {
       args.push(j.id, j.task, j.queue, j.payloadJson, j.priority, j.runAt, j.maxAttempts,
         j.key === undefined ? "-" : `+${j.key}`, j.owner === undefined ? "-" : `+${j.owner}`);
     }
-    const reply = asArray(await this.#write("enqueue", request.now, args));
+    const reply = await this.#write("enqueue", request.now, args);
+    const inserted = (job: NewJob): EnqueueResult => ({ job: { id: job.id, state: job.runAt > request.now ? "scheduled" : "queued" }, created: true });
+    if (reply === request.jobs.length) return request.jobs.map(inserted);
+    const entries = asArray(reply);
     return request.jobs.map((job, i) => {
-      const entry = reply[i];
-      if (entry === 1) return { job: insertedRecord(job, request.now), created: true };
-      return { job: toJobRecord(toFields(entry)), created: false };
+      const entry = entries[i];
+      return entry === 1 ? inserted(job) : { job: toJobRecord(toFields(entry)), created: false };
     });
   }
 

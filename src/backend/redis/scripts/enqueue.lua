@@ -6,7 +6,8 @@
 --         key ("-" none, else "+" .. key), owner ("-" none, else "+" .. owner)
 -- Per inserted job one call: the HSET that also carries its first event. The id check is one
 -- EXISTS for the whole batch; index writes are one ZADD per index.
--- Returns one entry per job: 1 when inserted, else the holder's fields (HGETALL array).
+-- Returns n when every job was inserted (the common case: no array to build and decode), else one
+-- entry per job: 1 when inserted, else the holder's fields (HGETALL array).
 -- Error reply "OFFLOAD_DUPLICATE_ID <id>" when an id exists: nothing written.
 local n = tonumber(ARGV[5])
 local holders = {}
@@ -84,6 +85,7 @@ zadd_many(P .. 'jobs', lex)
 for index, members in pairs(indexed) do zadd_many(P .. index, members) end
 flush()
 
+if next(holders) == nil then return n end
 local out = {}
 for i = 0, n - 1 do
   if holders[i] then out[i + 1] = redis.call('HGETALL', jobkey(holders[i])) else out[i + 1] = 1 end
