@@ -7,6 +7,7 @@ import { describe, it } from "node:test";
 import pg from "pg";
 import { uuidv7 } from "../../src/core/ids.ts";
 import { newJob, T0 } from "../conformance/fixtures.ts";
+import { MODE_SETTINGS } from "../../src/backend/postgres/pooled-query.ts";
 import { loadQueries } from "../../src/backend/postgres/queries.ts";
 import { POSTGRES_URL, openIsolated } from "./postgres-helpers.ts";
 
@@ -49,32 +50,40 @@ describe("postgres: claim and due jobs", () => {
   });
 
   it("the hot statements' generic plans reach jobs by index, never by a scan of the table", async () => {
-    // They run with plan_cache_mode = force_generic_plan (pooled-query.ts), where LIMIT $2 and
-    // the arrays' lengths are guesses; a plan that scans every job would cost milliseconds per
-    // claim on a full table. EXPLAIN without ANALYZE: nothing runs.
+    // They run in the session settings of pooled-query.ts (force_generic_plan, enable_seqscan
+    // off), where LIMIT $2 and the arrays' lengths are guesses, and a plan is kept until the
+    // statistics change: a plan that scans every job, made while the table was small, would cost
+    // milliseconds per claim once it is full. Checked on an empty table and on a full one.
+    // EXPLAIN without ANALYZE: nothing runs.
     const b = await openIsolated();
     const session = new pg.Client({ connectionString: POSTGRES_URL });
     await session.connect();
     try {
-      for (let i = 0; i < 20; i++) {
-        const jobs = Array.from({ length: 1_000 }, () => newJob({ id: uuidv7(T0), queue: i % 2 === 0 ? "a" : "b", priority: i % 3 }));
-        await b.enqueue({ jobs, now: T0 });
-      }
-      await session.query(`ANALYZE "${b.schema}".jobs`);
-      await session.query("SET plan_cache_mode = force_generic_plan");
+      await session.query(MODE_SETTINGS.generic);
       const sql = loadQueries(b.schema);
-      const plans: Record<string, string> = {
+      const args: Record<string, string> = {
         claim: `(ARRAY['a', 'b'], 50, 'w', ${T0 + 1_000}, ${T0}, 'c', true)`,
         complete: `(ARRAY['x'], ARRAY['t'], ARRAY['null'], ${T0}, 'c')`,
         heartbeat: `(ARRAY['x'], ARRAY['t'], ${T0})`,
         fail: `('x', 't', '{}', NULL, ${T0}, 'c')`,
         "get-job": "('x')",
+        "next-due": "(ARRAY['a'])",
       };
-      for (const [name, args] of Object.entries(plans)) {
-        await session.query(`PREPARE "${name}" AS ${sql[name as keyof typeof sql]}`);
-        const plan = (await session.query(`EXPLAIN EXECUTE "${name}"${args}`)).rows.map((r: Record<string, string>) => r["QUERY PLAN"]).join("\n");
-        assert.doesNotMatch(plan, /Seq Scan on jobs/, `${name}:\n${plan}`);
+      const checkPlans = async (when: string): Promise<void> => {
+        for (const [name, values] of Object.entries(args)) {
+          await session.query(`PREPARE "${name}" AS ${sql[name as keyof typeof sql]}`);
+          const plan = (await session.query(`EXPLAIN EXECUTE "${name}"${values}`)).rows.map((r: Record<string, string>) => r["QUERY PLAN"]).join("\n");
+          assert.doesNotMatch(plan, /Seq Scan on jobs/, `${name}, ${when}:\n${plan}`);
+          await session.query(`DEALLOCATE "${name}"`);
+        }
+      };
+      await checkPlans("empty table");
+      for (let i = 0; i < 20; i++) {
+        const jobs = Array.from({ length: 1_000 }, () => newJob({ id: uuidv7(T0), queue: i % 2 === 0 ? "a" : "b", priority: i % 3 }));
+        await b.enqueue({ jobs, now: T0 });
       }
+      await session.query(`ANALYZE "${b.schema}".jobs`);
+      await checkPlans("20,000 jobs");
     } finally {
       await session.end();
       await b.close();

@@ -8,9 +8,19 @@
 // maintenance) keeps custom plans made for its actual parameters. The setting is per session, so a
 // connection switches (one SET) only when it goes from one kind of statement to the other: rare,
 // since a busy worker's connections run almost nothing but hot statements.
+// A generic plan is kept until the table's statistics change, and one made while the table was
+// empty chose to scan it, cheapest for no rows, ruinous for a million. The hot statements are
+// written to reach jobs through indexes, so they also run with enable_seqscan off: the planner
+// then takes the index path whatever the table's size when it planned.
 import type pg from "pg";
 
 type Mode = "generic" | "custom";
+
+/** What puts a session in each mode (one round trip, simple protocol). */
+export const MODE_SETTINGS: Readonly<Record<Mode, string>> = {
+  generic: "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off",
+  custom: "RESET plan_cache_mode; RESET enable_seqscan",
+};
 
 /** The mode each pooled connection is in; a connection not in the map has the server default. */
 const modes = new WeakMap<pg.PoolClient, Mode>();
@@ -23,7 +33,7 @@ export async function pooledQuery<R extends pg.QueryResultRow>(pool: pg.Pool, co
   client.on("error", ignore);
   try {
     if ((modes.get(client) ?? "custom") !== mode) {
-      await client.query(mode === "generic" ? "SET plan_cache_mode = force_generic_plan" : "SET plan_cache_mode = auto");
+      await client.query(MODE_SETTINGS[mode]);
       modes.set(client, mode);
     }
     const rows = (await client.query<R>(config)).rows;
