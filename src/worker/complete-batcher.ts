@@ -29,6 +29,7 @@ export class CompleteBatcher {
   readonly #clock: Clock;
   readonly #maxBatch: number;
   readonly #retrying: (error: unknown) => void;
+  readonly #hurry = new AbortController();
   #pending: Pending[] = [];
   #scheduled = false;
   #inflight = new Set<Promise<void>>();
@@ -49,6 +50,11 @@ export class CompleteBatcher {
         setImmediate(() => this.#flush());
       }
     });
+  }
+
+  /** Retries stop waiting: each batch still failing gets one last attempt now (worker shutdown). */
+  hurry(): void {
+    this.#hurry.abort();
   }
 
   /** Resolves when every acknowledgement requested so far has been written (or given up on). */
@@ -76,9 +82,10 @@ export class CompleteBatcher {
         return await this.#backend.complete(acks, this.#clock.now());
       } catch (error) {
         const pause = ACK_RETRY_DELAYS_MS[retry];
-        if (pause === undefined) throw error;
+        if (pause === undefined || this.#hurry.signal.aborted) throw error;
         this.#retrying(error);
-        await this.#clock.sleep(pause);
+        // Cut short by hurry(): then the loop makes its last attempt at once.
+        await this.#clock.sleep(pause, this.#hurry.signal).catch(() => {});
       }
     }
   }

@@ -136,11 +136,13 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     this.#wakeup.notify();
     await this.#loop;
     const allDone = Promise.all([...this.#running.values(), ...this.#acking.values()].map((r) => r.done));
-    if (this.#running.size > 0) {
+    if (this.#running.size > 0 || this.#acking.size > 0) {
+      // Running jobs, and acknowledgements that are being retried, get the grace period.
       const timer = new AbortController();
       await Promise.race([allDone, this.#deps.clock.sleep(graceMs, timer.signal).catch(() => {})]);
       timer.abort();
     }
+    this.#batcher?.hurry();
     await this.#handBack();
     await allDone;
     await this.#batcher?.drain();

@@ -235,6 +235,44 @@ export function workerCases(use: UseBackend): void {
     }
   }));
 
+  it("stop() does not wait out the retries of acknowledgements that keep failing", use(async (backend) => {
+    let attempts = 0;
+    const unreachable = new Proxy(backend, {
+      get(target, prop) {
+        if (prop === "complete") {
+          return async () => {
+            attempts++;
+            throw new Error("connection refused");
+          };
+        }
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const clock = new FakeClock(); // never advanced: a retry pause would last for ever
+    const offload = new Offload({ backend: unreachable, clock });
+    try {
+      const task = offload.task({ name: "done-but-unacked", run: () => 1 });
+      const worker = offload.worker();
+      const firstFailure = new Promise<void>((resolve) => worker.once("error", () => resolve()));
+      worker.on("error", () => {});
+      await worker.start();
+      const job = await task.enqueue(null);
+      await firstFailure;
+      let timer: NodeJS.Timeout | undefined;
+      const stopped = await Promise.race([
+        worker.stop({ grace: 0 }).then(() => true),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 5_000))),
+      ]);
+      clearTimeout(timer);
+      assert.equal(stopped, true, "stop() resolved without the clock moving");
+      assert.equal(attempts, 2, "the first write, and one last attempt when stop() hurried the retries");
+      assert.equal((await backend.getJob(job.id))?.state, "active", "left to its lease: rescued and run again later");
+    } finally {
+      await offload.close({ grace: 0 });
+    }
+  }));
+
   it("a job rescued from this very worker runs again here, and the stale run stops at once", withOffload(use, async ({ offload, clock, backend }) => {
     const reasons: string[] = [];
     const twice = offload.task({ name: "twice", run: (_: null, ctx) => {
