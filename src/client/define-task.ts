@@ -41,7 +41,9 @@ export function defineTask(
   inline: InlineRunner | undefined,
 ): { task: Task<unknown, unknown>; registered: RegisteredTask } {
   const name = definition.name;
-  if (typeof name !== "string" || name.length === 0 || name.length > 200) throw new ConfigError("a task needs a name of 1-200 characters");
+  if (typeof name !== "string" || name.length === 0 || name.length > 200 || name.includes("\u0000")) {
+    throw new ConfigError("a task needs a name of 1-200 characters without U+0000");
+  }
   const queue = checkQueueName(definition.queue ?? "default");
   const retry = retryPolicy(definition.retry);
   const schema = definition.schema;

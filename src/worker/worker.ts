@@ -6,12 +6,12 @@
 //   parked here);
 // - an outcome is recorded only with the lease token it was claimed with (fencing);
 // - after stop() resolves, no job this worker claimed is left `active`: each finished, or was
-//   handed back to `queued`.
+//   handed back to `queued` (unless the backend was unreachable: then it is left to its lease).
 import { EventEmitter } from "node:events";
 import type { Backend, Lease, Retention } from "../backend/backend.ts";
 import type { Clock } from "../core/clock.ts";
 import { type Duration, toMs } from "../core/duration.ts";
-import { toError } from "../core/errors.ts";
+import { ConfigError, toError } from "../core/errors.ts";
 import { randomToken } from "../core/ids.ts";
 import type { ClaimedJob } from "../core/job.ts";
 import { Wakeup } from "../core/wakeup.ts";
@@ -91,6 +91,9 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     super();
     this.#deps = deps;
     this.#settings = workerSettings(options);
+    if (options.id !== undefined && (typeof options.id !== "string" || options.id.length === 0 || options.id.length > 200 || options.id.includes("\u0000"))) {
+      throw new ConfigError("a worker id must be 1-200 characters without U+0000");
+    }
     this.id = options.id ?? `${hostname()}:${process.pid}:${randomToken().slice(0, 6)}`;
     this.queues = options.queues?.length ? [...options.queues] : deps.registry.queues().length ? deps.registry.queues() : ["default"];
     this.concurrency = this.#settings.concurrency;

@@ -59,6 +59,16 @@ export function leaseCases(use: UseBackend): void {
     assert.ok([a, c].includes(ca.job.id));
   }));
 
+  it("one batch with a stale run's ack and the new run's ack for the same job answers each by its token", use(async (b) => {
+    const id = await enqueueOne(b);
+    const stale = await claimOne(b, T0, ["q"], 1_000);
+    await b.rescueExpired(T0 + 2_000);
+    const fresh = await claimOne(b, T0 + 2_001);
+    const statuses = await b.complete([{ id, token: stale.token, resultJson: '"stale"' }, { id, token: fresh.token, resultJson: '"fresh"' }], T0 + 2_002);
+    assert.deepEqual(statuses, ["LEASE_LOST", "OK"]);
+    assert.equal((await b.getJob(id))?.result, "fresh");
+  }));
+
   it("a completion sent again (its reply was lost) is OK and changes nothing; nothing else reuses the token", use(async (b) => {
     const id = await enqueueOne(b);
     const other = await enqueueOne(b);

@@ -99,6 +99,8 @@ describe("bad input", () => {
     assert.equal(await stored(offload), 0);
     assert.throws(() => offload.task({ name: "loose", run: () => 1 }), /already registered/);
     assert.throws(() => offload.task({ name: "r", retry: { attempts: -1 }, run: () => 1 }), ConfigError);
+    assert.throws(() => offload.task({ name: "nul\u0000name", run: () => 1 }), /without U\+0000/);
+    assert.throws(() => offload.worker({ id: "w\u00001" }), /worker id must be 1-200 characters without U\+0000/);
     await offload.close();
   });
 

@@ -4,6 +4,7 @@
 // transaction with its version row, so a failed migration leaves no half-applied schema.
 import type pg from "pg";
 import { loadMigrations, quoteIdent } from "./queries.ts";
+import { useMode } from "./pooled-query.ts";
 
 /** First key of the two-key advisory lock: "offload" in a 32-bit int, so we never collide with app locks using one key. */
 const LOCK_NAMESPACE = 0x0ff10ad;
@@ -27,6 +28,7 @@ async function currentVersion(client: pg.PoolClient, schema: string): Promise<nu
 export async function migrationStatus(pool: pg.Pool, schema: string): Promise<{ current: number; latest: number }> {
   const client = await pool.connect();
   try {
+    await useMode(client, "custom");
     return { current: await currentVersion(client, schema), latest: loadMigrations(schema).at(-1)?.version ?? 0 };
   } finally {
     client.release();
@@ -39,6 +41,8 @@ export async function migrate(pool: pg.Pool, schema: string): Promise<MigrateRes
   const client = await pool.connect();
   let broken: unknown;
   try {
+    // A pooled connection may come from hot statements, with their planner settings (pooled-query.ts).
+    await useMode(client, "custom");
     const before = await currentVersion(client, schema);
     if (before >= latest) return { from: before, to: before, applied: [] };
     await client.query("SELECT pg_advisory_lock($1, hashtext($2))", [LOCK_NAMESPACE, schema]);

@@ -25,6 +25,13 @@ export const MODE_SETTINGS: Readonly<Record<Mode, string>> = {
 /** The mode each pooled connection is in; a connection not in the map has the server default. */
 const modes = new WeakMap<pg.PoolClient, Mode>();
 
+/** Puts a pooled connection in `mode`, unless it is in it already (migrations want "custom"). */
+export async function useMode(client: pg.PoolClient, mode: Mode): Promise<void> {
+  if ((modes.get(client) ?? "custom") === mode) return;
+  await client.query(MODE_SETTINGS[mode]);
+  modes.set(client, mode);
+}
+
 export async function pooledQuery<R extends pg.QueryResultRow>(pool: pg.Pool, config: pg.QueryConfig, mode: Mode): Promise<R[]> {
   const client = await pool.connect();
   // A connection that dies while checked out emits "error" on its client, which with no listener
@@ -32,10 +39,7 @@ export async function pooledQuery<R extends pg.QueryResultRow>(pool: pg.Pool, co
   // caller hears (pool.query guards the same way).
   client.on("error", ignore);
   try {
-    if ((modes.get(client) ?? "custom") !== mode) {
-      await client.query(MODE_SETTINGS[mode]);
-      modes.set(client, mode);
-    }
+    await useMode(client, mode);
     const rows = (await client.query<R>(config)).rows;
     client.off("error", ignore);
     client.release();

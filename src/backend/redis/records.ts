@@ -72,13 +72,14 @@ export function claimedRecord(packed: unknown, claim: { token: string; leaseUnti
   const row: Record<string, string | undefined> = {};
   let start = 0;
   for (let i = 0; i < CLAIM_FIELDS.length; i++) {
+    if (start > packed.length) throw new Error("redis claim: malformed reply (too few fields)");
     let end = packed.indexOf(FIELD_SEPARATOR, start);
     if (end < 0) end = packed.length;
     const absent = end === start + 1 && packed[start] === ABSENT;
     row[CLAIM_FIELDS[i] as string] = absent ? undefined : packed.toString("utf8", start, end);
     start = end + 1;
   }
-  if (start !== packed.length + 1) throw new Error("redis claim: malformed reply");
+  if (start !== packed.length + 1) throw new Error("redis claim: malformed reply (too many fields)");
   const now = String(claim.now);
   row["state"] = "active";
   row["attempt"] = String(Number(row["attempt"]) + 1);

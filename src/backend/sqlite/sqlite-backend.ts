@@ -163,12 +163,15 @@ export class SqliteBackend implements Backend {
   async complete(acks: readonly CompleteAck[], now: number): Promise<AckStatus[]> {
     if (acks.length === 0) return [];
     const rows = this.#write(() => this.#all("complete", { acks: JSON.stringify(acks.map((a) => [a.id, a.token, a.resultJson])), now }));
-    const done = new Set(rows.map((r) => String(r["id"])));
-    const rest = acks.filter((a) => !done.has(a.id));
+    // By id and token: a batch could hold a stale run's ack beside the new run's, for one job.
+    const lease = (id: unknown, token: unknown): string => `${String(id)}\u0000${String(token)}`;
+    const done = new Set(rows.map((r) => lease(r["id"], r["lease_token"])));
+    const rest = acks.filter((a) => !done.has(lease(a.id, a.token)));
     if (rest.length > 0) {
-      for (const r of this.#all("complete-repeated", { acks: JSON.stringify(rest.map((a) => [a.id, a.token])) })) done.add(String(r["id"]));
+      const repeated = this.#all("complete-repeated", { acks: JSON.stringify(rest.map((a) => [a.id, a.token])) });
+      for (const r of repeated) done.add(lease(r["id"], r["lease_token"]));
     }
-    return acks.map((ack) => (done.has(ack.id) ? "OK" : "LEASE_LOST"));
+    return acks.map((a) => (done.has(lease(a.id, a.token)) ? "OK" : "LEASE_LOST"));
   }
 
   async fail(request: FailRequest): Promise<FailStatus> {

@@ -8,20 +8,23 @@
 -- Returns one row per ack in batch order: ord, ok (false means LEASE_LOST, nothing written).
 -- A repeated ack is OK and writes nothing: a succeeded row keeps the token that completed it (every
 -- other statement also checks state = 'active'), so a worker whose reply was lost can send it again.
+-- Rows are locked whether active or succeeded, and answered by the state they have once locked:
+-- a repeat that arrives while the first is still committing waits for it, and the lock's recheck
+-- then sees the committed 'succeeded' (this statement's snapshot would still say 'active').
 WITH acks AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS a(id, token, result, ord)
 ), held AS MATERIALIZED (
-  SELECT j.id, a.token, a.result, a.ord
+  SELECT j.id, j.state, a.token, a.result, a.ord
     FROM (SELECT * FROM acks ORDER BY id) a
    CROSS JOIN LATERAL (SELECT id, lease_token, state FROM offload.jobs WHERE id = a.id OFFSET 0) j
-   WHERE j.lease_token = a.token AND j.state = 'active'
+   WHERE j.lease_token = a.token AND j.state IN ('active', 'succeeded')
      FOR UPDATE OF j
 ), done AS (
   UPDATE offload.jobs j
      SET state = 'succeeded', result = h.result::json, finished_at = $4::bigint, updated_at = $4::bigint,
          lease_until = NULL
     FROM held h
-   WHERE j.id = h.id AND j.lease_token = h.token
+   WHERE j.id = h.id AND j.lease_token = h.token AND h.state = 'active'
   RETURNING h.ord, j.id, j.attempt
 ), logged AS (
   INSERT INTO offload.events (job_id, type, data, at)
@@ -30,9 +33,6 @@ WITH acks AS (
 ), notified AS (
   SELECT pg_notify($5::text, '') FROM logged LIMIT 1
 )
-SELECT a.ord, d.ord IS NOT NULL OR (
-         -- Only for acks this statement did not complete: rare, so the lookup costs nothing usually.
-         d.ord IS NULL AND EXISTS (SELECT 1 FROM offload.jobs r WHERE r.id = a.id AND r.lease_token = a.token AND r.state = 'succeeded')
-       ) AS ok
-  FROM acks a LEFT JOIN done d ON d.ord = a.ord LEFT JOIN notified ON true
+SELECT a.ord, d.ord IS NOT NULL OR h.state = 'succeeded' AS ok
+  FROM acks a LEFT JOIN done d ON d.ord = a.ord LEFT JOIN held h ON h.ord = a.ord LEFT JOIN notified ON true
  ORDER BY a.ord;

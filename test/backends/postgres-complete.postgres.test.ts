@@ -1,0 +1,49 @@
+// A completion sent again (its first reply was lost) must be answered OK even when it reaches the
+// server while the first one is still committing: the repeat waits for the row, and must judge it
+// by the row it then sees (succeeded by the same token), not by its own older snapshot.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import pg from "pg";
+import { loadQueries } from "../../src/backend/postgres/queries.ts";
+import { LEASE, T0, newJob } from "../conformance/fixtures.ts";
+import { POSTGRES_URL, openIsolated } from "./postgres-helpers.ts";
+
+describe("postgres: repeated completions", () => {
+  it("a repeat that waits on the first completion's commit is answered OK, and writes nothing", async () => {
+    const b = await openIsolated();
+    const first = new pg.Client({ connectionString: POSTGRES_URL });
+    const observer = new pg.Client({ connectionString: POSTGRES_URL });
+    await first.connect();
+    await observer.connect();
+    try {
+      const job = newJob();
+      await b.enqueue({ jobs: [job], now: T0 });
+      const [claimed] = await b.claim({ queues: ["q"], limit: 1, worker: "w", leaseMs: LEASE, now: T0 });
+      assert.ok(claimed);
+      // The first completion, written but not yet committed.
+      await first.query("BEGIN");
+      const channel = "unused";
+      await first.query(loadQueries(b.schema)["complete"], [[job.id], [claimed.token], ['"first"'], T0 + 1, channel]);
+      const repeat = b.complete([{ id: job.id, token: claimed.token, resultJson: '"again"' }], T0 + 2);
+      // Wait until the repeat is blocked on the first one's row lock, then let the first commit.
+      for (;;) {
+        const waiting = await observer.query(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%unnest($1::text[], $2::text[], $3::text[])%'",
+        );
+        if ((waiting.rows[0] as { n: number }).n > 0) break;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await first.query("COMMIT");
+      assert.deepEqual(await repeat, ["OK"]);
+      const stored = await b.getJob(job.id);
+      assert.equal(stored?.state, "succeeded");
+      assert.equal(stored?.result, "first", "the repeat wrote nothing");
+      const states = (await b.readEvents({ jobId: job.id, afterId: 0, limit: 10 })).map((e) => e.data["state"]);
+      assert.deepEqual(states, ["queued", "active", "succeeded"]);
+    } finally {
+      await first.end();
+      await observer.end();
+      await b.close();
+    }
+  });
+});
