@@ -21,6 +21,17 @@ function withOffload(use: UseBackend, body: Body): () => Promise<void> {
   });
 }
 
+/** The backend, with its `complete` replaced: to lose replies or refuse writes at the port. */
+function withComplete(backend: Backend, complete: Backend["complete"]): Backend {
+  return new Proxy(backend, {
+    get(target, prop) {
+      if (prop === "complete") return complete;
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
 export function workerCases(use: UseBackend): void {
   it("runs a job and hands its typed result to job.result()", withOffload(use, async ({ offload }) => {
     const add = offload.task({ name: "add", run: (p: { a: number; b: number }) => ({ sum: p.a + p.b }) });
@@ -191,18 +202,10 @@ export function workerCases(use: UseBackend): void {
   it("a completion whose reply is lost is sent again: the job succeeds once, and runs once", use(async (backend) => {
     // The first completion is written, then its reply is lost, as when a connection drops.
     let lostReplies = 0;
-    const dropsFirstReply = new Proxy(backend, {
-      get(target, prop) {
-        if (prop === "complete") {
-          return async (...args: Parameters<Backend["complete"]>) => {
-            const statuses = await target.complete(...args);
-            if (lostReplies++ === 0) throw new Error("connection closed before the reply; the outcome is unknown");
-            return statuses;
-          };
-        }
-        const value: unknown = Reflect.get(target, prop, target);
-        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-      },
+    const dropsFirstReply = withComplete(backend, async (...args) => {
+      const statuses = await backend.complete(...args);
+      if (lostReplies++ === 0) throw new Error("connection closed before the reply; the outcome is unknown");
+      return statuses;
     });
     const clock = new FakeClock();
     const offload = new Offload({ backend: dropsFirstReply, clock });
@@ -237,17 +240,9 @@ export function workerCases(use: UseBackend): void {
 
   it("stop() does not wait out the retries of acknowledgements that keep failing", use(async (backend) => {
     let attempts = 0;
-    const unreachable = new Proxy(backend, {
-      get(target, prop) {
-        if (prop === "complete") {
-          return async () => {
-            attempts++;
-            throw new Error("connection refused");
-          };
-        }
-        const value: unknown = Reflect.get(target, prop, target);
-        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-      },
+    const unreachable = withComplete(backend, () => {
+      attempts++;
+      return Promise.reject(new Error("connection refused"));
     });
     const clock = new FakeClock(); // never advanced: a retry pause would last for ever
     const offload = new Offload({ backend: unreachable, clock });
