@@ -187,7 +187,8 @@ export class RedisBackend implements Backend {
   async stageDue(now: number): Promise<number> {
     let total = 0;
     for (;;) {
-      const [staged, more] = asArray(await this.#write("stage-due", now, [CHUNK])).map(Number);
+      const [staged, more] = asArray(await this.#scripts.run("stage-due", now, [CHUNK])).map(Number);
+      if ((staged ?? 0) > 0) this.#feed.announce(); // a pass that found nothing due changed nothing
       total += staged ?? 0;
       if (more !== 1) return total;
     }
@@ -196,7 +197,8 @@ export class RedisBackend implements Backend {
   async rescueExpired(now: number): Promise<RescueResult> {
     const result: Record<"queued" | "failed" | "cancelled", string[]> = { queued: [], failed: [], cancelled: [] };
     for (;;) {
-      const reply = asArray(await this.#write("rescue-expired", now, [CHUNK])).map(String);
+      const reply = asArray(await this.#scripts.run("rescue-expired", now, [CHUNK])).map(String);
+      if (reply.length > 0) this.#feed.announce(); // an idle sweep must not wake this process's claim loops
       for (let i = 0; i + 1 < reply.length; i += 2) {
         const state = reply[i + 1] as "queued" | "failed" | "cancelled";
         result[state].push(reply[i] ?? "");

@@ -89,7 +89,8 @@ export class SqliteBackend implements Backend {
   }
 
   /** Runs `work` in one IMMEDIATE transaction and announces the change after commit. */
-  #write<T>(work: () => T): T {
+  /** Runs `work` in a write transaction; announces the change unless `changed` says there was none. */
+  #write<T>(work: () => T, changed: (result: T) => boolean = () => true): T {
     this.#begin();
     let result: T;
     try {
@@ -99,7 +100,7 @@ export class SqliteBackend implements Backend {
       if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
       throw error;
     }
-    this.#feed.announce();
+    if (changed(result)) this.#feed.announce();
     return result;
   }
 
@@ -128,12 +129,13 @@ export class SqliteBackend implements Backend {
 
   async claim(request: ClaimRequest): Promise<ClaimedJob[]> {
     if (request.limit <= 0 || request.queues.length === 0) return [];
+    let staged = 0;
     const rows = this.#write(() => {
-      this.#stmt("stage-due").run({ now: request.now });
+      staged = Number(this.#stmt("stage-due").run({ now: request.now }).changes);
       const ids = this.#candidates(request.queues, request.limit);
       if (ids.length === 0) return [];
       return this.#all("claim", { ids: JSON.stringify(ids), worker: request.worker, lease_until: request.now + request.leaseMs, now: request.now });
-    });
+    }, (claimed) => claimed.length > 0 || staged > 0); // an empty claim changed nothing: no signal
     return rows.map((row) => ({ job: toJobRecord(row), token: String(row["lease_token"]) })).sort(claimOrder);
   }
 
@@ -240,11 +242,11 @@ export class SqliteBackend implements Backend {
   }
 
   async stageDue(now: number): Promise<number> {
-    return this.#write(() => Number(this.#stmt("stage-due").run({ now }).changes));
+    return this.#write(() => Number(this.#stmt("stage-due").run({ now }).changes), (staged) => staged > 0);
   }
 
   async rescueExpired(now: number): Promise<RescueResult> {
-    const rows = this.#write(() => this.#all("rescue-expired", { now }));
+    const rows = this.#write(() => this.#all("rescue-expired", { now }), (rescued) => rescued.length > 0);
     const pick = (state: JobState): string[] => rows.filter((r) => r["state"] === state).map((r) => String(r["id"]));
     return { requeued: pick("queued"), failed: pick("failed"), cancelled: pick("cancelled") };
   }
@@ -255,7 +257,7 @@ export class SqliteBackend implements Backend {
         succeeded_before: now - retention.succeeded, failed_before: now - retention.failed, cancelled_before: now - retention.cancelled,
       };
       return Number(this.#stmt("prune").run(params).changes);
-    });
+    }, () => false); // deleting finished jobs gives no worker anything to do
   }
 
   async getJob(id: string): Promise<JobRecord | undefined> {
