@@ -4,6 +4,7 @@
 //   node bench/postgres-peer-child.ts <graphile|graphile-tuned|pg-boss> <url> <schema> <drain|latency> <task> <concurrency> [count]
 import { Logger, run } from "graphile-worker";
 import { PgBoss } from "pg-boss";
+import pg from "pg";
 import { type ChildMessage, wallNow } from "./measure.ts";
 
 const [system = "", url = "", schema = "", mode = "drain", task = "", concurrencyText = "50", countText = "0"] = process.argv.slice(2);
@@ -88,6 +89,30 @@ process.once("SIGTERM", () => {
 send({ type: "ready" });
 if (mode === "drain") {
   await finished;
+  await untilRecorded();
   const ms = performance.now() - first;
   send({ type: "drained", ms, count, maxRssMiB: process.resourceUsage().maxRSS / 1024 });
+}
+
+/**
+ * Both peers run a handler before its completion is written (graphile-worker batches them after
+ * the handler returns; pg-boss completes a batch after its handlers). Offload's drain ends at its
+ * last `succeeded` event, which comes after the write commits, so a peer's drain ends only when
+ * its database shows every job finished: graphile-worker deletes completed jobs, pg-boss marks them.
+ */
+async function untilRecorded(): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  const sql = system === "pg-boss"
+    ? `select count(*)::int as n from "${schema}".job where name = $1 and state <> 'completed'`
+    : `select count(*)::int as n from "${schema}"._private_jobs j join "${schema}"._private_tasks t on t.id = j.task_id where t.identifier = $1`;
+  try {
+    for (;;) {
+      const { rows } = await client.query<{ n: number }>(sql, [task]);
+      if (rows[0]?.n === 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+  } finally {
+    await client.end();
+  }
 }
