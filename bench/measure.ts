@@ -1,6 +1,7 @@
 // Small measuring helpers shared by the benchmark scripts. Figures are rates from one run;
 // compare systems within the same run, never across runs.
 import { fork } from "node:child_process";
+import { readFileSync } from "node:fs";
 
 export interface Row {
   readonly metric: string;
@@ -194,4 +195,11 @@ export async function measureSystem(driver: SystemDriver, n: number, latencySamp
     latencyP99: percentile(latencies, 99),
     workerRssMiB: drain50.rss,
   };
+}
+
+/** Busy CPU seconds of the whole machine, all cores. */
+export function machineBusySeconds(): number {
+  const [, ...values] = (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "").trim().split(/\s+/);
+  const v = values.map(Number);
+  return (v.reduce((a, b) => a + b, 0) - (v[3] ?? 0) - (v[4] ?? 0)) / 100; // USER_HZ on Linux
 }

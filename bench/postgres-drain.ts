@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import pg from "pg";
 import { Offload } from "../src/index.ts";
 import { randomToken } from "../src/core/ids.ts";
-import { drainInChild, option } from "./measure.ts";
+import { drainInChild, machineBusySeconds, option } from "./measure.ts";
 
 const args = process.argv.slice(2);
 const n = Number(option(args, "n", "20000"));
@@ -15,7 +15,6 @@ const concurrency = option(args, "concurrency", "50");
 const server = option(args, "url", "postgres://postgres@127.0.0.1:5432/test");
 const schema = `bench_drain_${randomToken().slice(0, 6).toLowerCase()}`;
 const url = `${server}?schema=${schema}`;
-const TICK = 100; // USER_HZ on Linux
 
 /**
  * CPU seconds (user + system) of every process whose command is `postgres`, and of the ones that
@@ -35,14 +34,7 @@ function postgresCpuSeconds(): number {
       // the process ended meanwhile
     }
   }
-  return ticks / TICK;
-}
-
-/** Busy CPU seconds of the whole machine, all cores. */
-function machineBusySeconds(): number {
-  const [, ...values] = (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "").trim().split(/\s+/);
-  const v = values.map(Number);
-  return (v.reduce((a, b) => a + b, 0) - (v[3] ?? 0) - (v[4] ?? 0)) / TICK;
+  return ticks / 100; // USER_HZ on Linux
 }
 
 const offload = new Offload({ backend: url });

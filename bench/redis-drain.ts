@@ -6,7 +6,7 @@
 import { Redis } from "ioredis";
 import { Offload } from "../src/index.ts";
 import { randomToken } from "../src/core/ids.ts";
-import { drainInChild, option } from "./measure.ts";
+import { drainInChild, machineBusySeconds, option } from "./measure.ts";
 
 const args = process.argv.slice(2);
 const n = Number(option(args, "n", "20000"));
@@ -30,9 +30,11 @@ try {
   }
   await admin.config("RESETSTAT");
   const before = await cpuSeconds(admin);
+  const machineBefore = machineBusySeconds();
   const { rate } = await drainInChild(new URL("./offload-child.ts", import.meta.url), [url, "drain", "drain", concurrency, String(n)]);
   const spent = (await cpuSeconds(admin)) - before;
-  console.log(`drain c=${concurrency}: ${rate} jobs/s; Redis CPU ${((spent * 1e6) / n).toFixed(1)} µs/job`);
+  const machine = machineBusySeconds() - machineBefore;
+  console.log(`drain c=${concurrency}: ${rate} jobs/s; Redis CPU ${((spent * 1e6) / n).toFixed(1)} µs/job; machine CPU ${((machine * 1e6) / n).toFixed(1)} µs/job (includes the worker's start-up)`);
   for (const line of (await admin.info("commandstats")).split("\n")) {
     const m = /cmdstat_(\w+):calls=(\d+),usec=(\d+)/.exec(line);
     if (!m || Number(m[3]) / n < 0.05) continue;

@@ -160,8 +160,17 @@ export interface Backend {
    * can be retried; no other lease operation accepts that token any more.
    */
   complete(acks: readonly CompleteAck[], now: number): Promise<AckStatus[]>;
+  /**
+   * Records a failed attempt: `retrying` or `failed`. Sent again with the same token while the
+   * job is still `retrying` or `failed` from it, it answers the same status and changes nothing
+   * (no second error, no event), so a failure whose reply was lost can be retried. Once the job
+   * has moved on (staged, claimed again, retried by hand), the token is dead: LEASE_LOST.
+   */
   fail(request: FailRequest): Promise<FailStatus>;
-  /** An active job that was asked to cancel and whose handler stopped: `active` → `cancelled`. */
+  /**
+   * An active job that was asked to cancel and whose handler stopped: `active` → `cancelled`.
+   * Sent again with the same token, it is OK and changes nothing, as `complete`.
+   */
   acknowledgeCancel(lease: Lease, now: number): Promise<AckStatus>;
   /** Hands active jobs back to `queued` (graceful shutdown); the attempt is not counted. */
   release(leases: readonly Lease[], now: number): Promise<AckStatus[]>;

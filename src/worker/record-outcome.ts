@@ -3,6 +3,7 @@
 import type { AckStatus, Backend, CompleteAck } from "../backend/backend.ts";
 import { backoffDelay } from "../core/backoff.ts";
 import type { AttemptError, ClaimedJob, JobRecord } from "../core/job.ts";
+import type { AckRetry } from "./ack-retry.ts";
 import type { Execution } from "./executor.ts";
 
 export type WorkerEvent =
@@ -23,6 +24,8 @@ export interface RecordContext {
   readonly startedAt: number;
   /** Inline mode retries at once instead of waiting out the backoff. */
   readonly immediateRetries?: boolean;
+  /** Writes a failure or a cancellation again if its write fails (the worker; inline mode has none). */
+  readonly retry?: AckRetry;
 }
 
 /** Writes the outcome; returns the event that describes what was recorded (none for a shutdown hand-back). */
@@ -30,6 +33,7 @@ export async function recordOutcome(ctx: RecordContext, claimed: ClaimedJob, exe
   const { job, token } = claimed;
   const lease = { id: job.id, token };
   const outcome = execution.outcome;
+  const write = <T>(work: () => Promise<T>): Promise<T> => (ctx.retry ? ctx.retry.write(work) : work());
   switch (outcome.kind) {
     case "succeeded": {
       const status = await ctx.complete({ ...lease, resultJson: execution.resultJson ?? "null" });
@@ -41,13 +45,13 @@ export async function recordOutcome(ctx: RecordContext, claimed: ClaimedJob, exe
       const delay = outcome.kind === "retry" ? (outcome.retryInMs ?? (policy ? backoffDelay(policy, job.attempt) : 0)) : 0;
       const retryAt = outcome.kind === "permanent" ? undefined : ctx.immediateRetries ? ctx.now : ctx.now + delay;
       const error = attemptError(outcome.error, job.attempt, ctx.worker, ctx.now);
-      const status = await ctx.backend.fail({ ...lease, error, retryAt, now: ctx.now });
+      const status = await write(() => ctx.backend.fail({ ...lease, error, retryAt, now: ctx.now }));
       if (status === "LEASE_LOST") return { type: "lease-lost", job };
       if (status === "RETRYING" && retryAt !== undefined) return { type: "retrying", job, error: outcome.error, retryAt };
       return { type: "failed", job, error: outcome.error };
     }
     case "cancelled": {
-      const status = await ctx.backend.acknowledgeCancel(lease, ctx.now);
+      const status = await write(() => ctx.backend.acknowledgeCancel(lease, ctx.now));
       return status === "OK" ? { type: "cancelled", job } : { type: "lease-lost", job };
     }
     case "abandoned":

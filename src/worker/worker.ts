@@ -18,6 +18,7 @@ import { Wakeup } from "../core/wakeup.ts";
 import { makeJobContext } from "./job-context.ts";
 import { CancelRequested, LeaseLost, ShuttingDown } from "./abort-reasons.ts";
 import { ClaimLoop } from "./claim-loop.ts";
+import { AckRetry } from "./ack-retry.ts";
 import { CompleteBatcher } from "./complete-batcher.ts";
 import { execute } from "./executor.ts";
 import { JobControl } from "./job-control.ts";
@@ -83,6 +84,8 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
   #loop: Promise<void> | undefined;
   #backend: Backend | undefined;
   #batcher: CompleteBatcher | undefined;
+  /** Outcome writes that failed are sent again through this; stop() hurries it after the grace. */
+  #ackRetry: AckRetry | undefined;
   #maintenance: Maintenance | undefined;
   #heartbeat: Promise<void> | undefined;
   #unwatch: (() => void) | undefined;
@@ -113,7 +116,8 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     if (this.#loop) return;
     const backend = await this.#deps.backend();
     this.#backend = backend;
-    this.#batcher = new CompleteBatcher(backend, this.#deps.clock, { retrying: (error) => this.#report(error) });
+    this.#ackRetry = new AckRetry(this.#deps.clock, (error) => this.#report(error));
+    this.#batcher = new CompleteBatcher(backend, this.#deps.clock, this.#ackRetry);
     const claims = new ClaimLoop({
       backend, clock: this.#deps.clock, wakeup: this.#wakeup, queues: this.queues, worker: this.id,
       concurrency: this.concurrency, leaseMs: this.#settings.leaseMs, pollMs: this.#settings.pollMs,
@@ -145,7 +149,7 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
       await Promise.race([allDone, this.#deps.clock.sleep(graceMs, timer.signal).catch(() => {})]);
       timer.abort();
     }
-    this.#batcher?.hurry();
+    this.#ackRetry?.hurry();
     await this.#handBack();
     await allDone;
     await this.#batcher?.drain();
@@ -205,7 +209,7 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     }
     try {
       const event = await recordOutcome(
-        { backend, complete: (ack) => this.#batcher!.complete(ack), worker: this.id, now: this.#deps.clock.now(), startedAt: started },
+        { backend, complete: (ack) => this.#batcher!.complete(ack), retry: this.#ackRetry, worker: this.id, now: this.#deps.clock.now(), startedAt: started },
         running.claimed,
         execution,
       );

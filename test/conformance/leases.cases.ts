@@ -93,6 +93,52 @@ export function leaseCases(use: UseBackend): void {
     assert.equal((await b.getJob(id))?.state, "succeeded");
   }));
 
+  it("a failure sent again (its reply was lost) is answered as the first and changes nothing, until the job moves on", use(async (b) => {
+    const id = await enqueueOne(b, { maxAttempts: 2 });
+    const first = await claimOne(b, T0);
+    assert.equal(await b.fail({ id, token: first.token, error: attemptError(1, T0 + 1), retryAt: T0 + 100, now: T0 + 1 }), "RETRYING");
+    const eventsBefore = await b.readEvents({ afterId: 0, limit: 100 });
+    const countsBefore = await b.counts();
+    assert.equal(await b.fail({ id, token: first.token, error: attemptError(1, T0 + 2, "again"), retryAt: T0 + 200, now: T0 + 2 }), "RETRYING");
+    const retrying = await b.getJob(id);
+    assert.deepEqual(retrying?.errors.map((e) => e.message), ["boom"], "one error for one attempt");
+    assert.equal(retrying?.runAt, T0 + 100, "the first retry time stays");
+    assert.deepEqual(await b.readEvents({ afterId: 0, limit: 100 }), eventsBefore, "no second retrying event");
+    assert.deepEqual(await b.counts(), countsBefore);
+    // The kept token opens nothing else while the job waits.
+    assert.deepEqual(await b.complete([{ id, token: first.token, resultJson: "1" }], T0 + 3), ["LEASE_LOST"]);
+    assert.equal(await b.acknowledgeCancel({ id, token: first.token }, T0 + 3), "LEASE_LOST");
+    assert.equal(await b.progress({ id, token: first.token, progress: 0.5, message: undefined, now: T0 + 3 }), "LEASE_LOST");
+    assert.deepEqual((await b.heartbeat({ worker: "w1", leases: [{ id, token: first.token }], leaseMs: LEASE, now: T0 + 3 })).lost, [id]);
+    // Claimed again, the job has moved on: the old run's repeat is refused.
+    const second = await claimOne(b, T0 + 100);
+    assert.equal(await b.fail({ id, token: first.token, error: attemptError(1, T0 + 101), retryAt: T0 + 200, now: T0 + 101 }), "LEASE_LOST");
+    assert.equal(await b.fail({ id, token: second.token, error: attemptError(2, T0 + 102), retryAt: T0 + 200, now: T0 + 102 }), "FAILED", "no attempt left");
+    assert.equal(await b.fail({ id, token: second.token, error: attemptError(2, T0 + 103, "again"), retryAt: undefined, now: T0 + 103 }), "FAILED");
+    const failed = await b.getJob(id);
+    assert.equal(failed?.state, "failed");
+    assert.equal(failed?.finishedAt, T0 + 102);
+    assert.deepEqual(failed?.errors.map((e) => e.attempt), [1, 2]);
+    // Retried by hand, it has moved on again.
+    assert.equal(await b.retry(id, T0 + 200), "QUEUED");
+    assert.equal(await b.fail({ id, token: second.token, error: attemptError(2, T0 + 201), retryAt: undefined, now: T0 + 201 }), "LEASE_LOST");
+    assert.equal((await b.getJob(id))?.state, "queued");
+  }));
+
+  it("a cancellation acknowledged again is OK and changes nothing", use(async (b) => {
+    const id = await enqueueOne(b);
+    const c = await claimOne(b, T0);
+    assert.equal(await b.cancel(id, T0 + 1), "CANCEL_REQUESTED");
+    assert.equal(await b.acknowledgeCancel({ id, token: c.token }, T0 + 2), "OK");
+    const eventsBefore = await b.readEvents({ afterId: 0, limit: 100 });
+    assert.equal(await b.acknowledgeCancel({ id, token: c.token }, T0 + 3), "OK");
+    assert.equal(await b.fail({ id, token: c.token, error: attemptError(1), retryAt: undefined, now: T0 + 3 }), "LEASE_LOST", "a failure is not a repeat of it");
+    const job = await b.getJob(id);
+    assert.equal(job?.state, "cancelled");
+    assert.equal(job?.finishedAt, T0 + 2);
+    assert.deepEqual(await b.readEvents({ afterId: 0, limit: 100 }), eventsBefore);
+  }));
+
   it("a heartbeat extends the lease; a lost lease is reported", use(async (b) => {
     const id = await enqueueOne(b);
     const claimed = await claimOne(b, T0, ["q"], 1_000);

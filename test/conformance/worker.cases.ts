@@ -21,11 +21,11 @@ function withOffload(use: UseBackend, body: Body): () => Promise<void> {
   });
 }
 
-/** The backend, with its `complete` replaced: to lose replies or refuse writes at the port. */
-function withComplete(backend: Backend, complete: Backend["complete"]): Backend {
+/** The backend with one operation replaced: to lose replies or refuse writes at the port. */
+function withOperation<K extends "complete" | "fail">(backend: Backend, name: K, operation: Backend[K]): Backend {
   return new Proxy(backend, {
     get(target, prop) {
-      if (prop === "complete") return complete;
+      if (prop === name) return operation;
       const value: unknown = Reflect.get(target, prop, target);
       return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
     },
@@ -202,7 +202,7 @@ export function workerCases(use: UseBackend): void {
   it("a completion whose reply is lost is sent again: the job succeeds once, and runs once", use(async (backend) => {
     // The first completion is written, then its reply is lost, as when a connection drops.
     let lostReplies = 0;
-    const dropsFirstReply = withComplete(backend, async (...args) => {
+    const dropsFirstReply = withOperation(backend, "complete", async (...args) => {
       const statuses = await backend.complete(...args);
       if (lostReplies++ === 0) throw new Error("connection closed before the reply; the outcome is unknown");
       return statuses;
@@ -238,9 +238,47 @@ export function workerCases(use: UseBackend): void {
     }
   }));
 
+  it("a failure whose reply is lost is sent again: one error, one retrying event, no lease-lost", use(async (backend) => {
+    let lostReplies = 0;
+    const dropsFirstReply = withOperation(backend, "fail", async (request) => {
+      const status = await backend.fail(request);
+      if (lostReplies++ === 0) throw new Error("connection reset before the reply; the outcome is unknown");
+      return status;
+    });
+    const clock = new FakeClock();
+    const offload = new Offload({ backend: dropsFirstReply, clock });
+    try {
+      const flaky = offload.task({ name: "flaky-once", retry: { attempts: 2, base: "10s", jitter: false }, run: () => {
+        throw new Error("upstream timed out");
+      } });
+      const worker = offload.worker();
+      worker.on("error", () => {});
+      const outcomes: string[] = [];
+      worker.on("job", (e) => {
+        if (e.type !== "started") outcomes.push(e.type);
+      });
+      await worker.start();
+      const retrying = nextEvent(worker, "retrying");
+      const job = await flaky.enqueue(null);
+      // The failure waits 50 ms before it is sent again (without a retry, `retrying` never comes).
+      if (await Promise.race([clock.sleeping(50).then(() => true), retrying.then(() => false)])) clock.advance(50);
+      await retrying;
+      assert.equal(lostReplies, 2);
+      assert.deepEqual(outcomes, ["retrying"], "the repeat is answered as the first was");
+      const record = await backend.getJob(job.id);
+      assert.equal(record?.state, "retrying");
+      assert.deepEqual(record?.errors.map((e) => e.message), ["upstream timed out"], "the error was kept, once");
+      const states = (await backend.readEvents({ jobId: job.id, afterId: 0, limit: 10 })).map((e) => e.data["state"]);
+      assert.deepEqual(states, ["queued", "active", "retrying"]);
+      await worker.stop({ grace: 0 });
+    } finally {
+      await offload.close({ grace: 0 });
+    }
+  }));
+
   it("stop() does not wait out the retries of acknowledgements that keep failing", use(async (backend) => {
     let attempts = 0;
-    const unreachable = withComplete(backend, () => {
+    const unreachable = withOperation(backend, "complete", () => {
       attempts++;
       return Promise.reject(new Error("connection refused"));
     });

@@ -183,12 +183,18 @@ export class SqliteBackend implements Backend {
         retry_at: request.retryAt ?? null, now: request.now,
       }),
     );
-    if (!row) return "LEASE_LOST";
-    return row["state"] === "retrying" ? "RETRYING" : "FAILED";
+    const state = row ? row["state"] : this.#recordedBy(request)?.["state"];
+    return state === "retrying" ? "RETRYING" : state === "failed" ? "FAILED" : "LEASE_LOST";
   }
 
   async acknowledgeCancel(lease: Lease, now: number): Promise<AckStatus> {
-    return this.#write(() => (this.#get("acknowledge-cancel", { id: lease.id, token: lease.token, now }) ? "OK" : "LEASE_LOST"));
+    const row = this.#write(() => this.#get("acknowledge-cancel", { id: lease.id, token: lease.token, now }));
+    return row || this.#recordedBy(lease)?.["state"] === "cancelled" ? "OK" : "LEASE_LOST";
+  }
+
+  /** The row's state if this lease already recorded the job's failure or cancellation (a repeat). */
+  #recordedBy(lease: Lease): Row | undefined {
+    return this.#get("lease-outcome", { id: lease.id, token: lease.token });
   }
 
   async release(leases: readonly Lease[], now: number): Promise<AckStatus[]> {

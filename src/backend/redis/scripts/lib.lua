@@ -118,12 +118,18 @@ local function release_key(id, key)
 end
 
 -- A job enters a final state: finished_at, the done index, its key freed. `extra` as in set_state.
-local function finish(id, queue, from, to, attempt, key, extra)
+-- `keep_token`: the lease that recorded this outcome keeps its token on the job, so a repeat of
+-- the same acknowledgement can be recognised (fail.lua); otherwise the token dies here.
+local function finish(id, queue, from, to, attempt, key, extra, keep_token)
   local fields = extra or {}
   fields[#fields + 1] = 'finished_at'
   fields[#fields + 1] = NOW
   set_state(id, queue, from, to, attempt, fields)
-  redis.call('HDEL', jobkey(id), 'token', 'lease_until')
+  if keep_token then
+    redis.call('HDEL', jobkey(id), 'lease_until')
+  else
+    redis.call('HDEL', jobkey(id), 'token', 'lease_until')
+  end
   redis.call('ZADD', P .. 'done:' .. to, NOW, id)
   release_key(id, key)
 end
