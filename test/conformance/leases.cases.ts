@@ -139,6 +139,24 @@ export function leaseCases(use: UseBackend): void {
     assert.deepEqual(await b.readEvents({ afterId: 0, limit: 100 }), eventsBefore);
   }));
 
+  it("a job cancelled while retrying or retried by hand keeps no token that a cancellation acknowledgement would take", use(async (b) => {
+    // Retrying from a failed run, then cancelled by a user: no run of it was cancelled.
+    const waiting = await enqueueOne(b);
+    const w = await claimOne(b, T0);
+    assert.equal(await b.fail({ id: waiting, token: w.token, error: attemptError(1), retryAt: T0 + 100, now: T0 + 1 }), "RETRYING");
+    assert.equal(await b.cancel(waiting, T0 + 2), "CANCELLED");
+    assert.equal(await b.acknowledgeCancel({ id: waiting, token: w.token }, T0 + 3), "LEASE_LOST");
+    assert.equal(await b.fail({ id: waiting, token: w.token, error: attemptError(1), retryAt: T0 + 100, now: T0 + 3 }), "LEASE_LOST");
+    // Failed, retried by hand, then cancelled before it ran again.
+    const failed = await enqueueOne(b, { maxAttempts: 1 });
+    const f = await claimOne(b, T0 + 10);
+    assert.equal(f.job.id, failed);
+    assert.equal(await b.fail({ id: failed, token: f.token, error: attemptError(1), retryAt: undefined, now: T0 + 11 }), "FAILED");
+    assert.equal(await b.retry(failed, T0 + 12), "QUEUED");
+    assert.equal(await b.cancel(failed, T0 + 13), "CANCELLED");
+    assert.equal(await b.acknowledgeCancel({ id: failed, token: f.token }, T0 + 14), "LEASE_LOST");
+  }));
+
   it("a heartbeat extends the lease; a lost lease is reported", use(async (b) => {
     const id = await enqueueOne(b);
     const claimed = await claimOne(b, T0, ["q"], 1_000);

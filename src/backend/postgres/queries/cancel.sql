@@ -1,11 +1,13 @@
 -- Cancel a job: one that has not started (scheduled, queued, retrying) is cancelled at once; an
 -- active one is flagged and its worker aborts it (acknowledge-cancel). At most one branch matches.
--- Only the first branch changes the state, so only it writes a state event.
+-- Only the first branch changes the state, so only it writes a state event. It also kills the
+-- token a retrying job (or one retried by hand) still carries from the run that failed: else a
+-- cancellation acknowledgement with that token would pass for a repeat (acknowledge-cancel.sql).
 -- $1 id text, $2 now bigint, $3 channel text (the schema's NOTIFY channel)
 -- Returns one row: CANCELLED | CANCEL_REQUESTED | ALREADY_FINISHED, or CHANGED when the job moved
 -- between states during the statement (the caller asks again); no row when there is no such job.
 WITH pending AS (
-  UPDATE offload.jobs SET state = 'cancelled', finished_at = $2::bigint, updated_at = $2::bigint
+  UPDATE offload.jobs SET state = 'cancelled', finished_at = $2::bigint, updated_at = $2::bigint, lease_token = NULL
    WHERE id = $1 AND state IN ('scheduled', 'queued', 'retrying')
   RETURNING id, attempt, 'CANCELLED'::text AS status
 ), active AS (
