@@ -79,7 +79,8 @@ export interface FailRequest extends Lease {
   readonly now: number;
 }
 
-export type FailStatus = "RETRYING" | "FAILED" | "LEASE_LOST";
+/** CANCELLED: a cancel was requested during the attempt, so the job ends cancelled instead. */
+export type FailStatus = "RETRYING" | "FAILED" | "CANCELLED" | "LEASE_LOST";
 
 export type CancelStatus = "CANCELLED" | "CANCEL_REQUESTED" | "ALREADY_FINISHED" | "NOT_FOUND";
 export type RetryStatus = "QUEUED" | "NOT_FOUND" | "NOT_FINISHED" | "KEY_IN_USE";
@@ -161,8 +162,9 @@ export interface Backend {
    */
   complete(acks: readonly CompleteAck[], now: number): Promise<AckStatus[]>;
   /**
-   * Records a failed attempt: `retrying` or `failed`. Sent again with the same token while the
-   * job is still `retrying` or `failed` from it, it answers the same status and changes nothing
+   * Records a failed attempt: `retrying` or `failed`, or `cancelled` when a cancel was requested
+   * while it ran (the request is honoured, as rescue and release honour it). Sent again with the same token while the
+   * job is still `retrying`, `failed` or `cancelled` from it, it answers the same status and changes nothing
    * (no second error, no event), so a failure whose reply was lost can be retried. Once the job
    * has moved on (staged, claimed again, retried by hand), the token is dead: LEASE_LOST.
    */

@@ -47,6 +47,7 @@ export async function recordOutcome(ctx: RecordContext, claimed: ClaimedJob, exe
       const error = attemptError(outcome.error, job.attempt, ctx.worker, ctx.now);
       const status = await write(() => ctx.backend.fail({ ...lease, error, retryAt, now: ctx.now }));
       if (status === "LEASE_LOST") return { type: "lease-lost", job };
+      if (status === "CANCELLED") return { type: "cancelled", job };
       if (status === "RETRYING" && retryAt !== undefined) return { type: "retrying", job, error: outcome.error, retryAt };
       return { type: "failed", job, error: outcome.error };
     }

@@ -99,6 +99,26 @@ export function failureCases(use: UseBackend): void {
     assert.equal(await b.retry(active, T0 + 7), "QUEUED", "a cancelled job can be retried");
   }));
 
+  it("an attempt that fails after a cancel was requested ends the job cancelled, its error kept", use(async (b) => {
+    const id = await enqueueOne(b, { maxAttempts: 3 });
+    const c = await claimOne(b);
+    assert.equal(await b.cancel(id, T0 + 1), "CANCEL_REQUESTED");
+    // The handler failed before its worker learned of the request: the retry must not forget it.
+    assert.equal(await b.fail({ id, token: c.token, error: attemptError(1, T0 + 2), retryAt: T0 + 1_000, now: T0 + 2 }), "CANCELLED");
+    const job = await b.getJob(id);
+    assert.equal(job?.state, "cancelled");
+    assert.equal(job?.finishedAt, T0 + 2);
+    assert.deepEqual(job?.errors.map((e) => e.message), ["boom"]);
+    assert.deepEqual(await b.claim({ queues: ["q"], limit: 1, worker: "w1", leaseMs: 10_000, now: T0 + 1_000 }), [], "never run again");
+    assert.equal(await b.fail({ id, token: c.token, error: attemptError(1, T0 + 3), retryAt: T0 + 1_000, now: T0 + 3 }), "CANCELLED", "a repeat is answered as the first");
+    assert.equal((await b.counts()).find((q) => q.queue === "q")?.counts.cancelled, 1);
+    assert.equal((await b.counts()).find((q) => q.queue === "q")?.counts.active, 0);
+    assert.equal(await b.retry(id, T0 + 4), "QUEUED", "retried by hand, it runs again without the old request");
+    const again = await claimOne(b, T0 + 5);
+    assert.equal(again.job.cancelRequested, false);
+    assert.equal(await b.fail({ id, token: again.token, error: attemptError(1, T0 + 6), retryAt: T0 + 1_000, now: T0 + 6 }), "RETRYING");
+  }));
+
   it("a retrying job can be cancelled; an active one cancelled and then rescued ends cancelled", use(async (b) => {
     const id = await enqueueOne(b);
     const c1 = await claimOne(b);

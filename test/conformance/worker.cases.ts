@@ -100,6 +100,28 @@ export function workerCases(use: UseBackend): void {
     assert.equal(await s.result(), 2);
   }));
 
+  it("a handler that throws after a cancel was requested, before it was aborted, ends the job cancelled", withOffload(use, async ({ offload }) => {
+    let runs = 0;
+    const task = offload.task({ name: "cancelled-then-throws", retry: { attempts: 3, base: "1s", jitter: false }, run: async (_: null, ctx) => {
+      runs++;
+      // The request lands while the handler runs; no heartbeat has carried it yet.
+      await offload.jobs.cancel(ctx.job.id);
+      throw new Error("gave up");
+    } });
+    const worker = offload.worker();
+    const outcomes: string[] = [];
+    worker.on("job", (e) => {
+      if (e.type !== "started") outcomes.push(e.type);
+    });
+    await worker.start();
+    const cancelled = nextEvent(worker, "cancelled");
+    const job = await task.enqueue(null);
+    await cancelled;
+    assert.deepEqual(outcomes, ["cancelled"]);
+    assert.equal(await job.state(), "cancelled");
+    assert.equal(runs, 1);
+  }));
+
   it("cancelling an active job aborts its signal and ends it cancelled", withOffload(use, async ({ offload, clock }) => {
     let sawAbort = false;
     const slow = offload.task({ name: "slow", run: (_: null, ctx) => new Promise((_resolve, reject) => {

@@ -147,7 +147,7 @@ export class PostgresBackend implements Backend {
     const error = JSON.stringify(withoutNul(request.error));
     const row = (await this.#write("fail", [request.id, request.token, error, request.retryAt ?? null, request.now]))[0];
     if (!row) return "LEASE_LOST";
-    return row["state"] === "retrying" ? "RETRYING" : "FAILED";
+    return row["state"] === "retrying" ? "RETRYING" : row["state"] === "cancelled" ? "CANCELLED" : "FAILED";
   }
 
   async acknowledgeCancel(lease: Lease, now: number): Promise<AckStatus> {

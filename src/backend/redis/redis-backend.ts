@@ -141,7 +141,7 @@ export class RedisBackend implements Backend {
   async fail(request: FailRequest): Promise<FailStatus> {
     const args = [request.id, request.token, JSON.stringify(request.error), request.retryAt ?? ""];
     const reply = await this.#write("fail", request.now, args);
-    return reply === "retrying" ? "RETRYING" : reply === "failed" ? "FAILED" : "LEASE_LOST";
+    return reply === "retrying" ? "RETRYING" : reply === "failed" ? "FAILED" : reply === "cancelled" ? "CANCELLED" : "LEASE_LOST";
   }
 
   async acknowledgeCancel(lease: Lease, now: number): Promise<AckStatus> {

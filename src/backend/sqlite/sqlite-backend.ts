@@ -184,7 +184,7 @@ export class SqliteBackend implements Backend {
       }),
     );
     const state = row ? row["state"] : this.#recordedBy(request)?.["state"];
-    return state === "retrying" ? "RETRYING" : state === "failed" ? "FAILED" : "LEASE_LOST";
+    return failStatus(state);
   }
 
   async acknowledgeCancel(lease: Lease, now: number): Promise<AckStatus> {
@@ -314,4 +314,9 @@ function isBusy(error: unknown): boolean {
 
 function isUniqueViolation(error: unknown): boolean {
   return error instanceof Error && "errcode" in error && (error as { errcode: unknown }).errcode === 2067; // SQLITE_CONSTRAINT_UNIQUE
+}
+
+/** A failure's status from the state it left the job in (fail.sql, lease-outcome.sql). */
+function failStatus(state: unknown): FailStatus {
+  return state === "retrying" ? "RETRYING" : state === "failed" ? "FAILED" : state === "cancelled" ? "CANCELLED" : "LEASE_LOST";
 }

@@ -1,4 +1,6 @@
--- Record a failed attempt: retrying at $4 while attempts are left, else failed (dead letter).
+-- Record a failed attempt: retrying at $4 while attempts are left, else failed (dead letter);
+-- cancelled instead when a cancel was requested while it ran (the handler failed before it was
+-- aborted), so the request is not forgotten by the retry.
 -- The error is appended to the job's history, and the state event written.
 -- A repeat is answered as the first was and writes nothing: the row keeps the token of the run
 -- that failed (every other lease operation requires state = 'active'), so a worker whose reply
@@ -7,16 +9,17 @@
 -- commit sees the committed state on the lock's recheck (see complete.sql).
 -- $1 id text, $2 lease_token text, $3 error jsonb, $4 retry_at bigint (NULL for no retry), $5 now bigint,
 -- $6 channel text (the schema's NOTIFY channel)
--- Returns the state (retrying or failed), or no row when the lease was lost (LEASE_LOST).
+-- Returns the state (retrying, failed or cancelled), or no row when the lease was lost (LEASE_LOST).
 WITH held AS MATERIALIZED (
   SELECT id, state FROM offload.jobs
-   WHERE id = $1 AND lease_token = $2 AND state IN ('active', 'retrying', 'failed')
+   WHERE id = $1 AND lease_token = $2 AND state IN ('active', 'retrying', 'failed', 'cancelled')
      FOR UPDATE
 ), moved AS (
   UPDATE offload.jobs j
-     SET state = CASE WHEN $4::bigint IS NOT NULL AND j.attempt < j.max_attempts THEN 'retrying' ELSE 'failed' END,
-         run_at = CASE WHEN $4::bigint IS NOT NULL AND j.attempt < j.max_attempts THEN $4::bigint ELSE j.run_at END,
-         finished_at = CASE WHEN $4::bigint IS NOT NULL AND j.attempt < j.max_attempts THEN NULL ELSE $5::bigint END,
+     SET state = CASE WHEN j.cancel_requested THEN 'cancelled'
+                      WHEN $4::bigint IS NOT NULL AND j.attempt < j.max_attempts THEN 'retrying' ELSE 'failed' END,
+         run_at = CASE WHEN NOT j.cancel_requested AND $4::bigint IS NOT NULL AND j.attempt < j.max_attempts THEN $4::bigint ELSE j.run_at END,
+         finished_at = CASE WHEN NOT j.cancel_requested AND $4::bigint IS NOT NULL AND j.attempt < j.max_attempts THEN NULL ELSE $5::bigint END,
          errors = j.errors || jsonb_build_array($3::jsonb),
          updated_at = $5::bigint, lease_until = NULL
     FROM held h
