@@ -6,6 +6,7 @@ import type { ClaimedJob } from "../core/job.ts";
 import type { JobContext } from "../client/task.ts";
 import { jobArtifacts } from "../artifacts/store.ts";
 import { LocalFolderStore } from "../artifacts/local-folder-store.ts";
+import { ProgressWriter } from "./progress-writer.ts";
 
 // The default store for workers built without an Offload instance; Offload binds its own.
 let defaultStore: LocalFolderStore | undefined;
@@ -22,13 +23,14 @@ export function makeJobContext(
     deps.writes.add(write);
     return write.finally(() => deps.writes.delete(write));
   };
+  const progressWriter = new ProgressWriter((progress, message) => backend.progress({ id: job.id, token, progress, message, now: deps.clock.now() }));
   return {
     signal,
     attempt: job.attempt,
     job,
     progress: async (fraction, message) => {
       const progress = Math.min(1, Math.max(0, Number.isFinite(fraction) ? fraction : 0));
-      await track(backend.progress({ id: job.id, token, progress, message, now: deps.clock.now() }));
+      await track(progressWriter.report(progress, message));
     },
     log: (line) => {
       track(backend.log({ id: job.id, token, line: String(line), now: deps.clock.now() })).catch(deps.report);
