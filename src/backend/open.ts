@@ -40,6 +40,7 @@ const LOADERS: Record<string, Loader> = {
   "redis:": openRedis,
   "rediss:": openRedis,
   "redis+cluster:": openRedis,
+  "redis+sentinel:": openRedis,
 };
 
 /** Adds a scheme, so adapters in their own folders plug in here without this file knowing them. */

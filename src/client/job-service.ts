@@ -1,7 +1,7 @@
 // The service layer that the public API, the CLI, the HTTP handlers and the dashboard share.
 // None of them reaches into a backend directly.
 import type { Clock } from "../core/clock.ts";
-import { JobNotFoundError } from "../core/errors.ts";
+import { JobNotFoundError, OffloadError } from "../core/errors.ts";
 import type { JobRecord } from "../core/job.ts";
 import { Wakeup } from "../core/wakeup.ts";
 import type { Backend, JobEvent, ListFilter, QueueCounts, ReplayFilter, Retention } from "../backend/backend.ts";
@@ -9,6 +9,11 @@ import { assertCancelled, assertRetried } from "../backend/status.ts";
 
 /** How often a waiter looks again when no change signal arrives (a safety net, not the main path). */
 const WAIT_POLL_MS = 500;
+/**
+ * How long a waiter rides out a backend whose reads all fail (a failover, a restart, a dropped
+ * connection) before it gives up and throws the last error; within a shorter timeout, that error.
+ */
+export const WAIT_OUTAGE_MS = 30_000;
 
 export class JobService {
   readonly #backend: () => Promise<Backend>;
@@ -82,12 +87,28 @@ export class JobService {
     const deadline = options.timeoutMs === undefined ? undefined : this.#clock.now() + options.timeoutMs;
     const wakeup = new Wakeup();
     const unsubscribe = backend.watch(() => wakeup.notify());
+    let failingSince: number | undefined;
     try {
       for (;;) {
-        const job = await this.get(id);
-        if (predicate(job)) return job;
+        let job: JobRecord | undefined;
+        let failure: unknown;
+        try {
+          job = await this.get(id);
+          failingSince = undefined;
+        } catch (error) {
+          // Offload's own errors (no such job) are answers. Anything else is the network or the
+          // server: reads are safe to repeat, so the wait goes on, as the workers do.
+          if (error instanceof OffloadError) throw error;
+          failure = error;
+          failingSince ??= this.#clock.now();
+          if (this.#clock.now() - failingSince >= WAIT_OUTAGE_MS) throw error;
+        }
+        if (job && predicate(job)) return job;
         const remaining = deadline === undefined ? WAIT_POLL_MS : deadline - this.#clock.now();
-        if (remaining <= 0 || options.signal?.aborted) return undefined;
+        if (remaining <= 0 || options.signal?.aborted) {
+          if (failure !== undefined) throw failure;
+          return undefined;
+        }
         await wakeup.wait(Math.min(remaining, WAIT_POLL_MS), this.#clock, options.signal);
       }
     } finally {

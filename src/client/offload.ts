@@ -3,6 +3,7 @@
 import { DEFAULT_BACKEND_URL, openBackend } from "../backend/open.ts";
 import type { Backend, Retention } from "../backend/backend.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
+import { ClosedError } from "../core/errors.ts";
 import { type Duration, toMs } from "../core/duration.ts";
 import { DEFAULT_MAX_PAYLOAD_BYTES } from "../core/json.ts";
 import type { StandardSchemaV1 } from "../core/schema.ts";
@@ -44,6 +45,7 @@ export class Offload {
   readonly retention: Retention;
   readonly artifacts: ArtifactStore;
   #backend: Promise<Backend> | undefined;
+  #closed = false;
   readonly #given: Backend | undefined;
   readonly #workers = new Set<Worker>();
   readonly #inline: InlineRunner | undefined;
@@ -66,8 +68,13 @@ export class Offload {
     this.#inline = this.mode === "inline" ? new InlineRunner(this) : undefined;
   }
 
-  /** The opened backend. Opening is lazy; a URL that cannot be opened rejects with BackendOpenError. */
+  /**
+   * The opened backend. Opening is lazy; a URL that cannot be opened rejects with BackendOpenError,
+   * and after close() every call rejects with ClosedError (a wait still pending then ends, instead
+   * of opening a new connection that nothing would close).
+   */
   backend(): Promise<Backend> {
+    if (this.#closed) return Promise.reject(new ClosedError());
     this.#backend ??= this.#given ? Promise.resolve(this.#given) : openBackend(this.url);
     return this.#backend;
   }
@@ -102,6 +109,7 @@ export class Offload {
   /** Stops this instance's workers gracefully (`grace`: as in worker.stop) and closes the backend. */
   async close(options: { grace?: Duration } = {}): Promise<void> {
     await Promise.all([...this.#workers].map((w) => w.stop(options)));
+    this.#closed = true;
     // A backend passed in as an object belongs to the caller, who closes it.
     if (this.#backend && !this.#given) await (await this.#backend.catch(() => undefined))?.close();
     this.#backend = undefined;

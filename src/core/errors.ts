@@ -15,7 +15,8 @@ export type ErrorCode =
   | "WAIT_TIMEOUT"
   | "UNKNOWN_TASK"
   | "DUPLICATE_TASK"
-  | "TASK_TIMEOUT";
+  | "TASK_TIMEOUT"
+  | "CLOSED";
 
 export class OffloadError extends Error {
   readonly code: ErrorCode;
@@ -137,6 +138,13 @@ export class UnknownTaskError extends OffloadError {
 export class TaskTimeoutError extends OffloadError {
   constructor(task: string, ms: number) {
     super("TASK_TIMEOUT", `task ${task} timed out after ${ms} ms`);
+  }
+}
+
+/** The Offload instance was closed: it opens no backend again (make a new one instead). */
+export class ClosedError extends OffloadError {
+  constructor() {
+    super("CLOSED", "this Offload instance is closed");
   }
 }
 

@@ -3,12 +3,13 @@
 // - a real 3-node Redis Cluster runs jobs of several queues, also while its nodes kill every client
 //   connection mid-run;
 // - every client connection is killed mid-run, and the idle worker's pub/sub comes back;
-// - redis-server restarts mid-run with AOF on: every job it kept completes.
+// - redis-server restarts mid-run with AOF on: every job it kept completes;
+// - behind Sentinel, the master fails over to its replica mid-run: workers follow, every job completes.
 // Waits are on worker events and job results; the only loops poll a server for readiness.
 import assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,6 +19,7 @@ import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
 import { Offload } from "../../src/index.ts";
+import type { JobHandle } from "../../src/client/job-handle.ts";
 import type { Worker } from "../../src/worker/worker.ts";
 
 const run = promisify(execFile);
@@ -40,15 +42,29 @@ async function freePort(): Promise<number> {
 
 /** Starts redis-server and resolves once it accepts connections (it says so on stdout). */
 async function startServer(port: number, args: string[] = []): Promise<ChildProcess> {
-  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", ...args], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  return startProcess(port, ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", ...args], "Ready to accept connections");
+}
+
+/** Starts redis-server in sentinel mode, watching `master` as group `name`, with quorum 1. */
+async function startSentinel(port: number, name: string, master: number): Promise<ChildProcess> {
+  const config = join(dir, `sentinel-${port}.conf`); // Sentinel rewrites its own config file
+  writeFileSync(config, [
+    `port ${port}`, "bind 127.0.0.1", `dir ${dir}`,
+    `sentinel monitor ${name} 127.0.0.1 ${master} 1`,
+    `sentinel down-after-milliseconds ${name} 2000`,
+    `sentinel failover-timeout ${name} 10000`,
+  ].join("\n"));
+  return startProcess(port, [config, "--sentinel"], `+monitor master ${name}`);
+}
+
+async function startProcess(port: number, args: string[], ready: string): Promise<ChildProcess> {
+  const child = spawn("redis-server", args, { stdio: ["ignore", "pipe", "inherit"] });
   servers.add(child);
   let out = "";
   await new Promise<void>((resolve, reject) => {
     child.stdout?.on("data", (chunk: Buffer) => {
       out += chunk.toString();
-      if (out.includes("Ready to accept connections")) resolve();
+      if (out.includes(ready)) resolve();
     });
     child.once("exit", (code) => reject(new Error(`redis-server on ${port} exited (${code}): ${out.slice(-500)}`)));
   });
@@ -252,6 +268,98 @@ describe("redis: cluster, connection loss, server restart", () => {
       await worker.stop();
     } finally {
       await offload.close();
+    }
+  });
+
+  it("behind Sentinel, workers follow a failover of the master mid-run and every job completes", async () => {
+    const [masterPort, replicaPort, sentinelPort] = [await freePort(), await freePort(), await freePort()];
+    // As a Sentinel deployment should run: a master cut off from its replica refuses writes
+    // (NOREPLICAS) instead of taking ones that the promoted replica will never have.
+    await startServer(masterPort, ["--min-replicas-to-write", "1", "--min-replicas-max-lag", "10"]);
+    await startServer(replicaPort, ["--replicaof", "127.0.0.1", String(masterPort)]);
+    const master = new Redis(masterPort, "127.0.0.1");
+    const sentinel = new Redis(sentinelPort, "127.0.0.1", { lazyConnect: true });
+    master.on("error", () => {});
+    sentinel.on("error", () => {});
+    const offloads: Offload[] = [];
+    let worker: Worker | undefined;
+    try {
+      while (!(await master.info("replication")).includes("state=online")) await delay(50);
+      // Started after the replica is in sync, so the sentinel's first look at the master finds it.
+      await startSentinel(sentinelPort, "offloadmain", masterPort);
+      await sentinel.connect();
+      const masterPortNow = async (): Promise<number> => Number(((await sentinel.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "offloadmain")) as string[])[1]);
+      // Promotable once the sentinel has talked to the replica itself and seen its link up.
+      const promotable = async (): Promise<boolean> => {
+        const replicas = (await sentinel.call("SENTINEL", "REPLICAS", "offloadmain")) as string[][];
+        return replicas.some((fields) => {
+          const field = (name: string): string | undefined => fields[fields.indexOf(name) + 1];
+          return field("flags") === "slave" && field("master-link-status") === "ok" && Number(field("info-refresh")) < 5_000;
+        });
+      };
+      while (!(await promotable())) await delay(50);
+
+      const url = `redis+sentinel://127.0.0.1:${sentinelPort}/offloadmain?prefix=sentinel`;
+      const offload = new Offload({ backend: url });
+      offloads.push(offload);
+      const work = offload.task({ name: "work", run: async (p: { n: number }) => {
+        await delay(2); // jobs in flight when the master changes
+        return p.n;
+      } });
+      // A short lease: a claim or completion the old master took but had not yet passed on to its
+      // replica is lost with it (replication is asynchronous), and such a job runs again when its
+      // lease runs out. Every job still completes.
+      worker = offload.worker({ concurrency: 10, lease: "3s", heartbeat: "500ms" });
+      worker.on("error", () => {});
+      await worker.start();
+      const running = worker;
+      const before = await work.enqueueMany(Array.from({ length: 200 }, (_, n) => ({ n })));
+      const failedOver = new Promise<void>((resolve, reject) => {
+        onSuccesses(running, (done) => {
+          if (done !== 50) return;
+          // The enqueued jobs are on the replica before it is promoted, so none is lost. WAIT
+          // covers the writes of its own connection: one write here, after all the enqueues,
+          // and the replica's acknowledgement of it covers everything before it in the stream.
+          master.set("sentinel-test:marker", "1")
+            .then(() => master.call("WAIT", "1", "5000"))
+            .then(() => sentinel.call("SENTINEL", "FAILOVER", "offloadmain"))
+            .then(async () => {
+              while ((await masterPortNow()) !== replicaPort) await delay(50);
+              // Until the old master follows the new one, a client still on it could write there
+              // (min-replicas-to-write narrows that window, but its count is refreshed once a
+              // second). Once it is a replica it refuses writes, and no enqueue below can be lost.
+              while (!(await master.info("replication")).includes("role:slave")) await delay(50);
+            })
+            .then(resolve, reject);
+        });
+      });
+      await failedOver;
+      // The client may still be on the old master for a moment: an enqueue that fails is sent
+      // again under the same idempotency key (as the docs tell apps to do), so it is stored once.
+      const enqueueSurely = async (n: number): Promise<JobHandle<number>> => {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            return await work.enqueue({ n }, { key: `after-${n}` });
+          } catch (error) {
+            if (attempt === 100) throw error;
+            await delay(20);
+          }
+        }
+      };
+      const afterward = await Promise.all(Array.from({ length: 100 }, (_, n) => enqueueSurely(200 + n)));
+      const results = await Promise.all([...before, ...afterward].map((h) => h.result({ timeout: "60s" })));
+      assert.deepEqual(results, Array.from({ length: 300 }, (_, n) => n));
+      const promoted = new Redis(replicaPort, "127.0.0.1");
+      try {
+        assert.match(await promoted.info("replication"), /role:master/, "the replica took over");
+      } finally {
+        promoted.disconnect();
+      }
+    } finally {
+      await worker?.stop({ grace: 0 });
+      await Promise.all(offloads.map((o) => o.close()));
+      master.disconnect();
+      sentinel.disconnect();
     }
   });
 });

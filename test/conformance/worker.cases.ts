@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import type { Backend } from "../../src/backend/backend.ts";
-import { Offload, Permanent, Retry, JobFailedError, JobCancelledError } from "../../src/index.ts";
+import { Offload, Permanent, Retry, JobFailedError, JobCancelledError, ClosedError } from "../../src/index.ts";
 import { FakeClock, nextEvent } from "../../src/testing/index.ts";
 import type { UseBackend } from "./fixtures.ts";
 
@@ -22,7 +22,7 @@ function withOffload(use: UseBackend, body: Body): () => Promise<void> {
 }
 
 /** The backend with one operation replaced: to lose replies or refuse writes at the port. */
-function withOperation<K extends "complete" | "fail">(backend: Backend, name: K, operation: Backend[K]): Backend {
+function withOperation<K extends "complete" | "fail" | "getJob">(backend: Backend, name: K, operation: Backend[K]): Backend {
   return new Proxy(backend, {
     get(target, prop) {
       if (prop === name) return operation;
@@ -316,6 +316,61 @@ export function workerCases(use: UseBackend): void {
     } finally {
       await offload.close({ grace: 0 });
     }
+  }));
+
+  it("job.result() rides out reads that fail (a failover or a restart), and gives up after a long outage", use(async (backend) => {
+    let failing = 3;
+    const outages = withOperation(backend, "getJob", (id) => {
+      if (failing-- > 0) return Promise.reject(new Error("connection closed before the reply; the outcome is unknown"));
+      return backend.getJob(id);
+    });
+    const clock = new FakeClock();
+    const offload = new Offload({ backend: outages, clock });
+    try {
+      const task = offload.task({ name: "read-through-outage", run: () => "ok" });
+      const worker = offload.worker();
+      await worker.start();
+      const job = await task.enqueue(null);
+      /** Moves the fake clock a poll at a time while the waiter sleeps, until `wait` settles. */
+      const onClock = async <T>(wait: Promise<T>): Promise<PromiseSettledResult<T>> => {
+        const outcome = Promise.allSettled([wait]).then(([r]) => r as PromiseSettledResult<T>);
+        while (await Promise.race([clock.sleeping(500).then(() => true), outcome.then(() => false)])) {
+          // A turn of the event loop first: on SQLite a read needs no I/O, and a loop of promises
+          // alone would starve the worker's own turns (it would never claim the job).
+          await new Promise((resolve) => setImmediate(resolve));
+          clock.advance(500);
+        }
+        return outcome;
+      };
+      const riddenOut = await onClock(job.result());
+      assert.deepEqual(riddenOut, { status: "fulfilled", value: "ok" }, "three failed reads, then the answer");
+      assert.ok(failing < 0, "the failed reads were all made");
+
+      failing = Number.POSITIVE_INFINITY;
+      const from = clock.now();
+      const lost = await onClock(job.result());
+      assert.equal(lost.status, "rejected");
+      assert.match(String((lost as PromiseRejectedResult).reason), /outcome is unknown/, "the backend's own error, not a timeout");
+      assert.ok(clock.now() - from >= 30_000, "after a long outage, not at the first failure");
+      await worker.stop({ grace: 0 });
+    } finally {
+      await offload.close({ grace: 0 });
+    }
+  }));
+
+  it("close() ends a wait still pending with ClosedError, and opens nothing again", use(async (backend) => {
+    const clock = new FakeClock();
+    const offload = new Offload({ backend, clock });
+    const task = offload.task({ name: "never-run", run: () => 1 });
+    const job = await task.enqueue(null);
+    const waiting = job.result();
+    await clock.sleeping(500); // the waiter is parked until a change or its next look
+    await offload.close();
+    clock.advance(500);
+    await assert.rejects(waiting, ClosedError);
+    await assert.rejects(offload.backend(), ClosedError);
+    await assert.rejects(task.enqueue(null), ClosedError);
+    assert.equal((await backend.getJob(job.id))?.state, "queued", "a backend passed in stays open: it is the caller's");
   }));
 
   it("stop() does not wait out the retries of acknowledgements that keep failing", use(async (backend) => {

@@ -5,6 +5,7 @@
 // messages published while the connection was down are lost.
 import { ChangeListeners } from "../change-listeners.ts";
 import type { Cluster, Redis } from "ioredis";
+import { closeClient } from "./connection.ts";
 
 export class ChangeFeed {
   readonly #listeners = new ChangeListeners();
@@ -39,7 +40,7 @@ export class ChangeFeed {
     this.#listeners.clear();
     const subscriber = this.#subscriber;
     this.#subscriber = undefined;
-    if (subscriber) await subscriber.quit().catch(() => subscriber.disconnect());
+    if (subscriber) await closeClient(subscriber);
   }
 
   #start(): void {

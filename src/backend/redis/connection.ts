@@ -1,7 +1,9 @@
 // Backend URLs → ioredis clients. One URL shape per deployment:
 //   redis://[user:pass@]host[:port][/db][?prefix=name&maxEvents=n]
 //   rediss://…                              (TLS)
-//   redis+cluster://host:port[,host:port…][?prefix=name]   (Redis Cluster, seed nodes)
+//   redis+cluster://[user:pass@]host:port[,host:port…][?prefix=name]   (Redis Cluster, seed nodes)
+//   redis+sentinel://[user:pass@]host:port[,host:port…]/<master name>[?prefix=name&sentinelPassword=p]
+//                                           (Sentinel: the sentinels, and the master group to follow)
 // Our own query parameters are removed before ioredis sees the URL (it would read them as options).
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { BackendOpenError } from "../../core/errors.ts";
@@ -24,6 +26,10 @@ export const CLIENT_OPTIONS: RedisOptions = {
   autoResendUnfulfilledCommands: false,
   autoResubscribe: false, // the change feed subscribes again itself, then tells its listeners
   retryStrategy: (times) => Math.min(50 * times, 1_000),
+  // After a failover the old master answers writes with READONLY until it drops us: reconnect
+  // (to the new master, through Sentinel or DNS) without resending; the call fails as "outcome
+  // unknown" like any other network error, and the worker retries it.
+  reconnectOnError: (error) => (error.message.startsWith("READONLY") ? 1 : false),
 };
 
 export function parseRedisUrl(url: string): { base: string; options: RedisUrlOptions } {
@@ -40,19 +46,46 @@ export function parseRedisUrl(url: string): { base: string; options: RedisUrlOpt
 export function createClient(url: string): Redis | Cluster {
   const { base } = parseRedisUrl(url);
   if (base.startsWith("redis+cluster://")) {
-    const rest = base.slice("redis+cluster://".length).replace(/\/.*$/, "");
-    const auth = rest.includes("@") ? rest.slice(0, rest.lastIndexOf("@")) : undefined;
-    const hosts = rest.slice(rest.lastIndexOf("@") + 1).split(",").filter((h) => h !== "");
-    if (hosts.length === 0) throw new BackendOpenError(url, "no cluster nodes (use redis+cluster://host:port,host:port)");
-    const nodes = hosts.map((h) => {
-      const [host, port] = h.split(":");
-      return { host: host || "127.0.0.1", port: Number(port || 6379) };
-    });
-    const [user, password] = auth === undefined ? [undefined, undefined] : auth.split(":").map(decodeURIComponent);
-    const redisOptions: RedisOptions = { ...CLIENT_OPTIONS, ...(password ? { password, ...(user ? { username: user } : {}) } : {}) };
+    const { nodes, auth } = seedNodes(url, base.slice("redis+cluster://".length).replace(/\/.*$/, ""), "redis+cluster://host:port,host:port");
+    const redisOptions: RedisOptions = { ...CLIENT_OPTIONS, ...auth };
     return new Cluster(nodes, { enableAutoPipelining: false, redisOptions, clusterRetryStrategy: (times) => Math.min(100 * times, 2_000) });
   }
+  if (base.startsWith("redis+sentinel://")) {
+    const rest = base.slice("redis+sentinel://".length);
+    const slash = rest.indexOf("/");
+    const name = slash < 0 ? "" : decodeURIComponent(rest.slice(slash + 1).replace(/\/+$/, ""));
+    if (name === "" || name.includes("/")) throw new BackendOpenError(url, "no master group name (use redis+sentinel://host:port,host:port/<name>)");
+    const { nodes, auth } = seedNodes(url, slash < 0 ? rest : rest.slice(0, slash), "redis+sentinel://host:port,host:port/<name>");
+    const sentinelPassword = new URLSearchParams(url.includes("?") ? url.slice(url.indexOf("?") + 1) : "").get("sentinelPassword");
+    return new Redis({
+      ...CLIENT_OPTIONS,
+      ...auth,
+      sentinels: nodes,
+      name,
+      ...(sentinelPassword === null ? {} : { sentinelPassword }),
+      // Sentinel announces a new master (+switch-master): leave the old one at once instead of
+      // waiting for it to refuse a write.
+      failoverDetector: true,
+      sentinelRetryStrategy: (times) => Math.min(100 * times, 2_000),
+    });
+  }
   return new Redis(base, CLIENT_OPTIONS);
+}
+
+/** The host:port list of a cluster or sentinel URL, and its credentials (for the data nodes). */
+function seedNodes(url: string, rest: string, shape: string): { nodes: Array<{ host: string; port: number }>; auth: { username?: string; password?: string } } {
+  const at = rest.lastIndexOf("@");
+  const hosts = rest.slice(at + 1).split(",").filter((h) => h !== "");
+  if (hosts.length === 0) throw new BackendOpenError(url, `no nodes (use ${shape})`);
+  const nodes = hosts.map((h) => {
+    const [host, port] = h.split(":");
+    const number = Number(port || 6379);
+    if (!Number.isInteger(number) || number <= 0 || number > 65_535) throw new BackendOpenError(url, `bad port in ${h}`);
+    return { host: host || "127.0.0.1", port: number };
+  });
+  if (at < 0) return { nodes, auth: {} };
+  const [user, password] = rest.slice(0, at).split(":").map(decodeURIComponent);
+  return { nodes, auth: password ? { password, ...(user ? { username: user } : {}) } : {} };
 }
 
 /**
@@ -94,4 +127,14 @@ export class InFlightCalls {
       );
     });
   }
+}
+
+/**
+ * Closes a client: QUIT lets pending replies arrive, then disconnect() also stops what QUIT does
+ * not (a Sentinel client's failover detector keeps its own connections to the sentinels, which
+ * would otherwise reconnect for ever and keep the process alive).
+ */
+export async function closeClient(client: Redis | Cluster): Promise<void> {
+  await client.quit().catch(() => {});
+  client.disconnect();
 }

@@ -17,12 +17,12 @@ import type {
   QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus,
 } from "../backend.ts";
 import { ChangeFeed } from "./change-feed.ts";
-import { createClient, parseRedisUrl } from "./connection.ts";
+import { closeClient, createClient, parseRedisUrl } from "./connection.ts";
 import { type Arg, type ScriptName, ScriptRunner } from "./scripts.ts";
 import { CLAIM_FIELDS, claimedRecord, feedEvents, jobEvents, toFields, toJobRecord } from "./records.ts";
 
 export interface RedisBackendOptions {
-  /** redis://, rediss:// or redis+cluster:// URL; its ?prefix= and ?maxEvents= apply unless given below. */
+  /** redis://, rediss://, redis+cluster:// or redis+sentinel:// URL; its ?prefix= and ?maxEvents= apply unless given below. */
   readonly url?: string;
   /** An ioredis client to use instead of a URL; the backend does not close it. */
   readonly client?: Redis | Cluster;
@@ -273,7 +273,7 @@ export class RedisBackend implements Backend {
 
   async close(): Promise<void> {
     await this.#feed.close();
-    if (this.#ownsClient) await this.#client.quit().catch(() => this.#client.disconnect());
+    if (this.#ownsClient) await closeClient(this.#client);
   }
 }
 
