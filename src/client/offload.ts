@@ -75,7 +75,15 @@ export class Offload {
    */
   backend(): Promise<Backend> {
     if (this.#closed) return Promise.reject(new ClosedError());
-    this.#backend ??= this.#given ? Promise.resolve(this.#given) : openBackend(this.url);
+    if (!this.#backend) {
+      const opening = this.#given ? Promise.resolve(this.#given) : openBackend(this.url);
+      this.#backend = opening;
+      // A failed open is not kept: the next call tries again (the database may still be starting,
+      // or was down for a moment), instead of the instance failing for the rest of its life.
+      opening.catch(() => {
+        if (this.#backend === opening) this.#backend = undefined;
+      });
+    }
     return this.#backend;
   }
 

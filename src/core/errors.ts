@@ -71,11 +71,20 @@ export class PayloadTooLargeError extends OffloadError {
 }
 
 export class BackendOpenError extends OffloadError {
+  /** The backend URL with its password replaced by `***`: error messages end up in logs. */
   readonly url: string;
   constructor(url: string, reason: string, options?: { cause?: unknown }) {
-    super("BACKEND_OPEN", `cannot open backend ${url}: ${reason}`, options);
-    this.url = url;
+    const shown = withoutPassword(url);
+    super("BACKEND_OPEN", `cannot open backend ${shown}: ${reason}`, options);
+    this.url = shown;
   }
+}
+
+/** `scheme://user:secret@host…` → `scheme://user:***@host…`; also `?password=` and `?sentinelPassword=`. */
+export function withoutPassword(url: string): string {
+  return url
+    .replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/?#]*:)[^@/?#]*@/i, "$1***@")
+    .replace(/([?&](?:password|sentinelPassword)=)[^&#]*/gi, "$1***");
 }
 
 export class JobNotFoundError extends OffloadError {

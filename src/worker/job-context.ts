@@ -23,14 +23,27 @@ export function makeJobContext(
     deps.writes.add(write);
     return write.finally(() => deps.writes.delete(write));
   };
-  const progressWriter = new ProgressWriter((progress, message) => backend.progress({ id: job.id, token, progress, message, now: deps.clock.now() }));
+  // A failed progress write is reported once, as a failed log line is (collapsed calls share it).
+  const progressWriter = new ProgressWriter(async (progress, message) => {
+    try {
+      return await backend.progress({ id: job.id, token, progress, message, now: deps.clock.now() });
+    } catch (error) {
+      deps.report(error);
+      throw error;
+    }
+  });
   return {
     signal,
     attempt: job.attempt,
     job,
-    progress: async (fraction, message) => {
+    progress: (fraction, message) => {
       const progress = Math.min(1, Math.max(0, Number.isFinite(fraction) ? fraction : 0));
-      await track(progressWriter.report(progress, message));
+      const written = track(progressWriter.report(progress, message));
+      // A caller that awaits still gets the rejection. One that does not (a loop reporting every
+      // row, as latest-wins invites) must not get an unhandled rejection, which ends the process
+      // and every job running in it over one failed write; the failure was reported above.
+      written.catch(() => {});
+      return written;
     },
     log: (line) => {
       track(backend.log({ id: job.id, token, line: String(line), now: deps.clock.now() })).catch(deps.report);

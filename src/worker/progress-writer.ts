@@ -44,7 +44,10 @@ export class ProgressWriter {
 
   #send(fraction: number, message: string | undefined): Promise<void> {
     this.#writing = true;
-    const written = this.#write(fraction, message).then(() => undefined);
+    // A write that throws instead of returning a rejected promise (an adapter's method that is not
+    // async) must still settle: otherwise `#writing` stays set, every later report queues behind it
+    // for ever, and the worker waits for them before recording the outcome. The write still starts now.
+    const written = new Promise<unknown>((resolve) => resolve(this.#write(fraction, message))).then(() => undefined);
     const sendNext = (): void => {
       this.#writing = false;
       const next = this.#next;

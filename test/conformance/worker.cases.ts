@@ -22,7 +22,7 @@ function withOffload(use: UseBackend, body: Body): () => Promise<void> {
 }
 
 /** The backend with one operation replaced: to lose replies or refuse writes at the port. */
-function withOperation<K extends "complete" | "fail" | "getJob">(backend: Backend, name: K, operation: Backend[K]): Backend {
+function withOperation<K extends "complete" | "fail" | "getJob" | "progress">(backend: Backend, name: K, operation: Backend[K]): Backend {
   return new Proxy(backend, {
     get(target, prop) {
       if (prop === name) return operation;
@@ -212,6 +212,28 @@ export function workerCases(use: UseBackend): void {
     assert.equal(stored.progressMessage, "done", "the newest value wins");
     const progress = (await offload.jobs.events({ jobId: job.id, afterId: 0 })).filter((e) => e.type === "progress").map((e) => e.data["message"]);
     assert.deepEqual(progress, ["starting", "row 1", "done"], "the first call of the loop goes out at once; the rest waited and collapsed into the last");
+  }));
+
+  it("progress writes that fail under a loop that does not await them are reported; the job still succeeds, the process lives", use(async (backend) => {
+    const refusing = withOperation(backend, "progress", () => Promise.reject(new Error("connection reset")));
+    const clock = new FakeClock();
+    const offload = new Offload({ backend: refusing, clock });
+    try {
+      const importer = offload.task({ name: "import-offline", run: (_: null, ctx) => {
+        for (let i = 1; i <= 100; i++) void ctx.progress(i / 100, `row ${i}`);
+        return "imported";
+      } });
+      const worker = offload.worker();
+      const errors: string[] = [];
+      worker.on("error", (e) => errors.push(e.message));
+      await worker.start();
+      const job = await importer.enqueue(null);
+      assert.equal(await job.result(), "imported");
+      assert.deepEqual(errors, ["connection reset", "connection reset"], "one error per failed write: row 1, then the rest collapsed");
+      await worker.stop({ grace: 0 });
+    } finally {
+      await offload.close({ grace: 0 });
+    }
   }));
 
   it("a worker that lost its lease aborts the job and records nothing", withOffload(use, async ({ offload, clock, backend }) => {

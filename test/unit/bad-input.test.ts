@@ -3,8 +3,9 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { z } from "zod";
 import {
-  BackendOpenError, ConfigError, NotSerializableError, Offload, PayloadTooLargeError, ValidationError,
+  BackendOpenError, ConfigError, NotSerializableError, Offload, PayloadTooLargeError, ValidationError, registerBackend,
 } from "../../src/index.ts";
+import { SqliteBackend } from "../../src/backend/sqlite/sqlite-backend.ts";
 
 function app(options: { maxPayloadBytes?: number } = {}) {
   const offload = new Offload({ backend: "sqlite::memory:", ...options });
@@ -111,6 +112,28 @@ describe("bad input", () => {
     await assert.rejects(unknown.backend(), (e: unknown) => e instanceof BackendOpenError && /unknown scheme mongodb:/.test(e.message));
     const task = missing.task({ name: "t", run: () => 1 });
     await assert.rejects(task.enqueue(1), BackendOpenError);
+  });
+
+  it("a backend URL's password never reaches an error message", async () => {
+    const offload = new Offload({ backend: "postgres://app:s3cret@127.0.0.1:1/db?schema=bad-schema!" });
+    await assert.rejects(offload.backend(), (e: unknown) => e instanceof BackendOpenError && !e.message.includes("s3cret") && e.url === "postgres://app:***@127.0.0.1:1/db?schema=bad-schema!");
+    const sentinel = new Offload({ backend: "redis+sentinel://u:p4ss@127.0.0.1:1?sentinelPassword=t0p" });
+    await assert.rejects(sentinel.backend(), (e: unknown) => e instanceof BackendOpenError && !/p4ss|t0p/.test(e.message));
+  });
+
+  it("a backend that failed to open is opened again on the next call, not failed for good", async () => {
+    let opens = 0;
+    registerBackend("flaky-open:", async () => {
+      if (++opens === 1) throw new BackendOpenError("flaky-open://db", "the server is still starting");
+      return new SqliteBackend({ path: ":memory:" });
+    });
+    const offload = new Offload({ backend: "flaky-open://db" });
+    const task = offload.task({ name: "t", run: () => 1 });
+    await assert.rejects(task.enqueue(1), /still starting/);
+    const job = await task.enqueue(1);
+    assert.equal(await job.state(), "queued");
+    assert.equal(opens, 2);
+    await offload.close();
   });
 
   it("the backend defaults to $OFFLOAD_URL", () => {

@@ -29,7 +29,9 @@ export const CLIENT_OPTIONS: RedisOptions = {
   // After a failover the old master answers writes with READONLY until it drops us: reconnect
   // (to the new master, through Sentinel or DNS) without resending; the call fails as "outcome
   // unknown" like any other network error, and the worker retries it.
-  reconnectOnError: (error) => (error.message.startsWith("READONLY") ? 1 : false),
+  // Redis before 7 wraps an error raised inside a script ("ERR Error running script …: -READONLY
+  // …"), and every write of the adapter is a script: look for the code there too.
+  reconnectOnError: (error) => (error.message.startsWith("READONLY") || error.message.includes(": -READONLY ") ? 1 : false),
 };
 
 export function parseRedisUrl(url: string): { base: string; options: RedisUrlOptions } {
@@ -46,16 +48,16 @@ export function parseRedisUrl(url: string): { base: string; options: RedisUrlOpt
 export function createClient(url: string): Redis | Cluster {
   const { base } = parseRedisUrl(url);
   if (base.startsWith("redis+cluster://")) {
-    const { nodes, auth } = seedNodes(url, base.slice("redis+cluster://".length).replace(/\/.*$/, ""), "redis+cluster://host:port,host:port");
+    const { nodes, auth } = seedNodes(url, base.slice("redis+cluster://".length).replace(/\/.*$/, ""), "redis+cluster://host:port,host:port", 6379);
     const redisOptions: RedisOptions = { ...CLIENT_OPTIONS, ...auth };
     return new Cluster(nodes, { enableAutoPipelining: false, redisOptions, clusterRetryStrategy: (times) => Math.min(100 * times, 2_000) });
   }
   if (base.startsWith("redis+sentinel://")) {
     const rest = base.slice("redis+sentinel://".length);
     const slash = rest.indexOf("/");
-    const name = slash < 0 ? "" : decodeURIComponent(rest.slice(slash + 1).replace(/\/+$/, ""));
+    const name = slash < 0 ? "" : decoded(url, rest.slice(slash + 1).replace(/\/+$/, ""), "the master group name");
     if (name === "" || name.includes("/")) throw new BackendOpenError(url, "no master group name (use redis+sentinel://host:port,host:port/<name>)");
-    const { nodes, auth } = seedNodes(url, slash < 0 ? rest : rest.slice(0, slash), "redis+sentinel://host:port,host:port/<name>");
+    const { nodes, auth } = seedNodes(url, slash < 0 ? rest : rest.slice(0, slash), "redis+sentinel://host:port,host:port/<name>", 26379);
     const sentinelPassword = new URLSearchParams(url.includes("?") ? url.slice(url.indexOf("?") + 1) : "").get("sentinelPassword");
     return new Redis({
       ...CLIENT_OPTIONS,
@@ -72,20 +74,37 @@ export function createClient(url: string): Redis | Cluster {
   return new Redis(base, CLIENT_OPTIONS);
 }
 
-/** The host:port list of a cluster or sentinel URL, and its credentials (for the data nodes). */
-function seedNodes(url: string, rest: string, shape: string): { nodes: Array<{ host: string; port: number }>; auth: { username?: string; password?: string } } {
+/**
+ * The host:port list of a cluster or sentinel URL, and its credentials (for the data nodes), read
+ * as any URL parser reads an authority (and as ioredis reads a redis:// URL): user and password
+ * split at the first colon, so a password may hold one; IPv6 addresses in brackets.
+ */
+function seedNodes(url: string, rest: string, shape: string, defaultPort: number): { nodes: Array<{ host: string; port: number }>; auth: { username?: string; password?: string } } {
   const at = rest.lastIndexOf("@");
   const hosts = rest.slice(at + 1).split(",").filter((h) => h !== "");
   if (hosts.length === 0) throw new BackendOpenError(url, `no nodes (use ${shape})`);
   const nodes = hosts.map((h) => {
-    const [host, port] = h.split(":");
-    const number = Number(port || 6379);
-    if (!Number.isInteger(number) || number <= 0 || number > 65_535) throw new BackendOpenError(url, `bad port in ${h}`);
-    return { host: host || "127.0.0.1", port: number };
+    const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]*))(?::(\d*))?$/.exec(h);
+    if (!match) throw new BackendOpenError(url, `bad node ${h} (use host:port, or [ipv6]:port)`);
+    const port = match[3] ? Number(match[3]) : defaultPort;
+    if (port <= 0 || port > 65_535) throw new BackendOpenError(url, `bad port in ${h}`);
+    return { host: match[1] ?? (match[2] || "127.0.0.1"), port };
   });
   if (at < 0) return { nodes, auth: {} };
-  const [user, password] = rest.slice(0, at).split(":").map(decodeURIComponent);
+  const userinfo = rest.slice(0, at);
+  const colon = userinfo.indexOf(":");
+  const user = decoded(url, colon < 0 ? userinfo : userinfo.slice(0, colon), "the user name");
+  const password = colon < 0 ? "" : decoded(url, userinfo.slice(colon + 1), "the password");
   return { nodes, auth: password ? { password, ...(user ? { username: user } : {}) } : {} };
+}
+
+/** Percent-decodes a part of `url`; bad encoding is the URL's fault, said as such (naming the part, never quoting it). */
+function decoded(url: string, part: string, what: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new BackendOpenError(url, `bad percent-encoding in ${what}`);
+  }
 }
 
 /**
