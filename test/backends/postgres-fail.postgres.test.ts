@@ -4,6 +4,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import pg from "pg";
+import type { Backend, NewJob } from "../../src/backend/backend.ts";
+import type { ClaimedJob } from "../../src/core/job.ts";
 import { loadQueries } from "../../src/backend/postgres/queries.ts";
 import { LEASE, T0, attemptError, newJob } from "../conformance/fixtures.ts";
 import { POSTGRES_URL, openIsolated } from "./postgres-helpers.ts";
@@ -34,14 +36,20 @@ async function repeatWhileFirstCommits<T>(first: (c: pg.Client) => Promise<unkno
   }
 }
 
+/** One job, enqueued and claimed at T0. */
+async function enqueuedAndClaimed(b: Backend): Promise<{ job: NewJob; claimed: ClaimedJob }> {
+  const job = newJob();
+  await b.enqueue({ jobs: [job], now: T0 });
+  const [claimed] = await b.claim({ queues: ["q"], limit: 1, worker: "w", leaseMs: LEASE, now: T0 });
+  assert.ok(claimed);
+  return { job, claimed };
+}
+
 describe("postgres: repeated failures and cancellation acknowledgements", () => {
   it("a repeated failure that waits on the first one's commit is answered RETRYING, and writes nothing", async () => {
     const b = await openIsolated();
     try {
-      const job = newJob();
-      await b.enqueue({ jobs: [job], now: T0 });
-      const [claimed] = await b.claim({ queues: ["q"], limit: 1, worker: "w", leaseMs: LEASE, now: T0 });
-      assert.ok(claimed);
+      const { job, claimed } = await enqueuedAndClaimed(b);
       const sql = loadQueries(b.schema)["fail"];
       const status = await repeatWhileFirstCommits(
         (c) => c.query(sql, [job.id, claimed.token, JSON.stringify(attemptError(1, T0 + 1)), T0 + 100, T0 + 1, "unused"]),
@@ -62,10 +70,7 @@ describe("postgres: repeated failures and cancellation acknowledgements", () => 
   it("a repeated cancellation acknowledgement that waits on the first one's commit is OK, and writes nothing", async () => {
     const b = await openIsolated();
     try {
-      const job = newJob();
-      await b.enqueue({ jobs: [job], now: T0 });
-      const [claimed] = await b.claim({ queues: ["q"], limit: 1, worker: "w", leaseMs: LEASE, now: T0 });
-      assert.ok(claimed);
+      const { job, claimed } = await enqueuedAndClaimed(b);
       assert.equal(await b.cancel(job.id, T0 + 1), "CANCEL_REQUESTED");
       const sql = loadQueries(b.schema)["acknowledge-cancel"];
       const status = await repeatWhileFirstCommits(
