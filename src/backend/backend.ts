@@ -158,7 +158,7 @@ export interface Backend {
   /**
    * Acknowledges a batch of successes; one status per ack, in order. Sending an ack again with
    * the token that completed the job is OK and changes nothing, so a batch whose reply was lost
-   * can be retried; no other lease operation accepts that token any more.
+   * can be retried; no other lease operation accepts that token from then on.
    */
   complete(acks: readonly CompleteAck[], now: number): Promise<AckStatus[]>;
   /**

@@ -23,21 +23,24 @@ export function makeJobContext(
     deps.writes.add(write);
     return write.finally(() => deps.writes.delete(write));
   };
+  // Made at the first report: most jobs report none, and this runs for every job claimed.
   // A failed progress write is reported once, as a failed log line is (collapsed calls share it).
-  const progressWriter = new ProgressWriter(async (progress, message) => {
+  let progressWriter: ProgressWriter | undefined;
+  const writeProgress = async (progress: number, message: string | undefined): Promise<unknown> => {
     try {
       return await backend.progress({ id: job.id, token, progress, message, now: deps.clock.now() });
     } catch (error) {
       deps.report(error);
       throw error;
     }
-  });
+  };
   return {
     signal,
     attempt: job.attempt,
     job,
     progress: (fraction, message) => {
       const progress = Math.min(1, Math.max(0, Number.isFinite(fraction) ? fraction : 0));
+      progressWriter ??= new ProgressWriter(writeProgress);
       const written = track(progressWriter.report(progress, message));
       // A caller that awaits still gets the rejection. One that does not (a loop reporting every
       // row, as latest-wins invites) must not get an unhandled rejection, which ends the process

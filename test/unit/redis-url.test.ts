@@ -28,7 +28,7 @@ function seen(url: string): Seen {
 }
 
 describe("redis+cluster URLs", () => {
-  it("take credentials as any URL does: split at the first colon, percent-decoded, '@' before the last one kept", () => {
+  it("take credentials as URLs do: split at the first colon, percent-decoded, '@' before the last one kept", () => {
     assert.deepEqual(seen("redis+cluster://u:p:q@127.0.0.1:7000,127.0.0.1:7001"), {
       nodes: [{ host: "127.0.0.1", port: 7000 }, { host: "127.0.0.1", port: 7001 }], username: "u", password: "p:q",
     });

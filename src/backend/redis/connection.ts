@@ -28,7 +28,7 @@ export const CLIENT_OPTIONS: RedisOptions = {
   retryStrategy: (times) => Math.min(50 * times, 1_000),
   // After a failover the old master answers writes with READONLY until it drops us: reconnect
   // (to the new master, through Sentinel or DNS) without resending; the call fails as "outcome
-  // unknown" like any other network error, and the worker retries it.
+  // unknown" like every other network error, and the worker retries it.
   // Redis before 7 wraps an error raised inside a script ("ERR Error running script …: -READONLY
   // …"), and every write of the adapter is a script: look for the code there too.
   reconnectOnError: (error) => (error.message.startsWith("READONLY") || error.message.includes(": -READONLY ") ? 1 : false),
@@ -76,7 +76,7 @@ export function createClient(url: string): Redis | Cluster {
 
 /**
  * The host:port list of a cluster or sentinel URL, and its credentials (for the data nodes), read
- * as any URL parser reads an authority (and as ioredis reads a redis:// URL): user and password
+ * as URL parsers read an authority (and as ioredis reads a redis:// URL): user and password
  * split at the first colon, so a password may hold one; IPv6 addresses in brackets.
  */
 function seedNodes(url: string, rest: string, shape: string, defaultPort: number): { nodes: Array<{ host: string; port: number }>; auth: { username?: string; password?: string } } {
