@@ -204,4 +204,6 @@ export interface Backend {
    */
   watch(listener: () => void): () => void;
   close(): Promise<void>;
+  /** True from the moment close() is called: the backend is not to be used again (a wait stops there). */
+  readonly closed: boolean;
 }

@@ -1,7 +1,7 @@
 // The service layer that the public API, the CLI, the HTTP handlers and the dashboard share.
 // None of them reaches into a backend directly.
 import type { Clock } from "../core/clock.ts";
-import { JobNotFoundError, OffloadError } from "../core/errors.ts";
+import { ClosedError, JobNotFoundError, OffloadError } from "../core/errors.ts";
 import type { JobRecord } from "../core/job.ts";
 import { Wakeup } from "../core/wakeup.ts";
 import type { Backend, JobEvent, ListFilter, QueueCounts, ReplayFilter, Retention } from "../backend/backend.ts";
@@ -14,6 +14,9 @@ const WAIT_POLL_MS = 500;
  * connection) before it gives up and throws the last error; within a shorter timeout, that error.
  */
 export const WAIT_OUTAGE_MS = 30_000;
+
+/** What #readBefore answers when the deadline or an abort came first. */
+const TIMED_OUT = Symbol("timed out");
 
 export class JobService {
   readonly #backend: () => Promise<Backend>;
@@ -88,17 +91,25 @@ export class JobService {
     const wakeup = new Wakeup();
     const unsubscribe = backend.watch(() => wakeup.notify());
     let failingSince: number | undefined;
+    let failure: unknown; // of the latest read, when it failed
     try {
       for (;;) {
         let job: JobRecord | undefined;
-        let failure: unknown;
         try {
-          job = await this.get(id);
+          const read = await this.#readBefore(id, deadline, options.signal);
+          if (read === TIMED_OUT) {
+            if (failure !== undefined) throw failure;
+            return undefined;
+          }
+          job = read;
+          failure = undefined;
           failingSince = undefined;
         } catch (error) {
           // Offload's own errors (no such job) are answers. Anything else is the network or the
-          // server: reads are safe to repeat, so the wait goes on, as the workers do.
+          // server: reads are safe to repeat, so the wait goes on, as the workers do; unless the
+          // backend's owner closed it, when no retry can succeed.
           if (error instanceof OffloadError) throw error;
+          if (backend.closed) throw new ClosedError("the backend was closed while a wait was pending");
           failure = error;
           failingSince ??= this.#clock.now();
           if (this.#clock.now() - failingSince >= WAIT_OUTAGE_MS) throw error;
@@ -113,6 +124,30 @@ export class JobService {
       }
     } finally {
       unsubscribe();
+    }
+  }
+
+  /**
+   * One read of the job, given up at the deadline or on abort: a read queued while the connection
+   * is down (ioredis holds it until it reconnects) must not outlast the caller's timeout.
+   */
+  async #readBefore(id: string, deadline: number | undefined, signal: AbortSignal | undefined): Promise<JobRecord | typeof TIMED_OUT> {
+    const read = this.get(id);
+    if (deadline === undefined && signal === undefined) return read;
+    const stop = new AbortController();
+    const onAbort = (): void => stop.abort();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const remaining = deadline === undefined ? Number.POSITIVE_INFINITY : deadline - this.#clock.now();
+    const late: Promise<typeof TIMED_OUT> = (remaining === Number.POSITIVE_INFINITY ? new Promise<never>(() => {}) : this.#clock.sleep(remaining, stop.signal)).then(
+      (): typeof TIMED_OUT => TIMED_OUT,
+      (): typeof TIMED_OUT => TIMED_OUT, // aborted: by the caller (over), or by the read settling first (ignored)
+    );
+    try {
+      return await Promise.race([read, late]);
+    } finally {
+      stop.abort();
+      signal?.removeEventListener("abort", onAbort);
+      read.catch(() => {}); // a read given up on may still fail later: nobody waits for it
     }
   }
 

@@ -150,10 +150,13 @@ export class TaskTimeoutError extends OffloadError {
   }
 }
 
-/** The Offload instance was closed: it opens no backend again (make a new one instead). */
+/**
+ * The Offload instance was closed: it opens no backend again (make a new one instead). Also what
+ * a wait ends with when the backend it reads was closed under it by its owner.
+ */
 export class ClosedError extends OffloadError {
-  constructor() {
-    super("CLOSED", "this Offload instance is closed");
+  constructor(message = "this Offload instance is closed") {
+    super("CLOSED", message);
   }
 }
 

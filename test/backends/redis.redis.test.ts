@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { openBackend } from "../../src/backend/open.ts";
+import { closeClient, createClient } from "../../src/backend/redis/connection.ts";
 import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
 import { randomToken } from "../../src/core/ids.ts";
 import { defineBackendSuite } from "../conformance/suite.ts";
@@ -41,6 +42,15 @@ describe("redis adapter specifics", () => {
       await admin.quit();
       await backend.close();
     }
+  });
+
+  it("closing a client returns while Redis is unreachable, and fails the calls that were waiting for it", async () => {
+    const client = createClient("redis://127.0.0.1:1"); // nothing listens on port 1
+    const queued = client.get("some-key").then(() => "answered", (error: unknown) => error); // waits in the offline queue
+    await closeClient(client); // QUIT would join that queue, behind a reply that cannot come
+    const outcome = await queued;
+    assert.ok(outcome instanceof Error, `the queued call failed instead of waiting (${String(outcome)})`);
+    assert.equal(client.status, "end");
   });
 
   it("caps the global event feed, and keeps each job's own events", async () => {

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import type { Backend } from "../../src/backend/backend.ts";
-import { Offload, Permanent, Retry, JobFailedError, JobCancelledError, ClosedError } from "../../src/index.ts";
+import { Offload, Permanent, Retry, JobFailedError, JobCancelledError, ClosedError, WaitTimeoutError } from "../../src/index.ts";
 import { FakeClock, nextEvent } from "../../src/testing/index.ts";
 import type { UseBackend } from "./fixtures.ts";
 
@@ -393,6 +393,44 @@ export function workerCases(use: UseBackend): void {
     await assert.rejects(offload.backend(), ClosedError);
     await assert.rejects(task.enqueue(null), ClosedError);
     assert.equal((await backend.getJob(job.id))?.state, "queued", "a backend passed in stays open: it is the caller's");
+  }));
+
+  it("a wait ends with ClosedError when its backend's owner closes it, instead of retrying as in an outage", use(async (backend) => {
+    const clock = new FakeClock();
+    const offload = new Offload({ backend, clock });
+    try {
+      const task = offload.task({ name: "never-run", run: () => 1 });
+      const job = await task.enqueue(null);
+      const waiting = job.result();
+      await clock.sleeping(500); // parked until its next look
+      await backend.close();
+      clock.advance(500);
+      // Its next read fails. It must end there, not park for another look.
+      const outcome = await Promise.race([waiting.then(() => "resolved", (error: unknown) => error), clock.sleeping(500).then(() => "retrying")]);
+      assert.ok(outcome instanceof ClosedError, `ended with ${String(outcome)}`);
+    } finally {
+      await offload.close();
+    }
+  }));
+
+  it("result({ timeout }) ends at its deadline even when a read never answers (a connection being re-made)", use(async (backend) => {
+    let reads = 0;
+    const stuck = withOperation(backend, "getJob", (id) => (++reads === 1 ? backend.getJob(id) : new Promise<never>(() => {})));
+    const clock = new FakeClock();
+    const offload = new Offload({ backend: stuck, clock });
+    try {
+      const task = offload.task({ name: "never-run", run: () => 1 });
+      const job = await task.enqueue(null);
+      const waiting = job.result({ timeout: "2s" });
+      await clock.sleeping(500); // the first read answered "queued"; the waiter looks again later
+      clock.advance(500);
+      await clock.sleeping(1_500); // the second read hangs; only the deadline is left to end it
+      assert.equal(reads, 2);
+      clock.advance(1_500);
+      await assert.rejects(waiting, WaitTimeoutError);
+    } finally {
+      await offload.close();
+    }
   }));
 
   it("stop() does not wait out the retries of acknowledgements that keep failing", use(async (backend) => {

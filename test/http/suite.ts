@@ -138,12 +138,15 @@ export function defineHttpSuite(name: string, makeOffloadUrl: () => Promise<stri
       assert.equal(await finished.state(), "succeeded");
     });
 
-    it("POST cancel on a running job: 202, then the worker stops it and the stream ends cancelled", async () => {
+    it("POST cancel on a running job: 202 while the worker stops it (200 once stopped), and the stream ends cancelled", async () => {
       const job = await h.tasks.hang.enqueue(null);
       const sse = await openSse(`${h.origin}/jobs/${job.id}/events`);
       await readUntil(sse, (m) => m.event === "state" && JSON.parse(m.data).state === "active");
       const response = await getJson(`${h.origin}/jobs/${job.id}/cancel`, { method: "POST" });
-      assert.equal(response.status, 202);
+      // 202 while the worker is still stopping it; a worker that heard the request at once may
+      // already have stopped it before the route looked again, and then it is a 200.
+      assert.equal(response.status, response.body["state"] === "cancelled" ? 200 : 202);
+      assert.ok(["active", "cancelled"].includes(String(response.body["state"])), `state ${String(response.body["state"])}`);
       const end = await readUntil(sse, isResult);
       assert.equal(JSON.parse(end.at(-1)?.data ?? "{}").state, "cancelled");
     });

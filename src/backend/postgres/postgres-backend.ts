@@ -253,6 +253,10 @@ export class PostgresBackend implements Backend {
     return this.#listener.subscribe(listener);
   }
 
+  get closed(): boolean {
+    return this.#closed !== undefined;
+  }
+
   close(): Promise<void> {
     this.#closed ??= (async () => {
       await this.#listener.close();

@@ -151,9 +151,17 @@ export class InFlightCalls {
 /**
  * Closes a client: QUIT lets pending replies arrive, then disconnect() also stops what QUIT does
  * not (a Sentinel client's failover detector keeps its own connections to the sentinels, which
- * would otherwise reconnect for ever and keep the process alive).
+ * would otherwise reconnect for ever and keep the process alive). QUIT is sent only on a ready
+ * connection, and waited for at most `quitWithinMs`: while Redis is unreachable it would sit in
+ * the offline queue until Redis came back, and close() with it. disconnect() then fails what is
+ * still queued, so nobody waits for a reply that cannot come.
  */
-export async function closeClient(client: Redis | Cluster): Promise<void> {
-  await client.quit().catch(() => {});
+export async function closeClient(client: Redis | Cluster, quitWithinMs = 2_000): Promise<void> {
+  if (client.status === "ready") {
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<void>((resolve) => (timer = setTimeout(resolve, quitWithinMs)));
+    await Promise.race([client.quit().then(() => {}, () => {}), gaveUp]);
+    clearTimeout(timer);
+  }
   client.disconnect();
 }

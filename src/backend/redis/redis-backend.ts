@@ -271,7 +271,14 @@ export class RedisBackend implements Backend {
     return this.#feed.subscribe(listener);
   }
 
+  #closed = false;
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   async close(): Promise<void> {
+    this.#closed = true;
     await this.#feed.close();
     if (this.#ownsClient) await closeClient(this.#client);
   }

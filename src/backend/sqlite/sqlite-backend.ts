@@ -295,7 +295,14 @@ export class SqliteBackend implements Backend {
     return this.#feed.subscribe(listener);
   }
 
+  #closed = false;
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   async close(): Promise<void> {
+    this.#closed = true;
     this.#feed.close();
     if (this.#db.isOpen) this.#db.close();
   }
