@@ -125,6 +125,68 @@ export async function drainInChild(script: URL, args: readonly string[]): Promis
 }
 
 /** The standard table of Figures, one column per system, ratios against Offload when it ran. */
+/**
+ * Runs every system once per round, the systems interleaved (a, b, c, a, b, c, …), and keeps
+ * each system's figures of every round. This machine's speed drifts by tens of percent within
+ * minutes; interleaving spreads the drift over all systems instead of favouring whoever ran
+ * in a fast minute, and the median of each metric over the rounds drops an outlier round.
+ */
+export async function interleavedRounds<S extends string>(
+  systems: readonly S[],
+  rounds: number,
+  measure: (system: S, round: number) => Promise<Figures>,
+): Promise<Map<S, Figures[]>> {
+  const all = new Map<S, Figures[]>(systems.map((s) => [s, []]));
+  for (let round = 1; round <= rounds; round++) {
+    for (const system of systems) {
+      console.log(`… ${system}${rounds > 1 ? ` (round ${round} of ${rounds})` : ""}`);
+      all.get(system)?.push(await measure(system, round));
+    }
+  }
+  return all;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? (sorted[mid] ?? Number.NaN) : ((sorted[mid - 1] ?? Number.NaN) + (sorted[mid] ?? Number.NaN)) / 2;
+}
+
+/** Each metric's median over the rounds, metric by metric. */
+export function medianFigures(rounds: readonly Figures[]): Figures {
+  const of = (pick: (f: Figures) => number): number => median(rounds.map(pick));
+  return {
+    enqueueOne: of((f) => f.enqueueOne),
+    enqueueBatch: of((f) => f.enqueueBatch),
+    drain1: of((f) => f.drain1),
+    drain50: of((f) => f.drain50),
+    latencyP50: of((f) => f.latencyP50),
+    latencyP99: of((f) => f.latencyP99),
+    workerRssMiB: of((f) => f.workerRssMiB),
+  };
+}
+
+/**
+ * Prints the median table of interleaved rounds, then (with more than one round) the headline
+ * ratios of each round on its own, so the spread behind the medians is in plain sight.
+ */
+export function printRounds(title: string, systems: readonly string[], all: ReadonlyMap<string, readonly Figures[]>): void {
+  const rounds = Math.max(0, ...[...all.values()].map((r) => r.length));
+  const figures = Object.fromEntries([...all].map(([s, r]) => [s, r.length > 0 ? medianFigures(r) : undefined]));
+  printFigures(rounds > 1 ? `${title}, median of ${rounds} interleaved rounds` : title, systems, figures);
+  if (rounds < 2 || !systems.includes("offload")) return;
+  console.log("\nEach round on its own (Offload's ratio to each peer):");
+  for (let i = 0; i < rounds; i++) {
+    const ours = all.get("offload")?.[i];
+    if (!ours) continue;
+    const parts = systems.filter((s) => s !== "offload").map((s) => {
+      const peer = all.get(s)?.[i];
+      return peer ? `${s} drain c=50 ${(ours.drain50 / peer.drain50).toFixed(2)}×, batched enqueue ${(ours.enqueueBatch / peer.enqueueBatch).toFixed(2)}×` : `${s} —`;
+    });
+    console.log(`  round ${i + 1}: offload drain c=50 ${Math.round(ours.drain50)} jobs/s; ${parts.join("; ")}`);
+  }
+}
+
 export function printFigures(title: string, systems: readonly string[], figures: Readonly<Record<string, Figures | undefined>>): void {
   const row = (metric: string, unit: string, pick: (f: Figures) => number): Row => ({
     metric, unit, values: Object.fromEntries(systems.map((s) => { const f = figures[s]; return [s, f ? pick(f) : undefined]; })),
