@@ -79,6 +79,17 @@ export function defineTask(
     };
   }
 
+  /**
+   * The one transaction of an enqueueMany: per-job options may name it (each the same), but a batch
+   * is written in one statement, so it cannot join two transactions, or one for some jobs only.
+   * Dropping a tx silently would commit jobs the caller may roll back: refused instead.
+   */
+  function batchTx(perJob: readonly EnqueueOptions[]): unknown {
+    const txs = new Set(perJob.map((o) => o.tx));
+    if (txs.size > 1) throw new ConfigError("enqueueMany writes one batch in one transaction: give every job the same tx, or none");
+    return perJob[0]?.tx;
+  }
+
   async function enqueueAll(jobs: NewJob[], tx: unknown): Promise<JobHandle<unknown>[]> {
     const backend = await offload.backend();
     const results = await backend.enqueue({ jobs, now: offload.clock.now(), tx });
@@ -102,9 +113,9 @@ export function defineTask(
       const now = offload.clock.now();
       const optionsFor = typeof options === "function" ? options : () => options ?? {};
       if (schema) await Promise.all(payloads.map((p) => validate(name, schema, p)));
-      const jobs = payloads.map((p, i) => prepare(p, optionsFor(p, i), now));
-      const tx = typeof options === "function" ? undefined : options?.tx;
-      return jobs.length === 0 ? [] : enqueueAll(jobs, tx);
+      const perJob = payloads.map((p, i) => optionsFor(p, i));
+      const jobs = payloads.map((p, i) => prepare(p, perJob[i] ?? {}, now));
+      return jobs.length === 0 ? [] : enqueueAll(jobs, batchTx(perJob));
     },
     job(id) {
       return new JobHandle<unknown>(id, offload.jobs);

@@ -7,7 +7,7 @@ import { once } from "node:events";
 import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
 import pg from "pg";
-import { Offload } from "../../src/index.ts";
+import { ConfigError, Offload } from "../../src/index.ts";
 import { nextEvent, recordEvents } from "../../src/testing/index.ts";
 import { POSTGRES_URL, withOrdersSchema } from "./postgres-helpers.ts";
 
@@ -56,6 +56,20 @@ describe("postgres: transactional enqueue", () => {
     assert.equal(handles[0]?.id, handles[1]?.id, "one job per key within the transaction");
     await client.query("COMMIT");
     assert.equal(await handles[0]?.state(), "queued");
+  }));
+
+  it("enqueueMany with per-job options joins the tx they name, and refuses jobs split across transactions", () => withFixture(async ({ offload, client }) => {
+    const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => p.order });
+    await client.query("BEGIN");
+    const handles = await confirm.enqueueMany([{ order: 1 }, { order: 2 }], (p) => ({ tx: client, priority: p.order }));
+    assert.equal(await offload.jobs.find(handles[0]?.id ?? ""), undefined, "invisible to others before commit");
+    await client.query("ROLLBACK");
+    for (const h of handles) assert.equal(await offload.jobs.find(h.id), undefined, "rolled back with the caller's transaction");
+    await assert.rejects(
+      confirm.enqueueMany([{ order: 3 }, { order: 4 }], (p) => (p.order === 3 ? { tx: client } : {})),
+      (error: unknown) => error instanceof ConfigError && /same tx/.test(error.message),
+    );
+    assert.equal((await offload.jobs.list()).length, 0, "nothing of the refused batch was written");
   }));
 
   it("rollback: no job, ever", () => withFixture(async ({ schema, offload, client }) => {

@@ -7,7 +7,28 @@ import { loadMigrations, quoteIdent } from "./queries.ts";
 import { useMode } from "./pooled-query.ts";
 
 /** First key of the two-key advisory lock: "offload" in a 32-bit int, so we never collide with app locks using one key. */
-const LOCK_NAMESPACE = 0x0ff10ad;
+export const LOCK_NAMESPACE = 0x0ff10ad;
+
+/**
+ * A pooled connection checked out by hand. The pool stops listening for its "error" events while
+ * it is out, and pg emits one when the connection breaks (server crash, failover, network), even
+ * during a query, which rejects with the same error anyway: with no listener that event would
+ * crash the process, e.g. one waiting on the migration lock behind another process. The listener
+ * goes when the connection goes back (see pooled-query.ts).
+ */
+async function checkOut(pool: pg.Pool): Promise<{ client: pg.PoolClient; release: (error?: Error) => void }> {
+  const client = await pool.connect();
+  client.on("error", ignore);
+  return {
+    client,
+    release: (error) => {
+      client.off("error", ignore);
+      client.release(error);
+    },
+  };
+}
+
+function ignore(): void {}
 
 export interface MigrateResult {
   readonly from: number;
@@ -26,19 +47,23 @@ async function currentVersion(client: pg.PoolClient, schema: string): Promise<nu
 
 /** The version the schema is at, and the latest this code knows. */
 export async function migrationStatus(pool: pg.Pool, schema: string): Promise<{ current: number; latest: number }> {
-  const client = await pool.connect();
+  const { client, release } = await checkOut(pool);
+  let broken: Error | undefined;
   try {
     await useMode(client, "custom");
     return { current: await currentVersion(client, schema), latest: loadMigrations(schema).at(-1)?.version ?? 0 };
+  } catch (error) {
+    broken = error instanceof Error ? error : new Error(String(error));
+    throw error;
   } finally {
-    client.release();
+    release(broken);
   }
 }
 
 export async function migrate(pool: pg.Pool, schema: string): Promise<MigrateResult> {
   const migrations = loadMigrations(schema);
   const latest = migrations.at(-1)?.version ?? 0;
-  const client = await pool.connect();
+  const { client, release } = await checkOut(pool);
   let broken: unknown;
   try {
     // A pooled connection may come from hot statements, with their planner settings (pooled-query.ts).
@@ -74,6 +99,6 @@ export async function migrate(pool: pg.Pool, schema: string): Promise<MigrateRes
     throw error;
   } finally {
     // A connection whose state we no longer know (a failed unlock) is closed, not reused.
-    client.release(broken instanceof Error ? broken : undefined);
+    release(broken instanceof Error ? broken : undefined);
   }
 }

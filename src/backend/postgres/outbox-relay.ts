@@ -5,7 +5,8 @@
 // Exactly once at the destination, even when the relay dies at any point:
 // - a batch is claimed from the source (leased), delivered, and only then marked succeeded in the
 //   source. A relay that dies before marking leaves the jobs leased; when the lease expires they
-//   are rescued and claimed again by the next relay run.
+//   are rescued and claimed again by the next relay run. A batch the destination did not take is
+//   released at once (its attempt not counted), so an outage of the destination fails nothing.
 // - delivery keeps each job's id. The port says an enqueue that meets an existing id rejects the
 //   whole batch, so a redelivery is detected: the relay then goes job by job and skips every id
 //   the destination already has. A job with an idempotency key already held at the destination
@@ -78,7 +79,18 @@ export class OutboxRelay {
       if (now - this.#discoveredAt >= 1_000) this.#discoveredAt = Number.NEGATIVE_INFINITY;
       return 0;
     }
-    await this.#deliver(to, claimed.map(toNewJob));
+    try {
+      await this.#deliver(to, claimed.map(toNewJob));
+    } catch (error) {
+      // The destination is unreachable or refused: hand the batch back at once, its attempt not
+      // counted. Left leased, each lease that runs out costs the job one of its attempts in the
+      // outbox, so an outage of maxAttempts leases would fail every job in it (failed in the
+      // outbox, never relayed). Jobs that did reach the destination are found there by id on the
+      // next delivery. If the release fails too, the leases expire as when a relay dies.
+      const leases = claimed.map((c) => ({ id: c.job.id, token: c.token }));
+      await from.release(leases, this.#clock.now()).catch((releaseError: unknown) => this.#options.onError?.(releaseError));
+      throw error;
+    }
     const result = JSON.stringify({ relayedTo: to.name });
     // A LEASE_LOST here means another relay took the batch over: it finds the ids delivered and skips them.
     await from.complete(claimed.map((c) => ({ id: c.job.id, token: c.token, resultJson: result })), this.#clock.now());
@@ -98,6 +110,10 @@ export class OutboxRelay {
           await this.#pruneNow();
         } catch (error) {
           this.#options.onError?.(error);
+          // A full poll interval before trying again: the release of a batch that could not be
+          // delivered notifies, and must not wake us into claiming it again at once, in a loop.
+          await this.#clock.sleep(this.#options.pollMs ?? 1_000, signal).catch(() => {});
+          continue;
         }
         if (moved === 0) await wakeup.wait(this.#options.pollMs ?? 1_000, this.#clock, signal);
       }
