@@ -42,10 +42,15 @@ export async function enqueueJobs(
     if (row["created"] === true) created.add(String(row["id"]));
     if (typeof row["key"] === "string") byKey.set(row["key"], row);
   }
-  const missing = jobs.filter((j) => !created.has(j.id) && j.key !== undefined && !byKey.has(j.key)).map((j) => j.key);
-  if (missing.length > 0) {
+  const missing = (): Array<string | undefined> => jobs.filter((j) => !created.has(j.id) && j.key !== undefined && !byKey.has(j.key)).map((j) => j.key);
+  if (missing().length > 0) {
     // The holder committed while our statement ran, after its snapshot: a new statement sees it.
-    for (const row of await run(sql["enqueue-find-key"], [missing])) byKey.set(String(row["key"]), row);
+    for (const row of await run(sql["enqueue-find-key"], [missing()])) byKey.set(String(row["key"]), row);
+  }
+  if (missing().length > 0) {
+    // ...unless it has finished since, freeing the key: it is still the job that held the key
+    // during this enqueue, so it is the answer (a new job would be a second one for that moment).
+    for (const row of await run(sql["enqueue-find-last-key"], [missing()])) byKey.set(String(row["key"]), row);
   }
   return jobs.map((job) => {
     if (created.has(job.id)) return { job: inserted(job, now), created: true };

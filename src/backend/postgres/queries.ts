@@ -5,7 +5,7 @@ import { readFileSync, readdirSync } from "node:fs";
 
 const QUERY_NAMES = [
   "acknowledge-cancel", "cancel", "claim", "complete", "counts", "enqueue", "enqueue-find-key",
-  "enqueue-keyed", "fail", "get-job", "heartbeat", "list-jobs", "log", "next-due", "progress",
+  "enqueue-find-last-key", "enqueue-keyed", "fail", "get-job", "heartbeat", "list-jobs", "log", "next-due", "progress",
   "prune", "read-events", "release", "replay", "rescue-expired", "retry", "stage-due",
 ] as const;
 

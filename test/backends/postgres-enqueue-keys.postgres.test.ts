@@ -1,0 +1,53 @@
+// Idempotency keys under concurrency on PostgreSQL: an enqueue whose key another transaction takes
+// while the enqueue's statement runs. That statement skips its job (ON CONFLICT) without seeing
+// the holder in its snapshot, so the adapter looks the holder up again; the holder may even have
+// finished by then, freeing the key.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import pg from "pg";
+import { T0, newJob } from "../conformance/fixtures.ts";
+import { POSTGRES_URL, openIsolated } from "./postgres-helpers.ts";
+
+describe("postgres: idempotency keys taken during an enqueue", () => {
+  it("a holder that commits during the enqueue and finishes before the lookup is still the answer", async () => {
+    const backend = await openIsolated();
+    const holderTx = new pg.Client({ connectionString: POSTGRES_URL });
+    const ours = new pg.Client({ connectionString: POSTGRES_URL });
+    const observer = new pg.Client({ connectionString: POSTGRES_URL });
+    await Promise.all([holderTx.connect(), ours.connect(), observer.connect()]);
+    try {
+      const holder = newJob({ key: "invoice-7" });
+      await holderTx.query("BEGIN");
+      await backend.enqueue({ jobs: [holder], now: T0, tx: holderTx });
+
+      // Our enqueue runs on a connection of its own (autocommit): the statements it sends can be
+      // watched, and the holder finished between them.
+      const statements: string[] = [];
+      const watched = {
+        query: async (text: string, values?: unknown[]): Promise<unknown> => {
+          statements.push(text);
+          if (statements.length === 2) await backend.cancel(holder.id, T0); // finished: the key is free again
+          return ours.query(text, values);
+        },
+      };
+      const ourPid = (await ours.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]?.pid;
+      const enqueued = backend.enqueue({ jobs: [newJob({ key: "invoice-7" })], now: T0, tx: watched });
+      // Our INSERT waits on the holder's uncommitted row (the unique index on the key).
+      for (;;) {
+        const { rows } = await observer.query<{ waiting: boolean }>("SELECT wait_event_type = 'Lock' AS waiting FROM pg_stat_activity WHERE pid = $1", [ourPid]);
+        if (rows[0]?.waiting === true) break;
+      }
+      await holderTx.query("COMMIT");
+
+      const [result] = await enqueued;
+      assert.equal(result?.created, false, "no second job for the key");
+      assert.equal(result?.job.id, holder.id, "the job that held the key during this enqueue");
+      assert.equal(result?.job.state, "cancelled");
+      assert.ok(statements.length >= 2, "the holder was looked up after the statement");
+      assert.equal((await backend.listJobs({ limit: 10 })).length, 1);
+    } finally {
+      await Promise.all([holderTx.end(), ours.end(), observer.end()]);
+      await backend.close();
+    }
+  });
+});
