@@ -98,7 +98,8 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
       throw new ConfigError("a worker id must be 1-200 characters without U+0000");
     }
     this.id = options.id ?? `${hostname()}:${process.pid}:${randomToken().slice(0, 6)}`;
-    this.queues = options.queues?.length ? [...options.queues] : deps.registry.queues().length ? deps.registry.queues() : ["default"];
+    // Each queue once (`--queues a,a` is a typo, not a weight): a claim asks per queue name given.
+    this.queues = options.queues?.length ? [...new Set(options.queues)] : deps.registry.queues().length ? deps.registry.queues() : ["default"];
     this.concurrency = this.#settings.concurrency;
   }
 

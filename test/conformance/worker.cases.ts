@@ -175,6 +175,18 @@ export function workerCases(use: UseBackend): void {
     assert.equal((await offload.job(event.job.id).get()).attempt, 1, "no crash loop: one attempt");
   }));
 
+  it("a queue named twice is one queue: every job runs once, on its first attempt", withOffload(use, async ({ offload }) => {
+    let runs = 0;
+    const once = offload.task({ name: "once", queue: "twice", run: () => ++runs });
+    const worker = offload.worker({ queues: ["twice", "twice"], concurrency: 8 });
+    assert.deepEqual(worker.queues, ["twice"]);
+    const jobs = await once.enqueueMany([null, null, null]);
+    await worker.start();
+    await Promise.all(jobs.map((j) => j.result({ timeout: "10s" })));
+    assert.equal(runs, 3);
+    for (const j of jobs) assert.equal((await j.get()).attempt, 1);
+  }));
+
   it("progress and logs from a handler reach the job and its events before the outcome", withOffload(use, async ({ offload }) => {
     const report = offload.task({ name: "report", run: async (_: null, ctx) => {
       await ctx.progress(0.5, "half way");
