@@ -107,7 +107,11 @@ export class RedisBackend implements Backend {
     if (request.limit <= 0 || request.queues.length === 0) return [];
     const token = `${randomToken()}.`;
     const leaseUntil = request.now + request.leaseMs;
-    const args = [request.limit, request.worker, leaseUntil, token, CLAIM_FIELDS.length, ...CLAIM_FIELDS, ...request.queues];
+    // Each queue once: claim.lua gathers candidates per queue name it is given, so a name given
+    // twice (`--queues a,a`) would offer every job of that queue twice, and the script would
+    // activate the same job twice in one call (two leases, attempt + 2, counters off by one).
+    const queues = [...new Set(request.queues)];
+    const args = [request.limit, request.worker, leaseUntil, token, CLAIM_FIELDS.length, ...CLAIM_FIELDS, ...queues];
     // Not announced to this process: its only interested party is the worker that claimed.
     const reply = asArray(await this.#scripts.runBuffer("claim", request.now, args));
     const claimed: ClaimedJob[] = [];
