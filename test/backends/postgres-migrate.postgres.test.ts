@@ -5,9 +5,10 @@ import { describe, it } from "node:test";
 import pg from "pg";
 import { openBackend } from "../../src/backend/open.ts";
 import { PostgresBackend } from "../../src/backend/postgres/postgres-backend.ts";
-import { loadMigrations } from "../../src/backend/postgres/queries.ts";
+import { loadMigrations, quoteIdent } from "../../src/backend/postgres/queries.ts";
 import { runMigrate } from "../../src/cli/commands/migrate.ts";
-import { POSTGRES_URL, dropSchema, uniqueSchema } from "./postgres-helpers.ts";
+import { LEASE, T0, claimOne, enqueueOne } from "../conformance/fixtures.ts";
+import { POSTGRES_URL, dropSchema, openIsolated, uniqueSchema } from "./postgres-helpers.ts";
 
 async function appliedVersions(schema: string): Promise<number[]> {
   const client = new pg.Client({ connectionString: POSTGRES_URL });
@@ -84,6 +85,28 @@ describe("postgres: migrations", () => {
     } finally {
       await client.end();
       await dropSchema(schema);
+    }
+  });
+
+  it("statements prepared by a running process survive a later migration that adds a column", async () => {
+    // A rolling upgrade: the new version migrates while this version's processes keep running
+    // with statements prepared on their pooled connections. One connection, so the statements
+    // prepared before the change are the ones used after it.
+    const backend = await openIsolated({ poolSize: 1 });
+    const client = new pg.Client({ connectionString: POSTGRES_URL });
+    await client.connect();
+    try {
+      const id = await enqueueOne(backend);
+      await backend.getJob(id); // prepared
+      await backend.claim({ queues: ["empty"], limit: 1, worker: "w", leaseMs: LEASE, now: T0 }); // prepared
+      await client.query(`ALTER TABLE ${quoteIdent(backend.schema)}.jobs ADD COLUMN added_later integer`);
+      assert.equal((await backend.getJob(id))?.state, "queued");
+      const claimed = await claimOne(backend);
+      assert.equal(claimed.job.id, id);
+      assert.equal((await backend.getJob(id))?.state, "active");
+    } finally {
+      await client.end();
+      await backend.close();
     }
   });
 });

@@ -35,7 +35,8 @@ WITH due AS MATERIALIZED (
                      FOR UPDATE SKIP LOCKED) c
             ORDER BY c.priority DESC, c.run_at, c.id
             LIMIT $2::int))
-  RETURNING j.*
+  -- Columns named, not j.*: prepared statements must survive a migration that adds one (get-job.sql).
+  RETURNING j.id, j.task, j.queue, j.state, j.payload, j.priority, j.run_at, j.attempt, j.max_attempts, j.key, j.owner, j.worker, j.lease_token, j.lease_until, j.cancel_requested, j.progress, j.progress_message, j.result, j.errors, j.created_at, j.updated_at, j.started_at, j.finished_at
 ), logged AS (
   INSERT INTO offload.events (job_id, type, data, at)
   SELECT id, 'state', jsonb_build_object('state', 'active', 'attempt', attempt), $5::bigint FROM claimed ORDER BY id
