@@ -76,6 +76,21 @@ export function failureCases(use: UseBackend): void {
     assert.equal((await b.getJob(otherQueue))?.state, "queued");
   }));
 
+  it("replay tells a key apart from an id: a failed job keyed with another failed job's id is replayed beside it", use(async (b) => {
+    const failNow = async (overrides: { id?: string; key?: string }): Promise<string> => {
+      const id = await enqueueOne(b, { ...overrides, maxAttempts: 1 });
+      const c = await claimOne(b);
+      assert.equal(c.job.id, id);
+      await b.fail({ id, token: c.token, error: attemptError(1), retryAt: undefined, now: T0 });
+      return id;
+    };
+    const plain = await failNow({});
+    const keyed = await failNow({ key: plain });
+    assert.equal(await b.replay({}, T0 + 1_000), 2);
+    assert.equal((await b.getJob(plain))?.state, "queued");
+    assert.equal((await b.getJob(keyed))?.state, "queued");
+  }));
+
   it("cancel: a waiting job at once, an active job by request, a finished one not at all", use(async (b) => {
     const scheduled = await enqueueOne(b, { runAt: T0 + 60_000 });
     const queued = await enqueueOne(b);

@@ -1,11 +1,12 @@
 -- Bulk retry of failed jobs matching the filters. A job whose idempotency key an unfinished job
 -- holds now is skipped, and of several failed jobs sharing a key only the newest is replayed, so
--- the statement never trips the unique key index.
+-- the statement never trips the unique key index. Keyless jobs are told apart from keyed ones
+-- (`key IS NULL` leads the DISTINCT), or a key equal to another job's id would merge the two.
 -- $1 queue text, $2 task text, $3 since bigint, $4 until bigint (each NULL for any), $5 now bigint,
 -- $6 channel text (the schema's NOTIFY channel)
 -- Returns the id of each job queued.
 WITH candidates AS (
-  SELECT DISTINCT ON (coalesce(j.key, j.id)) j.id
+  SELECT DISTINCT ON (j.key IS NULL, coalesce(j.key, j.id)) j.id
     FROM offload.jobs j
    WHERE j.state = 'failed'
      AND ($1::text IS NULL OR j.queue = $1::text)
@@ -14,7 +15,7 @@ WITH candidates AS (
      AND ($4::bigint IS NULL OR j.finished_at <= $4::bigint)
      AND (j.key IS NULL OR NOT EXISTS (
            SELECT FROM offload.jobs u WHERE u.key = j.key AND u.state IN ('scheduled', 'queued', 'active', 'retrying')))
-   ORDER BY coalesce(j.key, j.id), j.id DESC
+   ORDER BY j.key IS NULL, coalesce(j.key, j.id), j.id DESC
 ), moved AS (
   UPDATE offload.jobs
      SET state = 'queued', attempt = 0, run_at = $5::bigint, finished_at = NULL, cancel_requested = false,
