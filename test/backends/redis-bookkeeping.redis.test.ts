@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
+import { unlinkMatching } from "./redis-helpers.ts";
 import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
 import { JOB_STATES, type JobState } from "../../src/core/job.ts";
 import { randomToken } from "../../src/core/ids.ts";
@@ -145,12 +146,7 @@ describe("redis store bookkeeping", () => {
 
 after(async () => {
   try {
-    let cursor = "0";
-    do {
-      const [next, keys] = await admin.scan(cursor, "MATCH", `{${run}-*`, "COUNT", 1_000);
-      if (keys.length > 0) await admin.unlink(...keys);
-      cursor = next;
-    } while (cursor !== "0");
+    await unlinkMatching(admin, `{${run}-*`);
   } finally {
     await admin.quit();
   }

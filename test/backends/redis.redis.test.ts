@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
+import { unlinkMatching } from "./redis-helpers.ts";
 import { openBackend } from "../../src/backend/open.ts";
 import { closeClient, createClient } from "../../src/backend/redis/connection.ts";
 import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
@@ -73,12 +74,7 @@ describe("redis adapter specifics", () => {
 after(async () => {
   const admin = new Redis(url);
   try {
-    let cursor = "0";
-    do {
-      const [next, keys] = await admin.scan(cursor, "MATCH", `{${run}-*`, "COUNT", 1_000);
-      if (keys.length > 0) await admin.unlink(...keys);
-      cursor = next;
-    } while (cursor !== "0");
+    await unlinkMatching(admin, `{${run}-*`);
   } finally {
     await admin.quit();
   }

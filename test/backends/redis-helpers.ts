@@ -1,0 +1,12 @@
+// Shared by the Redis test files: each works under its own key prefix and removes it afterwards.
+import type { Redis } from "ioredis";
+
+/** Deletes every key matching a SCAN pattern, in pages, without blocking the server as KEYS would. */
+export async function unlinkMatching(admin: Redis, pattern: string): Promise<void> {
+  let cursor = "0";
+  do {
+    const [next, keys] = await admin.scan(cursor, "MATCH", pattern, "COUNT", 1_000);
+    if (keys.length > 0) await admin.unlink(...keys);
+    cursor = next;
+  } while (cursor !== "0");
+}
