@@ -136,12 +136,15 @@ export class JobService {
     if (deadline === undefined && signal === undefined) return read;
     const stop = new AbortController();
     const onAbort = (): void => stop.abort();
-    signal?.addEventListener("abort", onAbort, { once: true });
-    const remaining = deadline === undefined ? Number.POSITIVE_INFINITY : deadline - this.#clock.now();
-    const late: Promise<typeof TIMED_OUT> = (remaining === Number.POSITIVE_INFINITY ? new Promise<never>(() => {}) : this.#clock.sleep(remaining, stop.signal)).then(
-      (): typeof TIMED_OUT => TIMED_OUT,
-      (): typeof TIMED_OUT => TIMED_OUT, // aborted: by the caller (over), or by the read settling first (ignored)
-    );
+    if (signal?.aborted) stop.abort();
+    else signal?.addEventListener("abort", onAbort, { once: true });
+    // Over when the caller aborts, or at the deadline; `stop` also ends the clock's sleep once the
+    // read has settled, so no sleeper is left behind.
+    const late = new Promise<typeof TIMED_OUT>((resolve) => {
+      if (stop.signal.aborted) resolve(TIMED_OUT);
+      stop.signal.addEventListener("abort", () => resolve(TIMED_OUT), { once: true });
+      if (deadline !== undefined) this.#clock.sleep(deadline - this.#clock.now(), stop.signal).then(() => resolve(TIMED_OUT), () => {});
+    });
     try {
       return await Promise.race([read, late]);
     } finally {

@@ -425,7 +425,7 @@ export function workerCases(use: UseBackend): void {
     }
   }));
 
-  it("result({ timeout }) ends at its deadline even when a read never answers (a connection being re-made)", use(async (backend) => {
+  it("result({ timeout }) ends at its deadline, and result({ signal }) on abort, even when a read never answers (a connection being re-made)", use(async (backend) => {
     let reads = 0;
     const stuck = withOperation(backend, "getJob", (id) => (++reads === 1 ? backend.getJob(id) : new Promise<never>(() => {})));
     const clock = new FakeClock();
@@ -440,6 +440,13 @@ export function workerCases(use: UseBackend): void {
       assert.equal(reads, 2);
       clock.advance(1_500);
       await assert.rejects(waiting, WaitTimeoutError);
+
+      // No timeout, a signal instead: aborting it ends the wait, though the read never answers.
+      const controller = new AbortController();
+      const aborted = job.result({ signal: controller.signal });
+      controller.abort();
+      await assert.rejects(aborted, WaitTimeoutError);
+      assert.ok(reads >= 3, "that wait was stuck in a read");
     } finally {
       await offload.close();
     }
