@@ -125,6 +125,15 @@ describe("redis store bookkeeping", () => {
     assert.deepEqual(await checkStore(b), {});
   }));
 
+  it("a queued job whose hash was deleted by hand is dropped by the claim, and the rest of its batch is claimed", () => using(async (b) => {
+    const ids = [await enqueueOne(b), await enqueueOne(b), await enqueueOne(b)];
+    await admin.del(`${b.keyPrefix}job:${ids[1] ?? ""}`);
+    const claimed = await b.claim({ queues: ["q"], limit: 3, worker: "w1", leaseMs: LEASE, now: T0 });
+    assert.deepEqual(claimed.map((c) => c.job.id).sort(), [ids[0], ids[2]].sort());
+    assert.deepEqual((await b.counts()).map((c) => [c.queue, c.counts.queued, c.counts.active]), [["q", 0, 2]]);
+    await checkStore(b);
+  }));
+
   it("a queue named twice in one claim is claimed from once: one lease per job, counters exact", () => using(async (b) => {
     // `offload worker --queues q,q` reaches the backend as ["q", "q"]. claim.lua gathered the
     // candidates of each name it was given, so every job of q was a candidate twice and the

@@ -88,19 +88,27 @@ for i = 1, n do
   if not single then redis.call('ZREM', zkeys[j], id) end
   local k = jobkey(id)
   local fields = redis.call('HMGET', k, unpack(read))
-  local attempt = string.format('%d', tonumber(fields[1]) + 1)
-  local ef, ev = event_fields(id, 'state', state_json('active', attempt))
-  redis.call('HSET', k, 'state', 'active', 'attempt', attempt, 'token', token_base .. string.format('%d', i),
-    'lease_until', lease_until, 'worker', worker, 'started_at', NOW, ef, ev)
-  count(queue, 'queued', -1)
-  count(queue, 'active', 1)
-  active[#active + 1] = lease_until
-  active[#active + 1] = id
-  for f = 1, nfields do
-    if not fields[f] then fields[f] = '\254' end
+  if not fields[1] then
+    -- Its hash is gone (deleted by hand, or evicted under a policy docs/redis.md warns against):
+    -- nothing to run. It leaves the indexes and counts here, and the rest of the batch is still
+    -- claimed; an error after the pops above would strand them, as a script is not rolled back.
+    count(queue, 'queued', -1)
+    redis.call('ZREM', P .. 'jobs', id)
+  else
+    local attempt = string.format('%d', tonumber(fields[1]) + 1)
+    local ef, ev = event_fields(id, 'state', state_json('active', attempt))
+    redis.call('HSET', k, 'state', 'active', 'attempt', attempt, 'token', token_base .. string.format('%d', i),
+      'lease_until', lease_until, 'worker', worker, 'started_at', NOW, ef, ev)
+    count(queue, 'queued', -1)
+    count(queue, 'active', 1)
+    active[#active + 1] = lease_until
+    active[#active + 1] = id
+    for f = 1, nfields do
+      if not fields[f] then fields[f] = '\254' end
+    end
+    out[#out + 1] = i
+    out[#out + 1] = table.concat(fields, '\255')
   end
-  out[#out + 1] = i
-  out[#out + 1] = table.concat(fields, '\255')
 end
 zadd_many(P .. 'active', active)
 flush()
