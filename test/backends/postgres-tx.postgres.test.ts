@@ -72,6 +72,17 @@ describe("postgres: transactional enqueue", () => {
     assert.equal((await offload.jobs.list()).length, 0, "nothing of the refused batch was written");
   }));
 
+  it("a pg Pool given as tx is refused: it is no transaction, and the job would commit at once", () => withFixture(async ({ offload }) => {
+    const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => p.order });
+    const pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 1 });
+    try {
+      await assert.rejects(confirm.enqueue({ order: 1 }, { tx: pool }), (error: unknown) => error instanceof ConfigError && /pg Pool/.test(error.message));
+      assert.equal((await offload.jobs.list()).length, 0);
+    } finally {
+      await pool.end();
+    }
+  }));
+
   it("rollback: no job, ever", () => withFixture(async ({ schema, offload, client }) => {
     const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => p.order });
     const worker = offload.worker();

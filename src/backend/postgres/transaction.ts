@@ -23,9 +23,22 @@ function rowsOf(result: unknown): Row[] {
   throw new ConfigError("tx.query() must resolve to { rows } (node-postgres) or an array of rows");
 }
 
+/**
+ * A pg Pool has query() too, but each call runs on whichever connection is free, outside any
+ * transaction of the caller: the job would commit at once, whatever the caller then does. Told
+ * apart by the counters every pg Pool has and a client has not.
+ */
+function isPool(tx: Queryable): boolean {
+  const counts = tx as { totalCount?: unknown; idleCount?: unknown; waitingCount?: unknown };
+  return typeof counts.totalCount === "number" && typeof counts.idleCount === "number" && typeof counts.waitingCount === "number";
+}
+
 export function transactionRunner(tx: unknown): RunQuery {
   if (!isQueryable(tx)) {
     throw new ConfigError("enqueue({ tx }) on PostgreSQL needs the caller's transaction: an object with query(text, values), e.g. a pg client after BEGIN");
+  }
+  if (isPool(tx)) {
+    throw new ConfigError("enqueue({ tx }) was given a pg Pool, which runs each statement on its own: pass the client of your transaction (const client = await pool.connect(); await client.query(\"BEGIN\"))");
   }
   return async (text, values) => rowsOf(await tx.query(text, values));
 }
