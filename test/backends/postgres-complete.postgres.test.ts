@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import pg from "pg";
 import { loadQueries } from "../../src/backend/postgres/queries.ts";
 import { LEASE, T0, newJob } from "../conformance/fixtures.ts";
-import { POSTGRES_URL, openIsolated } from "./postgres-helpers.ts";
+import { POSTGRES_URL, openIsolated, untilSessionWaits } from "./postgres-helpers.ts";
 
 describe("postgres: repeated completions", () => {
   it("a repeat that waits on the first completion's commit is answered OK, and writes nothing", async () => {
@@ -26,13 +26,7 @@ describe("postgres: repeated completions", () => {
       await first.query(loadQueries(b.schema)["complete"], [[job.id], [claimed.token], ['"first"'], T0 + 1, channel]);
       const repeat = b.complete([{ id: job.id, token: claimed.token, resultJson: '"again"' }], T0 + 2);
       // Wait until the repeat is blocked on the first one's row lock, then let the first commit.
-      for (;;) {
-        const waiting = await observer.query(
-          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%unnest($1::text[], $2::text[], $3::text[])%'",
-        );
-        if ((waiting.rows[0] as { n: number }).n > 0) break;
-        await new Promise((resolve) => setImmediate(resolve));
-      }
+      await untilSessionWaits(observer, "wait_event_type = 'Lock' AND query LIKE $1", ["%unnest($1::text[], $2::text[], $3::text[])%"], repeat);
       await first.query("COMMIT");
       assert.deepEqual(await repeat, ["OK"]);
       const stored = await b.getJob(job.id);

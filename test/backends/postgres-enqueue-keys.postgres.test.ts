@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import pg from "pg";
 import { T0, newJob } from "../conformance/fixtures.ts";
-import { POSTGRES_URL, openIsolated } from "./postgres-helpers.ts";
+import { POSTGRES_URL, openIsolated, untilSessionWaits } from "./postgres-helpers.ts";
 
 describe("postgres: idempotency keys taken during an enqueue", () => {
   it("a holder that commits during the enqueue and finishes before the lookup is still the answer", async () => {
@@ -33,10 +33,7 @@ describe("postgres: idempotency keys taken during an enqueue", () => {
       const ourPid = (await ours.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]?.pid;
       const enqueued = backend.enqueue({ jobs: [newJob({ key: "invoice-7" })], now: T0, tx: watched });
       // Our INSERT waits on the holder's uncommitted row (the unique index on the key).
-      for (;;) {
-        const { rows } = await observer.query<{ waiting: boolean }>("SELECT wait_event_type = 'Lock' AS waiting FROM pg_stat_activity WHERE pid = $1", [ourPid]);
-        if (rows[0]?.waiting === true) break;
-      }
+      await untilSessionWaits(observer, "wait_event_type = 'Lock' AND pid = $1", [ourPid], enqueued);
       await holderTx.query("COMMIT");
 
       const [result] = await enqueued;

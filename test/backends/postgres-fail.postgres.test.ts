@@ -8,7 +8,7 @@ import type { Backend, NewJob } from "../../src/backend/backend.ts";
 import type { ClaimedJob } from "../../src/core/job.ts";
 import { loadQueries } from "../../src/backend/postgres/queries.ts";
 import { LEASE, T0, attemptError, newJob } from "../conformance/fixtures.ts";
-import { POSTGRES_URL, openIsolated } from "./postgres-helpers.ts";
+import { POSTGRES_URL, openIsolated, untilSessionWaits } from "./postgres-helpers.ts";
 
 /** Runs `first` uncommitted on its own connection, starts `repeat`, commits once it waits. */
 async function repeatWhileFirstCommits<T>(first: (c: pg.Client) => Promise<unknown>, repeat: () => Promise<T>, marker: string): Promise<T> {
@@ -20,14 +20,7 @@ async function repeatWhileFirstCommits<T>(first: (c: pg.Client) => Promise<unkno
     await client.query("BEGIN");
     await first(client);
     const pending = repeat();
-    for (;;) {
-      const waiting = await observer.query(
-        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE $1",
-        [`%${marker}%`],
-      );
-      if ((waiting.rows[0] as { n: number }).n > 0) break;
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+    await untilSessionWaits(observer, "wait_event_type = 'Lock' AND query LIKE $1", [`%${marker}%`], pending);
     await client.query("COMMIT");
     return await pending;
   } finally {

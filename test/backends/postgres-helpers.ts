@@ -58,3 +58,23 @@ export async function withOrdersSchema(prefix: string, body: (f: { schema: strin
     await dropSchema(schema);
   }
 }
+
+/**
+ * Resolves once a session of this database matches `condition` (SQL over pg_stat_activity, e.g.
+ * "wait_event_type = 'Lock' AND query LIKE $1"): how a test knows that a statement it started is
+ * blocked where it wants it, before it lets the blocker go. Asks again after each answer, yielding
+ * a turn between looks. Rejects if `operation` settles first: it was meant to be blocked.
+ */
+export async function untilSessionWaits(observer: pg.Client, condition: string, values: unknown[], operation: Promise<unknown>): Promise<void> {
+  let settled = false;
+  operation.then(() => (settled = true), () => (settled = true));
+  for (;;) {
+    const { rows } = await observer.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND ${condition}`,
+      values,
+    );
+    if ((rows[0]?.n ?? 0) > 0) return;
+    if (settled) throw new Error(`the operation finished without ever waiting (${condition})`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}

@@ -15,7 +15,7 @@ import { PostgresBackend } from "../../src/backend/postgres/postgres-backend.ts"
 import { SqliteBackend } from "../../src/backend/sqlite/sqlite-backend.ts";
 import { FakeClock } from "../../src/core/clock.ts";
 import { T0, newJob } from "../conformance/fixtures.ts";
-import { POSTGRES_URL, dropSchema, openIsolated, uniqueSchema } from "./postgres-helpers.ts";
+import { POSTGRES_URL, dropSchema, openIsolated, uniqueSchema, untilSessionWaits } from "./postgres-helpers.ts";
 
 /** A TCP relay to the test server whose connections can be reset at once, as a network failure would. */
 async function openProxy(): Promise<{ url: string; cut: () => void; close: () => Promise<void> }> {
@@ -82,13 +82,7 @@ describe("postgres: outages around the adapter", () => {
         },
         (error: unknown) => error,
       );
-      for (;;) {
-        const waiting = await observer.query<{ n: number }>(
-          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'advisory' AND query LIKE 'SELECT pg_advisory_lock%' AND pid <> $1",
-          [holderPid],
-        );
-        if ((waiting.rows[0]?.n ?? 0) > 0) break;
-      }
+      await untilSessionWaits(observer, "wait_event = 'advisory' AND query LIKE 'SELECT pg_advisory_lock%' AND pid <> $1", [holderPid], opening);
       // The network drops the connection (a failover, a server crash): no error message first,
       // the socket just resets. pg reports that on the connection as an "error" event, besides
       // rejecting the query.
