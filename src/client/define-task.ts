@@ -66,13 +66,16 @@ export function defineTask(
     if (!Number.isInteger(priority) || Math.abs(priority) > 1_000_000) throw new ConfigError(`priority must be an integer, got ${priority}`);
     checkLabel("key", options.key);
     checkLabel("owner", options.owner);
+    // Checked in inline mode too, where it is ignored: a bad delay must fail the app's tests as it
+    // would fail the app in production.
+    const at = runAt(options, now);
     return {
       id: uuidv7(now),
       task: name,
       queue: checkQueueName(options.queue ?? queue),
       payloadJson: encodeJson(payload, `payload of ${name}`, offload.maxPayloadBytes),
       priority,
-      runAt: inline ? now : runAt(options, now),
+      runAt: inline ? now : at,
       maxAttempts: attempts,
       key: options.key,
       owner: options.owner,

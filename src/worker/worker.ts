@@ -82,6 +82,11 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
   /** Aborted only once every job is finished or handed back: leases stay renewed during the grace period. */
   readonly #finished = new AbortController();
   #loop: Promise<void> | undefined;
+  /**
+   * The one start in progress or done: two start() calls that overlap (neither awaited before the
+   * other) must not each build a claim loop, whose reservations would not see each other's claims.
+   */
+  #starting: Promise<void> | undefined;
   #backend: Backend | undefined;
   #batcher: CompleteBatcher | undefined;
   /** Outcome writes that failed are sent again through this; stop() hurries it after the grace. */
@@ -113,9 +118,23 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
   }
 
   /** Starts claiming. Resolves once the backend is open and the loop is running. */
-  async start(): Promise<void> {
-    if (this.#loop) return;
+  start(): Promise<void> {
+    if (!this.#starting) {
+      const starting = this.#start();
+      this.#starting = starting;
+      // A failed open may be tried again by a later start().
+      starting.catch(() => {
+        if (this.#starting === starting) this.#starting = undefined;
+      });
+    }
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
     const backend = await this.#deps.backend();
+    // stop() came while the backend was opening: starting now would subscribe to changes and run
+    // loops that the finished stop() will never end.
+    if (this.#stopping.signal.aborted) return;
     this.#backend = backend;
     this.#ackRetry = new AckRetry(this.#deps.clock, (error) => this.#report(error));
     this.#batcher = new CompleteBatcher(backend, this.#deps.clock, this.#ackRetry);
@@ -142,6 +161,8 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     const graceMs = options.grace === undefined ? this.#settings.shutdownGraceMs : toMs(options.grace, "grace");
     if (!this.#stopping.signal.aborted) this.#stopping.abort();
     this.#wakeup.notify();
+    // A start() still opening the backend would otherwise set up its loops after this returned.
+    await this.#starting?.catch(() => {});
     await this.#loop;
     const allDone = Promise.all([...this.#running.values(), ...this.#acking.values()].map((r) => r.done));
     if (this.#running.size > 0 || this.#acking.size > 0) {
@@ -168,7 +189,7 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     const leases: Lease[] = left.map((r) => ({ id: r.claimed.job.id, token: r.claimed.token }));
     const statuses = await this.#withRetry(() => backend.release(leases, this.#deps.clock.now()));
     left.forEach((r, i) => {
-      if (statuses?.[i] === "OK") this.emit("job", { type: "released", job: r.claimed.job });
+      if (statuses?.[i] === "OK") this.#emitJob({ type: "released", job: r.claimed.job });
     });
   }
 
@@ -182,7 +203,7 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     this.#current.get(id)?.control.abort(new LeaseLost());
     this.#current.set(id, running);
     this.#running.set(claimed.token, running);
-    this.emit("job", { type: "started", job: claimed.job });
+    this.#emitJob({ type: "started", job: claimed.job });
     running.done = this.#run(backend, running).finally(() => {
       this.#running.delete(claimed.token);
       this.#acking.delete(claimed.token);
@@ -230,10 +251,14 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
       try {
         const leases = running.map((r) => ({ id: r.claimed.job.id, token: r.claimed.token }));
         const result = await backend.heartbeat({ worker: this.id, leases, leaseMs: this.#settings.leaseMs, now: this.#deps.clock.now() });
-        // Only the newest run of a job is heartbeated (a stale one was aborted), so ids are unambiguous.
-        for (const id of result.lost) this.#current.get(id)?.control.abort(new LeaseLost());
+        // Only the newest run of a job is heartbeated (a stale one was aborted), so ids are
+        // unambiguous within this request. The answer is about the runs that were sent, not about
+        // whichever run is newest when it arrives: while it was on its way the job may have been
+        // rescued and claimed again by this worker, and that new run's lease is not lost.
+        const sent = new Map(running.map((r) => [r.claimed.job.id, r]));
+        for (const id of result.lost) sent.get(id)?.control.abort(new LeaseLost());
         for (const id of result.cancelRequested) {
-          const run = this.#current.get(id);
+          const run = sent.get(id);
           if (run && this.#running.has(run.claimed.token)) run.control.abort(new CancelRequested());
         }
       } catch (error) {
@@ -252,6 +277,19 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
       }
     }
     return undefined;
+  }
+
+  /**
+   * A listener that throws must not break the worker: thrown out of a launch, it left the job
+   * holding a slot and a renewed lease without ever running, and rejected the claim's promise
+   * with nobody to catch it (a crash); thrown out of stop(), it left jobs unreleased.
+   */
+  #emitJob(event: WorkerEvent): void {
+    try {
+      this.emit("job", event);
+    } catch (error) {
+      this.#report(error);
+    }
   }
 
   #report(error: unknown): void {

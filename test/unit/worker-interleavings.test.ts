@@ -1,0 +1,190 @@
+// Worker and client interleavings that once broke: overlapping start() calls, a heartbeat reply
+// that arrives after the job it was about was claimed again, and enqueue checks in inline mode.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { Backend, HeartbeatRequest, HeartbeatResult } from "../../src/backend/backend.ts";
+import { openBackend } from "../../src/backend/open.ts";
+import { ConfigError, Offload, Worker } from "../../src/index.ts";
+import { TaskRegistry } from "../../src/worker/task-registry.ts";
+import { FakeClock, nextEvent } from "../../src/testing/index.ts";
+
+/** The backend with its heartbeat replaced, everything else passed through. */
+function withHeartbeat(backend: Backend, heartbeat: (request: HeartbeatRequest) => Promise<HeartbeatResult>): Backend {
+  return new Proxy(backend, {
+    get(target, prop) {
+      if (prop === "heartbeat") return heartbeat;
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
+function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+describe("worker interleavings", () => {
+  it("two start() calls at once run one claim loop, so no more jobs run than the concurrency", async () => {
+    const clock = new FakeClock();
+    const offload = new Offload({ backend: "sqlite::memory:", clock });
+    try {
+      const started: string[] = [];
+      const block = offload.task({ name: "block", run: (_: number, ctx) => new Promise<void>((_resolve, reject) => {
+        started.push(ctx.job.id);
+        ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason as Error), { once: true });
+      }) });
+      await block.enqueueMany([1, 2, 3]);
+      // A poll no other loop sleeps for: the test waits until the claim loop parks on it.
+      const worker = offload.worker({ concurrency: 1, poll: "7s" });
+      const parked = clock.sleeping(7_000);
+      await Promise.all([worker.start(), worker.start()]);
+      await parked;
+      // Let every claim already asked for settle and launch its jobs.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      assert.equal(started.length, 1, "one slot, one job running");
+      assert.equal(worker.active.length, 1);
+      await worker.stop({ grace: 0 });
+      clock.advance(1_000); // the hard stop for a handler that was aborted
+    } finally {
+      await offload.close({ grace: 0 });
+    }
+  });
+
+  it("stop() while start() waits for the backend leaves nothing running and nothing subscribed", async () => {
+    const clock = new FakeClock();
+    const backend = await openBackend("sqlite::memory:");
+    let watching = 0;
+    const counted = new Proxy(backend, {
+      get(target, prop) {
+        if (prop === "watch") {
+          return (listener: () => void): (() => void) => {
+            watching++;
+            const unwatch = target.watch(listener);
+            return () => {
+              watching--;
+              unwatch();
+            };
+          };
+        }
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const opening = deferred<Backend>();
+    const worker = new Worker({
+      backend: () => opening.promise, registry: new TaskRegistry(), clock, maxResultBytes: 1_000,
+      retention: { succeeded: 1_000, failed: 1_000, cancelled: 1_000 },
+    });
+    try {
+      const starting = worker.start();
+      const stopping = worker.stop({ grace: 0 });
+      // The backend opens only after stop() had every chance to finish on its own.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      opening.resolve(counted);
+      await Promise.all([starting, stopping]);
+      assert.equal(watching, 0, "a stopped worker keeps no change subscription");
+      assert.equal(clock.sleepers, 0, "no heartbeat, maintenance or claim loop is left waiting");
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it("a heartbeat reply about an earlier run does not abort the job's newer run", async () => {
+    const clock = new FakeClock();
+    const real = await openBackend("sqlite::memory:");
+    let hold: { readonly release: () => void } | undefined;
+    let holdNext = false;
+    const replied = deferred();
+    const backend = withHeartbeat(real, async (request) => {
+      if (!holdNext) return real.heartbeat(request);
+      // A reply delayed on the network: the request reaches the store only when released.
+      holdNext = false;
+      const gate = deferred();
+      hold = { release: () => gate.resolve() };
+      await gate.promise;
+      const result = await real.heartbeat(request);
+      replied.resolve();
+      return result;
+    });
+    const offload = new Offload({ backend, clock });
+    try {
+      const signals: AbortSignal[] = [];
+      const finish = deferred<string>();
+      const task = offload.task({ name: "long", retry: { attempts: 3 }, run: (_: null, ctx) => new Promise<string>((resolve, reject) => {
+        signals.push(ctx.signal);
+        ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason as Error), { once: true });
+        if (ctx.attempt === 2) void finish.promise.then(resolve);
+      }) });
+      const worker = offload.worker({ concurrency: 2, lease: "10s", heartbeat: "1s", poll: "7s" });
+      const firstRun = nextEvent(worker, "started");
+      await worker.start();
+      const job = await task.enqueue(null);
+      await firstRun;
+      // The next heartbeat is sent, and held before it reaches the store.
+      holdNext = true;
+      await clock.sleeping(1_000);
+      clock.advance(1_000);
+      while (!hold) await new Promise<void>((resolve) => setImmediate(resolve));
+      // Meanwhile the first run's lease expires, the job is rescued, and this worker claims it
+      // again (woken by the rescue's change signal).
+      const secondRun = nextEvent(worker, "started", (e) => e.job.attempt === 2);
+      clock.advance(9_001);
+      await real.rescueExpired(clock.now());
+      await secondRun;
+      assert.equal(signals.length, 2);
+      assert.equal(signals[0]?.aborted, true, "the stale run was stopped when the job was claimed again");
+      // The held heartbeat now lands: the store says the first run's lease is lost.
+      hold.release();
+      await replied.promise;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      assert.equal(signals[1]?.aborted, false, "the newer run still holds its lease");
+      finish.resolve("done");
+      assert.equal(await job.result(), "done");
+      clock.advance(1_000); // the hard stop armed for the stale run
+    } finally {
+      await offload.close({ grace: 0 });
+      await real.close();
+    }
+  });
+
+  it("inline mode refuses a bad delay or runAt as queue mode does, and runs nothing", async () => {
+    const offload = new Offload({ mode: "inline" });
+    try {
+      let runs = 0;
+      const task = offload.task({ name: "inline-checked", run: () => ++runs });
+      await assert.rejects(task.enqueue(null, { delay: -1 }), ConfigError);
+      await assert.rejects(task.enqueue(null, { runAt: Number.NaN }), ConfigError);
+      await assert.rejects(task.enqueueMany([null], { runAt: new Date(Number.NaN) }), ConfigError);
+      assert.equal(runs, 0);
+      assert.deepEqual(await offload.jobs.list(), []);
+    } finally {
+      await offload.close();
+    }
+  });
+  it("a job listener that throws on started is reported, and the job still runs", async () => {
+    const clock = new FakeClock();
+    const offload = new Offload({ backend: "sqlite::memory:", clock });
+    try {
+      const task = offload.task({ name: "listened", run: () => "ran" });
+      const worker = offload.worker();
+      const errors: Error[] = [];
+      worker.on("error", (e) => errors.push(e));
+      worker.on("job", (e) => {
+        if (e.type === "started") throw new Error("listener broke");
+      });
+      await worker.start();
+      const succeeded = nextEvent(worker, "succeeded");
+      const job = await task.enqueue(null);
+      await succeeded;
+      assert.equal(await job.result(), "ran");
+      assert.deepEqual(errors.map((e) => e.message), ["listener broke"]);
+      assert.deepEqual(worker.active, []);
+    } finally {
+      await offload.close({ grace: 0 });
+    }
+  });
+});
