@@ -246,7 +246,13 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     const finished = this.#finished.signal;
     while (!finished.aborted) {
       await this.#deps.clock.sleep(this.#settings.heartbeatMs, finished).catch(() => {});
-      const running = [...this.#running.values(), ...this.#acking.values()].filter((r) => !r.control.aborted);
+      // Every run whose lease is still ours, aborted or not: a run stopped by its timeout or a
+      // cancel request is writing that outcome (retried for seconds if the backend is failing), and
+      // its lease must outlive the write, or the job is rescued and the outcome is lost. Left out:
+      // a run whose lease was lost, and a stale run of a job claimed again (ids stay unique).
+      const running = [...this.#running.values(), ...this.#acking.values()].filter(
+        (r) => this.#current.get(r.claimed.job.id) === r && !(r.control.signal.reason instanceof LeaseLost),
+      );
       if (running.length === 0) continue;
       try {
         const leases = running.map((r) => ({ id: r.claimed.job.id, token: r.claimed.token }));

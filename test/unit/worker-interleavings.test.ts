@@ -151,6 +151,64 @@ describe("worker interleavings", () => {
     }
   });
 
+  it("a run stopped by its timeout keeps its lease renewed while its failure is still being written", async () => {
+    const clock = new FakeClock();
+    const real = await openBackend("sqlite::memory:");
+    let failing = true;
+    const heartbeatOfJob = deferred();
+    let jobId = "";
+    const backend = new Proxy(real, {
+      get(target, prop) {
+        if (prop === "fail") {
+          return (...args: Parameters<Backend["fail"]>) => (failing ? Promise.reject(new Error("connection reset")) : target.fail(...args));
+        }
+        if (prop === "heartbeat") {
+          return (request: HeartbeatRequest) => {
+            if (request.leases.some((l) => l.id === jobId)) heartbeatOfJob.resolve();
+            return target.heartbeat(request);
+          };
+        }
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const offload = new Offload({ backend, clock });
+    try {
+      const task = offload.task({ name: "slow", timeout: "1s", retry: { attempts: 3 }, run: (_: null, ctx) => new Promise<never>((_resolve, reject) => {
+        ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason as Error), { once: true });
+      }) });
+      const worker = offload.worker({ lease: "5s", heartbeat: "2s", poll: "60s" });
+      worker.on("error", () => {}); // the failing writes are reported here
+      const started = nextEvent(worker, "started");
+      await worker.start();
+      const job = await task.enqueue(null);
+      jobId = job.id;
+      await started;
+      /** Moves the clock 100 ms at a time, a turn of the event loop between steps, until `event` happens. */
+      const stepUntil = async (event: Promise<unknown>, maxMs: number): Promise<boolean> => {
+        let happened = false;
+        void event.then(() => (happened = true));
+        for (let ms = 0; ms <= maxMs && !happened; ms += 100) {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          if (!happened) clock.advance(100);
+        }
+        return happened;
+      };
+      // At 1 s the timeout stops the handler; writing its failure fails, and is retried. The
+      // heartbeat at 2 s must still carry the job's lease (5 s) while that write is retried.
+      assert.ok(await stepUntil(heartbeatOfJob.promise, 4_000), "a heartbeat renewed the lease of the stopped run");
+      failing = false;
+      assert.ok(await stepUntil(nextEvent(worker, "retrying"), 10_000), "the failure was written at last");
+      const stored = await job.get();
+      assert.equal(stored.state, "retrying");
+      assert.equal(stored.errors[0]?.name, "TaskTimeoutError", "the timeout was recorded, not lost to a rescue");
+      await worker.stop({ grace: 0 });
+    } finally {
+      await offload.close({ grace: 0 });
+      await real.close();
+    }
+  });
+
   it("inline mode refuses a bad delay or runAt as queue mode does, and runs nothing", async () => {
     const offload = new Offload({ mode: "inline" });
     try {
