@@ -274,12 +274,14 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
   }
 
   async #withRetry<T>(work: () => Promise<T>): Promise<T | undefined> {
-    for (let attempt = 1; attempt <= 5; attempt++) {
+    const attempts = 5;
+    for (let attempt = 1; attempt <= attempts; attempt++) {
       try {
         return await work();
       } catch (error) {
         this.#report(error);
-        await this.#deps.clock.sleep(100 * 2 ** attempt).catch(() => {});
+        // A pause only before another try: after the last one it would just delay stop().
+        if (attempt < attempts) await this.#deps.clock.sleep(100 * 2 ** attempt).catch(() => {});
       }
     }
     return undefined;

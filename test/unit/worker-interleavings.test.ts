@@ -209,6 +209,58 @@ describe("worker interleavings", () => {
     }
   });
 
+  it("stop() with a backend that refuses every release gives up after its last try, without a further pause", async () => {
+    const clock = new FakeClock();
+    const real = await openBackend("sqlite::memory:");
+    let releases = 0;
+    const backend = new Proxy(real, {
+      get(target, prop) {
+        if (prop === "release") {
+          return () => {
+            releases++;
+            return Promise.reject(new Error("connection refused"));
+          };
+        }
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const offload = new Offload({ backend, clock });
+    try {
+      const task = offload.task({ name: "held", run: (_: null, ctx) => new Promise<never>((_resolve, reject) => {
+        ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason as Error), { once: true });
+      }) });
+      const worker = offload.worker({ poll: "60s" });
+      worker.on("error", () => {});
+      const started = nextEvent(worker, "started");
+      await worker.start();
+      await task.enqueue(null);
+      await started;
+      let stopped = false;
+      const stopping = worker.stop({ grace: 0 }).then(() => (stopped = true));
+      // The pauses between the five tries: 200, 400, 800 and 1,600 ms.
+      for (const pause of [200, 400, 800, 1_600]) {
+        await clock.sleeping(pause);
+        clock.advance(pause);
+      }
+      const turns = async (): Promise<void> => {
+        for (let turn = 0; turn < 50 && !stopped; turn++) await new Promise<void>((resolve) => setImmediate(resolve));
+      };
+      await turns();
+      assert.equal(releases, 5);
+      // The hard stop of the aborted handler (1 s) is the only timer stop() may still wait for.
+      if (!stopped) {
+        clock.advance(1_000);
+        await turns();
+      }
+      assert.ok(stopped, "stop() returned without a pause after the last try");
+      await stopping;
+    } finally {
+      await offload.close({ grace: 0 });
+      await real.close();
+    }
+  });
+
   it("inline mode refuses a bad delay or runAt as queue mode does, and runs nothing", async () => {
     const offload = new Offload({ mode: "inline" });
     try {
