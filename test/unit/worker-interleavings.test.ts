@@ -2,17 +2,17 @@
 // that arrives after the job it was about was claimed again, and enqueue checks in inline mode.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { Backend, HeartbeatRequest, HeartbeatResult } from "../../src/backend/backend.ts";
+import type { Backend } from "../../src/backend/backend.ts";
 import { openBackend } from "../../src/backend/open.ts";
 import { ConfigError, Offload, Worker } from "../../src/index.ts";
 import { TaskRegistry } from "../../src/worker/task-registry.ts";
 import { FakeClock, nextEvent } from "../../src/testing/index.ts";
 
-/** The backend with its heartbeat replaced, everything else passed through. */
-function withHeartbeat(backend: Backend, heartbeat: (request: HeartbeatRequest) => Promise<HeartbeatResult>): Backend {
+/** The backend with some operations replaced, everything else passed through. */
+function replacing(backend: Backend, operations: Partial<Backend>): Backend {
   return new Proxy(backend, {
     get(target, prop) {
-      if (prop === "heartbeat") return heartbeat;
+      if (Object.hasOwn(operations, prop)) return operations[prop as keyof Backend];
       const value: unknown = Reflect.get(target, prop, target);
       return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
     },
@@ -58,20 +58,14 @@ describe("worker interleavings", () => {
     const clock = new FakeClock();
     const backend = await openBackend("sqlite::memory:");
     let watching = 0;
-    const counted = new Proxy(backend, {
-      get(target, prop) {
-        if (prop === "watch") {
-          return (listener: () => void): (() => void) => {
-            watching++;
-            const unwatch = target.watch(listener);
-            return () => {
-              watching--;
-              unwatch();
-            };
-          };
-        }
-        const value: unknown = Reflect.get(target, prop, target);
-        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    const counted = replacing(backend, {
+      watch: (listener: () => void): (() => void) => {
+        watching++;
+        const unwatch = backend.watch(listener);
+        return () => {
+          watching--;
+          unwatch();
+        };
       },
     });
     const opening = deferred<Backend>();
@@ -99,7 +93,7 @@ describe("worker interleavings", () => {
     let hold: { readonly release: () => void } | undefined;
     let holdNext = false;
     const replied = deferred();
-    const backend = withHeartbeat(real, async (request) => {
+    const backend = replacing(real, { heartbeat: async (request) => {
       if (!holdNext) return real.heartbeat(request);
       // A reply delayed on the network: the request reaches the store only when released.
       holdNext = false;
@@ -109,7 +103,7 @@ describe("worker interleavings", () => {
       const result = await real.heartbeat(request);
       replied.resolve();
       return result;
-    });
+    } });
     const offload = new Offload({ backend, clock });
     try {
       const signals: AbortSignal[] = [];
@@ -157,19 +151,11 @@ describe("worker interleavings", () => {
     let failing = true;
     const heartbeatOfJob = deferred();
     let jobId = "";
-    const backend = new Proxy(real, {
-      get(target, prop) {
-        if (prop === "fail") {
-          return (...args: Parameters<Backend["fail"]>) => (failing ? Promise.reject(new Error("connection reset")) : target.fail(...args));
-        }
-        if (prop === "heartbeat") {
-          return (request: HeartbeatRequest) => {
-            if (request.leases.some((l) => l.id === jobId)) heartbeatOfJob.resolve();
-            return target.heartbeat(request);
-          };
-        }
-        const value: unknown = Reflect.get(target, prop, target);
-        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    const backend = replacing(real, {
+      fail: (request) => (failing ? Promise.reject(new Error("connection reset")) : real.fail(request)),
+      heartbeat: (request) => {
+        if (request.leases.some((l) => l.id === jobId)) heartbeatOfJob.resolve();
+        return real.heartbeat(request);
       },
     });
     const offload = new Offload({ backend, clock });
@@ -213,16 +199,10 @@ describe("worker interleavings", () => {
     const clock = new FakeClock();
     const real = await openBackend("sqlite::memory:");
     let releases = 0;
-    const backend = new Proxy(real, {
-      get(target, prop) {
-        if (prop === "release") {
-          return () => {
-            releases++;
-            return Promise.reject(new Error("connection refused"));
-          };
-        }
-        const value: unknown = Reflect.get(target, prop, target);
-        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    const backend = replacing(real, {
+      release: () => {
+        releases++;
+        return Promise.reject(new Error("connection refused"));
       },
     });
     const offload = new Offload({ backend, clock });
