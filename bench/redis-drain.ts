@@ -4,6 +4,7 @@
 //   node bench/redis-drain.ts [--n 20000] [--concurrency 50] [--url redis://127.0.0.1:6379]
 // Resets the server's command statistics (CONFIG RESETSTAT); deletes only its own keys.
 import { Redis } from "ioredis";
+import { unlinkMatching } from "../test/backends/redis-helpers.ts";
 import { Offload } from "../src/index.ts";
 import { randomToken } from "../src/core/ids.ts";
 import { drainInChild, machineBusySeconds, option } from "./measure.ts";
@@ -42,11 +43,6 @@ try {
   }
 } finally {
   await offload.close();
-  let cursor = "0";
-  do {
-    const [next, keys] = await admin.scan(cursor, "MATCH", `{${prefix}}:*`, "COUNT", 1_000);
-    if (keys.length > 0) await admin.unlink(...keys);
-    cursor = next;
-  } while (cursor !== "0");
+  await unlinkMatching(admin, `{${prefix}}:*`);
   await admin.quit();
 }

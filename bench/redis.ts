@@ -3,6 +3,7 @@
 // Each system gets its own key prefix, deleted afterwards.
 //   npm run bench -- --backend redis [--n 20000] [--rounds 3] [--url redis://127.0.0.1:6379] [--only offload,bullmq]
 import { Redis } from "ioredis";
+import { unlinkMatching } from "../test/backends/redis-helpers.ts";
 import { randomToken } from "../src/core/ids.ts";
 import { measureOffload } from "./offload-suite.ts";
 import { interleavedRounds, option, printRounds } from "./measure.ts";
@@ -10,16 +11,11 @@ import { type RedisPeer, measureRedisPeer } from "./redis-peers.ts";
 
 const SYSTEMS = ["offload", "bullmq", "bee-queue"] as const;
 
-/** Deletes every key that starts with `pattern` (a SCAN pattern), without blocking the server. */
+/** Deletes every key that matches `pattern` (a SCAN pattern), without blocking the server. */
 async function deleteKeys(url: string, pattern: string): Promise<void> {
   const admin = new Redis(url);
   try {
-    let cursor = "0";
-    do {
-      const [next, keys] = await admin.scan(cursor, "MATCH", pattern, "COUNT", 1_000);
-      if (keys.length > 0) await admin.unlink(...keys);
-      cursor = next;
-    } while (cursor !== "0");
+    await unlinkMatching(admin, pattern);
   } finally {
     await admin.quit();
   }

@@ -52,3 +52,17 @@ export function nextChange(backend: Backend): Promise<void> {
     });
   });
 }
+
+/**
+ * The backend with some operations replaced, everything else passed through (bound to the real
+ * one): to lose replies, refuse writes or hold a call at the port.
+ */
+export function replacing(backend: Backend, operations: Partial<Backend>): Backend {
+  return new Proxy(backend, {
+    get(target, prop) {
+      if (Object.hasOwn(operations, prop)) return operations[prop as keyof Backend];
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}

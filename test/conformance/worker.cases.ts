@@ -5,7 +5,7 @@ import { it } from "node:test";
 import type { Backend } from "../../src/backend/backend.ts";
 import { Offload, Permanent, Retry, JobFailedError, JobCancelledError, ClosedError, WaitTimeoutError } from "../../src/index.ts";
 import { FakeClock, nextEvent } from "../../src/testing/index.ts";
-import type { UseBackend } from "./fixtures.ts";
+import { type UseBackend, replacing } from "./fixtures.ts";
 
 type Body = (ctx: { offload: Offload; clock: FakeClock; backend: Backend }) => Promise<void>;
 
@@ -21,15 +21,9 @@ function withOffload(use: UseBackend, body: Body): () => Promise<void> {
   });
 }
 
-/** The backend with one operation replaced: to lose replies or refuse writes at the port. */
+/** The backend with one operation replaced (see replacing). */
 function withOperation<K extends "complete" | "fail" | "getJob" | "progress">(backend: Backend, name: K, operation: Backend[K]): Backend {
-  return new Proxy(backend, {
-    get(target, prop) {
-      if (prop === name) return operation;
-      const value: unknown = Reflect.get(target, prop, target);
-      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
-  });
+  return replacing(backend, { [name]: operation });
 }
 
 export function workerCases(use: UseBackend): void {

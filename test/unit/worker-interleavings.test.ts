@@ -7,17 +7,8 @@ import { openBackend } from "../../src/backend/open.ts";
 import { ConfigError, Offload, Worker } from "../../src/index.ts";
 import { TaskRegistry } from "../../src/worker/task-registry.ts";
 import { FakeClock, nextEvent } from "../../src/testing/index.ts";
+import { replacing } from "../conformance/fixtures.ts";
 
-/** The backend with some operations replaced, everything else passed through. */
-function replacing(backend: Backend, operations: Partial<Backend>): Backend {
-  return new Proxy(backend, {
-    get(target, prop) {
-      if (Object.hasOwn(operations, prop)) return operations[prop as keyof Backend];
-      const value: unknown = Reflect.get(target, prop, target);
-      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
-  });
-}
 
 function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
   let resolve!: (value: T) => void;
