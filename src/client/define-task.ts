@@ -105,7 +105,8 @@ export function defineTask(
   const task: Task<unknown, unknown> = {
     name,
     queue,
-    async enqueue(payload, options = {}) {
+    async enqueue(payload, given) {
+      const options = enqueueOptions(given);
       if (schema) await validate(name, schema, payload);
       const job = prepare(payload, options, offload.clock.now());
       const [handle] = await enqueueAll([job], options.tx);
@@ -114,9 +115,10 @@ export function defineTask(
     },
     async enqueueMany(payloads, options) {
       const now = offload.clock.now();
-      const optionsFor = typeof options === "function" ? options : () => options ?? {};
+      if (!Array.isArray(payloads)) throw new ConfigError(`enqueueMany takes an array of payloads, got ${describe(payloads)}`);
+      const optionsFor = typeof options === "function" ? options : () => options;
       if (schema) await Promise.all(payloads.map((p) => validate(name, schema, p)));
-      const perJob = payloads.map((p, i) => optionsFor(p, i));
+      const perJob = payloads.map((p, i) => enqueueOptions(optionsFor(p, i)));
       const jobs = payloads.map((p, i) => prepare(p, perJob[i] ?? {}, now));
       return jobs.length === 0 ? [] : enqueueAll(jobs, batchTx(perJob));
     },
@@ -125,6 +127,19 @@ export function defineTask(
     },
   };
   return { task, registered };
+}
+
+/** Options as given by plain JavaScript too: `null` or a string there is a mistake, not "no options". */
+function enqueueOptions(given: EnqueueOptions | undefined): EnqueueOptions {
+  if (given === undefined) return {};
+  if (typeof given !== "object" || given === null || Array.isArray(given)) {
+    throw new ConfigError(`enqueue options must be an object, got ${describe(given)}`);
+  }
+  return given;
+}
+
+function describe(value: unknown): string {
+  return value === null ? "null" : Array.isArray(value) ? "an array" : typeof value;
 }
 
 function runAt(options: EnqueueOptions, now: number): number {

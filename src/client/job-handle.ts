@@ -25,12 +25,16 @@ export class JobHandle<R = unknown> {
 
   /**
    * Waits until the job is finished. Resolves with its result when it succeeded; throws
-   * JobFailedError (cause: the last attempt's error) or JobCancelledError; WaitTimeoutError after `timeout`.
+   * JobFailedError (cause: the last attempt's error) or JobCancelledError; WaitTimeoutError after
+   * `timeout`. Aborting `signal` rejects with its reason, as `fetch` and `events.once` do.
    */
   async result(options: { timeout?: Duration; signal?: AbortSignal } = {}): Promise<R> {
     const timeoutMs = options.timeout === undefined ? undefined : toMs(options.timeout, "timeout");
     const job = await this.#service.waitFor(this.id, isFinishedRecord, { timeoutMs, signal: options.signal });
-    if (!job) throw new WaitTimeoutError(`job ${this.id} to finish`, timeoutMs ?? 0);
+    if (!job) {
+      if (options.signal?.aborted) throw options.signal.reason;
+      throw new WaitTimeoutError(`job ${this.id} to finish`, timeoutMs ?? 0);
+    }
     return settled<R>(job);
   }
 

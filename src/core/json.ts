@@ -5,7 +5,7 @@ import { NotSerializableError, PayloadTooLargeError } from "./errors.ts";
 
 export const DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024;
 
-function check(value: unknown, path: string, what: string, seen: Set<object>): void {
+function check(value: unknown, path: string, key: string, what: string, seen: Set<object>): void {
   switch (typeof value) {
     case "string":
     case "boolean":
@@ -28,14 +28,22 @@ function check(value: unknown, path: string, what: string, seen: Set<object>): v
   const object = value as object;
   if (seen.has(object)) throw new NotSerializableError(what, path, "circular reference");
   if (object instanceof Date) return;
+  // JSON.stringify stores what toJSON returns (Decimal, Luxon, Buffer, class instances): check that.
+  const toJSON: unknown = (object as { toJSON?: unknown }).toJSON;
+  if (typeof toJSON === "function") {
+    seen.add(object);
+    check((toJSON as (key: string) => unknown).call(object, key), path, key, what, seen);
+    seen.delete(object);
+    return;
+  }
   if (object instanceof Map || object instanceof Set) {
     throw new NotSerializableError(what, path, `${object.constructor.name} is not JSON (use an object or array)`);
   }
   seen.add(object);
   if (Array.isArray(object)) {
-    object.forEach((item: unknown, i) => check(item, `${path}[${i}]`, what, seen));
+    object.forEach((item: unknown, i) => check(item, `${path}[${i}]`, String(i), what, seen));
   } else {
-    for (const [k, v] of Object.entries(object)) check(v, path ? `${path}.${k}` : k, what, seen);
+    for (const [k, v] of Object.entries(object)) check(v, path ? `${path}.${k}` : k, k, what, seen);
   }
   seen.delete(object);
 }
@@ -43,7 +51,7 @@ function check(value: unknown, path: string, what: string, seen: Set<object>): v
 /** JSON text for `value`, or a NotSerializableError / PayloadTooLargeError. */
 export function encodeJson(value: unknown, what: string, maxBytes: number = Number.POSITIVE_INFINITY): string {
   if (value === undefined) return "null";
-  check(value, "", what, new Set());
+  check(value, "", "", what, new Set());
   const text = JSON.stringify(value);
   const bytes = Buffer.byteLength(text, "utf8");
   if (bytes > maxBytes) throw new PayloadTooLargeError(what, bytes, maxBytes);

@@ -3,6 +3,7 @@
 // workers doing it at once is safe; it only costs a little redundant work.
 import type { Backend, Retention } from "../backend/backend.ts";
 import type { Clock } from "../core/clock.ts";
+import { unlessAborted } from "../core/unless-aborted.ts";
 
 const RESCUE_EVERY_MS = 1_000;
 const PRUNE_EVERY_MS = 60_000;
@@ -42,7 +43,8 @@ export class Maintenance {
       try {
         const now = this.#clock.now();
         const prune = now - lastPrune >= PRUNE_EVERY_MS;
-        await this.tick(prune);
+        // stop() waits for this loop: a sweep hanging on a dead connection must not hold it up.
+        await unlessAborted(this.tick(prune), stop);
         if (prune) lastPrune = now;
       } catch (error) {
         this.#report(error);

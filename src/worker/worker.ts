@@ -14,6 +14,7 @@ import { type Duration, toMs } from "../core/duration.ts";
 import { ConfigError, toError } from "../core/errors.ts";
 import { randomToken } from "../core/ids.ts";
 import type { ClaimedJob } from "../core/job.ts";
+import { unlessAborted } from "../core/unless-aborted.ts";
 import { Wakeup } from "../core/wakeup.ts";
 import { makeJobContext } from "./job-context.ts";
 import { CancelRequested, LeaseLost, ShuttingDown } from "./abort-reasons.ts";
@@ -256,7 +257,10 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
       if (running.length === 0) continue;
       try {
         const leases = running.map((r) => ({ id: r.claimed.job.id, token: r.claimed.token }));
-        const result = await backend.heartbeat({ worker: this.id, leases, leaseMs: this.#settings.leaseMs, now: this.#deps.clock.now() });
+        // Once stop() has seen every run end, nothing is left for the reply to renew: a request
+        // hanging on a dead connection must not hold stop() up.
+        const result = await unlessAborted(backend.heartbeat({ worker: this.id, leases, leaseMs: this.#settings.leaseMs, now: this.#deps.clock.now() }), finished);
+        if (result === undefined) break;
         // Only the newest run of a job is heartbeated (a stale one was aborted), so ids are
         // unambiguous within this request. The answer is about the runs that were sent, not about
         // whichever run is newest when it arrives: while it was on its way the job may have been

@@ -52,11 +52,31 @@ describe("bad input", () => {
       [{ seen: new Map() }, /seen: Map/],
       [{ n: Number.NaN }, /n: NaN is not a finite number/],
       [{ list: [1, { deep: () => 0 }] }, /list\[1\]\.deep/],
+      // What toJSON returns is what would be stored, so that is what is checked.
+      [{ price: { toJSON: () => 12n } }, /price: BigInt/],
     ];
     for (const [payload, message] of cases) {
       await assert.rejects(loose.enqueue(payload), (e: unknown) => e instanceof NotSerializableError && message.test(e.message));
     }
     assert.equal(await stored(offload), 0);
+    await offload.close();
+  });
+
+  it("a payload with toJSON is stored as toJSON returns it, whatever its own fields hold", async () => {
+    const { offload, loose } = app();
+    class Money {
+      readonly #cache = new Map<string, number>(); // not JSON, and never stored
+      readonly cents: bigint;
+      constructor(cents: bigint) {
+        this.cents = cents;
+        this.#cache.set("rate", 1);
+      }
+      toJSON(): string {
+        return `${this.cents} cents`;
+      }
+    }
+    const job = await loose.enqueue({ price: new Money(1250n), at: new Date(0) });
+    assert.deepEqual((await job.get()).payload, { price: "1250 cents", at: "1970-01-01T00:00:00.000Z" });
     await offload.close();
   });
 
@@ -97,6 +117,11 @@ describe("bad input", () => {
     await assert.rejects(loose.enqueue(1, { owner: "a\u0000b" }), ConfigError);
     await assert.rejects(loose.enqueue(1, { owner: 42 as never }), ConfigError);
     await assert.rejects(loose.enqueueMany([1, 2], { key: "x".repeat(513) }), ConfigError);
+    // From plain JavaScript: options that are not an object, and payloads that are not an array.
+    await assert.rejects(loose.enqueue(1, null as never), /enqueue options must be an object, got null/);
+    await assert.rejects(loose.enqueue(1, "emails" as never), /got string/);
+    await assert.rejects(loose.enqueueMany([1, 2], () => null as never), ConfigError);
+    await assert.rejects(loose.enqueueMany("12" as never), /enqueueMany takes an array of payloads, got string/);
     assert.equal(await stored(offload), 0);
     assert.throws(() => offload.task({ name: "loose", run: () => 1 }), /already registered/);
     assert.throws(() => offload.task({ name: "r", retry: { attempts: -1 }, run: () => 1 }), ConfigError);

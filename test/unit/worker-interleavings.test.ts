@@ -232,6 +232,47 @@ describe("worker interleavings", () => {
     }
   });
 
+  it("stop() returns while a heartbeat and a rescue sweep hang on a dead connection", { timeout: 20_000 }, async () => {
+    const clock = new FakeClock();
+    const real = await openBackend("sqlite::memory:");
+    const heartbeatSent = deferred();
+    const sweepSent = deferred();
+    // A server that vanished without closing its sockets: the requests are never answered.
+    const never = new Promise<never>(() => {});
+    const backend = replacing(real, {
+      heartbeat: () => {
+        heartbeatSent.resolve();
+        return never;
+      },
+      rescueExpired: () => {
+        sweepSent.resolve();
+        return never;
+      },
+    });
+    const offload = new Offload({ backend, clock });
+    try {
+      const finish = deferred<string>();
+      const task = offload.task({ name: "awaited", run: () => finish.promise });
+      const worker = offload.worker({ heartbeat: "1s", poll: "60s" });
+      const started = nextEvent(worker, "started");
+      await worker.start();
+      const job = await task.enqueue(null);
+      await started;
+      await sweepSent.promise;
+      await clock.sleeping(1_000);
+      clock.advance(1_000);
+      await heartbeatSent.promise;
+      const succeeded = nextEvent(worker, "succeeded");
+      finish.resolve("done");
+      await succeeded;
+      await worker.stop({ grace: 0 });
+      assert.equal((await job.get()).state, "succeeded");
+    } finally {
+      await offload.close({ grace: 0 });
+      await real.close();
+    }
+  });
+
   it("inline mode refuses a bad delay or runAt as queue mode does, and runs nothing", async () => {
     const offload = new Offload({ mode: "inline" });
     try {
