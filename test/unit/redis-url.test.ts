@@ -80,3 +80,21 @@ describe("READONLY", () => {
     assert.equal(reconnect(new Error("NOSCRIPT No matching script")), false);
   });
 });
+
+describe("reply timeout", () => {
+  /** The socketTimeout ioredis got for `url` (on each node, for a cluster). */
+  function socketTimeout(url: string): number | undefined {
+    const client = createClient(url);
+    client.on("error", () => {});
+    client.disconnect();
+    return client instanceof Cluster ? client.options.redisOptions?.socketTimeout : client.options.socketTimeout;
+  }
+
+  it("is 10 s by default, and ?replyTimeout= sets it in ms or as a duration, for every URL form", () => {
+    assert.equal(socketTimeout("redis://127.0.0.1:1"), 10_000);
+    assert.equal(socketTimeout("redis://127.0.0.1:1?replyTimeout=2500"), 2_500);
+    assert.equal(socketTimeout("redis://127.0.0.1:1?prefix=a&replyTimeout=3s"), 3_000);
+    assert.equal(socketTimeout("redis+cluster://127.0.0.1:7000?replyTimeout=4s"), 4_000);
+    assert.equal(socketTimeout("redis+sentinel://127.0.0.1:26379/main?replyTimeout=5s"), 5_000);
+  });
+});

@@ -2,10 +2,15 @@
 // directly; writes from other processes arrive on a pub/sub channel under the prefix (every
 // script that changes something PUBLISHes its origin; we skip our own messages). After every
 // (re)connection the channel is subscribed again and listeners are told to look again, because
-// messages published while the connection was down are lost.
+// messages published while the connection was down are lost. A subscribed connection only
+// receives, so a dead one would go unnoticed: it is pinged, and made again when the ping goes
+// unanswered.
 import { ChangeListeners } from "../change-listeners.ts";
 import type { Cluster, Redis } from "ioredis";
 import { closeClient } from "./connection.ts";
+
+/** How often an idle subscriber connection is checked (or each reply timeout, if shorter). */
+const PING_EVERY_MS = 5_000;
 
 export class ChangeFeed {
   readonly #listeners = new ChangeListeners();
@@ -13,13 +18,16 @@ export class ChangeFeed {
   readonly #channel: string;
   readonly #origin: string;
   readonly #report: (error: unknown) => void;
+  readonly #replyTimeoutMs: number;
   #subscriber: Redis | Cluster | undefined;
+  #pinger: NodeJS.Timeout | undefined;
   #closed = false;
 
-  constructor(options: { subscriber: () => Redis | Cluster; channel: string; origin: string; report: (error: unknown) => void }) {
+  constructor(options: { subscriber: () => Redis | Cluster; channel: string; origin: string; replyTimeoutMs: number; report: (error: unknown) => void }) {
     this.#makeSubscriber = options.subscriber;
     this.#channel = options.channel;
     this.#origin = options.origin;
+    this.#replyTimeoutMs = options.replyTimeoutMs;
     this.#report = options.report;
   }
 
@@ -37,6 +45,7 @@ export class ChangeFeed {
 
   async close(): Promise<void> {
     this.#closed = true;
+    clearInterval(this.#pinger);
     this.#listeners.clear();
     const subscriber = this.#subscriber;
     this.#subscriber = undefined;
@@ -59,5 +68,20 @@ export class ChangeFeed {
     subscriber.on("error", (error: unknown) => {
       if (!this.#closed) this.#report(error);
     });
+    this.#pinger = setInterval(() => this.#ping(subscriber), Math.min(PING_EVERY_MS, this.#replyTimeoutMs));
+    this.#pinger.unref(); // the feed must not keep a process alive
+  }
+
+  /** A ping unanswered within the reply timeout means the connection is dead: drop it and connect again. */
+  #ping(subscriber: Redis | Cluster): void {
+    if (subscriber.status !== "ready") return;
+    let answered = false;
+    subscriber.ping().then(() => (answered = true), () => (answered = true));
+    const check = setTimeout(() => {
+      if (answered || this.#closed || subscriber.status !== "ready") return;
+      this.#report(new Error(`redis subscriber connection did not answer a ping within ${this.#replyTimeoutMs} ms; connecting again`));
+      subscriber.disconnect(true); // "ready" follows the reconnect: subscribe again, and tell listeners to look again
+    }, this.#replyTimeoutMs);
+    check.unref();
   }
 }

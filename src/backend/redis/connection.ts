@@ -1,17 +1,27 @@
 // Backend URLs → ioredis clients. One URL shape per deployment:
-//   redis://[user:pass@]host[:port][/db][?prefix=name&maxEvents=n]
+//   redis://[user:pass@]host[:port][/db][?prefix=name&maxEvents=n&replyTimeout=10s]
 //   rediss://…                              (TLS)
 //   redis+cluster://[user:pass@]host:port[,host:port…][?prefix=name]   (Redis Cluster, seed nodes)
 //   redis+sentinel://[user:pass@]host:port[,host:port…]/<master name>[?prefix=name&sentinelPassword=p]
 //                                           (Sentinel: the sentinels, and the master group to follow)
 // Our own query parameters are removed before ioredis sees the URL (it would read them as options).
 import { Cluster, Redis, type RedisOptions } from "ioredis";
+import { toMs } from "../../core/duration.ts";
 import { BackendOpenError } from "../../core/errors.ts";
 
 export interface RedisUrlOptions {
   readonly prefix: string | undefined;
   readonly maxEvents: number | undefined;
+  readonly replyTimeoutMs: number | undefined;
 }
+
+/**
+ * How long a command may wait for its reply before its connection is presumed dead, dropped and
+ * made again. A peer that vanished without closing the connection (a host gone, a NAT or firewall
+ * that forgot the flow, a failover that moved an address) sends neither data nor a reset, and
+ * without this every call on that connection waits for ever: a worker that silently stops.
+ */
+export const DEFAULT_REPLY_TIMEOUT_MS = 10_000;
 
 /**
  * Client settings that make the adapter survive the network: reconnect forever, and never
@@ -42,14 +52,37 @@ export function parseRedisUrl(url: string): { base: string; options: RedisUrlOpt
   if (maxEvents !== null && !(Number.isInteger(Number(maxEvents)) && Number(maxEvents) > 0)) {
     throw new BackendOpenError(url, "maxEvents must be a positive integer");
   }
-  return { base, options: { prefix: params.get("prefix") ?? undefined, maxEvents: maxEvents === null ? undefined : Number(maxEvents) } };
+  const replyTimeout = params.get("replyTimeout");
+  return {
+    base,
+    options: {
+      prefix: params.get("prefix") ?? undefined,
+      maxEvents: maxEvents === null ? undefined : Number(maxEvents),
+      replyTimeoutMs: replyTimeout === null ? undefined : replyTimeoutMs(url, /^\d+$/.test(replyTimeout) ? Number(replyTimeout) : replyTimeout),
+    },
+  };
 }
 
-export function createClient(url: string): Redis | Cluster {
-  const { base } = parseRedisUrl(url);
+function replyTimeoutMs(url: string, value: number | string): number {
+  let ms: number;
+  try {
+    ms = toMs(value, "replyTimeout");
+  } catch (error) {
+    throw new BackendOpenError(url, (error as Error).message);
+  }
+  if (ms <= 0) throw new BackendOpenError(url, "replyTimeout must be more than 0");
+  return ms;
+}
+
+/** An ioredis client for `url`; `replyTimeoutMs` overrides the URL's ?replyTimeout=. */
+export function createClient(url: string, replyTimeoutMs?: number): Redis | Cluster {
+  const { base, options } = parseRedisUrl(url);
+  // ioredis destroys a connection that received nothing this long while replies were due.
+  const socketTimeout = replyTimeoutMs ?? options.replyTimeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS;
+  const clientOptions: RedisOptions = { ...CLIENT_OPTIONS, socketTimeout };
   if (base.startsWith("redis+cluster://")) {
     const { nodes, auth } = seedNodes(url, base.slice("redis+cluster://".length).replace(/\/.*$/, ""), "redis+cluster://host:port,host:port", 6379);
-    const redisOptions: RedisOptions = { ...CLIENT_OPTIONS, ...auth };
+    const redisOptions: RedisOptions = { ...clientOptions, ...auth };
     return new Cluster(nodes, { enableAutoPipelining: false, redisOptions, clusterRetryStrategy: (times) => Math.min(100 * times, 2_000) });
   }
   if (base.startsWith("redis+sentinel://")) {
@@ -60,7 +93,7 @@ export function createClient(url: string): Redis | Cluster {
     const { nodes, auth } = seedNodes(url, slash < 0 ? rest : rest.slice(0, slash), "redis+sentinel://host:port,host:port/<name>", 26379);
     const sentinelPassword = new URLSearchParams(url.includes("?") ? url.slice(url.indexOf("?") + 1) : "").get("sentinelPassword");
     return new Redis({
-      ...CLIENT_OPTIONS,
+      ...clientOptions,
       ...auth,
       sentinels: nodes,
       name,
@@ -71,7 +104,7 @@ export function createClient(url: string): Redis | Cluster {
       sentinelRetryStrategy: (times) => Math.min(100 * times, 2_000),
     });
   }
-  return new Redis(base, CLIENT_OPTIONS);
+  return new Redis(base, clientOptions);
 }
 
 /**
@@ -110,37 +143,49 @@ function decoded(url: string, part: string, what: string): string {
 /**
  * Settles calls whose connection died under them. With autoResendUnfulfilledCommands off,
  * ioredis drops the commands it had written to a connection that closed, and their promises
- * never settle; a worker awaiting one would hang for good. Every call made while the connection
- * was ready is rejected when it closes ("outcome unknown", like any network error: the worker
- * loop retries and leases cover a script that did run). Calls made while disconnected wait in
- * ioredis's offline queue and are left alone.
+ * never settle; a worker awaiting one would hang for good. Every call written to a connection is
+ * rejected when that connection closes ("outcome unknown", like any network error: the worker
+ * loop retries and leases cover a script that did run). A call made while disconnected waits in
+ * ioredis's offline queue, which outlives the closing of a connection; it is written when the
+ * next connection is ready, and from then on it is tracked like the others.
  */
 export class InFlightCalls {
-  readonly #pending = new Set<(error: Error) => void>();
-
-  constructor(client: Redis | Cluster) {
-    client.on("close", () => {
-      const rejects = [...this.#pending];
-      this.#pending.clear();
-      for (const reject of rejects) reject(new Error("redis connection closed before the reply; the outcome is unknown"));
-    });
-    this.#status = () => client.status;
-  }
-
+  /** Calls written to the current connection (or about to be, once it is ready). */
+  readonly #written = new Set<(error: Error) => void>();
+  /** Calls in the offline queue: not on a connection yet. */
+  readonly #queued = new Set<(error: Error) => void>();
   readonly #status: () => string;
 
+  constructor(client: Redis | Cluster) {
+    this.#status = () => client.status;
+    client.on("close", () => {
+      const rejects = [...this.#written];
+      this.#written.clear();
+      for (const reject of rejects) reject(new Error("redis connection closed before the reply; the outcome is unknown"));
+    });
+    // ioredis writes its offline queue right after "ready" is emitted.
+    client.on("ready", () => {
+      for (const reject of this.#queued) this.#written.add(reject);
+      this.#queued.clear();
+    });
+  }
+
   run<T>(call: () => Promise<T>): Promise<T> {
-    if (this.#status() !== "ready") return call();
+    const where = this.#status() === "ready" ? this.#written : this.#queued;
     return new Promise<T>((resolve, reject) => {
       const fail = (error: Error): void => reject(error);
-      this.#pending.add(fail);
+      where.add(fail);
+      const settled = (): void => {
+        this.#written.delete(fail);
+        this.#queued.delete(fail);
+      };
       call().then(
         (value) => {
-          this.#pending.delete(fail);
+          settled();
           resolve(value);
         },
         (error: unknown) => {
-          this.#pending.delete(fail);
+          settled();
           reject(error instanceof Error ? error : new Error(String(error)));
         },
       );

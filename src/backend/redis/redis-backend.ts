@@ -10,6 +10,7 @@
 import { Cluster, type Redis } from "ioredis";
 import type { ClaimedJob, JobRecord, JobState } from "../../core/job.ts";
 import { JOB_STATES } from "../../core/job.ts";
+import { type Duration, toMs } from "../../core/duration.ts";
 import { randomToken } from "../../core/ids.ts";
 import type {
   AckStatus, Backend, CancelStatus, ClaimRequest, CompleteAck, EnqueueRequest, EnqueueResult,
@@ -17,7 +18,7 @@ import type {
   QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus,
 } from "../backend.ts";
 import { ChangeFeed } from "./change-feed.ts";
-import { closeClient, createClient, parseRedisUrl } from "./connection.ts";
+import { DEFAULT_REPLY_TIMEOUT_MS, closeClient, createClient, parseRedisUrl } from "./connection.ts";
 import { type Arg, type ScriptName, ScriptRunner } from "./scripts.ts";
 import { CLAIM_FIELDS, claimedRecord, feedEvents, jobEvents, toFields, toJobRecord } from "./records.ts";
 
@@ -30,6 +31,12 @@ export interface RedisBackendOptions {
   readonly prefix?: string;
   /** Size of the global event feed; older events are trimmed (a job's own events stay until it is pruned). Default 100000. */
   readonly maxEvents?: number;
+  /**
+   * How long a command may wait for its reply before its connection is presumed dead, dropped and
+   * made again (calls on it fail as "outcome unknown"). Default: the URL's ?replyTimeout=, else
+   * "10s". With your own `client`, set ioredis's `socketTimeout` on it instead.
+   */
+  readonly replyTimeout?: Duration;
 }
 
 const PREFIX = /^[A-Za-z0-9_.:-]{1,100}$/;
@@ -53,12 +60,13 @@ export class RedisBackend implements Backend {
     const prefix = options.prefix ?? fromUrl?.prefix ?? "offload";
     if (!PREFIX.test(prefix)) throw new Error(`redis prefix ${JSON.stringify(prefix)} must be 1-100 of A-Z a-z 0-9 _ . : -`);
     const maxEvents = options.maxEvents ?? fromUrl?.maxEvents ?? 100_000;
+    const replyTimeoutMs = options.replyTimeout === undefined ? fromUrl?.replyTimeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS : toMs(options.replyTimeout, "replyTimeout");
     this.keyPrefix = `{${prefix}}:`;
     if (options.client) {
       this.#client = options.client;
       this.#ownsClient = false;
     } else if (options.url !== undefined) {
-      this.#client = createClient(options.url);
+      this.#client = createClient(options.url, replyTimeoutMs);
       this.#client.on("error", () => {}); // connection errors reach callers as rejected commands; reconnects are automatic
       this.#ownsClient = true;
     } else {
@@ -75,6 +83,7 @@ export class RedisBackend implements Backend {
       },
       channel: `${this.keyPrefix}changed`,
       origin,
+      replyTimeoutMs,
       report: () => {}, // a lost subscription is re-made on reconnect; workers poll meanwhile
     });
   }

@@ -1,0 +1,76 @@
+// A TCP proxy that can go silent: freeze() stops relaying on every connection open at that moment,
+// in both directions, without closing them. To the client it looks like a peer that vanished (a
+// host gone, a NAT that forgot the flow): no reply, no reset, the socket still open. Connections
+// made after the freeze are relayed as usual, as a reconnect would reach a healthy server.
+import { once } from "node:events";
+import { type Server, type Socket, connect, createServer } from "node:net";
+
+export class FreezingProxy {
+  readonly port: number;
+  readonly #server: Server;
+  readonly #live = new Set<{ readonly client: Socket; readonly upstream: Socket }>();
+  readonly #all = new Set<Socket>();
+  #connections = 0;
+
+  private constructor(server: Server, port: number) {
+    this.#server = server;
+    this.port = port;
+  }
+
+  static async start(target: { host: string; port: number }): Promise<FreezingProxy> {
+    let relay = (client: Socket): void => {
+      client.destroy(); // not listening yet: cannot happen
+    };
+    const server = createServer((client) => relay(client));
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const address = server.address();
+    if (address === null || typeof address === "string") throw new Error("proxy has no port");
+    const proxy = new FreezingProxy(server, address.port);
+    relay = (client) => proxy.#relay(client, target);
+    return proxy;
+  }
+
+  /** Connections accepted so far, frozen ones included. */
+  get connections(): number {
+    return this.#connections;
+  }
+
+  /** Stops relaying on every open connection and leaves them open; returns how many there were. */
+  freeze(): number {
+    const frozen = this.#live.size;
+    for (const { client, upstream } of this.#live) {
+      client.unpipe(upstream);
+      upstream.unpipe(client);
+      client.pause();
+      upstream.pause();
+    }
+    this.#live.clear();
+    return frozen;
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.#all) socket.destroy();
+    this.#server.close();
+    await once(this.#server, "close");
+  }
+
+  #relay(client: Socket, target: { host: string; port: number }): void {
+    this.#connections++;
+    const upstream = connect(target.port, target.host);
+    const pair = { client, upstream };
+    this.#live.add(pair);
+    for (const socket of [client, upstream]) {
+      this.#all.add(socket);
+      socket.on("error", () => {});
+      socket.on("close", () => {
+        this.#all.delete(socket);
+        this.#live.delete(pair);
+        // A side that really closes closes the other: only freeze() leaves a connection hanging.
+        (socket === client ? upstream : client).destroy();
+      });
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  }
+}
