@@ -35,7 +35,10 @@ export async function serveArtifact(
   const artifact = await deps.store.get(key.jobId, key.name);
   if (!artifact) return notFound("no such artifact");
   const extension = key.name.includes(".") ? (key.name.split(".").pop() ?? "").toLowerCase() : "";
-  return new Response(artifact.body, {
+  // A HEAD response drops the body without cancelling it, which would leave the file open.
+  const head = request.method === "HEAD";
+  if (head) await artifact.body.cancel();
+  return new Response(head ? null : artifact.body, {
     status: 200,
     headers: {
       "content-type": CONTENT_TYPES[extension] ?? "application/octet-stream",

@@ -78,6 +78,8 @@ export function jobEventStream(c: Context, job: JobRecord, afterId: number, deps
     const leave = (): void => gone.abort();
     stream.onAbort(leave);
     c.req.raw.signal.addEventListener("abort", leave, { once: true });
+    // The client may have hung up while the route was loading the job: no abort event follows.
+    if (c.req.raw.signal.aborted) leave();
     const wakeup = new Wakeup();
     const unsubscribe = await deps.subscribe(() => wakeup.notify());
     deps.tracker.opened();

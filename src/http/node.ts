@@ -6,6 +6,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
 
+/** Methods the fetch standard forbids in a Request. */
+const FORBIDDEN_METHODS: ReadonlySet<string> = new Set(["CONNECT", "TRACE", "TRACK"]);
+
 type FetchHandler = (request: Request) => Promise<Response> | Response;
 /** A plain node request listener: errors are answered (or the socket closed), never thrown. */
 type NodeListener = (req: IncomingMessage, res: ServerResponse) => void;
@@ -20,8 +23,21 @@ async function serve(handler: FetchHandler, req: IncomingMessage, res: ServerRes
   const controller = new AbortController();
   const abort = (): void => controller.abort();
   res.once("close", abort);
+  let request: Request;
   try {
-    const response = await handler(toRequest(req, controller.signal));
+    request = toRequest(req, controller.signal);
+  } catch {
+    // node:http takes requests a Web Request refuses (TRACE, a Host that is no URL host).
+    const method = FORBIDDEN_METHODS.has(req.method ?? "");
+    res.writeHead(method ? 405 : 400, { "content-type": "application/json; charset=utf-8" });
+    res.end(JSON.stringify({ error: method
+      ? { code: "METHOD_NOT_ALLOWED", message: "method not allowed" }
+      : { code: "BAD_REQUEST", message: "malformed request" } }));
+    res.off("close", abort);
+    return;
+  }
+  try {
+    const response = await handler(request);
     await sendResponse(res, response, controller.signal);
   } catch (error) {
     console.error("offload/http:", error);
@@ -68,22 +84,28 @@ export async function sendResponse(res: ServerResponse, response: Response, sign
     res.end();
     return;
   }
-  res.flushHeaders();
   const reader = response.body.getReader();
   const cancel = (): void => {
     reader.cancel().catch(() => {});
   };
+  // A client that left before the handler answered sends no further close or abort event.
+  if (signal?.aborted || res.destroyed) {
+    cancel();
+    res.destroy();
+    return;
+  }
+  res.flushHeaders();
   signal?.addEventListener("abort", cancel, { once: true });
   res.once("close", cancel);
   try {
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
-      if (!res.write(value)) await new Promise<void>((resolve) => {
-        res.once("drain", resolve);
-        res.once("close", resolve);
-      });
-      if (res.destroyed) break;
+      if (!res.write(value) && !res.destroyed) await drainOrClose(res);
+      if (res.destroyed) {
+        cancel();
+        break;
+      }
     }
     res.end();
   } catch {
@@ -92,4 +114,17 @@ export async function sendResponse(res: ServerResponse, response: Response, sign
     signal?.removeEventListener("abort", cancel);
     res.off("close", cancel);
   }
+}
+
+/** Removes both listeners whichever fires, so a long stream does not pile them up. */
+function drainOrClose(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.once("drain", done);
+    res.once("close", done);
+  });
 }

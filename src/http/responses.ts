@@ -18,4 +18,9 @@ export function jsonError(status: number, code: HttpErrorCode, message: string):
 export const badRequest = (message: string): Response => jsonError(400, "BAD_REQUEST", message);
 export const forbidden = (): Response => jsonError(403, "FORBIDDEN", "not allowed");
 export const notFound = (what = "not found"): Response => jsonError(404, "NOT_FOUND", what);
+export const methodNotAllowed = (allow: string): Response => {
+  const response = jsonError(405, "METHOD_NOT_ALLOWED", "method not allowed");
+  response.headers.set("allow", allow);
+  return response;
+};
 export const internalError = (): Response => jsonError(500, "INTERNAL", "internal error");

@@ -11,7 +11,9 @@ import { type Authorize, type JobAction, isAllowed } from "./access.ts";
 import { serveArtifact } from "./artifact-route.ts";
 import { type EventStreamDeps, jobEventStream, resumeAfter } from "./event-stream.ts";
 import type { PublicJob } from "./job-view.ts";
-import { badRequest, forbidden, internalError, json, jsonError, notFound } from "./responses.ts";
+import { badRequest, forbidden, internalError, json, jsonError, methodNotAllowed, notFound } from "./responses.ts";
+
+const SSE_HEADERS: Readonly<Record<string, string>> = { "content-type": "text/event-stream", "cache-control": "no-cache" };
 
 export interface RouteDeps {
   readonly offload: Offload;
@@ -32,7 +34,10 @@ export function jobRoutes(basePath: string, deps: RouteDeps): Hono {
     const afterId = resumeAfter(c.req.raw);
     if (afterId === undefined) return badRequest("malformed Last-Event-ID");
     const job = await load(c.req.raw, c.req.param("id"), "read", deps);
-    return job instanceof Response ? job : jobEventStream(c, job, afterId, deps.stream);
+    if (job instanceof Response) return job;
+    // Hono answers HEAD with a GET handler and drops its body uncancelled: a stream would never end.
+    if (c.req.method === "HEAD") return new Response(null, { status: 200, headers: SSE_HEADERS });
+    return jobEventStream(c, job, afterId, deps.stream);
   });
   app.post("/:id/cancel", async (c) => {
     const job = await load(c.req.raw, c.req.param("id"), "cancel", deps);
@@ -44,6 +49,10 @@ export function jobRoutes(basePath: string, deps: RouteDeps): Hono {
     if (!isJobId(id) || !isArtifactName(name)) return badRequest("malformed artifact path");
     return serveArtifact(c.req.raw, { jobId: id, name }, { signer: deps.signer, store: deps.offload.artifacts });
   });
+  // Registered after the real handlers, so only a method none of them takes gets here.
+  for (const [path, allow] of [["/:id", "GET, HEAD"], ["/:id/events", "GET, HEAD"], ["/:id/cancel", "POST"], ["/:id/artifacts/:name", "GET, HEAD"]] as const) {
+    app.all(path, () => methodNotAllowed(allow));
+  }
   app.notFound(() => notFound());
   app.onError((error) => {
     deps.report(error);
@@ -72,6 +81,8 @@ async function cancel(job: JobRecord, deps: RouteDeps): Promise<Response> {
   }
   const after = await deps.offload.jobs.find(job.id);
   if (!after) return notFound("job not found");
+  // It may have finished between the first read and the cancel, which then changed nothing.
+  if (after.state === "succeeded" || after.state === "failed") return jsonError(409, "CONFLICT", `job is already ${after.state}`);
   // An active job stops at its worker's next heartbeat: accepted, not done yet.
   return json(await deps.view(after), after.state === "cancelled" ? 200 : 202);
 }
