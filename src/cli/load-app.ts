@@ -13,8 +13,26 @@ export async function loadApp(modulePath: string): Promise<Offload> {
   } catch (error) {
     throw new ConfigError(`cannot load app module ${modulePath}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
-  const candidates = [module["default"], module["offload"], ...Object.values(module)].filter((v): v is Offload => v instanceof Offload);
-  const found = candidates[0];
+  // A CommonJS module (TypeScript compiled to CJS) imports as its whole `module.exports` object
+  // under `default`, so `exports.default` and `exports.offload` are looked for inside it too.
+  const inner = module["default"];
+  const found = pick(module, modulePath) ?? (typeof inner === "object" && inner !== null ? pick(inner as Record<string, unknown>, modulePath) : undefined);
   if (!found) throw new ConfigError(`${modulePath} exports no Offload instance (export it as default or as "offload")`);
   return found;
+}
+
+function pick(exports: Record<string, unknown>, modulePath: string): Offload | undefined {
+  for (const name of ["default", "offload"]) {
+    const value = exports[name];
+    if (value instanceof Offload) return value;
+  }
+  const named = new Map<Offload, string>();
+  for (const [name, value] of Object.entries(exports)) {
+    if (value instanceof Offload && !named.has(value)) named.set(value, name);
+  }
+  if (named.size > 1) {
+    const names = [...named.values()].join(", ");
+    throw new ConfigError(`${modulePath} exports ${named.size} Offload instances (${names}): export the one to run as default or as "offload"`);
+  }
+  return named.keys().next().value;
 }

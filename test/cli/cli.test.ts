@@ -92,6 +92,32 @@ describe("offload CLI", () => {
     assert.doesNotMatch(backend.err, /    at /, "no stack trace");
   });
 
+  it("relay refuses a bad --batch or --lease as a usage error (exit 2) before opening a backend", () => {
+    const missing = "sqlite:///no/such/dir/outbox.db"; // opening it would fail first
+    const batch = offload(url, "relay", "--from", missing, "--to", missing, "--batch", "0");
+    assert.equal(batch.code, 2, batch.err);
+    assert.match(batch.err, /ConfigError: --batch must be a whole number ≥ 1, got "0"/);
+    const lease = offload(url, "relay", "--from", missing, "--to", missing, "--lease", "soon");
+    assert.equal(lease.code, 2, lease.err);
+    assert.match(lease.err, /ConfigError: --lease must look like/);
+  });
+
+  it("jobs cancel of an active job says the cancel was requested, not just that it is active", async () => {
+    const app = new Offload({ backend: url });
+    try {
+      const task = app.task({ name: "long.run", queue: "long", run: () => null });
+      const job = await task.enqueue(null);
+      const backend = await app.backend();
+      const [claimed] = await backend.claim({ queues: ["long"], limit: 1, worker: "elsewhere", leaseMs: 60_000, now: Date.now() });
+      assert.equal(claimed?.job.id, job.id);
+      const r = offload(url, "jobs", "cancel", job.id);
+      assert.equal(r.code, 0, r.err);
+      assert.equal(r.out.trim(), `job ${job.id}: active, cancel requested (its worker aborts it)`);
+    } finally {
+      await app.close();
+    }
+  });
+
   it("worker refuses a queue no task of the app uses", () => {
     const app = fileURLToPath(new URL("../process/fixtures/app.ts", import.meta.url));
     const r = offload(url, "worker", app, "--queues", "work,typo");

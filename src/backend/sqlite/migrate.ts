@@ -3,11 +3,12 @@
 import type { DatabaseSync } from "node:sqlite";
 import { loadMigrations } from "./queries.ts";
 
-export function migrate(db: DatabaseSync, begin: () => void): void {
+/** `whileBusy` retries a read that found the file locked by another process. */
+export function migrate(db: DatabaseSync, begin: () => void, whileBusy: <T>(read: () => T) => T): void {
   const migrations = loadMigrations();
   const latest = migrations.at(-1)?.version ?? 0;
   const current = (): number => Number((db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version);
-  if (current() >= latest) return;
+  if (whileBusy(current) >= latest) return;
   begin();
   try {
     const from = current();

@@ -45,10 +45,12 @@ export class SqliteBackend implements Backend {
     // transactions hold the lock for well under a millisecond; writes wait in #begin() instead.
     this.#busyTimeoutMs = options.busyTimeoutMs ?? 10_000;
     this.#db.exec("PRAGMA busy_timeout = 0");
-    if (!memory) this.#db.exec("PRAGMA journal_mode = WAL");
+    // Opening reads the file: another process may hold it locked for a moment (its first open
+    // turning on WAL, or its last close checkpointing), so these wait as writes do.
+    if (!memory) this.#whileBusy(() => this.#db.exec("PRAGMA journal_mode = WAL"));
     this.#db.exec(`PRAGMA synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`);
     this.#db.exec("PRAGMA cache_size = -32768"); // 32 MiB: the hot indexes stay in memory
-    migrate(this.#db, () => this.#begin());
+    migrate(this.#db, () => this.#begin(), (read) => this.#whileBusy(read));
     this.#dataVersion = this.#db.prepare("PRAGMA data_version");
     const version = (): number => Number((this.#dataVersion.get() as Row | undefined)?.["data_version"] ?? 0);
     this.#feed = new ChangeFeed(memory ? undefined : options.path, version, options.pollMs ?? 100);
@@ -73,17 +75,21 @@ export class SqliteBackend implements Backend {
 
   /** Takes the write lock, waiting for another process's transaction in fine steps. */
   #begin(): void {
+    this.#whileBusy(() => this.#db.exec("BEGIN IMMEDIATE"));
+  }
+
+  /** Runs `step` again while another process holds the lock, up to the busy timeout. */
+  #whileBusy<T>(step: () => T): T {
     let waited = 0;
-    let step = 0.05;
+    let pause = 0.05;
     for (;;) {
       try {
-        this.#db.exec("BEGIN IMMEDIATE");
-        return;
+        return step();
       } catch (error) {
         if (!isBusy(error) || waited >= this.#busyTimeoutMs) throw error;
-        Atomics.wait(PAUSE, 0, 0, step); // a synchronous sleep: node:sqlite is synchronous anyway
-        waited += step;
-        step = Math.min(step * 2, 2);
+        Atomics.wait(PAUSE, 0, 0, pause); // a synchronous sleep: node:sqlite is synchronous anyway
+        waited += pause;
+        pause = Math.min(pause * 2, 2);
       }
     }
   }

@@ -64,7 +64,9 @@ export function registerJobs(program: Command, open: Open): void {
     .action(async (id: string) => {
       const offload = open();
       await offload.jobs.cancel(id);
-      console.log(`job ${id}: ${await offload.job(id).state()}`);
+      const job = await offload.jobs.get(id);
+      // An active job stays active until its worker stops it: say the request is in.
+      console.log(`job ${id}: ${job.state}${job.state === "active" && job.cancelRequested ? ", cancel requested (its worker aborts it)" : ""}`);
       await offload.close();
     });
 

@@ -4,8 +4,8 @@
 import { Command } from "commander";
 import { openBackend } from "../../backend/open.ts";
 import { OutboxRelay } from "../../backend/postgres/outbox-relay.ts";
-import { toMs } from "../../core/duration.ts";
 import { toError } from "../../core/errors.ts";
+import { duration, positiveInt } from "../options.ts";
 
 export interface RelayCommandOptions {
   readonly from: string;
@@ -17,15 +17,16 @@ export interface RelayCommandOptions {
 }
 
 export async function runRelay(options: RelayCommandOptions, signal: AbortSignal): Promise<void> {
-  const batchSize = Number(options.batch);
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`--batch must be a positive integer, got ${options.batch}`);
+  // Flags first: a typo is a usage error (exit 2), not a connection made and dropped.
+  const batchSize = positiveInt(options.batch, "--batch");
+  const leaseMs = duration(options.lease, "--lease", { positive: true });
   const from = await openBackend(options.from);
   try {
     const to = await openBackend(options.to);
     try {
       const queues = options.queues?.split(",").map((q) => q.trim()).filter((q) => q !== "");
       const relay = new OutboxRelay({
-        from, to, batchSize, leaseMs: toMs(options.lease, "--lease"),
+        from, to, batchSize, leaseMs,
         ...(queues?.length ? { queues } : {}),
         onError: (error) => console.error(`offload relay: ${toError(error).message}`),
         onBatch: (count) => {

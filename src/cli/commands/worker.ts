@@ -2,10 +2,10 @@
 // shuts down gracefully: stop claiming, let active jobs finish within the grace period, hand the
 // rest back to the queue, exit 0. A second signal exits at once (jobs come back by lease expiry).
 import type { Command } from "commander";
-import { ConfigError } from "../../core/errors.ts";
+import { ConfigError, toError, withoutPassword } from "../../core/errors.ts";
 import type { WorkerEvent } from "../../worker/worker.ts";
 import { loadApp } from "../load-app.ts";
-import { positiveInt, splitList } from "../options.ts";
+import { duration, positiveInt, splitList } from "../options.ts";
 
 interface WorkerFlags {
   readonly queues?: string;
@@ -42,42 +42,61 @@ export function registerWorker(program: Command): void {
     .option("--grace <duration>", "on shutdown, how long active jobs may finish, e.g. 10s")
     .option("--quiet", "print nothing per job")
     .action(async (appModule: string, flags: WorkerFlags) => {
+      // Signals are handled from the start: one that comes while the app loads or the worker
+      // starts (and may have claimed jobs already) must stop it gracefully, not kill it.
+      let signalled: string | undefined;
+      let stop: ((signal: string) => void) | undefined;
+      const onSignal = (signal: string): void => {
+        if (signalled !== undefined) {
+          console.error(`${signal} again: exiting now; active jobs return by lease expiry`);
+          process.exit(130);
+        }
+        signalled = signal;
+        stop?.(signal);
+      };
+      process.on("SIGTERM", () => onSignal("SIGTERM"));
+      process.on("SIGINT", () => onSignal("SIGINT"));
+
+      const concurrency = positiveInt(flags.concurrency, "--concurrency");
+      const lease = flags.lease === undefined ? undefined : duration(flags.lease, "--lease", { positive: true });
+      const grace = flags.grace === undefined ? undefined : duration(flags.grace, "--grace");
       const offload = await loadApp(appModule);
       const known = offload.registry.queues();
-      const queues = flags.queues ? splitList(flags.queues) : known;
+      const queues = flags.queues === undefined ? known : splitList(flags.queues);
+      // An empty list would fall back to every queue: the opposite of what was asked.
+      if (queues.length === 0) throw new ConfigError(`--queues names no queue, got ${JSON.stringify(flags.queues)}`);
       const unknown = queues.filter((q) => !known.includes(q));
       if (unknown.length > 0) {
         throw new ConfigError(`unknown queue ${unknown.join(", ")}: no task of ${appModule} uses it (known: ${known.join(", ") || "none"})`);
       }
       const worker = offload.worker({
         queues,
-        concurrency: positiveInt(flags.concurrency, "--concurrency"),
-        ...(flags.lease ? { lease: flags.lease as `${number}s` } : {}),
-        ...(flags.grace ? { shutdownGrace: flags.grace as `${number}s` } : {}),
+        concurrency,
+        ...(lease === undefined ? {} : { lease }),
+        ...(grace === undefined ? {} : { shutdownGrace: grace }),
       });
       if (!flags.quiet) worker.on("job", (e) => console.log(describe(e)));
       worker.on("error", (e) => console.error(`${new Date().toISOString()} error      ${e.message}`));
-      await worker.start();
-      console.log(`offload worker ${worker.id}: queues ${queues.join(", ")}, concurrency ${worker.concurrency}, backend ${offload.url}`);
 
-      let stopping = false;
-      const shutdown = (signal: string): void => {
-        if (stopping) {
-          console.error(`${signal} again: exiting now; active jobs return by lease expiry`);
-          process.exit(130);
-        }
-        stopping = true;
+      stop = (signal: string): void => {
         console.log(`${signal}: stopping (finishing ${worker.active.length} active jobs)`);
+        // stop() also ends a start() still under way, before or after it claimed.
         worker
           .stop()
           .then(() => offload.close())
           .then(() => process.exit(0))
           .catch((error: unknown) => {
-            console.error(error);
+            console.error(`offload: ${toError(error).message}`);
             process.exit(1);
           });
       };
-      process.on("SIGTERM", () => shutdown("SIGTERM"));
-      process.on("SIGINT", () => shutdown("SIGINT"));
+      if (signalled !== undefined) {
+        stop(signalled);
+        return;
+      }
+      await worker.start();
+      if (signalled !== undefined) return;
+      // The worker's own list (each queue once); the URL without its password: this goes to logs.
+      console.log(`offload worker ${worker.id}: queues ${worker.queues.join(", ")}, concurrency ${worker.concurrency}, backend ${withoutPassword(offload.url)}`);
     });
 }

@@ -1,0 +1,112 @@
+// `offload worker`: flags, app module shapes and what it prints, run as a real process.
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+
+const CLI = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
+const APP = fileURLToPath(new URL("../process/fixtures/app.ts", import.meta.url));
+const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+
+/** Runs the CLI to its end; a worker that starts instead of refusing is killed after `timeout`. */
+function offload(url: string, ...args: string[]): { code: number | null; out: string; err: string } {
+  const r = spawnSync(process.execPath, [CLI, "--backend", url, ...args], { encoding: "utf8", timeout: 10_000, killSignal: "SIGKILL" });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/** Starts `offload worker`, resolves once it printed its start line; `stop` sends a signal. */
+async function runningWorker(url: string, args: readonly string[]): Promise<{ banner: string; stop: (signal: NodeJS.Signals) => Promise<{ code: number | null; output: string }> }> {
+  const child = spawn(process.execPath, [CLI, "--backend", url, "worker", APP, "--quiet", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const banner = await new Promise<string>((resolve, reject) => {
+    child.stdout.on("data", (d: Buffer) => {
+      output += d.toString();
+      const line = output.split("\n").find((l) => l.startsWith("offload worker "));
+      if (line !== undefined) resolve(line);
+    });
+    child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+    void exited.then((code) => reject(new Error(`worker exited (${code}) before starting:\n${output}`)));
+  });
+  return {
+    banner,
+    stop: async (signal) => {
+      child.kill(signal);
+      return { code: await exited, output };
+    },
+  };
+}
+
+describe("offload worker", () => {
+  const dir = mkdtempSync(join(tmpdir(), "offload-cli-worker-"));
+  const url = `sqlite://${join(dir, "jobs.db")}`;
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("refuses --queues that names no queue, instead of working every queue", () => {
+    const r = offload(url, "worker", APP, "--queues", " , ");
+    assert.equal(r.code, 2, r.out + r.err);
+    assert.match(r.err, /--queues names no queue/);
+  });
+
+  it("names the flag when --lease or --grace is not a duration", () => {
+    const lease = offload(url, "worker", APP, "--lease", "soon");
+    assert.equal(lease.code, 2);
+    assert.match(lease.err, /ConfigError: --lease must look like/);
+    const zero = offload(url, "worker", APP, "--lease", "0s");
+    assert.equal(zero.code, 2);
+    assert.match(zero.err, /ConfigError: --lease must be longer than 0/);
+    const grace = offload(url, "worker", APP, "--grace", "soon");
+    assert.equal(grace.code, 2);
+    assert.match(grace.err, /ConfigError: --grace must look like/);
+  });
+
+  it("loads an app compiled to CommonJS whose Offload is its default export", () => {
+    // A queue no task uses is refused only after the app was loaded and its tasks were read.
+    const r = offload(url, "worker", fixture("cjs-default-app.cjs"), "--queues", "typo");
+    assert.equal(r.code, 2, r.err);
+    assert.match(r.err, /unknown queue typo: no task of .* uses it \(known: work\)/);
+  });
+
+  it("refuses an app exporting two Offload instances, neither default nor `offload`, instead of guessing", () => {
+    const r = offload(url, "worker", fixture("two-offloads.ts"));
+    assert.equal(r.code, 2, r.out + r.err);
+    assert.match(r.err, /exports 2 Offload instances \(mail, reports\)/);
+  });
+
+  it("its start line names the queues it works, each once, and hides the backend password", async () => {
+    const worker = await runningWorker(`${url}?password=hunter2`, ["--queues", "work,work"]);
+    const { code, output } = await worker.stop("SIGTERM");
+    assert.equal(code, 0, output);
+    assert.match(worker.banner, /queues work, concurrency/);
+    assert.doesNotMatch(output, /hunter2/);
+    assert.match(worker.banner, /password=\*\*\*/);
+  });
+
+  it("a SIGTERM while the app module still loads stops it before it starts: exit 0, nothing claimed", async () => {
+    const child = spawn(process.execPath, [CLI, "--backend", url, "worker", fixture("slow-loading-app.ts")], { stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    let signalled = false;
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+    child.stdout.on("data", (d: Buffer) => {
+      output += d.toString();
+      if (output.includes("app loading") && !signalled) {
+        signalled = true;
+        child.kill("SIGTERM");
+      }
+      if (output.includes("offload worker ")) child.kill("SIGKILL"); // it started working after all
+    });
+    child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+    assert.deepEqual(await exited, { code: 0, signal: null }, output);
+    assert.doesNotMatch(output, /offload worker /);
+  });
+
+  it("SIGINT stops it as SIGTERM does: exit 0", async () => {
+    const worker = await runningWorker(url, []);
+    const { code, output } = await worker.stop("SIGINT");
+    assert.equal(code, 0, output);
+    assert.match(output, /SIGINT: stopping/);
+  });
+});
