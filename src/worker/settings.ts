@@ -15,13 +15,19 @@ export function workerSettings(options: WorkerOptions): WorkerSettings {
   const concurrency = options.concurrency ?? 10;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new ConfigError(`concurrency must be an integer ≥ 1, got ${concurrency}`);
   const leaseMs = toMs(options.lease ?? "15s", "lease");
-  const heartbeatMs = toMs(options.heartbeat ?? Math.min(1_000, Math.floor(leaseMs / 3)), "heartbeat");
+  // Both are loop periods: at 0 ms the heartbeat or the idle claim loop would spin on the backend.
+  const heartbeatMs = atLeastOneMs(toMs(options.heartbeat ?? Math.max(1, Math.min(1_000, Math.floor(leaseMs / 3))), "heartbeat"), "heartbeat");
   if (heartbeatMs >= leaseMs) throw new ConfigError(`heartbeat (${heartbeatMs} ms) must be shorter than lease (${leaseMs} ms)`);
   return {
     concurrency,
     leaseMs,
     heartbeatMs,
-    pollMs: toMs(options.poll ?? "1s", "poll"),
+    pollMs: atLeastOneMs(toMs(options.poll ?? "1s", "poll"), "poll"),
     shutdownGraceMs: toMs(options.shutdownGrace ?? "10s", "shutdownGrace"),
   };
+}
+
+function atLeastOneMs(ms: number, what: string): number {
+  if (ms < 1) throw new ConfigError(`${what} must be at least 1 ms, got ${ms}`);
+  return ms;
 }

@@ -127,6 +127,10 @@ describe("bad input", () => {
     assert.throws(() => offload.task({ name: "r", retry: { attempts: -1 }, run: () => 1 }), ConfigError);
     assert.throws(() => offload.task({ name: "nul\u0000name", run: () => 1 }), /without U\+0000/);
     assert.throws(() => offload.worker({ id: "w\u00001" }), /worker id must be 1-200 characters without U\+0000/);
+    // Loop periods of 0 ms would spin on the backend.
+    assert.throws(() => offload.worker({ lease: 1 }), /heartbeat \(1 ms\) must be shorter than lease \(1 ms\)/);
+    assert.throws(() => offload.worker({ heartbeat: 0 }), /heartbeat must be at least 1 ms/);
+    assert.throws(() => offload.worker({ poll: "0s" }), /poll must be at least 1 ms/);
     await offload.close();
   });
 
