@@ -1,6 +1,7 @@
 // Failed attempts, backoff scheduling, dead letter, retry and replay, cancel.
 import assert from "node:assert/strict";
 import { it } from "node:test";
+import { uuidv7 } from "../../src/core/ids.ts";
 import { type UseBackend, T0, attemptError, claimOne, enqueueOne } from "./fixtures.ts";
 
 export function failureCases(use: UseBackend): void {
@@ -89,6 +90,21 @@ export function failureCases(use: UseBackend): void {
     assert.equal(await b.replay({}, T0 + 1_000), 2);
     assert.equal((await b.getJob(plain))?.state, "queued");
     assert.equal((await b.getJob(keyed))?.state, "queued");
+  }));
+
+  it("replay of failed jobs sharing a key requeues the newest (its payload is the latest) and leaves the older failed", use(async (b) => {
+    const failNow = async (now: number): Promise<string> => {
+      const id = await enqueueOne(b, { id: uuidv7(now), key: "invoice-9", maxAttempts: 1 }, now);
+      const c = await claimOne(b, now);
+      assert.equal(c.job.id, id);
+      await b.fail({ id, token: c.token, error: attemptError(1, now), retryAt: undefined, now });
+      return id;
+    };
+    const older = await failNow(T0 + 1);
+    const newer = await failNow(T0 + 2); // the key was free again once the older one failed
+    assert.equal(await b.replay({}, T0 + 10), 1);
+    assert.equal((await b.getJob(newer))?.state, "queued");
+    assert.equal((await b.getJob(older))?.state, "failed");
   }));
 
   it("cancel: a waiting job at once, an active job by request, a finished one not at all", use(async (b) => {
