@@ -1,7 +1,9 @@
 // Turns a postgres:// URL and options into the settings of one backend: the pg pool config, the
 // schema, and whether to migrate at open. Offload's own query parameters (schema, migrate, pool,
-// poll) are taken out of the URL; everything else (sslmode, application_name, ...) goes to pg.
+// poll, replyTimeout) are taken out of the URL; everything else (sslmode, application_name, ...)
+// goes to pg.
 import pg from "pg";
+import { type Duration, toMs } from "../../core/duration.ts";
 import { ConfigError } from "../../core/errors.ts";
 import { DEFAULT_SCHEMA, checkSchemaName } from "./queries.ts";
 
@@ -16,6 +18,12 @@ export interface PostgresOptions {
   readonly poolSize?: number;
   /** Safety poll: watchers are called this often even when no notification arrived, ms. Default 5000. */
   readonly pollMs?: number;
+  /**
+   * How long a statement may wait for its reply before its connection is presumed dead and
+   * dropped (the call fails; the pool connects again). Default: the URL's ?replyTimeout=, else
+   * "30s". Also bounds making a connection. Migrations are exempt.
+   */
+  readonly replyTimeout?: Duration;
   /** Extra pg settings (ssl, timeouts, ...), merged into the pool config. */
   readonly pg?: pg.PoolConfig;
   /**
@@ -30,12 +38,22 @@ export interface ConnectionSettings {
   readonly schema: string;
   readonly migrate: boolean;
   readonly pollMs: number;
+  readonly replyTimeoutMs: number;
   readonly pool: pg.PoolConfig;
   /** The same server settings for the dedicated LISTEN client. */
   readonly client: pg.ClientConfig;
 }
 
-const OWN_PARAMS = ["schema", "migrate", "pool", "poll"] as const;
+const OWN_PARAMS = ["schema", "migrate", "pool", "poll", "replyTimeout"] as const;
+
+/**
+ * A peer that vanished without closing the connection (a host gone, a NAT or firewall that forgot
+ * the flow, a failover that moved an address) sends neither a reply nor a reset: without a bound,
+ * a statement on that connection waits for as long as TCP takes to give up (many minutes), and a
+ * worker stops without a word. Longer than Redis's: a statement may wait on a row lock held by an
+ * application's transaction.
+ */
+export const DEFAULT_REPLY_TIMEOUT_MS = 30_000;
 
 const INT8 = 20;
 const JSON_OID = 114;
@@ -79,9 +97,18 @@ export function connectionSettings(options: PostgresOptions): ConnectionSettings
   const migrate = options.migrate ?? flag(params.get("migrate"), "migrate") ?? true;
   const poolSize = positiveInt(options.poolSize ?? params.get("pool"), "pool size") ?? 10;
   const pollMs = positiveInt(options.pollMs ?? params.get("poll"), "poll") ?? 5_000;
+  const replyTimeoutMs = replyTimeout(options.replyTimeout ?? params.get("replyTimeout"));
   for (const name of OWN_PARAMS) params.delete(name);
   const connectionString = parsed.toString();
-  const client: pg.ClientConfig = { connectionString, types, application_name: "offload", ...options.pg };
+  const timeouts = { query_timeout: replyTimeoutMs, connectionTimeoutMillis: replyTimeoutMs };
+  const client: pg.ClientConfig = { connectionString, types, application_name: "offload", ...timeouts, ...options.pg };
   const pool: pg.PoolConfig = { ...client, max: poolSize, allowExitOnIdle: true, ...options.pg };
-  return { schema, migrate, pollMs, pool, client };
+  return { schema, migrate, pollMs, replyTimeoutMs, pool, client };
+}
+
+function replyTimeout(value: Duration | string | null): number {
+  if (value === null) return DEFAULT_REPLY_TIMEOUT_MS;
+  const ms = toMs(typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value, "replyTimeout");
+  if (ms <= 0) throw new ConfigError(`replyTimeout must be more than 0, got ${JSON.stringify(value)}`);
+  return ms;
 }

@@ -3,7 +3,9 @@
 // drops (server restart, network), it reconnects with backoff and then announces once, since
 // notifications sent while it was away are lost. A slow safety poll announces regardless, so a
 // missed notification costs at most one poll interval. Writes by this process are also announced
-// directly, before the notification comes back.
+// directly, before the notification comes back. A LISTEN connection only receives, so one that
+// died without closing (a vanished host) would go unnoticed: each poll also asks it a trivial
+// query, and one unanswered within the reply timeout (the client's query_timeout) drops it.
 import { ChangeListeners } from "../change-listeners.ts";
 import pg from "pg";
 import { quoteIdent } from "./queries.ts";
@@ -30,6 +32,8 @@ export class Listener {
   readonly #channel: string;
   readonly #pollMs: number;
   #client: pg.Client | undefined;
+  /** Asks the LISTEN connection whether it is alive; drops it when it does not answer. */
+  #probe: (() => void) | undefined;
   #poll: NodeJS.Timeout | undefined;
   #retry: NodeJS.Timeout | undefined;
   #backoffMs = MIN_BACKOFF_MS;
@@ -80,7 +84,10 @@ export class Listener {
   #start(): void {
     if (this.#started || this.#closed) return;
     this.#started = true;
-    this.#poll = setInterval(() => this.announce(), this.#pollMs);
+    this.#poll = setInterval(() => {
+      this.announce();
+      this.#probe?.();
+    }, this.#pollMs);
     this.#poll.unref();
     void this.#connect();
   }
@@ -95,7 +102,10 @@ export class Listener {
       lost = true;
       if (this.#isListening) this.#listening = deferred();
       this.#isListening = false;
-      if (this.#client === client) this.#client = undefined;
+      if (this.#client === client) {
+        this.#client = undefined;
+        this.#probe = undefined;
+      }
       client.end().catch(() => {});
       if (this.#closed) return;
       if (error) this.#onError(error);
@@ -118,6 +128,15 @@ export class Listener {
       return;
     }
     this.#client = client;
+    let probing = false;
+    this.#probe = () => {
+      if (probing) return;
+      probing = true;
+      client.query("SELECT 1").then(
+        () => (probing = false),
+        (error: unknown) => onLost(new Error(`the LISTEN connection did not answer (${error instanceof Error ? error.message : String(error)}); connecting again`)),
+      );
+    };
     this.#isListening = true;
     this.#listening.resolve();
     this.#backoffMs = MIN_BACKOFF_MS;

@@ -10,6 +10,13 @@ import { useMode } from "./pooled-query.ts";
 export const LOCK_NAMESPACE = 0x0ff10ad;
 
 /**
+ * The reply timeout (connection.ts) is not for migrations: waiting on the lock behind another
+ * process's migration, or building an index on a big table, legitimately takes minutes.
+ * (The largest timer Node keeps; pg reads 0 as "use the connection's timeout".)
+ */
+const NO_REPLY_TIMEOUT = { query_timeout: 2_147_483_647 } as const;
+
+/**
  * A pooled connection checked out by hand. The pool stops listening for its "error" events while
  * it is out, and pg emits one when the connection breaks (server crash, failover, network), even
  * during a query, which rejects with the same error anyway: with no listener that event would
@@ -70,7 +77,7 @@ export async function migrate(pool: pg.Pool, schema: string): Promise<MigrateRes
     await useMode(client, "custom");
     const before = await currentVersion(client, schema);
     if (before >= latest) return { from: before, to: before, applied: [] };
-    await client.query("SELECT pg_advisory_lock($1, hashtext($2))", [LOCK_NAMESPACE, schema]);
+    await client.query({ text: "SELECT pg_advisory_lock($1, hashtext($2))", values: [LOCK_NAMESPACE, schema], ...NO_REPLY_TIMEOUT });
     try {
       const from = await currentVersion(client, schema); // another process may have migrated meanwhile
       const applied: string[] = [];
@@ -81,7 +88,7 @@ export async function migrate(pool: pg.Pool, schema: string): Promise<MigrateRes
           await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
           await client.query(`CREATE TABLE IF NOT EXISTS ${quoteIdent(schema)}.migrations (
             version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
-          await client.query(m.sql);
+          await client.query({ text: m.sql, ...NO_REPLY_TIMEOUT });
           await client.query(`INSERT INTO ${quoteIdent(schema)}.migrations (version, name) VALUES ($1, $2)`, [m.version, m.name]);
           await client.query("COMMIT");
         } catch (error) {

@@ -1,0 +1,83 @@
+// Connections that die without closing: the server stops answering but never resets the socket (a
+// host gone, a NAT or firewall that forgot the flow). Workers go through a proxy that can freeze
+// every connection it holds; they must notice, connect again (through the proxy, to the healthy
+// server) and finish every job. Without a reply timeout, a frozen worker waits for many minutes.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { FreezingProxy } from "./freezing-proxy.ts";
+import { POSTGRES_URL, dropSchema, uniqueSchema } from "./postgres-helpers.ts";
+import { PostgresBackend } from "../../src/backend/postgres/postgres-backend.ts";
+import { ConfigError, Offload } from "../../src/index.ts";
+
+const server = new URL(POSTGRES_URL);
+const schema = uniqueSchema("frozen");
+let proxy: FreezingProxy;
+
+/** The server's URL with the proxy's port, this file's schema, and `params`. */
+function viaProxy(params: string): string {
+  const url = new URL(POSTGRES_URL);
+  url.host = `127.0.0.1:${proxy.port}`;
+  return `${url.toString()}?schema=${schema}&${params}`;
+}
+
+before(async () => {
+  proxy = await FreezingProxy.start({ host: server.hostname, port: Number(server.port || 5432) });
+});
+
+after(async () => {
+  await proxy.close();
+  await dropSchema(schema);
+});
+
+describe("postgres: connections that stop answering without closing", () => {
+  it("a worker whose connections freeze mid-run connects again and every job completes", { timeout: 60_000 }, async () => {
+    const offload = new Offload({ backend: viaProxy("replyTimeout=500ms&poll=200") });
+    const enqueuer = new Offload({ backend: `${POSTGRES_URL}?schema=${schema}` });
+    try {
+      offload.task({ name: "echo", run: (p: { n: number }) => p.n });
+      const echo = enqueuer.task({ name: "echo", run: (p: { n: number }) => p.n });
+      const worker = offload.worker({ concurrency: 5, lease: "3s", heartbeat: "500ms", poll: "60s" });
+      worker.on("error", () => {}); // the frozen connections' timeouts are reported here
+      await worker.start();
+      const first = await echo.enqueueMany(Array.from({ length: 20 }, (_, n) => ({ n })));
+      assert.deepEqual(await Promise.all(first.map((h) => h.result({ timeout: "20s" }))), first.map((_, n) => n));
+
+      const before = proxy.connections;
+      assert.ok(proxy.freeze() >= 2, "pooled and LISTEN connections were frozen");
+      // Enqueued elsewhere: the frozen process hears of them only over a live LISTEN connection
+      // (the worker's own poll is 60 s).
+      const second = await echo.enqueueMany(Array.from({ length: 20 }, (_, n) => ({ n: 100 + n })));
+      assert.deepEqual(await Promise.all(second.map((h) => h.result({ timeout: "30s" }))), second.map((_, n) => 100 + n));
+      assert.ok(proxy.connections > before, "the worker's process connected again");
+      await worker.stop();
+    } finally {
+      await offload.close();
+      await enqueuer.close();
+    }
+  });
+
+  it("a frozen LISTEN connection is found by its probe and made again", { timeout: 30_000 }, async () => {
+    const backend = await PostgresBackend.open({ url: viaProxy("poll=200"), replyTimeout: "300ms" });
+    try {
+      await backend.listening();
+      let onWoken = (): void => {};
+      const stop = backend.watch(() => onWoken());
+      const before = proxy.connections;
+      proxy.freeze();
+      // Nothing else runs on this backend: only the listener's probe can find the frozen
+      // connection, and only a new LISTEN connection can come through the proxy. The safety
+      // poll wakes the watcher meanwhile; each wake-up is a moment to look.
+      while (proxy.connections === before) await new Promise<void>((resolve) => (onWoken = resolve));
+      await backend.listening();
+      stop();
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it("?replyTimeout= takes ms or a duration, and refuses nonsense", async () => {
+    for (const bad of ["0", "soon"]) {
+      await assert.rejects(PostgresBackend.open({ url: viaProxy(`replyTimeout=${bad}`) }), ConfigError, bad);
+    }
+  });
+});
