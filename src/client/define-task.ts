@@ -146,7 +146,10 @@ function runAt(options: EnqueueOptions, now: number): number {
   if (options.runAt !== undefined) {
     const at = options.runAt instanceof Date ? options.runAt.getTime() : options.runAt;
     if (!Number.isFinite(at)) throw new ConfigError(`runAt must be a valid Date or epoch ms, got ${String(options.runAt)}`);
-    return at;
+    // Backends store whole ms (PostgreSQL's bigint refuses 1.5); up, so never earlier than asked.
+    const whole = Math.ceil(at);
+    if (!Number.isSafeInteger(whole)) throw new ConfigError(`runAt is out of range, got ${String(options.runAt)}`);
+    return whole;
   }
   return options.delay === undefined ? now : now + toMs(options.delay, "delay");
 }

@@ -92,11 +92,16 @@ export class JobService {
     const unsubscribe = backend.watch(() => wakeup.notify());
     let failingSince: number | undefined;
     let failure: unknown; // of the latest read, when it failed
+    // The first read may outlast a short timeout by up to WAIT_POLL_MS: else `timeout: 0` (or one
+    // shorter than a round trip) could never see a job that had finished already.
+    let readDeadline = deadline === undefined ? undefined : Math.max(deadline, this.#clock.now() + WAIT_POLL_MS);
     try {
       for (;;) {
         let job: JobRecord | undefined;
         try {
-          const read = await this.#readBefore(id, deadline, options.signal);
+          const until = readDeadline;
+          readDeadline = deadline;
+          const read = await this.#readBefore(id, until, options.signal);
           if (read === TIMED_OUT) {
             if (failure !== undefined) throw failure;
             return undefined;

@@ -3,7 +3,7 @@
 import { DEFAULT_BACKEND_URL, openBackend } from "../backend/open.ts";
 import type { Backend, Retention } from "../backend/backend.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
-import { ClosedError } from "../core/errors.ts";
+import { ClosedError, ConfigError } from "../core/errors.ts";
 import { type Duration, toMs } from "../core/duration.ts";
 import { DEFAULT_MAX_PAYLOAD_BYTES } from "../core/json.ts";
 import type { StandardSchemaV1 } from "../core/schema.ts";
@@ -51,13 +51,16 @@ export class Offload {
   readonly #inline: InlineRunner | undefined;
 
   constructor(options: OffloadOptions = {}) {
-    this.mode = options.mode ?? "queue";
+    const mode: unknown = options.mode ?? "queue";
+    // From plain JavaScript a typo ("eager") would otherwise run every job in queue mode, silently.
+    if (mode !== "queue" && mode !== "inline") throw new ConfigError(`mode must be "queue" or "inline", got ${JSON.stringify(mode)}`);
+    this.mode = mode;
     const backend = options.backend;
     this.#given = typeof backend === "object" ? backend : undefined;
     this.url = this.mode === "inline" ? "sqlite::memory:" : typeof backend === "string" ? backend : this.#given ? this.#given.name : (process.env["OFFLOAD_URL"] ?? DEFAULT_BACKEND_URL);
     this.clock = options.clock ?? systemClock;
-    this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
-    this.maxResultBytes = options.maxResultBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+    this.maxPayloadBytes = byteLimit("maxPayloadBytes", options.maxPayloadBytes);
+    this.maxResultBytes = byteLimit("maxResultBytes", options.maxResultBytes);
     this.retention = {
       succeeded: toMs(options.retention?.succeeded ?? "7d", "retention.succeeded"),
       failed: toMs(options.retention?.failed ?? "30d", "retention.failed"),
@@ -122,4 +125,13 @@ export class Offload {
     if (this.#backend && !this.#given) await (await this.#backend.catch(() => undefined))?.close();
     this.#backend = undefined;
   }
+}
+
+/** A size limit: NaN would turn the check off and a negative one refuse every job, both silently. */
+function byteLimit(what: string, given: number | undefined): number {
+  if (given === undefined) return DEFAULT_MAX_PAYLOAD_BYTES;
+  if (given !== Number.POSITIVE_INFINITY && !(Number.isSafeInteger(given) && given >= 1)) {
+    throw new ConfigError(`${what} must be a whole number of bytes ≥ 1, got ${String(given)}`);
+  }
+  return given;
 }

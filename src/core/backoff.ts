@@ -29,12 +29,17 @@ export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, backoff: "exponential",
 export function retryPolicy(options: RetryOptions | undefined): RetryPolicy {
   const attempts = options?.attempts ?? DEFAULT_RETRY.attempts;
   if (!Number.isInteger(attempts) || attempts < 1) throw new ConfigError(`retry.attempts must be an integer ≥ 1, got ${attempts}`);
+  // Checked for plain JavaScript callers: "linear" would otherwise back off exponentially, silently.
+  const backoff: unknown = options?.backoff ?? DEFAULT_RETRY.backoff;
+  if (backoff !== "exponential" && backoff !== "fixed") throw new ConfigError(`retry.backoff must be "exponential" or "fixed", got ${JSON.stringify(backoff)}`);
+  const jitter: unknown = options?.jitter ?? DEFAULT_RETRY.jitter;
+  if (typeof jitter !== "boolean") throw new ConfigError(`retry.jitter must be true or false, got ${JSON.stringify(jitter)}`);
   return {
     attempts,
-    backoff: options?.backoff ?? DEFAULT_RETRY.backoff,
+    backoff,
     baseMs: options?.base === undefined ? DEFAULT_RETRY.baseMs : toMs(options.base, "retry.base"),
     maxMs: options?.max === undefined ? DEFAULT_RETRY.maxMs : toMs(options.max, "retry.max"),
-    jitter: options?.jitter ?? DEFAULT_RETRY.jitter,
+    jitter,
   };
 }
 

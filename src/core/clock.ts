@@ -7,6 +7,9 @@ export interface Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
+/** setTimeout's limit: a longer delay fires after 1 ms (with a TimeoutOverflowWarning). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export const systemClock: Clock = {
   now: () => Date.now(),
   sleep(ms, signal) {
@@ -15,14 +18,23 @@ export const systemClock: Clock = {
         reject(signal.reason as Error);
         return;
       }
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const onAbort = (): void => {
         clearTimeout(timer);
         reject(signal?.reason as Error);
       };
-      const timer = setTimeout(() => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      }, ms);
+      // Waits longer than the limit (a 30-day timeout) go in steps rather than ending at once.
+      const wait = (left: number): void => {
+        timer = setTimeout(() => {
+          if (left > MAX_TIMER_MS) {
+            wait(left - MAX_TIMER_MS);
+            return;
+          }
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        }, Math.min(left, MAX_TIMER_MS));
+      };
+      wait(ms);
       signal?.addEventListener("abort", onAbort, { once: true });
     });
   },
@@ -93,7 +105,8 @@ export class FakeClock implements Clock {
 
   set(time: number): void {
     this.#now = time;
-    const due = this.#sleepers.filter((s) => s.at <= time);
+    // Earliest deadline first (a stable sort keeps same-time sleepers in call order), as real timers fire.
+    const due = this.#sleepers.filter((s) => s.at <= time).sort((a, b) => a.at - b.at);
     this.#sleepers = this.#sleepers.filter((s) => s.at > time);
     for (const s of due) s.resolve();
   }

@@ -11,9 +11,19 @@ const PATTERN = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
 export function toMs(input: Duration | string, what = "duration"): number {
   if (typeof input === "number") {
     if (!Number.isFinite(input) || input < 0) throw new ConfigError(`${what} must be a non-negative number of ms, got ${input}`);
-    return input;
+    return wholeMs(input, what, String(input));
   }
   const match = PATTERN.exec(input.trim());
   if (!match) throw new ConfigError(`${what} must look like "500ms", "2s", "10m", "1h" or "7d", got ${JSON.stringify(input)}`);
-  return Math.round(Number(match[1]) * UNIT_MS[match[2] as DurationUnit]);
+  return wholeMs(Number(match[1]) * UNIT_MS[match[2] as DurationUnit], what, JSON.stringify(input));
+}
+
+/**
+ * Whole ms, as every backend stores times (a PostgreSQL bigint refuses 1.5), and small enough to
+ * add to a time: "999…9d" would otherwise become Infinity.
+ */
+function wholeMs(ms: number, what: string, shown: string): number {
+  const whole = Math.round(ms);
+  if (!Number.isSafeInteger(whole)) throw new ConfigError(`${what} is too long, got ${shown}`);
+  return whole;
 }

@@ -82,8 +82,9 @@ export class BackendOpenError extends OffloadError {
 
 /** `scheme://user:secret@host…` → `scheme://user:***@host…`; also `?password=` and `?sentinelPassword=`. */
 export function withoutPassword(url: string): string {
+  // The userinfo ends at the authority's last "@" (as URL parsers read it): a password may hold "@".
   return url
-    .replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/?#]*:)[^@/?#]*@/i, "$1***@")
+    .replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/?#]*:)[^/?#]*@/i, "$1***@")
     .replace(/([?&](?:password|sentinelPassword)=)[^&#]*/gi, "$1***");
 }
 

@@ -16,17 +16,27 @@ function randomChunk(): Buffer {
   return chunk;
 }
 let sequence = 0;
+/** A clock step back up to this far (NTP, a VM resumed) keeps ids increasing; a bigger one starts over. */
+const MAX_BACKSTEP_MS = 10_000;
 
-/** A UUIDv7 for `nowMs`. Within one millisecond a 12-bit counter keeps ids increasing in this process. */
+/**
+ * A UUIDv7 for `nowMs`. Ids made in this process keep increasing: within one millisecond a 12-bit
+ * counter orders them, and when it runs out (or the clock steps back a little) the timestamp is
+ * carried one millisecond ahead, as RFC 9562 (6.2, method 1) allows.
+ */
 export function uuidv7(nowMs: number = Date.now()): string {
-  if (nowMs === lastMs) {
-    sequence = (sequence + 1) & 0xfff;
-  } else {
-    lastMs = nowMs;
+  const ms = Math.floor(nowMs);
+  if (ms > lastMs || lastMs - ms > MAX_BACKSTEP_MS) {
+    lastMs = ms;
     sequence = randomBytes(2).readUInt16BE(0) & 0x7ff; // leave headroom for the counter
+  } else if (sequence < 0xfff) {
+    sequence++;
+  } else {
+    lastMs++;
+    sequence = randomBytes(2).readUInt16BE(0) & 0x7ff;
   }
   const bytes = randomChunk();
-  bytes.writeUIntBE(nowMs, 0, 6);
+  bytes.writeUIntBE(lastMs, 0, 6);
   bytes[6] = 0x70 | (sequence >> 8);
   bytes[7] = sequence & 0xff;
   bytes[8] = ((bytes[8] ?? 0) & 0x3f) | 0x80;

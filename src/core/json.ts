@@ -52,7 +52,9 @@ function check(value: unknown, path: string, key: string, what: string, seen: Se
 export function encodeJson(value: unknown, what: string, maxBytes: number = Number.POSITIVE_INFINITY): string {
   if (value === undefined) return "null";
   check(value, "", "", what, new Set());
-  const text = JSON.stringify(value);
+  // A toJSON() that returns undefined leaves JSON.stringify nothing to give.
+  const text = JSON.stringify(value) as string | undefined;
+  if (text === undefined) throw new NotSerializableError(what, "", "its toJSON() returned undefined");
   const bytes = Buffer.byteLength(text, "utf8");
   if (bytes > maxBytes) throw new PayloadTooLargeError(what, bytes, maxBytes);
   return text;

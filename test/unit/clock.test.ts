@@ -1,0 +1,51 @@
+// Clocks: the FakeClock wakes sleepers in deadline order; the system clock sleeps past setTimeout's limit.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { systemClock } from "../../src/core/clock.ts";
+import { FakeClock } from "../../src/testing/index.ts";
+
+describe("FakeClock wakes sleepers in time order", () => {
+  it("one advance past several deadlines wakes the earliest first, whatever order they slept in", async () => {
+    const clock = new FakeClock(0);
+    const woke: string[] = [];
+    const all = Promise.all([
+      clock.sleep(300).then(() => woke.push("300")),
+      clock.sleep(100).then(() => woke.push("100")),
+      clock.sleep(200).then(() => woke.push("200 first")),
+      clock.sleep(200).then(() => woke.push("200 second")),
+    ]);
+    clock.advance(1_000);
+    await all;
+    assert.deepEqual(woke, ["100", "200 first", "200 second", "300"]);
+  });
+});
+
+describe("systemClock sleeps longer than setTimeout's 32-bit limit", () => {
+  const LIMIT = 2 ** 31 - 1;
+
+  it("a sleep of more than 24.8 days does not end after 1 ms", async (t) => {
+    t.mock.timers.enable({ apis: ["setTimeout"] });
+    let done = false;
+    const slept = systemClock.sleep(LIMIT + 1_000).then(() => {
+      done = true;
+    });
+    t.mock.timers.tick(LIMIT);
+    await Promise.resolve();
+    assert.equal(done, false, "woke before its time");
+    t.mock.timers.tick(1_000);
+    await slept;
+    assert.equal(done, true);
+  });
+
+  it("aborting a long sleep in its second step rejects with the reason and leaves no timer", async (t) => {
+    t.mock.timers.enable({ apis: ["setTimeout"] });
+    const cleared = t.mock.method(globalThis, "clearTimeout");
+    const stop = new AbortController();
+    const slept = systemClock.sleep(LIMIT * 2, stop.signal);
+    t.mock.timers.tick(LIMIT + 5);
+    const reason = new Error("stopped");
+    stop.abort(reason);
+    await assert.rejects(slept, (e: unknown) => e === reason);
+    assert.equal(cleared.mock.callCount(), 1);
+  });
+});
