@@ -21,12 +21,20 @@ export const renderReport = offload.task({
     const doc = new PDFDocument({ size: "A4", margin: 56, info: { Title: payload.title } });
     // Stream the PDF into the store while it is being written.
     const stored = ctx.artifacts.put("report.pdf", doc);
-    doc.fontSize(24).text(payload.title).moveDown().fontSize(11).text(`Generated ${new Date().toISOString()} by job ${ctx.job.id}`);
-    for (const [i, name] of SECTIONS.entries()) {
-      await delay(350, undefined, { signal: ctx.signal }); // stands in for a slow query
-      doc.moveDown().fontSize(16).text(`${i + 1}. ${name}`).fontSize(11).text(`Figures for ${name.toLowerCase()}: ${Math.round(1000 + Math.random() * 9000)}.`);
-      ctx.log(`rendered section ${i + 1}: ${name}`);
-      await ctx.progress((i + 1) / SECTIONS.length, `section ${i + 1} of ${SECTIONS.length}: ${name}`);
+    try {
+      doc.fontSize(24).text(payload.title).moveDown().fontSize(11).text(`Generated ${new Date().toISOString()} by job ${ctx.job.id}`);
+      for (const [i, name] of SECTIONS.entries()) {
+        await delay(350, undefined, { signal: ctx.signal }); // stands in for a slow query
+        doc.moveDown().fontSize(16).text(`${i + 1}. ${name}`).fontSize(11).text(`Figures for ${name.toLowerCase()}: ${Math.round(1000 + Math.random() * 9000)}.`);
+        ctx.log(`rendered section ${i + 1}: ${name}`);
+        await ctx.progress((i + 1) / SECTIONS.length, `section ${i + 1} of ${SECTIONS.length}: ${name}`);
+      }
+    } catch (error) {
+      // Cancelled, timed out or failed: end the half-written PDF, so the store drops its temporary
+      // file instead of waiting on a stream that never ends.
+      doc.destroy(error instanceof Error ? error : new Error(String(error)));
+      await stored.catch(() => {});
+      throw error;
     }
     doc.end();
     return { title: payload.title, url: await stored };

@@ -58,7 +58,10 @@ app.post("/signup", async (c) => {
 });
 
 app.post("/webhooks", async (c) => {
-  const origin = new URL(c.req.url).origin;
+  // The worker calls this process's own endpoints at the address it listens on. Not the request's
+  // Host header: a client could point the deliveries at another server, and behind a forwarded
+  // port the browser's host is not one the worker can reach.
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const owner = sessionOf(c.req.raw);
   const event = `order.created:${randomUUID().slice(0, 8)}`;
   const jobs = await deliverWebhook.enqueueMany(
@@ -92,11 +95,12 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 const server = createServer(toNodeListener(app.fetch));
-server.on("error", (error) => {
-  console.error(`web: ${error.message}`);
+const port = Number(process.env["PORT"] ?? 3000);
+server.on("error", (error: NodeJS.ErrnoException) => {
+  const hint = error.code === "EADDRINUSE" ? ` (port ${port} is taken: set PORT, e.g. PORT=${port + 1} npm start)` : "";
+  console.error(`web: ${error.message}${hint}`);
   process.exit(1);
 });
-const port = Number(process.env["PORT"] ?? 3000);
 server.listen(port, () => {
   console.log(`listening http://localhost:${(server.address() as AddressInfo).port}`);
 });

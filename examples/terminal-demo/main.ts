@@ -1,4 +1,4 @@
-// `npm start` (until the web demo lands): a terminal tour of Offload on the embedded SQLite
+// `npm run demo:terminal`: a terminal tour of Offload on the embedded SQLite
 // default. This process plays the web app: it enqueues jobs and returns at once. A worker runs in
 // a separate process (`offload worker`), and this process follows every job live through the
 // event feed, across the process boundary, until all of them are finished.

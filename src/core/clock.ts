@@ -34,7 +34,8 @@ export const systemClock: Clock = {
           resolve();
         }, Math.min(left, MAX_TIMER_MS));
       };
-      wait(ms);
+      // A deadline already past (callers pass `deadline - now`) is no wait, and no warning from node.
+      wait(Math.max(0, ms));
       signal?.addEventListener("abort", onAbort, { once: true });
     });
   },

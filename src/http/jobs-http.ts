@@ -5,8 +5,8 @@
 //   POST {base}/:id/cancel                cancel it
 //   GET  {base}/:id/artifacts/:name?...   a file it stored, by signed URL
 //
-// Every read and action goes through the JobService; only the change signal (watch) is taken
-// from the backend, to wake SSE streams. Malformed id → 400, unknown → 404, not allowed → 403,
+// Every read and action goes through the JobService, the change signal that wakes SSE streams
+// included (offload.jobs.watch). Malformed id → 400, unknown → 404, not allowed → 403,
 // always as JSON, never with a stack.
 import { Signer } from "../artifacts/signer.ts";
 import type { Offload } from "../client/offload.ts";

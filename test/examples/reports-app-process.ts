@@ -13,6 +13,7 @@ export interface RunningApp {
   readonly pids: readonly number[];
   /** Sends `signal` to main.ts; resolves with its exit code once it has exited. */
   stop(signal: NodeJS.Signals): Promise<number | null>;
+  /** Kills whatever still runs (main.ts, web and worker) and removes the data folder. */
   cleanup(): void;
 }
 
@@ -41,7 +42,18 @@ export async function startReportsApp(): Promise<RunningApp> {
       return exited;
     },
     cleanup() {
-      if (main.exitCode === null) main.kill("SIGKILL");
+      // While main.ts runs, its children may too; SIGKILL to main.ts alone would leave the web
+      // and worker processes running, orphaned. Once main.ts has exited, they are gone.
+      if (main.exitCode === null && main.signalCode === null) {
+        for (const pid of pids) {
+          try {
+            process.kill(pid, "SIGKILL");
+          } catch {
+            // already gone
+          }
+        }
+        main.kill("SIGKILL");
+      }
       rmSync(data, { recursive: true, force: true });
     },
   };

@@ -1,4 +1,4 @@
-// Clocks: the FakeClock wakes sleepers in deadline order; the system clock sleeps past setTimeout's limit.
+// Clocks: the FakeClock wakes sleepers in deadline order; the system clock sleeps past setTimeout's limit, and not below 0.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { systemClock } from "../../src/core/clock.ts";
@@ -47,5 +47,18 @@ describe("systemClock sleeps longer than setTimeout's 32-bit limit", () => {
     stop.abort(reason);
     await assert.rejects(slept, (e: unknown) => e === reason);
     assert.equal(cleared.mock.callCount(), 1);
+  });
+});
+
+describe("systemClock with a deadline already past", () => {
+  it("a negative sleep is no wait, and gives setTimeout no negative delay (node warns on stderr)", async (t) => {
+    const delays: number[] = [];
+    const real = globalThis.setTimeout;
+    t.mock.method(globalThis, "setTimeout", (callback: () => void, ms?: number) => {
+      delays.push(ms ?? 0);
+      return real(callback, ms);
+    });
+    await systemClock.sleep(-2);
+    assert.deepEqual(delays, [0]);
   });
 });
