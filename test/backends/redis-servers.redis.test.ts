@@ -23,6 +23,18 @@ import type { JobHandle } from "../../src/client/job-handle.ts";
 import type { Worker } from "../../src/worker/worker.ts";
 
 const run = promisify(execFile);
+
+/**
+ * Waits until `holds` is true of a server's state, which it announces to nobody: looked at every
+ * `stepMs`, and a failure naming `what` after `limitMs` instead of a loop that runs to the test's timeout.
+ */
+async function until(holds: () => Promise<boolean>, what: string, stepMs: number, limitMs = 30_000): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (!(await holds())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not reached within ${limitMs} ms`);
+    await delay(stepMs);
+  }
+}
 const dir = mkdtempSync(join(tmpdir(), "offload-redis-"));
 const servers = new Set<ChildProcess>();
 after(async () => {
@@ -100,7 +112,7 @@ describe("redis: cluster, connection loss, server restart", () => {
     }
     await run("redis-cli", ["--cluster", "create", ...ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", "0", "--cluster-yes"]);
     for (const port of ports) {
-      while (!(await run("redis-cli", ["-p", String(port), "cluster", "info"])).stdout.includes("cluster_state:ok")) await delay(100);
+      await until(async () => (await run("redis-cli", ["-p", String(port), "cluster", "info"])).stdout.includes("cluster_state:ok"), `cluster_state:ok on ${port}`, 100);
     }
     const url = `redis+cluster://${ports.map((p) => `127.0.0.1:${p}`).join(",")}`;
     // Two installations (prefixes): their hash tags usually land on different nodes.
@@ -220,7 +232,7 @@ describe("redis: cluster, connection loss, server restart", () => {
       const channel = "{kill}:changed";
       const subscribers = async (): Promise<number> => Number(((await admin.pubsub("NUMSUB", channel)) as unknown[])[1]);
       await killAll();
-      while ((await subscribers()) < 1) await delay(20);
+      await until(async () => (await subscribers()) >= 1, "the worker subscribed again", 20);
       const backend = await offload.backend();
       const heard = new Promise<void>((resolve) => {
         const stop = backend.watch(() => {
@@ -284,7 +296,7 @@ describe("redis: cluster, connection loss, server restart", () => {
     const offloads: Offload[] = [];
     let worker: Worker | undefined;
     try {
-      while (!(await master.info("replication")).includes("state=online")) await delay(50);
+      await until(async () => (await master.info("replication")).includes("state=online"), "the replica in sync", 50);
       // Started after the replica is in sync, so the sentinel's first look at the master finds it.
       await startSentinel(sentinelPort, "offloadmain", masterPort);
       await sentinel.connect();
@@ -297,7 +309,7 @@ describe("redis: cluster, connection loss, server restart", () => {
           return field("flags") === "slave" && field("master-link-status") === "ok" && Number(field("info-refresh")) < 5_000;
         });
       };
-      while (!(await promotable())) await delay(50);
+      await until(promotable, "the replica promotable", 50);
 
       const url = `redis+sentinel://127.0.0.1:${sentinelPort}/offloadmain?prefix=sentinel`;
       const offload = new Offload({ backend: url });
@@ -324,11 +336,11 @@ describe("redis: cluster, connection loss, server restart", () => {
             .then(() => master.call("WAIT", "1", "5000"))
             .then(() => sentinel.call("SENTINEL", "FAILOVER", "offloadmain"))
             .then(async () => {
-              while ((await masterPortNow()) !== replicaPort) await delay(50);
+              await until(async () => (await masterPortNow()) === replicaPort, "the sentinel naming the new master", 50);
               // Until the old master follows the new one, a client still on it could write there
               // (min-replicas-to-write narrows that window, but its count is refreshed once a
               // second). Once it is a replica it refuses writes, and no enqueue below can be lost.
-              while (!(await master.info("replication")).includes("role:slave")) await delay(50);
+              await until(async () => (await master.info("replication")).includes("role:slave"), "the old master following the new one", 50);
             })
             .then(resolve, reject);
         });

@@ -22,12 +22,18 @@ describe("offload CLI", () => {
   const ids: Record<string, string> = {};
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  before(async () => {
+  /** The app whose jobs the commands act on: a "bounce" address fails, on its only attempt. */
+  function mailApp() {
     const app = new Offload({ backend: url });
     const mail = app.task({ name: "mail.send", queue: "mail", retry: { attempts: 1 }, run: (p: { to: string }) => {
       if (p.to === "bounce") throw new Error("mailbox unavailable");
       return { sent: p.to };
     } });
+    return { app, mail };
+  }
+
+  before(async () => {
+    const { app, mail } = mailApp();
     ids["ok"] = (await mail.enqueue({ to: "ada" })).id;
     ids["bad"] = (await mail.enqueue({ to: "bounce" })).id;
     await drain(app);
@@ -68,11 +74,21 @@ describe("offload CLI", () => {
     assert.match(r.out, /error \(attempt 1, .*\): Error: mailbox unavailable/);
   });
 
-  it("jobs retry and jobs cancel act on one job; replay on many", () => {
+  it("jobs retry and jobs cancel act on one job; replay on many", async () => {
     assert.match(offload(url, "jobs", "retry", ids["bad"] ?? "").out, /queued again/);
     assert.match(offload(url, "jobs", "show", ids["bad"] ?? "").out, /state:\s+queued/);
     assert.match(offload(url, "jobs", "cancel", ids["waiting"] ?? "").out, /cancelled/);
+    assert.match(offload(url, "jobs", "show", ids["waiting"] ?? "").out, /state:\s+cancelled/);
     assert.match(offload(url, "jobs", "replay", "--queue", "mail").out, /0 failed jobs queued again/);
+    // Three failed jobs (the retried one fails again, beside two new ones): replay puts back all three.
+    const { app, mail } = mailApp();
+    const bounced = [ids["bad"] ?? "", ...(await mail.enqueueMany([{ to: "bounce" }, { to: "bounce" }])).map((j) => j.id)];
+    assert.equal(await drain(app), 3);
+    await app.close();
+    assert.match(offload(url, "jobs", "replay", "--queue", "mail").out, /3 failed jobs queued again/);
+    const queued = JSON.parse(offload(url, "jobs", "list", "--state", "queued", "--json").out) as Array<{ id: string }>;
+    assert.deepEqual(queued.map((j) => j.id).sort(), [...bounced].sort());
+    assert.equal(JSON.parse(offload(url, "jobs", "list", "--state", "failed", "--json").out).length, 0);
   });
 
   it("bad input: unknown flag, unknown queue, unknown job, bad state, bad backend", () => {

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { uuidv7 } from "../../src/core/ids.ts";
-import { type UseBackend, LEASE, T0, claimOne, enqueueOne, newJob } from "./fixtures.ts";
+import { type UseBackend, LEASE, T0, claimOne, enqueueOne, newJob, nextChange } from "./fixtures.ts";
 
 export function lifecycleCases(use: UseBackend): void {
   it("enqueue → claim → complete stores the result and the times", use(async (b) => {
@@ -123,18 +123,19 @@ export function lifecycleCases(use: UseBackend): void {
     assert.equal(await b.getJob(fresh), undefined);
   }));
 
-  it("announces changes to watchers", use(async (b) => {
+  it("announces changes to every watcher, and no more to one that stopped", use(async (b) => {
     let calls = 0;
     const stop = b.watch(() => calls++);
-    const seen = new Promise<void>((resolve) => {
-      const s = b.watch(() => {
-        s();
-        resolve();
-      });
-    });
+    const seen = nextChange(b);
     await enqueueOne(b);
     await seen;
+    assert.ok(calls >= 1, "the other watcher heard the change too");
     stop();
-    assert.ok(calls >= 1);
+    const heard = calls;
+    // A second change reaches a watcher still subscribed, and not the stopped one.
+    const seenAgain = nextChange(b);
+    await enqueueOne(b);
+    await seenAgain;
+    assert.equal(calls, heard, "a stopped watcher was called");
   }));
 }

@@ -6,6 +6,8 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { systemClock } from "../../src/core/clock.ts";
+import { Wakeup } from "../../src/core/wakeup.ts";
 import { nextEvent } from "../../src/testing/index.ts";
 
 // config.ts reads REPORTS_APP_DATA when it is first imported: set it before that.
@@ -20,6 +22,19 @@ const filesOf = (jobId: string): string[] => {
   const folder = join(artifactsDir, jobId);
   return existsSync(folder) ? readdirSync(folder).sort() : [];
 };
+
+/** Resolves once the job's event feed holds a progress event, woken by the backend's change signal. */
+async function progressReported(jobId: string): Promise<void> {
+  const wakeup = new Wakeup();
+  const unwatch = await offload.jobs.watch(() => wakeup.notify());
+  try {
+    while (!(await offload.jobs.events({ jobId, afterId: 0 })).some((e) => e.type === "progress")) {
+      await wakeup.wait(1_000, systemClock); // a look now and then as well, should a signal be missed
+    }
+  } finally {
+    unwatch();
+  }
+}
 
 after(async () => {
   await offload.close();
@@ -48,6 +63,10 @@ describe("examples/reports-app: the report task", () => {
       await worker.start();
       const job = await renderReport.enqueue({ title: "Cut short" });
       await started;
+      // Cancel mid-render, once the PDF is streaming into its temporary file: before that there
+      // would be nothing to leave behind, and the check below could not fail.
+      await progressReported(job.id);
+      assert.ok(filesOf(job.id).some((f) => f.startsWith(".report.pdf.") && f.endsWith(".tmp")), `a temporary file while rendering, got ${filesOf(job.id).join(", ")}`);
       await job.cancel();
       await cancelled;
       assert.equal(await job.state(), "cancelled");

@@ -12,8 +12,8 @@ import { Offload } from "../../src/index.ts";
 const dir = mkdtempSync(join(tmpdir(), "offload-stream-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-async function readUntilText(body: ReadableStream<Uint8Array>, wanted: RegExp): Promise<string> {
-  const reader = body.getReader();
+/** Reads from `reader` until the text read by this call matches `wanted`, or the stream ends. */
+async function readText(reader: ReadableStreamDefaultReader<Uint8Array>, wanted: RegExp): Promise<string> {
   const decoder = new TextDecoder();
   let text = "";
   while (!wanted.test(text)) {
@@ -21,11 +21,17 @@ async function readUntilText(body: ReadableStream<Uint8Array>, wanted: RegExp): 
     if (done) break;
     text += decoder.decode(value, { stream: true });
   }
+  return text;
+}
+
+async function readUntilText(body: ReadableStream<Uint8Array>, wanted: RegExp): Promise<string> {
+  const reader = body.getReader();
+  const text = await readText(reader, wanted);
   await reader.cancel();
   return text;
 }
 
-it("a quiet stream gets keep-alive comments; ?lastEventId= resumes a first connection", async () => {
+it("a quiet stream gets keep-alive comments; ?lastEventId= resumes a first connection after that id", async () => {
   const offload = new Offload({ backend: "sqlite::memory:", artifacts: new LocalFolderStore(dir) });
   try {
     const http = createJobsHttp({ offload, secret: "stream-secret-0123456789", keepAlive: "50ms", pollInterval: "1s" });
@@ -40,8 +46,16 @@ it("a quiet stream gets keep-alive comments; ?lastEventId= resumes a first conne
     assert.match(text, /: keep-alive\n\n/);
 
     const resumed = await http.fetch(new Request(`http://x/jobs/${job.id}/events?lastEventId=${events[0]?.id}`));
-    const after = await readUntilText(resumed.body!, /: keep-alive\n\n/);
+    const reader = resumed.body!.getReader();
+    const after = await readText(reader, /: keep-alive\n\n/);
     assert.doesNotMatch(after, /event: state/, "nothing before the given id is sent again");
+    // Resuming is not muting: an event after the given id still arrives, then the result.
+    await job.cancel();
+    const later = await readText(reader, /event: result\n/);
+    await reader.cancel();
+    assert.match(later, /event: state\ndata: \{"state":"cancelled"/, "the event after the given id was sent");
+    assert.doesNotMatch(later, /"state":"scheduled"/);
+    assert.match(later, /event: result\ndata: \{[^\n]*"state":"cancelled"/);
     await http.streams.idle();
   } finally {
     await offload.close();

@@ -130,6 +130,7 @@ export function defineHttpSuite(name: string, makeOffloadUrl: () => Promise<stri
       assert.equal(await job.state(), "cancelled");
       const again = await getJson(`${h.origin}/jobs/${job.id}/cancel`, { method: "POST" });
       assert.equal(again.status, 200, "cancelling twice is idempotent");
+      assert.equal(again.body["state"], "cancelled");
       const finished = await h.tasks.report.enqueue({ text: "x" });
       await finished.result({ timeout: "10s" });
       const late = await getJson(`${h.origin}/jobs/${finished.id}/cancel`, { method: "POST" });

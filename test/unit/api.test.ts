@@ -102,6 +102,17 @@ describe("public API", () => {
     assert.equal(await offload.jobs.replay({ queue: "hooks" }), 3);
     assert.equal(await drain(offload), 3);
     for (const j of jobs) assert.equal(await j.result(), "delivered");
+    // Retrying one failed job by hand puts back that job alone.
+    healthy = false;
+    const [one, other] = await hook.enqueueMany([4, 5]);
+    assert.ok(one && other);
+    healthy = true;
+    await one.retry();
+    assert.equal(await one.state(), "queued");
+    assert.equal(await other.state(), "failed", "a retry of one job leaves the others alone");
+    assert.equal(await drain(offload), 1);
+    assert.equal(await one.result(), "delivered");
+    assert.equal(await other.state(), "failed");
     await offload.close();
   });
 });

@@ -90,7 +90,12 @@ describe("bad input", () => {
 
   it("the default size limit is 512 KiB", async () => {
     const { offload, loose } = app();
-    await assert.rejects(loose.enqueue("y".repeat(512 * 1024)), PayloadTooLargeError);
+    const limit = 512 * 1024;
+    assert.equal(offload.maxPayloadBytes, limit);
+    // A JSON string is its characters plus two quotes: exactly at the limit is stored, one byte over is not.
+    await loose.enqueue("y".repeat(limit - 2));
+    await assert.rejects(loose.enqueue("y".repeat(limit - 1)), (e: unknown) => e instanceof PayloadTooLargeError && e.limit === limit && e.bytes === limit + 1);
+    assert.equal(await stored(offload), 1);
     await offload.close();
   });
 
