@@ -8,7 +8,7 @@ import { type Server, type Socket, connect, createServer } from "node:net";
 export class FreezingProxy {
   readonly port: number;
   readonly #server: Server;
-  readonly #live = new Set<{ readonly client: Socket; readonly upstream: Socket }>();
+  readonly #live = new Set<{ readonly client: Socket; readonly upstream: Socket; sent: string }>();
   readonly #all = new Set<Socket>();
   #connections = 0;
 
@@ -36,16 +36,22 @@ export class FreezingProxy {
     return this.#connections;
   }
 
-  /** Stops relaying on every open connection and leaves them open; returns how many there were. */
-  freeze(): number {
-    const frozen = this.#live.size;
-    for (const { client, upstream } of this.#live) {
+  /**
+   * Stops relaying on every open connection (or those whose client has sent what `only` accepts:
+   * the first 64 KiB it sent, as text) and leaves them open; returns how many were frozen.
+   */
+  freeze(only: (sent: string) => boolean = () => true): number {
+    let frozen = 0;
+    for (const pair of this.#live) {
+      if (!only(pair.sent)) continue;
+      const { client, upstream } = pair;
       client.unpipe(upstream);
       upstream.unpipe(client);
       client.pause();
       upstream.pause();
+      this.#live.delete(pair);
+      frozen++;
     }
-    this.#live.clear();
     return frozen;
   }
 
@@ -58,8 +64,11 @@ export class FreezingProxy {
   #relay(client: Socket, target: { host: string; port: number }): void {
     this.#connections++;
     const upstream = connect(target.port, target.host);
-    const pair = { client, upstream };
+    const pair = { client, upstream, sent: "" };
     this.#live.add(pair);
+    client.on("data", (chunk: Buffer) => {
+      if (pair.sent.length < 65_536) pair.sent += chunk.toString("latin1");
+    });
     for (const socket of [client, upstream]) {
       this.#all.add(socket);
       socket.on("error", () => {});

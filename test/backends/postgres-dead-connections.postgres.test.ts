@@ -5,7 +5,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { FreezingProxy } from "./freezing-proxy.ts";
-import { POSTGRES_URL, dropSchema, uniqueSchema } from "./postgres-helpers.ts";
+import { POSTGRES_URL, dropSchema, openIsolated, uniqueSchema } from "./postgres-helpers.ts";
+import { T0, newJob } from "../conformance/fixtures.ts";
+import { uuidv7 } from "../../src/core/ids.ts";
 import { PostgresBackend } from "../../src/backend/postgres/postgres-backend.ts";
 import { ConfigError, Offload } from "../../src/index.ts";
 
@@ -70,6 +72,26 @@ describe("postgres: connections that stop answering without closing", () => {
       while (proxy.connections === before) await new Promise<void>((resolve) => (onWoken = resolve));
       await backend.listening();
       stop();
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it("calls waiting for a free pooled connection longer than the reply timeout still run", { timeout: 60_000 }, async () => {
+    // The reply timeout bounds a statement's wait for its reply and the making of a connection,
+    // not a caller's wait for a free pooled connection (pg-pool reads connectionTimeoutMillis for
+    // both, and calls on a healthy but busy pool failed with "timeout exceeded when trying to connect").
+    const backend = await openIsolated({ poolSize: 1, replyTimeout: "300ms" });
+    try {
+      // One connection, many calls at once: each is quick, but the last waits for all the others.
+      const batches = Array.from({ length: 60 }, () => Array.from({ length: 1_000 }, () => newJob({ id: uuidv7() })));
+      const started = Date.now();
+      const outcomes = await Promise.allSettled(batches.map((jobs) => backend.enqueue({ jobs, now: T0 })));
+      const failures = outcomes.flatMap((o) => (o.status === "rejected" ? [String(o.reason)] : []));
+      assert.ok(Date.now() - started > 300, "the calls queued for longer than the reply timeout");
+      assert.deepEqual(failures, []);
+      const [counts] = await backend.counts();
+      assert.equal(counts?.counts.queued, 60_000, "every job stored once");
     } finally {
       await backend.close();
     }

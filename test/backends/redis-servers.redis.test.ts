@@ -7,90 +7,17 @@
 // - behind Sentinel, the master fails over to its replica mid-run: workers follow, every job completes.
 // Waits are on worker events and job results; the only loops poll a server for readiness.
 import assert from "node:assert/strict";
-import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { once } from "node:events";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { promisify } from "node:util";
 import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
 import { Offload } from "../../src/index.ts";
 import type { JobHandle } from "../../src/client/job-handle.ts";
 import type { Worker } from "../../src/worker/worker.ts";
+import { RedisProcesses, freePort, run, until } from "./redis-processes.ts";
 
-const run = promisify(execFile);
-
-/**
- * Waits until `holds` is true of a server's state, which it announces to nobody: looked at every
- * `stepMs`, and a failure naming `what` after `limitMs` instead of a loop that runs to the test's timeout.
- */
-async function until(holds: () => Promise<boolean>, what: string, stepMs: number, limitMs = 30_000): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (!(await holds())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not reached within ${limitMs} ms`);
-    await delay(stepMs);
-  }
-}
-const dir = mkdtempSync(join(tmpdir(), "offload-redis-"));
-const servers = new Set<ChildProcess>();
-after(async () => {
-  await Promise.all([...servers].map(stopServer));
-  rmSync(dir, { recursive: true, force: true });
-});
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  server.close();
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return address.port;
-}
-
-/** Starts redis-server and resolves once it accepts connections (it says so on stdout). */
-async function startServer(port: number, args: string[] = []): Promise<ChildProcess> {
-  return startProcess(port, ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", ...args], "Ready to accept connections");
-}
-
-/** Starts redis-server in sentinel mode, watching `master` as group `name`, with quorum 1. */
-async function startSentinel(port: number, name: string, master: number): Promise<ChildProcess> {
-  const config = join(dir, `sentinel-${port}.conf`); // Sentinel rewrites its own config file
-  writeFileSync(config, [
-    `port ${port}`, "bind 127.0.0.1", `dir ${dir}`,
-    `sentinel monitor ${name} 127.0.0.1 ${master} 1`,
-    `sentinel down-after-milliseconds ${name} 2000`,
-    `sentinel failover-timeout ${name} 10000`,
-  ].join("\n"));
-  return startProcess(port, [config, "--sentinel"], `+monitor master ${name}`);
-}
-
-async function startProcess(port: number, args: string[], ready: string): Promise<ChildProcess> {
-  const child = spawn("redis-server", args, { stdio: ["ignore", "pipe", "inherit"] });
-  servers.add(child);
-  let out = "";
-  await new Promise<void>((resolve, reject) => {
-    child.stdout?.on("data", (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.includes(ready)) resolve();
-    });
-    child.once("exit", (code) => reject(new Error(`redis-server on ${port} exited (${code}): ${out.slice(-500)}`)));
-  });
-  child.stdout?.resume();
-  return child;
-}
-
-async function stopServer(child: ChildProcess): Promise<void> {
-  servers.delete(child);
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, "exit");
-  child.kill("SIGTERM");
-  await exited;
-}
+const servers = new RedisProcesses();
+after(() => servers.stopAll());
 
 /**
  * Calls `at(n)` as the worker reports its n-th success: the moment to break something mid-run.
@@ -108,7 +35,7 @@ describe("redis: cluster, connection loss, server restart", () => {
   it("a 3-node Redis Cluster runs jobs of several queues", async () => {
     const ports = [await freePort(), await freePort(), await freePort()];
     for (const port of ports) {
-      await startServer(port, ["--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`, "--cluster-node-timeout", "5000"]);
+      await servers.start(port, ["--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`, "--cluster-node-timeout", "5000"]);
     }
     await run("redis-cli", ["--cluster", "create", ...ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", "0", "--cluster-yes"]);
     for (const port of ports) {
@@ -189,7 +116,7 @@ describe("redis: cluster, connection loss, server restart", () => {
 
   it("workers reconnect after every client connection is killed, and pub/sub wakes an idle worker again", async () => {
     const port = await freePort();
-    await startServer(port);
+    await servers.start(port);
     const url = `redis://127.0.0.1:${port}?prefix=kill`;
     const admin = new Redis(port, "127.0.0.1");
     admin.on("error", () => {});
@@ -254,7 +181,7 @@ describe("redis: cluster, connection loss, server restart", () => {
   it("jobs Redis kept complete after redis-server restarts mid-run (AOF on)", async () => {
     const port = await freePort();
     const persistence = ["--appendonly", "yes", "--appendfsync", "always", "--appendfilename", `aof-${port}.aof`, "--appenddirname", `aof-${port}`];
-    let server = await startServer(port, persistence);
+    let server = await servers.start(port, persistence);
     const offload = new Offload({ backend: `redis://127.0.0.1:${port}?prefix=restart` });
     try {
       const work = offload.task({ name: "work", run: async (p: { n: number }) => {
@@ -269,8 +196,8 @@ describe("redis: cluster, connection loss, server restart", () => {
         onSuccesses(worker, (done) => {
           if (done !== 50) return;
           (async () => {
-            await stopServer(server);
-            server = await startServer(port, persistence);
+            await servers.stop(server);
+            server = await servers.start(port, persistence);
           })().then(resolve, reject);
         });
       });
@@ -287,8 +214,8 @@ describe("redis: cluster, connection loss, server restart", () => {
     const [masterPort, replicaPort, sentinelPort] = [await freePort(), await freePort(), await freePort()];
     // As a Sentinel deployment should run: a master cut off from its replica refuses writes
     // (NOREPLICAS) instead of taking ones that the promoted replica will never have.
-    await startServer(masterPort, ["--min-replicas-to-write", "1", "--min-replicas-max-lag", "10"]);
-    await startServer(replicaPort, ["--replicaof", "127.0.0.1", String(masterPort)]);
+    await servers.start(masterPort, ["--min-replicas-to-write", "1", "--min-replicas-max-lag", "10"]);
+    await servers.start(replicaPort, ["--replicaof", "127.0.0.1", String(masterPort)]);
     const master = new Redis(masterPort, "127.0.0.1");
     const sentinel = new Redis(sentinelPort, "127.0.0.1", { lazyConnect: true });
     master.on("error", () => {});
@@ -298,7 +225,7 @@ describe("redis: cluster, connection loss, server restart", () => {
     try {
       await until(async () => (await master.info("replication")).includes("state=online"), "the replica in sync", 50);
       // Started after the replica is in sync, so the sentinel's first look at the master finds it.
-      await startSentinel(sentinelPort, "offloadmain", masterPort);
+      await servers.startSentinel(sentinelPort, "offloadmain", masterPort);
       await sentinel.connect();
       const masterPortNow = async (): Promise<number> => Number(((await sentinel.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "offloadmain")) as string[])[1]);
       // Promotable once the sentinel has talked to the replica itself and seen its link up.

@@ -102,8 +102,21 @@ export function connectionSettings(options: PostgresOptions): ConnectionSettings
   const connectionString = parsed.toString();
   const timeouts = { query_timeout: replyTimeoutMs, connectionTimeoutMillis: replyTimeoutMs };
   const client: pg.ClientConfig = { connectionString, types, application_name: "offload", ...timeouts, ...options.pg };
-  const pool: pg.PoolConfig = { ...client, max: poolSize, allowExitOnIdle: true, ...options.pg };
+  // pg-pool also reads connectionTimeoutMillis as the longest wait for a free connection, which
+  // failed calls on a healthy but busy pool: the pool's connections apply it themselves instead.
+  const { connectionTimeoutMillis, ...pooled } = client;
+  const Client = connectingWithin(connectionTimeoutMillis);
+  const pool: pg.PoolConfig = { ...pooled, Client, max: poolSize, allowExitOnIdle: true, ...options.pg };
   return { schema, migrate, pollMs, replyTimeoutMs, pool, client };
+}
+
+/** pg's Client, bounding the making of its connection by `ms`. */
+function connectingWithin(ms: number | undefined): typeof pg.Client {
+  return class extends pg.Client {
+    constructor(config?: string | pg.ClientConfig) {
+      super(typeof config === "object" ? { connectionTimeoutMillis: ms, ...config } : config);
+    }
+  };
 }
 
 function replyTimeout(value: Duration | string | null): number {

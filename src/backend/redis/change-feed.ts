@@ -6,7 +6,7 @@
 // receives, so a dead one would go unnoticed: it is pinged, and made again when the ping goes
 // unanswered.
 import { ChangeListeners } from "../change-listeners.ts";
-import type { Cluster, Redis } from "ioredis";
+import { Cluster, type Redis } from "ioredis";
 import { closeClient } from "./connection.ts";
 
 /** How often an idle subscriber connection is checked (or each reply timeout, if shorter). */
@@ -76,7 +76,10 @@ export class ChangeFeed {
   #ping(subscriber: Redis | Cluster): void {
     if (subscriber.status !== "ready") return;
     let answered = false;
-    subscriber.ping().then(() => (answered = true), () => (answered = true));
+    // A Cluster sends PING over a command connection, not the one holding the subscription;
+    // subscribing again to the channel (a no-op for the server) goes over that one.
+    const probe = subscriber instanceof Cluster ? subscriber.subscribe(this.#channel) : subscriber.ping();
+    probe.then(() => (answered = true), () => (answered = true));
     const check = setTimeout(() => {
       if (answered || this.#closed || subscriber.status !== "ready") return;
       this.#report(new Error(`redis subscriber connection did not answer a ping within ${this.#replyTimeoutMs} ms; connecting again`));

@@ -83,7 +83,12 @@ export function createClient(url: string, replyTimeoutMs?: number): Redis | Clus
   if (base.startsWith("redis+cluster://")) {
     const { nodes, auth } = seedNodes(url, base.slice("redis+cluster://".length).replace(/\/.*$/, ""), "redis+cluster://host:port,host:port", 6379);
     const redisOptions: RedisOptions = { ...clientOptions, ...auth };
-    return new Cluster(nodes, { enableAutoPipelining: false, redisOptions, clusterRetryStrategy: (times) => Math.min(100 * times, 2_000) });
+    // retryDelayOnFailover 0: the Cluster would otherwise send again a call whose node connection
+    // closed under it (a reply timeout on a busy server, a killed connection), though it may have
+    // run: a script run twice. It fails as "outcome unknown" instead, as on one server.
+    return new Cluster(nodes, {
+      enableAutoPipelining: false, redisOptions, retryDelayOnFailover: 0, clusterRetryStrategy: (times) => Math.min(100 * times, 2_000),
+    });
   }
   if (base.startsWith("redis+sentinel://")) {
     const rest = base.slice("redis+sentinel://".length);
