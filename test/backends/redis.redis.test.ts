@@ -7,7 +7,7 @@ import { unlinkMatching } from "./redis-helpers.ts";
 import { openBackend } from "../../src/backend/open.ts";
 import { closeClient, createClient } from "../../src/backend/redis/connection.ts";
 import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
-import { randomToken } from "../../src/core/ids.ts";
+import { randomToken, uuidv7 } from "../../src/core/ids.ts";
 import { defineBackendSuite } from "../conformance/suite.ts";
 import { T0, newJob } from "../conformance/fixtures.ts";
 
@@ -52,6 +52,19 @@ describe("redis adapter specifics", () => {
     const outcome = await queued;
     assert.ok(outcome instanceof Error, `the queued call failed instead of waiting (${String(outcome)})`);
     assert.equal(client.status, "end");
+  });
+
+  it("an enqueueMany of 60,000 jobs (540,000 script arguments) is stored whole, in one script", async () => {
+    const backend = new RedisBackend({ url, prefix: `${run}-bulk` });
+    try {
+      const jobs = Array.from({ length: 60_000 }, () => newJob({ id: uuidv7() }));
+      const results = await backend.enqueue({ jobs, now: T0 });
+      assert.equal(results.length, 60_000);
+      const [counts] = await backend.counts();
+      assert.equal(counts?.counts.queued, 60_000);
+    } finally {
+      await backend.close();
+    }
   });
 
   it("caps the global event feed, and keeps each job's own events", async () => {

@@ -65,13 +65,17 @@ export class ScriptRunner {
 
   async #run(name: ScriptName, now: number, args: readonly Arg[], buffers: boolean): Promise<unknown> {
     const script = this.#scripts[name];
-    const all = [...this.#common(now), ...args];
+    // The arguments go as one array, never spread into a call: an enqueueMany of 50,000 jobs has
+    // 450,000 of them, more than a JavaScript call can take ("Maximum call stack size exceeded").
+    const tail = [1, this.#key, ...this.#common(now), ...args];
     const client = this.#client;
+    const call = (command: "EVALSHA" | "EVAL", first: string): Promise<unknown> =>
+      buffers ? client.callBuffer(command, [first, ...tail]) : client.call(command, [first, ...tail]);
     try {
-      return await (buffers ? client.callBuffer("EVALSHA", script.sha, 1, this.#key, ...all) : client.evalsha(script.sha, 1, this.#key, ...all));
+      return await call("EVALSHA", script.sha);
     } catch (error) {
       if (!(error instanceof Error) || !error.message.startsWith("NOSCRIPT")) throw error;
-      return await (buffers ? client.callBuffer("EVAL", script.source, 1, this.#key, ...all) : client.eval(script.source, 1, this.#key, ...all));
+      return await call("EVAL", script.source);
     }
   }
 }
