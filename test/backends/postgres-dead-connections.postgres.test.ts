@@ -4,12 +4,13 @@
 // server) and finish every job. Without a reply timeout, a frozen worker waits for many minutes.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { workerOutlivesFrozenConnections } from "./dead-connection-scenarios.ts";
 import { FreezingProxy } from "./freezing-proxy.ts";
 import { POSTGRES_URL, dropSchema, openIsolated, uniqueSchema } from "./postgres-helpers.ts";
 import { T0, newJob } from "../conformance/fixtures.ts";
 import { uuidv7 } from "../../src/core/ids.ts";
 import { PostgresBackend } from "../../src/backend/postgres/postgres-backend.ts";
-import { ConfigError, Offload } from "../../src/index.ts";
+import { ConfigError } from "../../src/index.ts";
 
 const server = new URL(POSTGRES_URL);
 const schema = uniqueSchema("frozen");
@@ -33,29 +34,7 @@ after(async () => {
 
 describe("postgres: connections that stop answering without closing", () => {
   it("a worker whose connections freeze mid-run connects again and every job completes", { timeout: 60_000 }, async () => {
-    const offload = new Offload({ backend: viaProxy("replyTimeout=500ms&poll=200") });
-    const enqueuer = new Offload({ backend: `${POSTGRES_URL}?schema=${schema}` });
-    try {
-      offload.task({ name: "echo", run: (p: { n: number }) => p.n });
-      const echo = enqueuer.task({ name: "echo", run: (p: { n: number }) => p.n });
-      const worker = offload.worker({ concurrency: 5, lease: "3s", heartbeat: "500ms", poll: "60s" });
-      worker.on("error", () => {}); // the frozen connections' timeouts are reported here
-      await worker.start();
-      const first = await echo.enqueueMany(Array.from({ length: 20 }, (_, n) => ({ n })));
-      assert.deepEqual(await Promise.all(first.map((h) => h.result({ timeout: "20s" }))), first.map((_, n) => n));
-
-      const before = proxy.connections;
-      assert.ok(proxy.freeze() >= 2, "pooled and LISTEN connections were frozen");
-      // Enqueued elsewhere: the frozen process hears of them only over a live LISTEN connection
-      // (the worker's own poll is 60 s).
-      const second = await echo.enqueueMany(Array.from({ length: 20 }, (_, n) => ({ n: 100 + n })));
-      assert.deepEqual(await Promise.all(second.map((h) => h.result({ timeout: "30s" }))), second.map((_, n) => 100 + n));
-      assert.ok(proxy.connections > before, "the worker's process connected again");
-      await worker.stop();
-    } finally {
-      await offload.close();
-      await enqueuer.close();
-    }
+    await workerOutlivesFrozenConnections(proxy, viaProxy("replyTimeout=500ms&poll=200"), `${POSTGRES_URL}?schema=${schema}`);
   });
 
   it("a frozen LISTEN connection is found by its probe and made again", { timeout: 30_000 }, async () => {

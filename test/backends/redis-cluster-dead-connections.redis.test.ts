@@ -10,10 +10,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
+import { watcherHearsAgainAfterFreeze } from "./dead-connection-scenarios.ts";
 import { FreezingProxy } from "./freezing-proxy.ts";
 import { RedisProcesses, freePort } from "./redis-processes.ts";
 import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
-import { T0, claimOne, enqueueOne, newJob } from "../conformance/fixtures.ts";
+import { T0, claimOne, enqueueOne } from "../conformance/fixtures.ts";
 
 const servers = new RedisProcesses();
 let port = 0;
@@ -63,18 +64,10 @@ describe("redis cluster: connections that stop answering", () => {
     const backend = new RedisBackend({ url: `redis+cluster://127.0.0.1:${proxy.port}?prefix=sub`, replyTimeout: "300ms" });
     const writer = new RedisBackend({ url: `redis+cluster://127.0.0.1:${proxy.port}?prefix=sub` });
     try {
-      let onHeard = (): void => {};
-      const nextHeard = (): Promise<void> => new Promise<void>((resolve) => (onHeard = resolve));
-      const subscribed = nextHeard();
-      const stop = backend.watch(() => onHeard());
-      await subscribed;
       // Only the subscription goes silent; the connections commands use stay healthy.
-      assert.equal(proxy.freeze((sent) => /subscribe/i.test(sent)), 1, "the subscriber connection was frozen");
-      await nextHeard(); // subscribed again: listeners are told to look
-      const heardWrite = nextHeard();
-      await writer.enqueue({ jobs: [newJob()], now: Date.now() });
-      await heardWrite;
-      stop();
+      await watcherHearsAgainAfterFreeze(backend, writer, () => {
+        assert.equal(proxy.freeze((sent) => /subscribe/i.test(sent)), 1, "the subscriber connection was frozen");
+      });
     } finally {
       await backend.close();
       await writer.close();
