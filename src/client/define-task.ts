@@ -2,7 +2,7 @@
 // worker runs. Everything that can be wrong with an enqueue is checked here, before storage:
 // schema, JSON-ability, size, options. A rejected enqueue stores nothing.
 import type { NewJob } from "../backend/backend.ts";
-import { retryPolicy } from "../core/backoff.ts";
+import { checkAttempts, retryPolicy } from "../core/backoff.ts";
 import { toMs } from "../core/duration.ts";
 import { ConfigError } from "../core/errors.ts";
 import { uuidv7 } from "../core/ids.ts";
@@ -60,8 +60,7 @@ export function defineTask(
   };
 
   function prepare(payload: unknown, options: EnqueueOptions, now: number): NewJob {
-    const attempts = options.attempts ?? retry.attempts;
-    if (!Number.isInteger(attempts) || attempts < 1) throw new ConfigError(`attempts must be an integer ≥ 1, got ${attempts}`);
+    const attempts = checkAttempts(options.attempts ?? retry.attempts, "attempts");
     const priority = options.priority ?? definition.priority ?? 0;
     if (!Number.isInteger(priority) || Math.abs(priority) > 1_000_000) throw new ConfigError(`priority must be an integer, got ${priority}`);
     checkLabel("key", options.key);

@@ -27,8 +27,7 @@ export interface RetryPolicy {
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, backoff: "exponential", baseMs: 1_000, maxMs: 3_600_000, jitter: true };
 
 export function retryPolicy(options: RetryOptions | undefined): RetryPolicy {
-  const attempts = options?.attempts ?? DEFAULT_RETRY.attempts;
-  if (!Number.isInteger(attempts) || attempts < 1) throw new ConfigError(`retry.attempts must be an integer ≥ 1, got ${attempts}`);
+  const attempts = checkAttempts(options?.attempts ?? DEFAULT_RETRY.attempts, "retry.attempts");
   // Checked for plain JavaScript callers: "linear" would otherwise back off exponentially, silently.
   const backoff: unknown = options?.backoff ?? DEFAULT_RETRY.backoff;
   if (backoff !== "exponential" && backoff !== "fixed") throw new ConfigError(`retry.backoff must be "exponential" or "fixed", got ${JSON.stringify(backoff)}`);
@@ -49,4 +48,17 @@ export function backoffDelay(policy: RetryPolicy, attempt: number, random: () =>
   const cap = policy.backoff === "fixed" ? policy.baseMs : Math.min(policy.maxMs, policy.baseMs * 2 ** exponent);
   const bounded = Math.min(cap, policy.maxMs);
   return Math.round(policy.jitter ? random() * bounded : bounded);
+}
+
+/**
+ * The most attempts a job can have: every backend stores the count as a 32-bit integer
+ * (PostgreSQL's `integer`). Nobody reaches it; "retry for ever" is this number, said plainly.
+ */
+export const MAX_ATTEMPTS = 2_147_483_647;
+
+export function checkAttempts(attempts: number, what: string): number {
+  if (!Number.isInteger(attempts) || attempts < 1 || attempts > MAX_ATTEMPTS) {
+    throw new ConfigError(`${what} must be an integer from 1 to ${MAX_ATTEMPTS}, got ${attempts}`);
+  }
+  return attempts;
 }

@@ -92,19 +92,27 @@ export function failureCases(use: UseBackend): void {
     assert.equal((await b.getJob(keyed))?.state, "queued");
   }));
 
-  it("replay of failed jobs sharing a key requeues the newest (its payload is the latest) and leaves the older failed", use(async (b) => {
-    const failNow = async (now: number): Promise<string> => {
-      const id = await enqueueOne(b, { id: uuidv7(now), key: "invoice-9", maxAttempts: 1 }, now);
+  it("replay of failed jobs sharing a key requeues the one that failed last, and leaves the others failed", use(async (b) => {
+    const failNow = async (id: string, now: number): Promise<void> => {
       const c = await claimOne(b, now);
       assert.equal(c.job.id, id);
-      await b.fail({ id, token: c.token, error: attemptError(1, now), retryAt: undefined, now });
-      return id;
+      assert.equal(await b.fail({ id, token: c.token, error: attemptError(1, now), retryAt: undefined, now }), "FAILED");
     };
-    const older = await failNow(T0 + 1);
-    const newer = await failNow(T0 + 2); // the key was free again once the older one failed
+    const older = await enqueueOne(b, { id: uuidv7(T0 + 1), key: "invoice-9", maxAttempts: 1 }, T0 + 1);
+    await failNow(older, T0 + 1);
+    const newer = await enqueueOne(b, { id: uuidv7(T0 + 2), key: "invoice-9", maxAttempts: 1 }, T0 + 2);
+    await failNow(newer, T0 + 2); // the key was free again once the older one failed
     assert.equal(await b.replay({}, T0 + 10), 1);
     assert.equal((await b.getJob(newer))?.state, "queued");
     assert.equal((await b.getJob(older))?.state, "failed");
+
+    // Failed again, and the older one, retried by hand, failed after it: now the older is the last.
+    await failNow(newer, T0 + 11);
+    assert.equal(await b.retry(older, T0 + 12), "QUEUED");
+    await failNow(older, T0 + 13);
+    assert.equal(await b.replay({}, T0 + 20), 1);
+    assert.equal((await b.getJob(older))?.state, "queued");
+    assert.equal((await b.getJob(newer))?.state, "failed");
   }));
 
   it("cancel: a waiting job at once, an active job by request, a finished one not at all", use(async (b) => {

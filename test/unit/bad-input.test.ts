@@ -115,6 +115,8 @@ describe("bad input", () => {
     await assert.rejects(loose.enqueue(1, { queue: "{tag}" }), ConfigError);
     await assert.rejects(loose.enqueue(1, { priority: 1.5 }), ConfigError);
     await assert.rejects(loose.enqueue(1, { attempts: 0 }), ConfigError);
+    // Every backend stores the count as a 32-bit integer: "for ever" is said as 2,147,483,647.
+    await assert.rejects(loose.enqueue(1, { attempts: Number.MAX_SAFE_INTEGER }), /attempts must be an integer from 1 to 2147483647/);
     await assert.rejects(loose.enqueue(1, { delay: "soon" as never }), /delay must look like/);
     await assert.rejects(loose.enqueue(1, { runAt: new Date("nope") }), ConfigError);
     await assert.rejects(loose.enqueue(1, { key: "" }), ConfigError);
@@ -130,6 +132,7 @@ describe("bad input", () => {
     assert.equal(await stored(offload), 0);
     assert.throws(() => offload.task({ name: "loose", run: () => 1 }), /already registered/);
     assert.throws(() => offload.task({ name: "r", retry: { attempts: -1 }, run: () => 1 }), ConfigError);
+    assert.throws(() => offload.task({ name: "r", retry: { attempts: 2 ** 31 }, run: () => 1 }), /retry.attempts must be an integer from 1 to 2147483647/);
     assert.throws(() => offload.task({ name: "nul\u0000name", run: () => 1 }), /without U\+0000/);
     assert.throws(() => offload.worker({ id: "w\u00001" }), /worker id must be 1-200 characters without U\+0000/);
     // Loop periods of 0 ms would spin on the backend.

@@ -7,6 +7,7 @@
 import type { EnqueueResult, NewJob } from "../backend.ts";
 import type { QueryName } from "./queries.ts";
 import { type Row, toJobRecord } from "./rows.ts";
+import { storableText } from "./text.ts";
 import type { RunQuery } from "./transaction.ts";
 
 /** What a plain insert reports: the id and the state it was stored in (all the port promises). */
@@ -35,14 +36,20 @@ export async function enqueueJobs(
     await run(sql["enqueue"], [...columns, owners, now, channel]);
     return jobs.map((job) => ({ job: inserted(job, now), created: true }));
   }
-  const rows = await run(sql["enqueue-keyed"], [...columns, jobs.map((j) => j.key ?? null), owners, now, channel]);
+  // Keys as stored (text): a key with a lone surrogate comes back with U+FFFD in its place, and
+  // is matched to its holder by that form.
+  const keys = jobs.map((j) => (j.key === undefined ? undefined : storableText(j.key)));
+  const rows = await run(sql["enqueue-keyed"], [...columns, keys.map((k) => k ?? null), owners, now, channel]);
   const created = new Set<string>();
   const byKey = new Map<string, Row>();
   for (const row of rows) {
     if (row["created"] === true) created.add(String(row["id"]));
     if (typeof row["key"] === "string") byKey.set(row["key"], row);
   }
-  const missing = (): Array<string | undefined> => jobs.filter((j) => !created.has(j.id) && j.key !== undefined && !byKey.has(j.key)).map((j) => j.key);
+  const missing = (): string[] => jobs.flatMap((j, i) => {
+    const key = keys[i];
+    return !created.has(j.id) && key !== undefined && !byKey.has(key) ? [key] : [];
+  });
   if (missing().length > 0) {
     // The holder committed while our statement ran, after its snapshot: a new statement sees it.
     for (const row of await run(sql["enqueue-find-key"], [missing()])) byKey.set(String(row["key"]), row);
@@ -52,9 +59,10 @@ export async function enqueueJobs(
     // during this enqueue, so it is the answer (a new job would be a second one for that moment).
     for (const row of await run(sql["enqueue-find-last-key"], [missing()])) byKey.set(String(row["key"]), row);
   }
-  return jobs.map((job) => {
+  return jobs.map((job, i) => {
     if (created.has(job.id)) return { job: inserted(job, now), created: true };
-    const holder = job.key === undefined ? undefined : byKey.get(job.key);
+    const key = keys[i];
+    const holder = key === undefined ? undefined : byKey.get(key);
     if (!holder) throw new Error(`enqueue: job ${job.id} was neither stored nor matched by key ${String(job.key)}`);
     return { job: toJobRecord(holder), created: false };
   });

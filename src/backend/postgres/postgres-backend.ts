@@ -18,6 +18,7 @@ import { type MigrateResult, migrate } from "./migrate.ts";
 import { channelName, loadQueries, type QueryName } from "./queries.ts";
 import { type Row, toJobEvent, toJobRecord } from "./rows.ts";
 import { pooledQuery } from "./pooled-query.ts";
+import { storable, storableText } from "./text.ts";
 import { type RunQuery, transactionRunner } from "./transaction.ts";
 
 export type { PostgresOptions };
@@ -144,7 +145,7 @@ export class PostgresBackend implements Backend {
   }
 
   async fail(request: FailRequest): Promise<FailStatus> {
-    const error = JSON.stringify(withoutNul(request.error));
+    const error = JSON.stringify(storable(request.error));
     const row = (await this.#write("fail", [request.id, request.token, error, request.retryAt ?? null, request.now]))[0];
     if (!row) return "LEASE_LOST";
     return row["state"] === "retrying" ? "RETRYING" : row["state"] === "cancelled" ? "CANCELLED" : "FAILED";
@@ -162,13 +163,13 @@ export class PostgresBackend implements Backend {
   }
 
   async progress(request: Lease & { progress: number; message: string | undefined; now: number }): Promise<AckStatus> {
-    const message = request.message === undefined ? null : withoutNul(request.message);
+    const message = request.message === undefined ? null : storableText(request.message);
     const rows = await this.#write("progress", [request.id, request.token, request.progress, message, request.now]);
     return rows.length > 0 ? "OK" : "LEASE_LOST";
   }
 
   async log(request: Lease & { line: string; now: number }): Promise<AckStatus> {
-    const rows = await this.#write("log", [request.id, request.token, withoutNul(request.line), request.now]);
+    const rows = await this.#write("log", [request.id, request.token, storableText(request.line), request.now]);
     return rows.length > 0 ? "OK" : "LEASE_LOST";
   }
 
@@ -272,13 +273,4 @@ function claimOrder(a: ClaimedJob, b: ClaimedJob): number {
 
 function isCode(error: unknown, code: string): boolean {
   return typeof error === "object" && error !== null && (error as { code?: unknown }).code === code;
-}
-
-/** PostgreSQL text cannot hold U+0000; a handler's error message or log line might. */
-function withoutNul<T>(value: T): T {
-  if (typeof value === "string") return value.replaceAll("\u0000", "\uFFFD") as T;
-  if (typeof value === "object" && value !== null) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withoutNul(v)])) as T;
-  }
-  return value;
 }

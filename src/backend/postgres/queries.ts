@@ -1,6 +1,7 @@
 // Loads the SQL beside this module once, by operation name, for one schema. The files name every
 // table `offload.<table>`; that prefix becomes the configured schema (quoted) at load, so the SQL
 // stays readable and runnable as written for the default schema.
+import { createHash } from "node:crypto";
 import { readFileSync, readdirSync } from "node:fs";
 
 const QUERY_NAMES = [
@@ -66,7 +67,17 @@ export function loadMigrations(schema: string): Migration[] {
     .map((f) => ({ version: Number(f.slice(0, 3)), name: f.replace(/\.sql$/, ""), sql: inSchema(readFileSync(new URL(f, dir), "utf8"), schema) }));
 }
 
-/** The LISTEN/NOTIFY channel of a schema; every writing statement takes it as a parameter and notifies on it. */
+/** Channel names are identifiers: pg_notify refuses 64 bytes or more, and LISTEN truncates them. */
+const MAX_CHANNEL_BYTES = 63;
+
+/**
+ * The LISTEN/NOTIFY channel of a schema; every writing statement takes it as a parameter and
+ * notifies on it. `offload:<schema>`, unless that is too long (a schema of 56+ characters): then
+ * the schema's start and a hash of all of it, so two long names never share a channel.
+ */
 export function channelName(schema: string): string {
-  return `offload:${schema}`;
+  const plain = `offload:${schema}`;
+  if (plain.length <= MAX_CHANNEL_BYTES) return plain; // schema names are ASCII: characters are bytes
+  const hash = createHash("sha256").update(schema).digest("hex").slice(0, 16);
+  return `${plain.slice(0, MAX_CHANNEL_BYTES - hash.length - 1)}:${hash}`;
 }

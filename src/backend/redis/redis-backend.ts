@@ -11,6 +11,7 @@ import { Cluster, type Redis } from "ioredis";
 import type { ClaimedJob, JobRecord, JobState } from "../../core/job.ts";
 import { JOB_STATES } from "../../core/job.ts";
 import { type Duration, toMs } from "../../core/duration.ts";
+import { ConfigError } from "../../core/errors.ts";
 import { randomToken } from "../../core/ids.ts";
 import type {
   AckStatus, Backend, CancelStatus, ClaimRequest, CompleteAck, EnqueueRequest, EnqueueResult,
@@ -58,8 +59,11 @@ export class RedisBackend implements Backend {
   constructor(options: RedisBackendOptions) {
     const fromUrl = options.url === undefined ? undefined : parseRedisUrl(options.url).options;
     const prefix = options.prefix ?? fromUrl?.prefix ?? "offload";
-    if (!PREFIX.test(prefix)) throw new Error(`redis prefix ${JSON.stringify(prefix)} must be 1-100 of A-Z a-z 0-9 _ . : -`);
+    if (!PREFIX.test(prefix)) throw new ConfigError(`redis prefix ${JSON.stringify(prefix)} must be 1-100 of A-Z a-z 0-9 _ . : -`);
     const maxEvents = options.maxEvents ?? fromUrl?.maxEvents ?? 100_000;
+    // As the URL's ?maxEvents= is checked: a fractional cap makes the trim's MINID an invalid
+    // stream id, and the script fails after its writes (a transition applied, reported failed).
+    if (!Number.isSafeInteger(maxEvents) || maxEvents < 1) throw new ConfigError(`redis maxEvents must be a positive integer, got ${maxEvents}`);
     const replyTimeoutMs = options.replyTimeout === undefined ? fromUrl?.replyTimeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS : toMs(options.replyTimeout, "replyTimeout");
     this.keyPrefix = `{${prefix}}:`;
     if (options.client) {

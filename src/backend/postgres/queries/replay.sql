@@ -1,5 +1,6 @@
 -- Bulk retry of failed jobs matching the filters. A job whose idempotency key an unfinished job
--- holds now is skipped, and of several failed jobs sharing a key only the newest is replayed, so
+-- holds now is skipped, and of several failed jobs sharing a key only the one that failed last
+-- (the latest finished_at, then the highest id) is replayed, as on every backend, so
 -- the statement never trips the unique key index. Keyless jobs are told apart from keyed ones
 -- (`key IS NULL` leads the DISTINCT), or a key equal to another job's id would merge the two.
 -- $1 queue text, $2 task text, $3 since bigint, $4 until bigint (each NULL for any), $5 now bigint,
@@ -15,7 +16,7 @@ WITH candidates AS (
      AND ($4::bigint IS NULL OR j.finished_at <= $4::bigint)
      AND (j.key IS NULL OR NOT EXISTS (
            SELECT FROM offload.jobs u WHERE u.key = j.key AND u.state IN ('scheduled', 'queued', 'active', 'retrying')))
-   ORDER BY j.key IS NULL, coalesce(j.key, j.id), j.id DESC
+   ORDER BY j.key IS NULL, coalesce(j.key, j.id), j.finished_at DESC, j.id DESC
 ), moved AS (
   UPDATE offload.jobs
      SET state = 'queued', attempt = 0, run_at = $5::bigint, finished_at = NULL, cancel_requested = false,

@@ -20,7 +20,12 @@ for i = 0, n - 1 do
   local holder = false
   if key ~= '-' then
     key = string.sub(key, 2)
-    holder = batch_keys[key] or redis.call('HGET', P .. 'keys', key)
+    holder = batch_keys[key]
+    if not holder then
+      holder = redis.call('HGET', P .. 'keys', key)
+      -- A holder whose hash is gone (deleted by hand) holds nothing: its HGETALL would be empty.
+      if holder and redis.call('EXISTS', jobkey(holder)) == 0 then holder = false end
+    end
   end
   if holder then
     holders[i] = holder

@@ -179,7 +179,8 @@ local function requeue(id)
   local key = f[4]
   if key then
     local holder = redis.call('HGET', P .. 'keys', key)
-    if holder and holder ~= id then return 'KEY_IN_USE' end
+    -- A holder whose hash is gone (deleted by hand) holds nothing, as in enqueue.lua.
+    if holder and holder ~= id and redis.call('EXISTS', jobkey(holder)) == 1 then return 'KEY_IN_USE' end
     redis.call('HSET', P .. 'keys', key, id)
   end
   redis.call('ZREM', P .. 'done:' .. f[1], id)

@@ -1,7 +1,8 @@
 -- Bulk replay of failed jobs, one chunk per call: looks at up to `chunk` failed jobs (last
 -- finished first) from `skip` on, within [since, until], and requeues those of the queue and
 -- task asked for. A job whose key another unfinished job holds now is skipped, not an error; so
--- of several failed jobs sharing a key, the newest is the one requeued (as on every backend).
+-- of several failed jobs sharing a key, the one that failed last (ties: the highest id) is the one
+-- requeued, as on every backend.
 -- KEYS[1] <prefix>queues   ARGV[1..4] common (lib.lua)
 -- ARGV[5] queue ("" any)  ARGV[6] task ("" any)  ARGV[7] since ("-inf")  ARGV[8] until ("+inf")
 -- ARGV[9] skip  ARGV[10] chunk

@@ -1,0 +1,51 @@
+// Redis: an idempotency key whose holder's hash is gone (deleted by hand, as in the bookkeeping
+// test's claim case) is free, instead of failing every later enqueue or retry with that key.
+import assert from "node:assert/strict";
+import { after, it } from "node:test";
+import { Redis } from "ioredis";
+import { unlinkMatching } from "./redis-helpers.ts";
+import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
+import { randomToken, uuidv7 } from "../../src/core/ids.ts";
+import { T0, attemptError, claimOne, enqueueOne } from "../conformance/fixtures.ts";
+
+const url = process.env["OFFLOAD_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379";
+const run = `r${randomToken().slice(0, 8)}`;
+const admin = new Redis(url);
+let n = 0;
+
+it("an enqueue with a key whose holder's hash is gone stores the new job and hands the key to it", async () => {
+  const b = new RedisBackend({ url, prefix: `${run}-${n++}` });
+  try {
+    const gone = await enqueueOne(b, { key: "k" });
+    await admin.del(`${b.keyPrefix}job:${gone}`);
+    const id = uuidv7(T0);
+    const [result] = await b.enqueue({ jobs: [{ id, task: "t", queue: "q", payloadJson: "1", priority: 0, runAt: T0, maxAttempts: 1, key: "k", owner: undefined }], now: T0 });
+    assert.deepEqual(result, { job: { id, state: "queued" }, created: true });
+    assert.equal(await admin.hget(`${b.keyPrefix}keys`, "k"), id);
+  } finally {
+    await b.close();
+  }
+});
+
+it("retry of a job whose key is held by a job whose hash is gone requeues it", async () => {
+  const b = new RedisBackend({ url, prefix: `${run}-${n++}` });
+  try {
+    const failed = await enqueueOne(b, { key: "k", maxAttempts: 1 });
+    const c = await claimOne(b);
+    assert.equal(await b.fail({ id: failed, token: c.token, error: attemptError(1), retryAt: undefined, now: T0 }), "FAILED");
+    const holder = await enqueueOne(b, { id: uuidv7(T0 + 1), key: "k" }, T0 + 1);
+    await admin.del(`${b.keyPrefix}job:${holder}`);
+    assert.equal(await b.retry(failed, T0 + 2), "QUEUED");
+    assert.equal(await admin.hget(`${b.keyPrefix}keys`, "k"), failed);
+  } finally {
+    await b.close();
+  }
+});
+
+after(async () => {
+  try {
+    await unlinkMatching(admin, `{${run}-*`);
+  } finally {
+    await admin.quit();
+  }
+});
