@@ -7,6 +7,7 @@ import { unlinkMatching } from "./redis-helpers.ts";
 import { openBackend } from "../../src/backend/open.ts";
 import { closeClient, createClient } from "../../src/backend/redis/connection.ts";
 import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
+import { ConfigError } from "../../src/core/errors.ts";
 import { randomToken, uuidv7 } from "../../src/core/ids.ts";
 import { defineBackendSuite } from "../conformance/suite.ts";
 import { T0, newJob } from "../conformance/fixtures.ts";
@@ -65,6 +66,15 @@ describe("redis adapter specifics", () => {
     } finally {
       await backend.close();
     }
+  });
+
+  it("a maxEvents or prefix that is not valid is a ConfigError when the backend is made", () => {
+    // A fractional cap made the feed trim's MINID an invalid stream id: the script failed after
+    // all its writes, so an enqueue that stored its jobs was reported failed.
+    for (const maxEvents of [100.5, 0, -1, Number.NaN]) {
+      assert.throws(() => new RedisBackend({ url, prefix: `${run}-refused`, maxEvents }), (e: unknown) => e instanceof ConfigError && /maxEvents must be a positive integer/.test(e.message), String(maxEvents));
+    }
+    assert.throws(() => new RedisBackend({ url, prefix: "has space" }), ConfigError);
   });
 
   it("caps the global event feed, and keeps each job's own events", async () => {
