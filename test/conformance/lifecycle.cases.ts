@@ -75,6 +75,21 @@ export function lifecycleCases(use: UseBackend): void {
     assert.deepEqual(batch.map((c) => c.job.priority), [2, 1, 0], "a batch claim comes back in claim order");
   }));
 
+  it("a claim fills its batch across many priority levels, past levels whose jobs were all cancelled", use(async (b) => {
+    // 12 levels above the rest hold only cancelled jobs; 40 more levels hold one job each.
+    const cancelled = Array.from({ length: 12 }, (_, i) => newJob({ id: uuidv7(T0), priority: 1_000 + i }));
+    const kept = Array.from({ length: 40 }, (_, i) => newJob({ id: uuidv7(T0), priority: i }));
+    await b.enqueue({ jobs: [...cancelled, ...kept], now: T0 });
+    for (const job of cancelled) assert.equal(await b.cancel(job.id, T0), "CANCELLED");
+    for (const queues of [["q"], ["q", "elsewhere"]]) {
+      const batch = await b.claim({ queues, limit: 5, worker: "w", leaseMs: LEASE, now: T0 + 1 });
+      assert.equal(batch.length, 5, `a full batch from ${queues.join(", ")}`);
+      assert.deepEqual(batch.map((c) => c.job.priority), batch.map((c) => c.job.priority).sort((x, y) => y - x), "in priority order");
+    }
+    const all = await b.claim({ queues: ["q"], limit: 100, worker: "w", leaseMs: LEASE, now: T0 + 2 });
+    assert.deepEqual(all.map((c) => c.job.priority), Array.from({ length: 30 }, (_, i) => 29 - i), "the rest, highest first");
+  }));
+
   it("a delayed job is scheduled, not claimable before its time, claimable after", use(async (b) => {
     const id = await enqueueOne(b, { runAt: T0 + 60_000 });
     assert.equal((await b.getJob(id))?.state, "scheduled");

@@ -42,30 +42,43 @@ end
 --    With one queue the order is final, so the candidates are popped at once.
 local single = #ARGV == FIRST_QUEUE
 local ids, queues, zkeys, prios, runs = {}, {}, {}, {}, {}
+--    The levels are read a page of `limit` at a time: a claim needs at most that many levels with
+--    jobs, and a queue may have thousands. A level found empty is dropped from `prios`, which
+--    moves the levels after it up the ranking, so the next page starts that much earlier.
 for qi = FIRST_QUEUE, #ARGV do
   local queue = ARGV[qi]
-  local taken = 0
-  for _, prio in ipairs(redis.call('ZREVRANGE', P .. 'prios:' .. queue, 0, -1)) do
-    if taken >= limit then break end
-    local zkey = P .. 'queued:' .. queue .. ':' .. prio
-    local rows
-    if single then
-      rows = redis.call('ZPOPMIN', zkey, limit - taken)
-    else
-      rows = redis.call('ZRANGE', zkey, 0, limit - taken - 1, 'WITHSCORES')
-    end
-    if #rows == 0 then redis.call('ZREM', P .. 'prios:' .. queue, prio) end
-    for i = 1, #rows, 2 do
-      local j = #ids + 1
-      ids[j] = rows[i]
-      queues[j] = queue
-      if not single then
-        zkeys[j] = zkey
-        prios[j] = tonumber(prio)
-        runs[j] = tonumber(rows[i + 1])
+  local prio_key = P .. 'prios:' .. queue
+  local taken, start = 0, 0
+  while taken < limit do
+    local levels = redis.call('ZREVRANGE', prio_key, start, start + limit - 1)
+    if #levels == 0 then break end
+    local dropped = 0
+    for _, prio in ipairs(levels) do
+      if taken >= limit then break end
+      local zkey = P .. 'queued:' .. queue .. ':' .. prio
+      local rows
+      if single then
+        rows = redis.call('ZPOPMIN', zkey, limit - taken)
+      else
+        rows = redis.call('ZRANGE', zkey, 0, limit - taken - 1, 'WITHSCORES')
       end
-      taken = taken + 1
+      if #rows == 0 then
+        redis.call('ZREM', prio_key, prio)
+        dropped = dropped + 1
+      end
+      for i = 1, #rows, 2 do
+        local j = #ids + 1
+        ids[j] = rows[i]
+        queues[j] = queue
+        if not single then
+          zkeys[j] = zkey
+          prios[j] = tonumber(prio)
+          runs[j] = tonumber(rows[i + 1])
+        end
+        taken = taken + 1
+      end
     end
+    start = start + #levels - dropped
   end
 end
 local order = {}
