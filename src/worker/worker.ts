@@ -95,6 +95,10 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
   #maintenance: Maintenance | undefined;
   #heartbeat: Promise<void> | undefined;
   #unwatch: (() => void) | undefined;
+  /** Set once stop() hands jobs back: a claim answered after that runs nothing. */
+  #handingBack = false;
+  /** Hand-backs of jobs whose claim was answered after that: stop() waits for them. */
+  readonly #lateReleases = new Set<Promise<void>>();
 
   constructor(deps: WorkerDeps, options: WorkerOptions = {}) {
     super();
@@ -164,17 +168,22 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     this.#wakeup.notify();
     // A start() still opening the backend would otherwise set up its loops after this returned.
     await this.#starting?.catch(() => {});
-    await this.#loop;
-    const allDone = Promise.all([...this.#running.values(), ...this.#acking.values()].map((r) => r.done));
-    if (this.#running.size > 0 || this.#acking.size > 0) {
-      // Running jobs, and acknowledgements that are being retried, get the grace period.
-      const timer = new AbortController();
-      await Promise.race([allDone, this.#deps.clock.sleep(graceMs, timer.signal).catch(() => {})]);
-      timer.abort();
-    }
+    // Running jobs, and acknowledgements that are being retried, get the grace period. It runs
+    // from here, not from the end of the claims in flight: a claim on a connection to a host that
+    // vanished can hang for minutes, and the jobs already running must still be stopped and
+    // handed back.
+    const timer = new AbortController();
+    const graceOver = this.#deps.clock.sleep(graceMs, timer.signal).catch(() => {});
+    await Promise.race([this.#loop, graceOver]);
+    await Promise.race([this.#allDone(), graceOver]);
+    timer.abort();
     this.#ackRetry?.hurry();
     await this.#handBack();
-    await allDone;
+    // A claim still out is waited for only now, after the running jobs were handed back; the jobs
+    // it brings are handed back as it lands (#launch).
+    await this.#loop;
+    await Promise.all(this.#lateReleases);
+    await this.#allDone();
     await this.#batcher?.drain();
     this.#finished.abort();
     await this.#heartbeat;
@@ -182,9 +191,21 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     this.#unwatch?.();
   }
 
+  /** Settles once no run is left, runs launched meanwhile included. */
+  async #allDone(): Promise<void> {
+    while (this.#running.size > 0 || this.#acking.size > 0) {
+      await Promise.all([...this.#running.values(), ...this.#acking.values()].map((r) => r.done));
+    }
+  }
+
   async #handBack(): Promise<void> {
+    this.#handingBack = true;
     const backend = this.#backend;
-    const left = [...this.#running.values()];
+    // A run already stopped by its timeout or a cancel request has its outcome decided and
+    // written within the hard stop, which stop() waits for anyway: handing it back too emitted
+    // `released` then `lease-lost`, and lost the timeout from the job's history. A run whose
+    // lease was lost has nothing to hand back.
+    const left = [...this.#running.values()].filter((r) => !r.control.aborted);
     if (!backend || left.length === 0) return;
     for (const r of left) r.control.abort(new ShuttingDown());
     const leases: Lease[] = left.map((r) => ({ id: r.claimed.job.id, token: r.claimed.token }));
@@ -195,6 +216,12 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
   }
 
   #launch(backend: Backend, claimed: ClaimedJob): void {
+    if (this.#handingBack) {
+      // Claimed by a request answered after stop() handed its jobs back: run nothing more, give
+      // the job back at once.
+      this.#releaseLate(backend, claimed);
+      return;
+    }
     const control = new JobControl();
     const writes = new Set<Promise<unknown>>();
     const running: Running = { claimed, control, writes, done: Promise.resolve() };
@@ -213,6 +240,16 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     });
   }
 
+  #releaseLate(backend: Backend, claimed: ClaimedJob): void {
+    const lease = { id: claimed.job.id, token: claimed.token };
+    // No event: the job never started here. Tried as a hand-back is; if every try fails, the job
+    // is left to its lease.
+    const released = this.#withRetry(() => backend.release([lease], this.#deps.clock.now())).then(() => {
+      this.#lateReleases.delete(released);
+    });
+    this.#lateReleases.add(released);
+  }
+
   async #run(backend: Backend, running: Running): Promise<void> {
     const started = this.#deps.clock.now();
     const execution = await execute(
@@ -221,15 +258,16 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
       running.control,
       (signal) => makeJobContext(backend, running.claimed, signal, { clock: this.#deps.clock, writes: running.writes, report: (e) => this.#report(e) }),
     );
-    await Promise.allSettled([...running.writes]);
     // The handler is done: free its slot now, so the next claim overlaps this acknowledgement
     // (for a networked backend, a round trip saved per batch). The lease stays renewed until the
-    // outcome is written.
+    // outcome is written. Moved before its last log and progress writes land: a run still in
+    // `#running` is handed back by stop(), and a finished job would then run again.
     const token = running.claimed.token;
     if (this.#running.delete(token)) {
       this.#acking.set(token, running);
       this.#wakeup.notify();
     }
+    await Promise.allSettled([...running.writes]);
     try {
       const event = await recordOutcome(
         { backend, complete: (ack) => this.#batcher!.complete(ack), retry: this.#ackRetry, worker: this.id, now: this.#deps.clock.now(), startedAt: started },

@@ -8,15 +8,7 @@ import { ConfigError, Offload, Worker } from "../../src/index.ts";
 import { TaskRegistry } from "../../src/worker/task-registry.ts";
 import { FakeClock, nextEvent } from "../../src/testing/index.ts";
 import { replacing } from "../conformance/fixtures.ts";
-
-
-function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
-}
+import { deferred } from "../support/deferred.ts";
 
 describe("worker interleavings", () => {
   it("two start() calls at once run one claim loop, so no more jobs run than the concurrency", async () => {
