@@ -73,17 +73,27 @@ function runUntilAborted(
   clock: Clock,
 ): Promise<unknown> {
   const running = task.run(claimed.job.payload, makeContext(control.signal));
-  // Ended with the run: a handler that stops when asked must not leave a 1 s timer behind it
-  // (a stopped worker's process would stay alive for it; a fake clock would count it).
-  const hardStop = new AbortController();
-  const settled = new Promise((resolve, reject) => {
-    running.then(resolve, reject);
+  return new Promise((resolve, reject) => {
+    // Made only once the run is aborted (nothing per job on the hot path), and ended with the run:
+    // a handler that stops when asked must not leave a 1 s timer behind it (a stopped worker's
+    // process would stay alive for it; a fake clock would count it).
+    let hardStop: AbortController | undefined;
+    running.then(
+      (value) => {
+        hardStop?.abort();
+        resolve(value);
+      },
+      (error: unknown) => {
+        hardStop?.abort();
+        reject(error);
+      },
+    );
     // Settling twice is a no-op: whichever of the handler and the hard stop comes first wins.
     control.onAbort(() => {
+      hardStop = new AbortController();
       clock.sleep(HARD_STOP_GRACE_MS, hardStop.signal).then(() => reject(control.signal.reason as Error), () => {});
     });
   });
-  return settled.finally(() => hardStop.abort());
 }
 
 function isAbandoned(signal: AbortSignal): boolean {
