@@ -8,12 +8,9 @@ describe("FakeClock wakes sleepers in time order", () => {
   it("one advance past several deadlines wakes the earliest first, whatever order they slept in", async () => {
     const clock = new FakeClock(0);
     const woke: string[] = [];
-    const all = Promise.all([
-      clock.sleep(300).then(() => woke.push("300")),
-      clock.sleep(100).then(() => woke.push("100")),
-      clock.sleep(200).then(() => woke.push("200 first")),
-      clock.sleep(200).then(() => woke.push("200 second")),
-    ]);
+    // Fake-clock sleeps: they end only when the test advances the clock.
+    const sleeper = (ms: number, name: string): Promise<number> => clock.sleep(ms).then(() => woke.push(name));
+    const all = Promise.all([sleeper(300, "300"), sleeper(100, "100"), sleeper(200, "200 first"), sleeper(200, "200 second")]);
     clock.advance(1_000);
     await all;
     assert.deepEqual(woke, ["100", "200 first", "200 second", "300"]);
