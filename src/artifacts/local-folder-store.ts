@@ -2,7 +2,7 @@
 // temporary name and renamed into place, so a concurrent reader sees the old file or the whole
 // new one. Web and worker processes on one machine share it by pointing at the same folder.
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
+import { lstat, mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -29,20 +29,25 @@ export class LocalFolderStore implements ArtifactStore {
     const target = join(folder, name);
     // The temporary name starts with "." so list() never shows a file still being written.
     const temporary = join(folder, `.${name}.${randomToken().slice(0, 8)}.tmp`);
+    let size: number;
     try {
       await pipeline(toNodeReadable(body), createWriteStream(temporary));
+      // The size of what this call wrote, taken before the rename: after it, a concurrent put of
+      // the same name may already have replaced the file.
+      size = (await stat(temporary)).size;
       await rename(temporary, target);
     } catch (error) {
       await rm(temporary, { force: true });
       throw error;
     }
-    return { jobId, name, size: (await stat(target)).size };
+    return { jobId, name, size };
   }
 
   async get(jobId: string, name: string): Promise<StoredArtifact | undefined> {
     if (!isJobId(jobId) || !isArtifactName(name)) return undefined;
     const path = join(this.dir, jobId, name);
-    const info = await stat(path).catch(() => undefined);
+    // lstat: only files the store wrote are served, never what a symbolic link points at.
+    const info = await lstat(path).catch(() => undefined);
     if (!info?.isFile()) return undefined;
     const body = Readable.toWeb(createReadStream(path)) as ReadableStream<Uint8Array>;
     return { jobId, name, size: info.size, body };
@@ -54,7 +59,7 @@ export class LocalFolderStore implements ArtifactStore {
     const names = await readdir(folder).catch(() => [] as string[]);
     const infos: ArtifactInfo[] = [];
     for (const name of names.filter(isArtifactName).sort()) {
-      const info = await stat(join(folder, name)).catch(() => undefined);
+      const info = await lstat(join(folder, name)).catch(() => undefined);
       if (info?.isFile()) infos.push({ jobId, name, size: info.size });
     }
     return infos;

@@ -1,7 +1,7 @@
 // The pieces under offload/http, without a server: signatures and their expiry on a FakeClock,
 // job tokens, the artifact store's file rules, the public job view, and ctx.artifacts.
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -92,6 +92,15 @@ describe("LocalFolderStore", () => {
     }
     await assert.rejects(store.put("../../etc", "a.txt", "x"), /not a job id/);
     assert.equal(await store.get(JOB, "../a.txt"), undefined);
+  });
+
+  it("serves and lists only files it wrote, not what a symbolic link in a job's folder points at", async () => {
+    const secret = join(dir, "outside.txt");
+    writeFileSync(secret, "not an artifact");
+    await store.put(JOB, "real.txt", "mine");
+    symlinkSync(secret, join(dir, "store", JOB, "link.txt"));
+    assert.equal(await store.get(JOB, "link.txt"), undefined);
+    assert.deepEqual((await store.list(JOB)).map((a) => a.name).filter((n) => n === "link.txt" || n === "real.txt"), ["real.txt"]);
   });
 
   it("leaves nothing behind when a stream fails half way", async () => {
