@@ -11,7 +11,7 @@ import { EventEmitter } from "node:events";
 import type { Backend, Lease, Retention } from "../backend/backend.ts";
 import type { Clock } from "../core/clock.ts";
 import { type Duration, toMs } from "../core/duration.ts";
-import { ConfigError, toError } from "../core/errors.ts";
+import { ClosedError, ConfigError, toError } from "../core/errors.ts";
 import { randomToken } from "../core/ids.ts";
 import type { ClaimedJob } from "../core/job.ts";
 import { unlessAborted } from "../core/unless-aborted.ts";
@@ -122,8 +122,13 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     return this.#stopping.signal.aborted;
   }
 
-  /** Starts claiming. Resolves once the backend is open and the loop is running. */
+  /**
+   * Starts claiming. Resolves once the backend is open and the loop is running. A stopped worker
+   * does not start again (ClosedError): its hand-backs and lease renewals are over, so a fresh
+   * one is the clear way (`offload.worker()`).
+   */
   start(): Promise<void> {
+    if (this.#stopping.signal.aborted) return Promise.reject(new ClosedError(`worker ${this.id} was stopped: make a new one to start again`));
     if (!this.#starting) {
       const starting = this.#start();
       this.#starting = starting;

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Backend } from "../../src/backend/backend.ts";
 import { openBackend } from "../../src/backend/open.ts";
-import { ConfigError, Offload, Worker } from "../../src/index.ts";
+import { ClosedError, ConfigError, Offload, Worker } from "../../src/index.ts";
 import { TaskRegistry } from "../../src/worker/task-registry.ts";
 import { FakeClock, nextEvent } from "../../src/testing/index.ts";
 import { replacing } from "../conformance/fixtures.ts";
@@ -262,6 +262,21 @@ describe("worker interleavings", () => {
     } finally {
       await offload.close({ grace: 0 });
       await real.close();
+    }
+  });
+
+  it("a stopped worker does not start again: start() rejects with ClosedError instead of doing nothing", async () => {
+    const offload = new Offload({ backend: "sqlite::memory:", clock: new FakeClock() });
+    try {
+      const worker = offload.worker();
+      await worker.start();
+      await worker.stop({ grace: 0 });
+      await assert.rejects(worker.start(), (e: unknown) => e instanceof ClosedError && /make a new one/.test(e.message));
+      const never = offload.worker();
+      await never.stop();
+      await assert.rejects(never.start(), ClosedError);
+    } finally {
+      await offload.close({ grace: 0 });
     }
   });
 
