@@ -4,12 +4,15 @@ import { execFileSync } from "node:child_process";
 import { cpSync, globSync, mkdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 
-rmSync("dist", { recursive: true, force: true });
-execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json"], { stdio: "inherit" });
+// `--out <dir>` builds elsewhere (the package test builds into a temp folder, leaving dist/ alone).
+const at = process.argv.indexOf("--out");
+const out = at > 0 ? (process.argv[at + 1] ?? "dist") : "dist";
+rmSync(out, { recursive: true, force: true });
+execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json", "--outDir", out], { stdio: "inherit" });
 const assets = globSync("src/**/*.{sql,lua}");
 for (const file of assets) {
-  const target = join("dist", file.slice("src/".length));
+  const target = join(out, file.slice("src/".length));
   mkdirSync(dirname(target), { recursive: true });
   cpSync(file, target);
 }
-console.log(`built dist/ (${assets.length} SQL/Lua files copied)`);
+console.log(`built ${out}/ (${assets.length} SQL/Lua files copied)`);
