@@ -147,6 +147,7 @@ export class ClaimLoop {
       try {
         this.#idleUntil = clock.now() + (await this.#timeToLookAgain(free > 0));
         this.#idleUntilKnowsDue = free > 0;
+        this.#failures = 0; // the backend answers again: the back-off starts over at its next failure
       } catch (error) {
         this.#failed(error);
         return;

@@ -280,6 +280,41 @@ describe("worker interleavings", () => {
     }
   });
 
+  it("after an outage of the idle loop's look-ahead, one failed claim backs off from the start, not by the outage's count", async () => {
+    const clock = new FakeClock();
+    const real = await openBackend("sqlite::memory:");
+    let lookAheadFailures = 6;
+    let claimFailures = 0;
+    const backend = replacing(real, {
+      nextDueAt: (queues) => (lookAheadFailures-- > 0 ? Promise.reject(new Error("connection refused")) : real.nextDueAt(queues)),
+      claim: (request) => (claimFailures-- > 0 ? Promise.reject(new Error("connection reset")) : real.claim(request)),
+    });
+    const offload = new Offload({ backend, clock });
+    try {
+      const task = offload.task({ name: "after-outage", run: () => "ran" });
+      const worker = offload.worker({ poll: "7s" });
+      worker.on("error", () => {});
+      await worker.start();
+      // The look-ahead fails six times in a row; the loop backs off 100, 200, 400, 800, 1,600, 3,200 ms.
+      for (const pause of [100, 200, 400, 800, 1_600, 3_200]) {
+        await clock.sleeping(pause);
+        clock.advance(pause);
+      }
+      await clock.sleeping(7_000); // the backend answers again: idle until a change or the poll
+      claimFailures = 1;
+      const job = await task.enqueue(null); // a change: the loop claims, and that claim fails once
+      // A first failure after the recovery waits the first step of the back-off (100 ms), not the
+      // step the outage had counted up to (50 ms × 2^7).
+      const backedOff = await Promise.race([clock.sleeping(100).then(() => 100), clock.sleeping(6_400).then(() => 6_400)]);
+      assert.equal(backedOff, 100);
+      clock.advance(100);
+      assert.equal(await job.result(), "ran");
+    } finally {
+      await offload.close({ grace: 0 });
+      await real.close();
+    }
+  });
+
   it("inline mode refuses a bad delay or runAt as queue mode does, and runs nothing", async () => {
     const offload = new Offload({ mode: "inline" });
     try {
