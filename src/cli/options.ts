@@ -1,5 +1,5 @@
 // Parsing and checking CLI option values; a bad value is a ConfigError naming the flag.
-import { toMs } from "../core/duration.ts";
+import { positiveMs, toMs } from "../core/duration.ts";
 import { ConfigError } from "../core/errors.ts";
 import { isJobState, type JobState } from "../core/job.ts";
 import { JOB_STATES } from "../core/job.ts";
@@ -29,7 +29,5 @@ export function instant(text: string | undefined, flag: string): number | undefi
 
 /** Milliseconds in a duration flag ("15s"), checked here so that the message names the flag. */
 export function duration(text: string, flag: string, options: { positive?: boolean } = {}): number {
-  const ms = toMs(text, flag);
-  if (options.positive && ms <= 0) throw new ConfigError(`${flag} must be longer than 0, got ${JSON.stringify(text)}`);
-  return ms;
+  return options.positive ? positiveMs(text, flag) : toMs(text, flag);
 }

@@ -27,3 +27,13 @@ function wholeMs(ms: number, what: string, shown: string): number {
   if (!Number.isSafeInteger(whole)) throw new ConfigError(`${what} is too long, got ${shown}`);
   return whole;
 }
+
+/**
+ * A duration that must be longer than 0 (a timeout, a loop period: at 0 a loop would spin), given
+ * in code or as a URL or CLI value, where digits alone are milliseconds ("2500").
+ */
+export function positiveMs(input: Duration | string, what: string): number {
+  const ms = toMs(typeof input === "string" && /^\d+$/.test(input.trim()) ? Number(input) : input, what);
+  if (ms <= 0) throw new ConfigError(`${what} must be longer than 0, got ${JSON.stringify(input)}`);
+  return ms;
+}

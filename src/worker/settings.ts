@@ -1,6 +1,6 @@
 // Worker options with their defaults applied and checked once, at construction.
 import { ConfigError } from "../core/errors.ts";
-import { toMs } from "../core/duration.ts";
+import { positiveMs, toMs } from "../core/duration.ts";
 import type { WorkerOptions } from "./worker.ts";
 
 export interface WorkerSettings {
@@ -16,18 +16,13 @@ export function workerSettings(options: WorkerOptions): WorkerSettings {
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new ConfigError(`concurrency must be an integer ≥ 1, got ${concurrency}`);
   const leaseMs = toMs(options.lease ?? "15s", "lease");
   // Both are loop periods: at 0 ms the heartbeat or the idle claim loop would spin on the backend.
-  const heartbeatMs = atLeastOneMs(toMs(options.heartbeat ?? Math.max(1, Math.min(1_000, Math.floor(leaseMs / 3))), "heartbeat"), "heartbeat");
+  const heartbeatMs = positiveMs(options.heartbeat ?? Math.max(1, Math.min(1_000, Math.floor(leaseMs / 3))), "heartbeat");
   if (heartbeatMs >= leaseMs) throw new ConfigError(`heartbeat (${heartbeatMs} ms) must be shorter than lease (${leaseMs} ms)`);
   return {
     concurrency,
     leaseMs,
     heartbeatMs,
-    pollMs: atLeastOneMs(toMs(options.poll ?? "1s", "poll"), "poll"),
+    pollMs: positiveMs(options.poll ?? "1s", "poll"),
     shutdownGraceMs: toMs(options.shutdownGrace ?? "10s", "shutdownGrace"),
   };
-}
-
-function atLeastOneMs(ms: number, what: string): number {
-  if (ms < 1) throw new ConfigError(`${what} must be at least 1 ms, got ${ms}`);
-  return ms;
 }

@@ -68,13 +68,15 @@ describe("redis adapter specifics", () => {
     }
   });
 
-  it("a maxEvents or prefix that is not valid is a ConfigError when the backend is made", () => {
+  it("a maxEvents, prefix or reply timeout that is not valid is a ConfigError when the backend is made", () => {
     // A fractional cap made the feed trim's MINID an invalid stream id: the script failed after
     // all its writes, so an enqueue that stored its jobs was reported failed.
     for (const maxEvents of [100.5, 0, -1, Number.NaN]) {
       assert.throws(() => new RedisBackend({ url, prefix: `${run}-refused`, maxEvents }), (e: unknown) => e instanceof ConfigError && /maxEvents must be a positive integer/.test(e.message), String(maxEvents));
     }
     assert.throws(() => new RedisBackend({ url, prefix: "has space" }), ConfigError);
+    // 0 would make ioredis drop a connection the moment a reply is due.
+    assert.throws(() => new RedisBackend({ url, prefix: `${run}-refused`, replyTimeout: 0 }), /replyTimeout must be longer than 0/);
   });
 
   it("caps the global event feed, and keeps each job's own events", async () => {

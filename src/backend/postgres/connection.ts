@@ -3,7 +3,7 @@
 // poll, replyTimeout) are taken out of the URL; everything else (sslmode, application_name, ...)
 // goes to pg.
 import pg from "pg";
-import { type Duration, toMs } from "../../core/duration.ts";
+import { type Duration, positiveMs } from "../../core/duration.ts";
 import { ConfigError } from "../../core/errors.ts";
 import { DEFAULT_SCHEMA, checkSchemaName } from "./queries.ts";
 
@@ -97,7 +97,7 @@ export function connectionSettings(options: PostgresOptions): ConnectionSettings
   const migrate = options.migrate ?? flag(params.get("migrate"), "migrate") ?? true;
   const poolSize = positiveInt(options.poolSize ?? params.get("pool"), "pool size") ?? 10;
   const pollMs = positiveInt(options.pollMs ?? params.get("poll"), "poll") ?? 5_000;
-  const replyTimeoutMs = replyTimeout(options.replyTimeout ?? params.get("replyTimeout"));
+  const replyTimeoutMs = positiveMs(options.replyTimeout ?? params.get("replyTimeout") ?? DEFAULT_REPLY_TIMEOUT_MS, "replyTimeout");
   for (const name of OWN_PARAMS) params.delete(name);
   const connectionString = parsed.toString();
   const timeouts = { query_timeout: replyTimeoutMs, connectionTimeoutMillis: replyTimeoutMs };
@@ -119,9 +119,3 @@ function connectingWithin(ms: number | undefined): typeof pg.Client {
   };
 }
 
-function replyTimeout(value: Duration | string | null): number {
-  if (value === null) return DEFAULT_REPLY_TIMEOUT_MS;
-  const ms = toMs(typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value, "replyTimeout");
-  if (ms <= 0) throw new ConfigError(`replyTimeout must be more than 0, got ${JSON.stringify(value)}`);
-  return ms;
-}

@@ -6,7 +6,7 @@
 //                                           (Sentinel: the sentinels, and the master group to follow)
 // Our own query parameters are removed before ioredis sees the URL (it would read them as options).
 import { Cluster, Redis, type RedisOptions } from "ioredis";
-import { toMs } from "../../core/duration.ts";
+import { positiveMs } from "../../core/duration.ts";
 import { BackendOpenError } from "../../core/errors.ts";
 
 export interface RedisUrlOptions {
@@ -58,20 +58,17 @@ export function parseRedisUrl(url: string): { base: string; options: RedisUrlOpt
     options: {
       prefix: params.get("prefix") ?? undefined,
       maxEvents: maxEvents === null ? undefined : Number(maxEvents),
-      replyTimeoutMs: replyTimeout === null ? undefined : replyTimeoutMs(url, /^\d+$/.test(replyTimeout) ? Number(replyTimeout) : replyTimeout),
+      replyTimeoutMs: replyTimeout === null ? undefined : replyTimeoutMs(url, replyTimeout),
     },
   };
 }
 
-function replyTimeoutMs(url: string, value: number | string): number {
-  let ms: number;
+function replyTimeoutMs(url: string, value: string): number {
   try {
-    ms = toMs(value, "replyTimeout");
+    return positiveMs(value, "replyTimeout");
   } catch (error) {
-    throw new BackendOpenError(url, (error as Error).message);
+    throw new BackendOpenError(url, (error as Error).message); // a URL that cannot be opened as given
   }
-  if (ms <= 0) throw new BackendOpenError(url, "replyTimeout must be more than 0");
-  return ms;
 }
 
 /** An ioredis client for `url`; `replyTimeoutMs` overrides the URL's ?replyTimeout=. */

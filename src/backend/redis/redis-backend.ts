@@ -10,7 +10,7 @@
 import { Cluster, type Redis } from "ioredis";
 import type { ClaimedJob, JobRecord, JobState } from "../../core/job.ts";
 import { JOB_STATES } from "../../core/job.ts";
-import { type Duration, toMs } from "../../core/duration.ts";
+import { type Duration, positiveMs } from "../../core/duration.ts";
 import { ConfigError } from "../../core/errors.ts";
 import { randomToken } from "../../core/ids.ts";
 import type {
@@ -64,7 +64,7 @@ export class RedisBackend implements Backend {
     // As the URL's ?maxEvents= is checked: a fractional cap makes the trim's MINID an invalid
     // stream id, and the script fails after its writes (a transition applied, reported failed).
     if (!Number.isSafeInteger(maxEvents) || maxEvents < 1) throw new ConfigError(`redis maxEvents must be a positive integer, got ${maxEvents}`);
-    const replyTimeoutMs = options.replyTimeout === undefined ? fromUrl?.replyTimeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS : toMs(options.replyTimeout, "replyTimeout");
+    const replyTimeoutMs = options.replyTimeout === undefined ? fromUrl?.replyTimeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS : positiveMs(options.replyTimeout, "replyTimeout");
     this.keyPrefix = `{${prefix}}:`;
     if (options.client) {
       this.#client = options.client;
