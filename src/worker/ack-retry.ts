@@ -3,10 +3,8 @@
 // because every acknowledgement is idempotent by lease token (the port's promise: a repeat of an
 // outcome already recorded by the same lease is answered as the first was and writes nothing),
 // and it spares the job a second run once its lease expires, and its error from being lost.
+import { RESEND_DELAYS_MS } from "../backend/resend-enqueue.ts";
 import type { Clock } from "../core/clock.ts";
-
-/** Pauses before each retry of a failed write: about 9 s in all, well inside a default lease. */
-export const ACK_RETRY_DELAYS_MS: readonly number[] = [50, 200, 500, 1_000, 2_000, 5_000];
 
 export class AckRetry {
   readonly #clock: Clock;
@@ -29,7 +27,7 @@ export class AckRetry {
       try {
         return await work();
       } catch (error) {
-        const pause = ACK_RETRY_DELAYS_MS[retry];
+        const pause = RESEND_DELAYS_MS[retry];
         if (pause === undefined || this.#hurry.signal.aborted) throw error;
         this.#retrying(error);
         // Cut short by hurry(): then the loop makes its last attempt at once.

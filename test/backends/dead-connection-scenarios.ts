@@ -1,7 +1,7 @@
 // Scenarios shared by the dead-connection tests of each server backend (they go through a
 // FreezingProxy): the same guarantee, one server's way of breaking it at a time.
 import assert from "node:assert/strict";
-import type { Backend } from "../../src/backend/backend.ts";
+import type { Backend, NewJob } from "../../src/backend/backend.ts";
 import { Offload } from "../../src/index.ts";
 import type { FreezingProxy } from "./freezing-proxy.ts";
 import { newJob } from "../conformance/fixtures.ts";
@@ -57,4 +57,42 @@ export async function watcherHearsAgainAfterFreeze(backend: Backend, writer: Bac
   } finally {
     stop();
   }
+}
+
+/**
+ * Enqueues through `viaProxy` (a backend that reaches the server through `proxy`, with a short
+ * reply timeout) whose replies are lost after the server stored the jobs. Each enqueue must still
+ * answer as if the first reply had come: every job stored once, reported created; a keyed job
+ * whose key another job held is answered with that holder. `direct` reads the server as it is.
+ */
+export async function enqueueSurvivesLostReplies(proxy: FreezingProxy, viaProxy: Backend, direct: Backend): Promise<void> {
+  const now = Date.now();
+  const count = async (): Promise<number> => (await direct.listJobs({ limit: 1_000 })).length;
+
+  const due = (overrides: Parameters<typeof newJob>[0] = {}): NewJob => newJob({ runAt: now, ...overrides });
+  const batch = [due(), due(), due({ runAt: now + 60_000 })];
+  proxy.loseRepliesAfter(batch[1]?.id ?? "");
+  const results = await viaProxy.enqueue({ jobs: batch, now });
+  assert.equal(proxy.repliesLost, 1, "the reply to the first attempt was lost");
+  assert.deepEqual(results, [
+    { job: { id: batch[0]?.id, state: "queued" }, created: true },
+    { job: { id: batch[1]?.id, state: "queued" }, created: true },
+    { job: { id: batch[2]?.id, state: "scheduled" }, created: true },
+  ]);
+  assert.equal(await count(), 3, "each job stored once");
+
+  const keyed = due({ key: "lost-reply:own" });
+  proxy.loseRepliesAfter(keyed.id);
+  assert.deepEqual(await viaProxy.enqueue({ jobs: [keyed], now }), [{ job: { id: keyed.id, state: "queued" }, created: true }],
+    "the job that now holds the key is the one this call stored");
+
+  const holder = due({ key: "lost-reply:held" });
+  await direct.enqueue({ jobs: [holder], now });
+  const [matched, fresh] = [due({ key: "lost-reply:held" }), due()];
+  proxy.loseRepliesAfter(fresh.id);
+  const mixed = await viaProxy.enqueue({ jobs: [matched, fresh], now });
+  assert.deepEqual(mixed.map((r) => [r.job.id, r.created]), [[holder.id, false], [fresh.id, true]]);
+  assert.equal(proxy.repliesLost, 3);
+  assert.equal(await count(), 6, "no second job for any of them");
+  assert.equal(await direct.getJob(matched.id), undefined);
 }

@@ -11,6 +11,8 @@ export class FreezingProxy {
   readonly #live = new Set<{ readonly client: Socket; readonly upstream: Socket; sent: string }>();
   readonly #all = new Set<Socket>();
   #connections = 0;
+  readonly #losing = new Set<string>();
+  #repliesLost = 0;
 
   private constructor(server: Server, port: number) {
     this.#server = server;
@@ -55,6 +57,19 @@ export class FreezingProxy {
     return frozen;
   }
 
+  /**
+   * The next request that carries `marker` (a job id, say) reaches the server, but its reply and
+   * every later one on that connection never come back: a reply lost after the server acted.
+   */
+  loseRepliesAfter(marker: string): void {
+    this.#losing.add(marker);
+  }
+
+  /** Connections whose replies loseRepliesAfter() stopped so far. */
+  get repliesLost(): number {
+    return this.#repliesLost;
+  }
+
   async close(): Promise<void> {
     for (const socket of this.#all) socket.destroy();
     this.#server.close();
@@ -68,6 +83,16 @@ export class FreezingProxy {
     this.#live.add(pair);
     client.on("data", (chunk: Buffer) => {
       if (pair.sent.length < 65_536) pair.sent += chunk.toString("latin1");
+      if (this.#losing.size === 0) return;
+      const text = chunk.toString("latin1");
+      for (const marker of this.#losing) {
+        if (!text.includes(marker)) continue;
+        // Registered before the pipe below, so the replies stop before this request is relayed.
+        this.#losing.delete(marker);
+        this.#repliesLost++;
+        upstream.unpipe(client);
+        upstream.pause();
+      }
     });
     for (const socket of [client, upstream]) {
       this.#all.add(socket);

@@ -11,7 +11,8 @@ import type {
   QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus,
 } from "../backend.ts";
 import { countsFromRows } from "../decode.ts";
-import { type PostgresOptions, connectionSettings } from "./connection.ts";
+import { enqueueResending } from "../resend-enqueue.ts";
+import { type PostgresOptions, connectionSettings, resendable } from "./connection.ts";
 import { type EnqueueStatements, enqueueJobs } from "./enqueue.ts";
 import { Listener } from "./listener.ts";
 import { type MigrateResult, migrate } from "./migrate.ts";
@@ -110,7 +111,14 @@ export class PostgresBackend implements Backend {
       const name = text === this.#sql["enqueue"] ? "enqueue" : text === this.#sql["enqueue-keyed"] ? "enqueue-keyed" : undefined;
       return name ? pooledQuery<Row>(this.#pool, { name: `offload_${name}`, text, values }, "generic") : pooledQuery<Row>(this.#pool, { text, values }, "custom");
     };
-    const results = await enqueueJobs(run, this.#statements, request.jobs, request.now);
+    // A batch whose reply was lost is sent again as it was (resend-enqueue.ts). Not inside the
+    // caller's transaction above: an error there aborts the transaction, and the caller decides.
+    const results = await enqueueResending(request.jobs, request.now, {
+      send: (jobs) => enqueueJobs(run, this.#statements, jobs, request.now),
+      resendable: (error) => !this.closed && resendable(error),
+      duplicateId: (error) => isCode(error, UNIQUE_VIOLATION) && (error as { constraint?: unknown }).constraint === "jobs_pkey",
+      stored: async (ids) => new Set((await this.#rows("stored-ids", [ids])).map((r) => String(r["id"]))),
+    });
     this.#listener.announce();
     return results;
   }

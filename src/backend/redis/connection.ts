@@ -142,6 +142,30 @@ function decoded(url: string, part: string, what: string): string {
   }
 }
 
+/** A call was written to a connection that closed before its reply came: it may or may not have run. */
+export class ReplyLostError extends Error {
+  constructor() {
+    super("redis connection closed before the reply; the outcome is unknown");
+    this.name = "ReplyLostError";
+  }
+}
+
+/** Error replies that say the server did not run the call: a replica, a server still loading, a cluster not serving. */
+const NOT_RUN = /(?:^|: -)(?:READONLY|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN) /;
+
+/**
+ * May a failed call be sent again? Yes when no reply came (its connection closed or timed out
+ * after it was written: the outcome is unknown) or when the server said it did not run it; no for
+ * every other answer from the server, and no for a call that waited in the offline queue until
+ * ioredis gave up (MaxRetriesPerRequestError: never written, and Redis has been away for seconds).
+ */
+export function resendable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if (error.name === "ReplyError") return NOT_RUN.test(error.message);
+  // A Cluster fails a call whose node connection closed with ioredis's own "Connection is closed."
+  return error instanceof ReplyLostError || error.message === "Connection is closed." || error.message.startsWith("Socket timeout.");
+}
+
 /**
  * Settles calls whose connection died under them. With autoResendUnfulfilledCommands off,
  * ioredis drops the commands it had written to a connection that closed, and their promises
@@ -163,7 +187,7 @@ export class InFlightCalls {
     client.on("close", () => {
       const rejects = [...this.#written];
       this.#written.clear();
-      for (const reject of rejects) reject(new Error("redis connection closed before the reply; the outcome is unknown"));
+      for (const reject of rejects) reject(new ReplyLostError());
     });
     // ioredis writes its offline queue right after "ready" is emitted.
     client.on("ready", () => {

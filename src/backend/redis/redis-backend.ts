@@ -19,7 +19,8 @@ import type {
   QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus,
 } from "../backend.ts";
 import { ChangeFeed } from "./change-feed.ts";
-import { DEFAULT_REPLY_TIMEOUT_MS, closeClient, createClient, parseRedisUrl } from "./connection.ts";
+import { enqueueResending } from "../resend-enqueue.ts";
+import { DEFAULT_REPLY_TIMEOUT_MS, closeClient, createClient, parseRedisUrl, resendable } from "./connection.ts";
 import { type Arg, type ScriptName, ScriptRunner } from "./scripts.ts";
 import { CLAIM_FIELDS, claimedRecord, feedEvents, jobEvents, toFields, toJobRecord } from "./records.ts";
 
@@ -43,6 +44,8 @@ export interface RedisBackendOptions {
 const PREFIX = /^[A-Za-z0-9_.:-]{1,100}$/;
 /** Jobs (or ids) one maintenance script call handles, so no call blocks the server for long. */
 const CHUNK = 1_000;
+/** enqueue.lua's error reply when a job id of the batch exists: nothing of the batch was written. */
+const DUPLICATE_ID = "OFFLOAD_DUPLICATE_ID";
 
 type Writer = (name: ScriptName, now: number, args: readonly Arg[]) => Promise<unknown>;
 
@@ -101,19 +104,42 @@ export class RedisBackend implements Backend {
 
   async enqueue(request: EnqueueRequest): Promise<EnqueueResult[]> {
     if (request.jobs.length === 0) return [];
-    const args: Arg[] = [request.jobs.length];
-    for (const j of request.jobs) {
+    // A batch whose reply was lost is sent again as it was (resend-enqueue.ts).
+    return enqueueResending(request.jobs, request.now, {
+      send: (jobs) => this.#enqueue(jobs, request.now),
+      resendable: (error) => !this.closed && resendable(error),
+      duplicateId: (error) => error instanceof Error && error.message.startsWith(DUPLICATE_ID),
+      stored: (ids) => this.#stored(ids),
+    });
+  }
+
+  async #enqueue(jobs: readonly NewJob[], now: number): Promise<EnqueueResult[]> {
+    const args: Arg[] = [jobs.length];
+    for (const j of jobs) {
       args.push(j.id, j.task, j.queue, j.payloadJson, j.priority, j.runAt, j.maxAttempts,
         j.key === undefined ? "-" : `+${j.key}`, j.owner === undefined ? "-" : `+${j.owner}`);
     }
-    const reply = await this.#write("enqueue", request.now, args);
-    const inserted = (job: NewJob): EnqueueResult => ({ job: { id: job.id, state: job.runAt > request.now ? "scheduled" : "queued" }, created: true });
-    if (reply === request.jobs.length) return request.jobs.map(inserted);
+    const reply = await this.#write("enqueue", now, args);
+    const inserted = (job: NewJob): EnqueueResult => ({ job: { id: job.id, state: job.runAt > now ? "scheduled" : "queued" }, created: true });
+    if (reply === jobs.length) return jobs.map(inserted);
     const entries = asArray(reply);
-    return request.jobs.map((job, i) => {
+    return jobs.map((job, i) => {
       const entry = entries[i];
       return entry === 1 ? inserted(job) : { job: toJobRecord(toFields(entry)), created: false };
     });
+  }
+
+  /** Which of these ids have a job (the `jobs` index holds every stored id). */
+  async #stored(ids: readonly string[]): Promise<ReadonlySet<string>> {
+    const found = new Set<string>();
+    for (let i = 0; i < ids.length; i += CHUNK) {
+      const chunk = ids.slice(i, i + CHUNK);
+      const scores = asArray(await this.#scripts.read((c) => c.call("ZMSCORE", [`${this.keyPrefix}jobs`, ...chunk])));
+      chunk.forEach((id, k) => {
+        if (scores[k] !== null) found.add(id);
+      });
+    }
+    return found;
   }
 
   async claim(request: ClaimRequest): Promise<ClaimedJob[]> {

@@ -1,0 +1,105 @@
+// The rules for sending an enqueue again after its reply was lost (src/backend/resend-enqueue.ts),
+// over a real store (SQLite in memory) whose replies a wrapper loses on purpose. The server
+// adapters' own tests lose real replies through a proxy (test/backends/*-dead-connections.*).
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { NewJob } from "../../src/backend/backend.ts";
+import { type ResendEnqueue, RESEND_DELAYS_MS, enqueueResending } from "../../src/backend/resend-enqueue.ts";
+import { SqliteBackend } from "../../src/backend/sqlite/sqlite-backend.ts";
+import { T0, newJob } from "../conformance/fixtures.ts";
+
+class LostReply extends Error {}
+
+/** `enqueueResending` over an in-memory store; `plan` says, call by call, what happens to each attempt. */
+function harness(plan: Array<"lose-reply" | "lose-request" | "deliver" | "refuse">) {
+  const store = new SqliteBackend({ path: ":memory:" });
+  const attempts: string[][] = [];
+  const pauses: number[] = [];
+  const deps: ResendEnqueue = {
+    async send(jobs) {
+      attempts.push(jobs.map((j) => j.id));
+      const step = plan[attempts.length - 1] ?? "deliver";
+      if (step === "lose-request") throw new LostReply("never reached the server");
+      if (step === "refuse") throw new Error("the server refused the batch");
+      const results = await store.enqueue({ jobs, now: T0 });
+      if (step === "lose-reply") throw new LostReply("reply lost after the server stored the batch");
+      return results;
+    },
+    resendable: (error) => error instanceof LostReply,
+    // SQLITE_CONSTRAINT_PRIMARYKEY: a job with one of these ids exists.
+    duplicateId: (error) => error instanceof Error && (error as { errcode?: unknown }).errcode === 1555,
+    async stored(ids) {
+      const found = await Promise.all(ids.map((id) => store.getJob(id)));
+      return new Set(ids.filter((_, i) => found[i] !== undefined));
+    },
+    async pause(ms) {
+      pauses.push(ms);
+    },
+  };
+  const count = async (): Promise<number> => (await store.listJobs({ limit: 100 })).length;
+  return { store, deps, attempts, pauses, count };
+}
+
+const queued = (job: NewJob) => ({ job: { id: job.id, state: "queued" }, created: true });
+
+describe("enqueue sent again after a lost reply", () => {
+  it("a batch stored before its reply was lost is answered as created, and stored once", async () => {
+    const h = harness(["lose-reply"]);
+    const jobs = [newJob(), newJob()];
+    assert.deepEqual(await enqueueResending(jobs, T0, h.deps), jobs.map(queued));
+    assert.equal(h.attempts.length, 2);
+    assert.deepEqual(h.pauses, [RESEND_DELAYS_MS[0]]);
+    assert.equal(await h.count(), 2);
+  });
+
+  it("a batch lost on its way is stored by the resend", async () => {
+    const h = harness(["lose-request", "lose-request"]);
+    const jobs = [newJob()];
+    assert.deepEqual(await enqueueResending(jobs, T0, h.deps), jobs.map(queued));
+    assert.deepEqual(h.pauses, RESEND_DELAYS_MS.slice(0, 2));
+    assert.equal(await h.count(), 1);
+  });
+
+  it("a keyed job that the lost attempt stored is found as its key's holder: reported created", async () => {
+    const h = harness(["lose-reply"]);
+    const job = newJob({ key: "report:7" });
+    assert.deepEqual(await enqueueResending([job], T0, h.deps), [queued(job)]);
+    assert.equal(await h.count(), 1);
+  });
+
+  it("a keyed job the lost attempt matched to another holder is matched again; the rest are its own", async () => {
+    const h = harness(["deliver", "lose-reply"]);
+    const holder = newJob({ key: "report:7" });
+    await enqueueResending([holder], T0, h.deps);
+    const matched = newJob({ key: "report:7" });
+    const fresh = newJob();
+    const results = await enqueueResending([matched, fresh], T0, h.deps);
+    assert.deepEqual(results.map((r) => [r.job.id, r.created]), [[holder.id, false], [fresh.id, true]]);
+    assert.deepEqual(h.attempts.slice(1), [[matched.id, fresh.id], [matched.id, fresh.id], [matched.id]], "the matched job alone, once the refusal showed the batch had landed");
+    assert.equal(await h.count(), 2);
+  });
+
+  it("a refusal for ids that were there before the call stands (a relay delivering again): nothing is claimed as stored", async () => {
+    const h = harness(["deliver", "lose-request"]);
+    const delivered = newJob();
+    await enqueueResending([delivered], T0, h.deps);
+    const missing = newJob();
+    await assert.rejects(enqueueResending([delivered, missing], T0, h.deps), (error: unknown) => h.deps.duplicateId(error));
+    assert.equal(await h.store.getJob(missing.id), undefined);
+  });
+
+  it("an error the server answered is not sent again", async () => {
+    const h = harness(["refuse"]);
+    await assert.rejects(enqueueResending([newJob()], T0, h.deps), /refused/);
+    assert.equal(h.attempts.length, 1);
+    assert.deepEqual(h.pauses, []);
+  });
+
+  it("gives up after the last pause of the schedule, with the last error", async () => {
+    const h = harness(Array.from({ length: RESEND_DELAYS_MS.length + 1 }, () => "lose-request" as const));
+    await assert.rejects(enqueueResending([newJob()], T0, h.deps), LostReply);
+    assert.equal(h.attempts.length, RESEND_DELAYS_MS.length + 1);
+    assert.deepEqual(h.pauses, RESEND_DELAYS_MS);
+    assert.equal(await h.count(), 0);
+  });
+});
