@@ -192,18 +192,22 @@ describe("redis: cluster, connection loss, server restart", () => {
       worker.on("error", () => {});
       await worker.start();
       const handles = await work.enqueueMany(Array.from({ length: 300 }, (_, n) => ({ n })));
+      // The app enqueues while the server is down, without retrying: the call waits for it.
+      let duringOutage: Promise<JobHandle<number>[]> | undefined;
       const restarted = new Promise<void>((resolve, reject) => {
         onSuccesses(worker, (done) => {
           if (done !== 50) return;
           (async () => {
             await servers.stop(server);
+            duringOutage = work.enqueueMany(Array.from({ length: 50 }, (_, n) => ({ n: 300 + n })));
             server = await servers.start(port, persistence);
           })().then(resolve, reject);
         });
       });
       await restarted;
-      const results = await Promise.all(handles.map((h) => h.result({ timeout: "60s" })));
-      assert.deepEqual(results, handles.map((_, n) => n));
+      const all = [...handles, ...(await (duringOutage ?? Promise.reject(new Error("no enqueue during the outage"))))];
+      const results = await Promise.all(all.map((h) => h.result({ timeout: "60s" })));
+      assert.deepEqual(results, all.map((_, n) => n));
       await worker.stop();
     } finally {
       await offload.close();
