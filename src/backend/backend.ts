@@ -153,12 +153,18 @@ export interface Backend {
   readonly capabilities: BackendCapabilities;
 
   enqueue(request: EnqueueRequest): Promise<EnqueueResult[]>;
+  /**
+   * Due scheduled and retrying jobs of these queues are staged first, so they compete in order.
+   * An adapter may stage those of other queues in the same step (SQLite and PostgreSQL do): they
+   * are due either way, and only their state shows it sooner.
+   */
   claim(request: ClaimRequest): Promise<ClaimedJob[]>;
   heartbeat(request: HeartbeatRequest): Promise<HeartbeatResult>;
   /**
    * Acknowledges a batch of successes; one status per ack, in order. Sending an ack again with
    * the token that completed the job is OK and changes nothing, so a batch whose reply was lost
-   * can be retried; no other lease operation accepts that token from then on.
+   * can be retried; no other lease operation accepts that token from then on. The same holds
+   * within one batch: a lease named twice is OK twice, and the first result is the one kept.
    */
   complete(acks: readonly CompleteAck[], now: number): Promise<AckStatus[]>;
   /**
@@ -174,7 +180,11 @@ export interface Backend {
    * Sent again with the same token, it is OK and changes nothing, as `complete`.
    */
   acknowledgeCancel(lease: Lease, now: number): Promise<AckStatus>;
-  /** Hands active jobs back to `queued` (graceful shutdown); the attempt is not counted. */
+  /**
+   * Hands active jobs back to `queued` (graceful shutdown); the attempt is not counted. A job
+   * whose cancel was requested ends `cancelled` instead. One status per lease, in order, as if
+   * released one after the other: a lease named twice is LEASE_LOST the second time.
+   */
   release(leases: readonly Lease[], now: number): Promise<AckStatus[]>;
   progress(request: Lease & { readonly progress: number; readonly message: string | undefined; readonly now: number }): Promise<AckStatus>;
   log(request: Lease & { readonly line: string; readonly now: number }): Promise<AckStatus>;

@@ -182,6 +182,48 @@ export function leaseCases(use: UseBackend): void {
     assert.equal(job?.finishedAt, T0 + 5_000);
   }));
 
+  it("release of a job whose cancel was requested ends it cancelled, still naming the worker that ran it", use(async (b) => {
+    const id = await enqueueOne(b);
+    const claimed = await claimOne(b);
+    assert.equal(await b.cancel(id, T0 + 1), "CANCEL_REQUESTED");
+    assert.deepEqual(await b.release([{ id, token: claimed.token }], T0 + 2), ["OK"]);
+    const job = await b.getJob(id);
+    assert.equal(job?.state, "cancelled");
+    assert.equal(job?.attempt, 1);
+    assert.equal(job?.worker, "w1");
+    assert.equal(job?.finishedAt, T0 + 2);
+  }));
+
+  it("a release batch naming one lease twice hands the job back once: the repeat finds the lease gone", use(async (b) => {
+    const id = await enqueueOne(b);
+    const claimed = await claimOne(b);
+    assert.deepEqual(await b.release([{ id, token: claimed.token }, { id, token: claimed.token }], T0 + 1), ["OK", "LEASE_LOST"]);
+    const job = await b.getJob(id);
+    assert.equal(job?.state, "queued");
+    assert.equal(job?.attempt, 0, "the attempt is given back once");
+  }));
+
+  it("a release batch with a stale and the current lease of one job answers each by its token", use(async (b) => {
+    const id = await enqueueOne(b);
+    const stale = await claimOne(b, T0, ["q"], 1_000);
+    await b.rescueExpired(T0 + 2_000);
+    const current = await claimOne(b, T0 + 2_001);
+    assert.deepEqual(await b.release([{ id, token: stale.token }, { id, token: current.token }], T0 + 2_002), ["LEASE_LOST", "OK"]);
+    assert.equal((await b.getJob(id))?.state, "queued");
+  }));
+
+  it("a completion batch naming one lease twice: both OK, the first result kept, one state event", use(async (b) => {
+    const id = await enqueueOne(b);
+    const claimed = await claimOne(b);
+    const acks = [{ id, token: claimed.token, resultJson: '"first"' }, { id, token: claimed.token, resultJson: '"second"' }];
+    assert.deepEqual(await b.complete(acks, T0 + 1), ["OK", "OK"]);
+    const job = await b.getJob(id);
+    assert.equal(job?.state, "succeeded");
+    assert.equal(job?.result, "first");
+    const states = (await b.readEvents({ jobId: id, afterId: 0, limit: 10 })).map((e) => e.data["state"]);
+    assert.deepEqual(states, ["queued", "active", "succeeded"]);
+  }));
+
   it("release hands an active job back to queued without counting the attempt", use(async (b) => {
     const id = await enqueueOne(b);
     const claimed = await claimOne(b);

@@ -89,6 +89,13 @@ export function readCases(use: UseBackend): void {
     assert.equal((await b.getJob(waiting))?.state, "scheduled");
   }));
 
+  it("a pruned job has no events of its own, even when it wrote the newest event", use(async (b) => {
+    const id = await enqueueOne(b);
+    assert.equal(await b.cancel(id, T0), "CANCELLED");
+    assert.equal(await b.prune({ succeeded: DAY, failed: DAY, cancelled: DAY }, T0 + 2 * DAY), 1);
+    assert.deepEqual(await b.readEvents({ jobId: id, afterId: 0, limit: 10 }), []);
+  }));
+
   it("stores payloads as given, unicode included", use(async (b) => {
     const payload = { name: "Zoë 🚀", list: [1, 2.5, null, true], nested: { deep: { "ключ": "значение" } } };
     const [r] = await b.enqueue({ jobs: [newJob({ payloadJson: JSON.stringify(payload) })], now: T0 });

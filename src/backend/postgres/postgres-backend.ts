@@ -11,6 +11,7 @@ import type {
   QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus,
 } from "../backend.ts";
 import { countsFromRows } from "../decode.ts";
+import { distinctLeases, leaseKey } from "../lease-batch.ts";
 import { enqueueResending } from "../resend-enqueue.ts";
 import { type PostgresOptions, connectionSettings, resendable } from "./connection.ts";
 import { type EnqueueStatements, enqueueJobs } from "./enqueue.ts";
@@ -148,8 +149,11 @@ export class PostgresBackend implements Backend {
 
   async complete(acks: readonly CompleteAck[], now: number): Promise<AckStatus[]> {
     if (acks.length === 0) return [];
-    const rows = await this.#write("complete", [acks.map((a) => a.id), acks.map((a) => a.token), acks.map((a) => a.resultJson), now]);
-    return rows.map((r) => (r["ok"] === true ? "OK" : "LEASE_LOST"));
+    // Each lease once (lease-batch.ts): a repeat in the batch is answered as its first.
+    const once = distinctLeases(acks);
+    const rows = await this.#write("complete", [once.map((a) => a.id), once.map((a) => a.token), once.map((a) => a.resultJson), now]);
+    const status = new Map(once.map((a, i): [string, AckStatus] => [leaseKey(a), rows[i]?.["ok"] === true ? "OK" : "LEASE_LOST"]));
+    return acks.map((a) => status.get(leaseKey(a)) ?? "LEASE_LOST");
   }
 
   async fail(request: FailRequest): Promise<FailStatus> {
@@ -165,9 +169,11 @@ export class PostgresBackend implements Backend {
 
   async release(leases: readonly Lease[], now: number): Promise<AckStatus[]> {
     if (leases.length === 0) return [];
-    const rows = await this.#write("release", [leases.map((l) => l.id), leases.map((l) => l.token), now]);
-    const released = new Set(rows.map((r) => String(r["id"])));
-    return leases.map((l) => (released.has(l.id) ? "OK" : "LEASE_LOST"));
+    // Each lease once (lease-batch.ts): a repeat finds the lease released by its first.
+    const once = distinctLeases(leases);
+    const rows = await this.#write("release", [once.map((l) => l.id), once.map((l) => l.token), now]);
+    const released = new Set(rows.map((r) => leaseKey({ id: String(r["id"]), token: String(r["token"]) })));
+    return leases.map((l) => (released.delete(leaseKey(l)) ? "OK" : "LEASE_LOST"));
   }
 
   async progress(request: Lease & { progress: number; message: string | undefined; now: number }): Promise<AckStatus> {

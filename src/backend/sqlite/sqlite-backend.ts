@@ -9,6 +9,7 @@ import type {
   QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus,
 } from "../backend.ts";
 import { countsFromRows } from "../decode.ts";
+import { distinctLeases, leaseKey } from "../lease-batch.ts";
 import { ChangeFeed } from "./change-feed.ts";
 import { loadQueries, type QueryName } from "./queries.ts";
 import { type Row, toJobEvent, toJobRecord } from "./rows.ts";
@@ -170,16 +171,18 @@ export class SqliteBackend implements Backend {
 
   async complete(acks: readonly CompleteAck[], now: number): Promise<AckStatus[]> {
     if (acks.length === 0) return [];
-    const rows = this.#write(() => this.#all("complete", { acks: JSON.stringify(acks.map((a) => [a.id, a.token, a.resultJson])), now }));
+    // Each lease once (lease-batch.ts): a repeat in the batch is answered as its first.
+    const once = distinctLeases(acks);
+    const rows = this.#write(() => this.#all("complete", { acks: JSON.stringify(once.map((a) => [a.id, a.token, a.resultJson])), now }));
     // By id and token: a batch could hold a stale run's ack beside the new run's, for one job.
-    const lease = (id: unknown, token: unknown): string => `${String(id)}\u0000${String(token)}`;
-    const done = new Set(rows.map((r) => lease(r["id"], r["lease_token"])));
-    const rest = acks.filter((a) => !done.has(lease(a.id, a.token)));
+    const lease = (row: Row): string => leaseKey({ id: String(row["id"]), token: String(row["lease_token"]) });
+    const done = new Set(rows.map(lease));
+    const rest = once.filter((a) => !done.has(leaseKey(a)));
     if (rest.length > 0) {
       const repeated = this.#all("complete-repeated", { acks: JSON.stringify(rest.map((a) => [a.id, a.token])) });
-      for (const r of repeated) done.add(lease(r["id"], r["lease_token"]));
+      for (const r of repeated) done.add(lease(r));
     }
-    return acks.map((a) => (done.has(lease(a.id, a.token)) ? "OK" : "LEASE_LOST"));
+    return acks.map((a) => (done.has(leaseKey(a)) ? "OK" : "LEASE_LOST"));
   }
 
   async fail(request: FailRequest): Promise<FailStatus> {

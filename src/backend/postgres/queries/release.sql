@@ -2,7 +2,8 @@
 -- cancelled when a cancel was requested meanwhile, with their state events. Locked in id order,
 -- each found through the primary key (see heartbeat.sql).
 -- $1 ids text[], $2 tokens text[], $3 now bigint, $4 channel text (the schema's NOTIFY channel)
--- Returns the id of each job released; a lease not returned was lost.
+-- Returns the id and token of each lease released; a lease not returned was lost. A job ended
+-- cancelled keeps the worker that ran it, as every other way to a final state does.
 WITH held AS MATERIALIZED (
   SELECT j.id, l.token
     FROM (SELECT * FROM unnest($1::text[], $2::text[]) AS l(id, token) ORDER BY id) l
@@ -14,10 +15,11 @@ WITH held AS MATERIALIZED (
      SET state = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'queued' END,
          attempt = CASE WHEN j.cancel_requested THEN j.attempt ELSE j.attempt - 1 END,
          finished_at = CASE WHEN j.cancel_requested THEN $3::bigint ELSE NULL END,
-         worker = NULL, lease_token = NULL, lease_until = NULL, updated_at = $3::bigint
+         worker = CASE WHEN j.cancel_requested THEN j.worker ELSE NULL END,
+         lease_token = NULL, lease_until = NULL, updated_at = $3::bigint
     FROM held h
    WHERE j.id = h.id AND j.lease_token = h.token
-  RETURNING j.id, j.state, j.attempt
+  RETURNING j.id, h.token, j.state, j.attempt
 ), logged AS (
   INSERT INTO offload.events (job_id, type, data, at)
   SELECT id, 'state', jsonb_build_object('state', state, 'attempt', attempt), $3::bigint FROM moved ORDER BY id
@@ -25,4 +27,4 @@ WITH held AS MATERIALIZED (
 ), notified AS (
   SELECT pg_notify($4::text, '') FROM logged LIMIT 1
 )
-SELECT m.id FROM moved m LEFT JOIN notified ON true;
+SELECT m.id, m.token FROM moved m LEFT JOIN notified ON true;
