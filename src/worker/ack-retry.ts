@@ -3,7 +3,7 @@
 // because every acknowledgement is idempotent by lease token (the port's promise: a repeat of an
 // outcome already recorded by the same lease is answered as the first was and writes nothing),
 // and it spares the job a second run once its lease expires, and its error from being lost.
-import { RESEND_DELAYS_MS } from "../backend/resend-enqueue.ts";
+import { RESEND_DELAYS_MS } from "../backend/lost-replies.ts";
 import type { Clock } from "../core/clock.ts";
 
 export class AckRetry {

@@ -96,3 +96,30 @@ export async function enqueueSurvivesLostReplies(proxy: FreezingProxy, viaProxy:
   assert.equal(await count(), 6, "no second job for any of them");
   assert.equal(await direct.getJob(matched.id), undefined);
 }
+
+/**
+ * Claims through `viaProxy` (as above) while the claim's reply is lost after the server took the
+ * jobs. The claim must still hand them over, leased to this worker at their first attempt, and
+ * their tokens must complete them; with the reply lost they used to sit active until the lease
+ * ran out, and rescue charged them an attempt they never ran.
+ */
+export async function claimSurvivesLostReply(proxy: FreezingProxy, viaProxy: Backend, direct: Backend): Promise<void> {
+  const now = Date.now();
+  const queue = "lost-claim";
+  const jobs = [newJob({ queue, runAt: now }), newJob({ queue, runAt: now, priority: 5 }), newJob({ queue, runAt: now })];
+  await direct.enqueue({ jobs, now });
+  const worker = `lost-claim-${jobs[0]?.id ?? ""}`; // the marker the proxy looks for in the claim
+  const lost = proxy.repliesLost;
+  proxy.loseRepliesAfter(worker);
+  const claimed = await viaProxy.claim({ queues: [queue], limit: 10, worker, leaseMs: 60_000, now });
+  assert.equal(proxy.repliesLost, lost + 1, "the reply to the claim was lost");
+  assert.deepEqual(claimed.map((c) => c.job.id), [jobs[1]?.id, jobs[0]?.id, jobs[2]?.id], "every job the claim took, in claim order");
+  for (const { job } of claimed) {
+    assert.equal(job.state, "active");
+    assert.equal(job.attempt, 1);
+    assert.equal(job.worker, worker);
+    assert.equal(job.leaseUntil, now + 60_000);
+  }
+  const acks = claimed.map((c) => ({ id: c.job.id, token: c.token, resultJson: "true" }));
+  assert.deepEqual(await direct.complete(acks, now + 1), ["OK", "OK", "OK"]);
+}

@@ -4,7 +4,7 @@
 // server) and finish every job. Without a reply timeout, a frozen worker waits for many minutes.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { enqueueSurvivesLostReplies, workerOutlivesFrozenConnections } from "./dead-connection-scenarios.ts";
+import { claimSurvivesLostReply, enqueueSurvivesLostReplies, workerOutlivesFrozenConnections } from "./dead-connection-scenarios.ts";
 import { FreezingProxy } from "./freezing-proxy.ts";
 import { POSTGRES_URL, dropSchema, openIsolated, uniqueSchema } from "./postgres-helpers.ts";
 import { T0, newJob } from "../conformance/fixtures.ts";
@@ -37,7 +37,7 @@ describe("postgres: connections that stop answering without closing", () => {
     await workerOutlivesFrozenConnections(proxy, viaProxy("replyTimeout=500ms&poll=200"), `${POSTGRES_URL}?schema=${schema}`);
   });
 
-  it("an enqueue whose reply is lost after the commit is sent again and answered as if it had come", { timeout: 30_000 }, async () => {
+  it("an enqueue or a claim whose reply is lost after the commit is answered as if it had come", { timeout: 30_000 }, async () => {
     const own = uniqueSchema("lostreply");
     const direct = await PostgresBackend.open({ url: `${POSTGRES_URL}?schema=${own}` });
     const url = new URL(POSTGRES_URL);
@@ -45,6 +45,7 @@ describe("postgres: connections that stop answering without closing", () => {
     const backend = await PostgresBackend.open({ url: `${url.toString()}?schema=${own}`, replyTimeout: "300ms" });
     try {
       await enqueueSurvivesLostReplies(proxy, backend, direct);
+      await claimSurvivesLostReply(proxy, backend, direct);
     } finally {
       await backend.close();
       await direct.close();

@@ -34,7 +34,7 @@ describe("postgres: the server restarts mid-run", () => {
       // Let the workers get going, then crash the server under them.
       for (let done = 0; done < 40; done++) await nextEvent(workers[done % 2]!, "succeeded");
       // The app goes on enqueueing while the server goes down and comes back, and right after,
-      // without retrying: each enqueue rides out the restart itself (resend-enqueue.ts).
+      // without retrying: each enqueue rides out the restart itself (lost-replies.ts).
       const restarted = server.restart("immediate");
       const during = work.enqueueMany(Array.from({ length: 50 }, (_, i) => 1_000 + i));
       await restarted;

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
-import { enqueueSurvivesLostReplies, watcherHearsAgainAfterFreeze, workerOutlivesFrozenConnections } from "./dead-connection-scenarios.ts";
+import { claimSurvivesLostReply, enqueueSurvivesLostReplies, watcherHearsAgainAfterFreeze, workerOutlivesFrozenConnections } from "./dead-connection-scenarios.ts";
 import { FreezingProxy } from "./freezing-proxy.ts";
 import { unlinkMatching } from "./redis-helpers.ts";
 import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
@@ -46,12 +46,13 @@ describe("redis: connections that stop answering without closing", () => {
     }
   });
 
-  it("an enqueue whose reply is lost after the script ran is sent again and answered as if it had come", { timeout: 30_000 }, async () => {
+  it("an enqueue or a claim whose reply is lost after the script ran is answered as if it had come", { timeout: 30_000 }, async () => {
     const own = `${prefix}-lost`;
     const backend = new RedisBackend({ url: `redis://127.0.0.1:${proxy.port}`, prefix: own, replyTimeout: "300ms" });
     const direct = new RedisBackend({ url: `redis://${server.host}`, prefix: own });
     try {
       await enqueueSurvivesLostReplies(proxy, backend, direct);
+      await claimSurvivesLostReply(proxy, backend, direct);
     } finally {
       await backend.close();
       await direct.close();

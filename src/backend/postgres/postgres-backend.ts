@@ -10,9 +10,10 @@ import type {
   FailRequest, FailStatus, HeartbeatRequest, HeartbeatResult, JobEvent, Lease, ListFilter,
   QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus,
 } from "../backend.ts";
+import { randomToken } from "../../core/ids.ts";
 import { countsFromRows } from "../decode.ts";
 import { distinctLeases, leaseKey } from "../lease-batch.ts";
-import { enqueueResending } from "../resend-enqueue.ts";
+import { enqueueResending, resending } from "../lost-replies.ts";
 import { type PostgresOptions, connectionSettings, resendable } from "./connection.ts";
 import { type EnqueueStatements, enqueueJobs } from "./enqueue.ts";
 import { Listener } from "./listener.ts";
@@ -112,7 +113,7 @@ export class PostgresBackend implements Backend {
       const name = text === this.#sql["enqueue"] ? "enqueue" : text === this.#sql["enqueue-keyed"] ? "enqueue-keyed" : undefined;
       return name ? pooledQuery<Row>(this.#pool, { name: `offload_${name}`, text, values }, "generic") : pooledQuery<Row>(this.#pool, { text, values }, "custom");
     };
-    // A batch whose reply was lost is sent again as it was (resend-enqueue.ts). Not inside the
+    // A batch whose reply was lost is sent again as it was (lost-replies.ts). Not inside the
     // caller's transaction above: an error there aborts the transaction, and the caller decides.
     const results = await enqueueResending(request.jobs, request.now, {
       send: (jobs) => enqueueJobs(run, this.#statements, jobs, request.now),
@@ -127,14 +128,23 @@ export class PostgresBackend implements Backend {
   async claim(request: ClaimRequest): Promise<ClaimedJob[]> {
     if (request.limit <= 0 || request.queues.length === 0) return [];
     const queues = [...new Set(request.queues)]; // a queue named twice would be scanned twice
-    const params = [queues, request.limit, request.worker, request.now + request.leaseMs, request.now, this.#channel];
-    let rows = await this.#rows("claim", [...params, true]);
-    if (rows[0]?.["due"] === true) {
-      // Scheduled or retrying jobs are due, and claim.sql claimed nothing: stage them, then claim.
-      await this.stageDue(request.now);
-      rows = await this.#rows("claim", [...params, false]);
-    }
-    return rows.filter((row) => row["id"] !== null).map((row) => ({ job: toJobRecord(row), token: String(row["lease_token"]) })).sort(claimOrder);
+    const leaseUntil = request.now + request.leaseMs;
+    // Every lease token of this claim starts with it, so that the jobs of a claim whose reply was
+    // lost can be found again instead of waiting for their leases to run out (lost-replies.ts).
+    const tokenBase = `${randomToken()}.`;
+    const params = [queues, request.limit, request.worker, leaseUntil, request.now, this.#channel];
+    const claimed = (rows: Row[]): ClaimedJob[] =>
+      rows.filter((row) => row["id"] !== null).map((row) => ({ job: toJobRecord(row), token: String(row["lease_token"]) })).sort(claimOrder);
+    return resending(async (resend) => {
+      if (resend > 0) return claimed(await this.#rows("reclaim", [leaseUntil, tokenBase]));
+      let rows = await this.#rows("claim", [...params, true, tokenBase]);
+      if (rows[0]?.["due"] === true) {
+        // Scheduled or retrying jobs are due, and claim.sql claimed nothing: stage them, then claim.
+        await this.stageDue(request.now);
+        rows = await this.#rows("claim", [...params, false, tokenBase]);
+      }
+      return claimed(rows);
+    }, (error) => !this.closed && resendable(error));
   }
 
   async heartbeat(request: HeartbeatRequest): Promise<HeartbeatResult> {

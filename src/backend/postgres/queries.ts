@@ -7,7 +7,7 @@ import { readFileSync, readdirSync } from "node:fs";
 const QUERY_NAMES = [
   "acknowledge-cancel", "cancel", "claim", "complete", "counts", "enqueue", "enqueue-find-key",
   "enqueue-find-last-key", "enqueue-keyed", "fail", "get-job", "heartbeat", "list-jobs", "log", "next-due", "progress",
-  "prune", "read-events", "release", "replay", "rescue-expired", "retry", "stage-due", "stored-ids",
+  "prune", "read-events", "reclaim", "release", "replay", "rescue-expired", "retry", "stage-due", "stored-ids",
 ] as const;
 
 export type QueryName = (typeof QUERY_NAMES)[number];

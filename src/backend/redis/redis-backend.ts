@@ -19,7 +19,7 @@ import type {
   QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus,
 } from "../backend.ts";
 import { ChangeFeed } from "./change-feed.ts";
-import { enqueueResending } from "../resend-enqueue.ts";
+import { enqueueResending, resending } from "../lost-replies.ts";
 import { DEFAULT_REPLY_TIMEOUT_MS, closeClient, createClient, parseRedisUrl, resendable } from "./connection.ts";
 import { type Arg, type ScriptName, ScriptRunner } from "./scripts.ts";
 import { CLAIM_FIELDS, claimedRecord, feedEvents, jobEvents, toFields, toJobRecord } from "./records.ts";
@@ -104,7 +104,7 @@ export class RedisBackend implements Backend {
 
   async enqueue(request: EnqueueRequest): Promise<EnqueueResult[]> {
     if (request.jobs.length === 0) return [];
-    // A batch whose reply was lost is sent again as it was (resend-enqueue.ts).
+    // A batch whose reply was lost is sent again as it was (lost-replies.ts).
     return enqueueResending(request.jobs, request.now, {
       send: (jobs) => this.#enqueue(jobs, request.now),
       resendable: (error) => !this.closed && resendable(error),
@@ -151,15 +151,29 @@ export class RedisBackend implements Backend {
     // activate the same job twice in one call (two leases, attempt + 2, counters off by one).
     const queues = [...new Set(request.queues)];
     const args = [request.limit, request.worker, leaseUntil, token, CLAIM_FIELDS.length, ...CLAIM_FIELDS, ...queues];
-    // Not announced to this process: its only interested party is the worker that claimed.
-    const reply = asArray(await this.#scripts.runBuffer("claim", request.now, args));
-    const claimed: ClaimedJob[] = [];
-    for (let i = 0; i + 1 < reply.length; i += 2) {
-      const leaseToken = `${token}${String(reply[i])}`;
-      const job = claimedRecord(reply[i + 1], { token: leaseToken, leaseUntil, worker: request.worker, now: request.now });
-      claimed.push({ job, token: leaseToken });
-    }
-    return claimed.sort(claimOrder);
+    // A claim whose reply is lost is not sent again (it would take other jobs): the jobs it took
+    // are found by its token base instead (lost-replies.ts).
+    return resending(async (resend) => {
+      if (resend > 0) return this.#reclaim(request.now, leaseUntil, token);
+      // Not announced to this process: its only interested party is the worker that claimed.
+      const reply = asArray(await this.#scripts.runBuffer("claim", request.now, args));
+      const claimed: ClaimedJob[] = [];
+      for (let i = 0; i + 1 < reply.length; i += 2) {
+        const leaseToken = `${token}${String(reply[i])}`;
+        const job = claimedRecord(reply[i + 1], { token: leaseToken, leaseUntil, worker: request.worker, now: request.now });
+        claimed.push({ job, token: leaseToken });
+      }
+      return claimed.sort(claimOrder);
+    }, (error) => !this.closed && resendable(error));
+  }
+
+  /** The jobs a claim took (its reply was lost): active under its lease_until and token base. */
+  async #reclaim(now: number, leaseUntil: number, tokenBase: string): Promise<ClaimedJob[]> {
+    const reply = asArray(await this.#scripts.run("reclaim", now, [leaseUntil, tokenBase]));
+    return reply.map((entry) => {
+      const fields = toFields(entry);
+      return { job: toJobRecord(fields), token: fields["token"] ?? "" };
+    }).sort(claimOrder);
   }
 
   async heartbeat(request: HeartbeatRequest): Promise<HeartbeatResult> {

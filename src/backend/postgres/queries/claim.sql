@@ -1,6 +1,6 @@
 -- Claim up to $2 due jobs of the given queues, in one statement: queued jobs move to active in
 -- priority DESC, run_at, id order with FOR UPDATE SKIP LOCKED, each with attempt + 1 and a fresh
--- random lease token, and their state events are written beside them. The common case, with no
+-- lease token, and their state events are written beside them. The common case, with no
 -- scheduled or retrying job due in these queues, needs nothing else. When $7 is true and one is
 -- due, this statement claims nothing and says so (due = true): the caller stages due jobs
 -- (stage-due.sql), so that they compete for the claim in order, and claims again with $7 false
@@ -12,7 +12,9 @@
 -- The claim commits asynchronously (synchronous_commit off for this transaction): see
 -- 001_initial.sql.
 -- $1 queues text[], $2 limit int, $3 worker text, $4 lease_until bigint, $5 now bigint,
--- $6 channel text (the schema's NOTIFY channel), $7 check_due boolean
+-- $6 channel text (the schema's NOTIFY channel), $7 check_due boolean, $8 token base text (random,
+-- made by the caller for this claim: each lease token is the base and the job's id, so the jobs of
+-- a claim whose reply was lost can be found again, reclaim.sql)
 -- Returns the claimed rows in no particular order (the caller sorts), each with due = false; or
 -- one row of NULLs with due = true or false when nothing was claimed.
 WITH due AS MATERIALIZED (
@@ -21,7 +23,7 @@ WITH due AS MATERIALIZED (
          set_config('synchronous_commit', 'off', true) AS synchronous_commit
 ), claimed AS (
   UPDATE offload.jobs j
-     SET state = 'active', attempt = j.attempt + 1, lease_token = replace(gen_random_uuid()::text, '-', ''),
+     SET state = 'active', attempt = j.attempt + 1, lease_token = $8::text || j.id,
          lease_until = $4::bigint, worker = $3::text, started_at = $5::bigint, updated_at = $5::bigint,
          cancel_requested = false
    WHERE j.id = ANY (ARRAY(

@@ -1,10 +1,10 @@
-// The rules for sending an enqueue again after its reply was lost (src/backend/resend-enqueue.ts),
+// The rules for sending an enqueue again after its reply was lost (src/backend/lost-replies.ts),
 // over a real store (SQLite in memory) whose replies a wrapper loses on purpose. The server
 // adapters' own tests lose real replies through a proxy (test/backends/*-dead-connections.*).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { NewJob } from "../../src/backend/backend.ts";
-import { type ResendEnqueue, RESEND_DELAYS_MS, enqueueResending } from "../../src/backend/resend-enqueue.ts";
+import { type ResendEnqueue, RESEND_DELAYS_MS, enqueueResending } from "../../src/backend/lost-replies.ts";
 import { SqliteBackend } from "../../src/backend/sqlite/sqlite-backend.ts";
 import { T0, newJob } from "../conformance/fixtures.ts";
 

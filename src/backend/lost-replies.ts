@@ -1,14 +1,21 @@
-// An enqueue whose reply never came (its connection died, or went silent past the reply timeout,
-// after the call was written) may or may not have stored its jobs. The caller, a web request say,
-// could then neither answer "accepted" nor safely enqueue again: a job lost, or a job twice. So
-// the server adapters send the same batch again, unchanged, and that is safe because:
-// - a batch is stored all or nothing (one statement, one script);
-// - every job keeps the id it was given, and ids are never reused (UUIDv7, made at enqueue), so
-//   a resend refused for an existing id has met the jobs of the attempt whose reply was lost;
-// - a keyed job which that attempt stored now holds its key, so the resend is answered with it
-//   as the holder: it is this call's own job, and reported as created.
+// Calls whose reply never came. When a connection dies, or goes silent past the reply timeout,
+// after a call was written, the server may or may not have acted on it. For acknowledgements the
+// worker simply sends them again (they are idempotent by lease token: worker/ack-retry.ts). Two
+// calls need more, and the server adapters do it here, so their callers never see the doubt:
+//
+// - enqueue: the caller, a web request say, could neither answer "accepted" nor safely enqueue
+//   again: a job lost, or a job twice. The batch is sent again, unchanged, and that is safe
+//   because a batch is stored all or nothing, every job keeps the id it was given, and ids are
+//   never reused (UUIDv7, made at enqueue). So a resend refused for an existing id has met the
+//   jobs of the attempt whose reply was lost; a keyed job which that attempt stored now holds its
+//   key, so the resend is answered with it as the holder: it is this call's own job.
+// - claim: the jobs it took would sit active, leased to a worker that never heard of them, until
+//   the lease ran out, and rescue would charge them an attempt they never ran (with `attempts: 1`,
+//   a job failed without running). Each claim's lease tokens start with a base the adapter made
+//   for it, so the adapter asks which jobs are active under that base and hands them over.
+//
 // Only failures that leave the outcome unknown, or that say the server did not run the call (a
-// failover, a restart), are sent again; an error the server answered is the caller's.
+// failover, a restart), are tried again; an error the server answered is the caller's.
 import { systemClock } from "../core/clock.ts";
 import type { EnqueueResult, NewJob } from "./backend.ts";
 
@@ -31,18 +38,36 @@ export interface ResendEnqueue {
   pause?(ms: number): Promise<void>;
 }
 
-export async function enqueueResending(jobs: readonly NewJob[], now: number, deps: ResendEnqueue): Promise<EnqueueResult[]> {
-  const pause = deps.pause ?? ((ms: number) => systemClock.sleep(ms));
+/**
+ * `attempt(0)`, then, while it fails with an error that `resendable` accepts, a pause of the
+ * schedule and `attempt(1)`, `attempt(2)`… The last failure is thrown.
+ */
+export async function resending<T>(
+  attempt: (resend: number) => Promise<T>,
+  resendable: (error: unknown) => boolean,
+  pause: (ms: number) => Promise<void> = (ms) => systemClock.sleep(ms),
+): Promise<T> {
   for (let resend = 0; ; resend++) {
+    try {
+      return await attempt(resend);
+    } catch (error) {
+      const delay = RESEND_DELAYS_MS[resend];
+      if (delay === undefined || !resendable(error)) throw error;
+      await pause(delay);
+    }
+  }
+}
+
+/** Enqueue: sends the batch, and again as it was while its reply is lost (see the top). */
+export function enqueueResending(jobs: readonly NewJob[], now: number, deps: ResendEnqueue): Promise<EnqueueResult[]> {
+  return resending(async (resend) => {
     try {
       return ownHolders(jobs, await deps.send(jobs));
     } catch (error) {
       if (resend > 0 && deps.duplicateId(error)) return await landedEarlier(jobs, now, deps, error);
-      const delay = RESEND_DELAYS_MS[resend];
-      if (delay === undefined || !deps.resendable(error)) throw error;
-      await pause(delay);
+      throw error;
     }
-  }
+  }, (error) => deps.resendable(error), (ms) => (deps.pause ? deps.pause(ms) : systemClock.sleep(ms)));
 }
 
 /** A keyed job answered with itself as the key's holder was stored by an attempt whose reply was lost. */
