@@ -60,7 +60,11 @@ export interface HeartbeatRequest {
 }
 
 export interface HeartbeatResult {
-  /** Ids whose lease this worker no longer holds: their outcome will be refused. */
+  /**
+   * Ids whose lease this worker no longer holds: their outcome will be refused. Answered by id, so
+   * a request names each job once (with the token it holds); two tokens of one job have no
+   * defined answer.
+   */
   readonly lost: readonly string[];
   /** Ids someone asked to cancel: abort them and acknowledge with `acknowledgeCancel`. */
   readonly cancelRequested: readonly string[];
