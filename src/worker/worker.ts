@@ -213,6 +213,10 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     const left = [...this.#running.values()].filter((r) => !r.control.aborted);
     if (!backend || left.length === 0) return;
     for (const r of left) r.control.abort(new ShuttingDown());
+    // Handed back only once each handler has stopped (or its 1 s hard stop has passed): released
+    // at the abort, a job was claimed and run by another worker while this handler was still
+    // winding down, two runs at once. The leases stay renewed meanwhile.
+    await Promise.all(left.map((r) => r.done));
     const leases: Lease[] = left.map((r) => ({ id: r.claimed.job.id, token: r.claimed.token }));
     const statuses = await this.#withRetry(() => backend.release(leases, this.#deps.clock.now()));
     left.forEach((r, i) => {

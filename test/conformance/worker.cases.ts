@@ -589,4 +589,49 @@ export function workerCases(use: UseBackend): void {
       assert.equal(job.attempt, 0);
     }
   }));
+
+  it("stop() hands a job back only once its handler has wound down: no other worker runs it meanwhile", use(async (backend) => {
+    const clock = new FakeClock();
+    let handlerRunning = false;
+    let releasedWhileRunning = false;
+    const watched = replacing(backend, {
+      release: (leases, now) => {
+        releasedWhileRunning ||= handlerRunning;
+        return backend.release(leases, now);
+      },
+    });
+    const offload = new Offload({ backend: watched, clock });
+    try {
+      let aborted!: () => void;
+      const abortSeen = new Promise<void>((resolve) => (aborted = resolve));
+      let cleanedUp!: () => void;
+      const cleanup = new Promise<void>((resolve) => (cleanedUp = resolve));
+      const slow = offload.task({ name: "slow-cleanup", run: async (_: null, ctx) => {
+        handlerRunning = true;
+        await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve(), { once: true }));
+        aborted();
+        await cleanup; // flushing a temporary file, say: the job is still running here
+        handlerRunning = false;
+        throw ctx.signal.reason as Error;
+      } });
+      const worker = offload.worker({ concurrency: 1 });
+      await worker.start();
+      const job = await slow.enqueue(null);
+      await nextEvent(worker, "started");
+      const graceStarted = clock.sleeping(5_000); // 5 s: no other sleeper of the worker is that long
+      const stopping = worker.stop({ grace: "5s" });
+      await graceStarted;
+      clock.advance(5_000);
+      await abortSeen;
+      assert.equal((await job.get()).state, "active", "still this worker's while its handler winds down");
+      cleanedUp();
+      await stopping;
+      assert.equal(releasedWhileRunning, false, "handed back while the handler was still running");
+      const after = await job.get();
+      assert.equal(after.state, "queued");
+      assert.equal(after.attempt, 0);
+    } finally {
+      await offload.close({ grace: 0 });
+    }
+  }));
 }
