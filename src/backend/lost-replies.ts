@@ -39,35 +39,94 @@ export interface ResendEnqueue {
 }
 
 /**
+ * How long resends may go on after the first failure. A resend made while the server is away
+ * waits in the client's queue for a new connection, which for a host that vanished can take
+ * minutes: the caller (a web request, a worker's stop()) must hear within about the schedule.
+ */
+export const RESEND_BUDGET_MS = 10_000;
+
+export interface ResendOptions {
+  /** Waits before a resend (tests shorten it). */
+  readonly pause?: (ms: number) => Promise<void>;
+  readonly budgetMs?: number;
+}
+
+/**
  * `attempt(0)`, then, while it fails with an error that `resendable` accepts, a pause of the
- * schedule and `attempt(1)`, `attempt(2)`… The last failure is thrown.
+ * schedule and `attempt(1)`, `attempt(2)`… Resends stop at the budget, a resend still unanswered
+ * then included (it may still land, as any call whose reply never came). The last failure is thrown.
  */
 export async function resending<T>(
   attempt: (resend: number) => Promise<T>,
   resendable: (error: unknown) => boolean,
-  pause: (ms: number) => Promise<void> = (ms) => systemClock.sleep(ms),
+  options: ResendOptions = {},
 ): Promise<T> {
+  const pause = options.pause ?? ((ms: number) => systemClock.sleep(ms));
+  let giveUpAt = Number.POSITIVE_INFINITY; // set at the first failure
+  let lastError: unknown;
   for (let resend = 0; ; resend++) {
     try {
-      return await attempt(resend);
+      return await (resend === 0 ? attempt(0) : withinBudget(attempt(resend), giveUpAt - performance.now()));
     } catch (error) {
+      if (error === BUDGET_SPENT) throw lastError;
+      lastError = error;
+      if (resend === 0) giveUpAt = performance.now() + (options.budgetMs ?? RESEND_BUDGET_MS);
       const delay = RESEND_DELAYS_MS[resend];
-      if (delay === undefined || !resendable(error)) throw error;
+      if (delay === undefined || !resendable(error) || performance.now() + delay >= giveUpAt) throw error;
       await pause(delay);
     }
   }
+}
+
+const BUDGET_SPENT = Symbol("resend budget spent");
+
+/** `call`, or BUDGET_SPENT thrown once `ms` have passed without its answer (which is then ignored). */
+function withinBudget<T>(call: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      call.catch(() => {}); // its answer comes to nobody
+      reject(BUDGET_SPENT);
+    }, Math.max(0, ms));
+    timer.unref();
+    call.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
 }
 
 /** Enqueue: sends the batch, and again as it was while its reply is lost (see the top). */
 export function enqueueResending(jobs: readonly NewJob[], now: number, deps: ResendEnqueue): Promise<EnqueueResult[]> {
   return resending(async (resend) => {
     try {
-      return ownHolders(jobs, await deps.send(jobs));
+      const results = ownHolders(jobs, await deps.send(jobs));
+      return resend === 0 ? results : await ownJobsFound(jobs, now, results, deps);
     } catch (error) {
       if (resend > 0 && deps.duplicateId(error)) return await landedEarlier(jobs, now, deps, error);
       throw error;
     }
-  }, (error) => deps.resendable(error), (ms) => (deps.pause ? deps.pause(ms) : systemClock.sleep(ms)));
+  }, (error) => deps.resendable(error), { pause: (ms) => (deps.pause ? deps.pause(ms) : systemClock.sleep(ms)) });
+}
+
+/**
+ * A resend answered a keyed job with another job as its key's holder. If the lost attempt had
+ * stored this job, and it finished and gave up its key before the resend came, the job is this
+ * call's all the same: stored, and created by it.
+ */
+async function ownJobsFound(jobs: readonly NewJob[], now: number, results: EnqueueResult[], deps: ResendEnqueue): Promise<EnqueueResult[]> {
+  const matched = jobs.filter((job, i) => results[i]?.created === false);
+  if (matched.length === 0) return results;
+  const stored = await deps.stored(matched.map((j) => j.id));
+  return results.map((result, i) => {
+    const job = jobs[i];
+    return job && stored.has(job.id) ? { job: { id: job.id, state: job.runAt > now ? "scheduled" : "queued" }, created: true } : result;
+  });
 }
 
 /** A keyed job answered with itself as the key's holder was stored by an attempt whose reply was lost. */

@@ -13,6 +13,7 @@ export class FreezingProxy {
   #connections = 0;
   readonly #losing = new Set<string>();
   #repliesLost = 0;
+  #vanished = false;
 
   private constructor(server: Server, port: number) {
     this.#server = server;
@@ -65,6 +66,15 @@ export class FreezingProxy {
     this.#losing.add(marker);
   }
 
+  /**
+   * The server's host is gone: every open connection freezes, and new ones are accepted but never
+   * answered (a connect that succeeds, a handshake that never completes).
+   */
+  vanish(): void {
+    this.#vanished = true;
+    this.freeze();
+  }
+
   /** Connections whose replies loseRepliesAfter() stopped so far. */
   get repliesLost(): number {
     return this.#repliesLost;
@@ -78,6 +88,12 @@ export class FreezingProxy {
 
   #relay(client: Socket, target: { host: string; port: number }): void {
     this.#connections++;
+    if (this.#vanished) {
+      this.#all.add(client);
+      client.on("error", () => {});
+      client.on("close", () => this.#all.delete(client));
+      return;
+    }
     const upstream = connect(target.port, target.host);
     const pair = { client, upstream, sent: "" };
     this.#live.add(pair);

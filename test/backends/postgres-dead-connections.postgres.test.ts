@@ -53,6 +53,32 @@ describe("postgres: connections that stop answering without closing", () => {
     }
   });
 
+  it("a claim whose reply is lost on a silent connection is recovered within its lease, at the default reply timeout", { timeout: 30_000 }, async () => {
+    const own = uniqueSchema("silentclaim");
+    const direct = await PostgresBackend.open({ url: `${POSTGRES_URL}?schema=${own}` });
+    const url = new URL(POSTGRES_URL);
+    url.host = `127.0.0.1:${proxy.port}`;
+    // The default reply timeout (30 s) is twice the default lease: a claim's own is a third of its
+    // lease, so the jobs are found again before rescue would charge them an attempt.
+    const backend = await PostgresBackend.open({ url: `${url.toString()}?schema=${own}` });
+    try {
+      const now = Date.now();
+      const job = newJob({ queue: "silent", runAt: now, maxAttempts: 1 });
+      await direct.enqueue({ jobs: [job], now });
+      const worker = `silent-${job.id}`;
+      proxy.loseRepliesAfter(worker);
+      const started = performance.now();
+      const claimed = await backend.claim({ queues: ["silent"], limit: 1, worker, leaseMs: 3_000, now });
+      assert.deepEqual(claimed.map((c) => [c.job.id, c.job.attempt]), [[job.id, 1]]);
+      assert.ok(performance.now() - started < 3_000, "handed over while its lease still ran");
+      assert.deepEqual(await direct.complete([{ id: job.id, token: claimed[0]?.token ?? "", resultJson: "1" }], now + 1), ["OK"]);
+    } finally {
+      await backend.close();
+      await direct.close();
+      await dropSchema(own);
+    }
+  });
+
   it("a frozen LISTEN connection is found by its probe and made again", { timeout: 30_000 }, async () => {
     const backend = await PostgresBackend.open({ url: viaProxy("poll=200"), replyTimeout: "300ms" });
     try {

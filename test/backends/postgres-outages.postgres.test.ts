@@ -3,7 +3,9 @@
 //   behind another process) must reject the migration, not crash the process with an unhandled
 //   "error" event;
 // - the outbox relay must not spend the outbox's attempts of a batch that the destination did not
-//   take: during a destination outage, jobs would end failed in the outbox and never be relayed.
+//   take: during a destination outage, jobs would end failed in the outbox and never be relayed;
+// - an enqueue handed a pooled session that the server ended while it sat idle (57P05) never ran,
+//   and must be sent again rather than fail the caller.
 import assert from "node:assert/strict";
 import { type Socket, connect, createServer } from "node:net";
 import { describe, it } from "node:test";
@@ -127,6 +129,28 @@ describe("postgres: outages around the adapter", () => {
     } finally {
       await destination.close();
       await outbox.close();
+    }
+  });
+});
+
+/** Blocks the event loop, so what the server sends meanwhile stays unread in the socket. */
+function blockFor(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+describe("postgres: a pooled session the server ended while idle", () => {
+  it("an enqueue that meets it (57P05, idle_session_timeout) is sent again and stored once", { timeout: 60_000 }, async () => {
+    const url = `${POSTGRES_URL}?options=${encodeURIComponent("-c idle_session_timeout=200")}`;
+    const backend = await openIsolated({ url, poolSize: 1 });
+    try {
+      const now = Date.now();
+      await backend.enqueue({ jobs: [newJob({ runAt: now })], now }); // the pool now holds one idle session
+      blockFor(600); // the server ends it meanwhile; the pool has not read its FATAL yet
+      const job = newJob({ runAt: now });
+      assert.deepEqual(await backend.enqueue({ jobs: [job], now }), [{ job: { id: job.id, state: "queued" }, created: true }]);
+      assert.equal((await backend.getJob(job.id))?.state, "queued");
+    } finally {
+      await backend.close();
     }
   });
 });

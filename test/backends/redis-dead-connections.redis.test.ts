@@ -8,6 +8,7 @@ import { Redis } from "ioredis";
 import { claimSurvivesLostReply, enqueueSurvivesLostReplies, watcherHearsAgainAfterFreeze, workerOutlivesFrozenConnections } from "./dead-connection-scenarios.ts";
 import { FreezingProxy } from "./freezing-proxy.ts";
 import { unlinkMatching } from "./redis-helpers.ts";
+import { RESEND_BUDGET_MS } from "../../src/backend/lost-replies.ts";
 import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
 import { randomToken } from "../../src/core/ids.ts";
 import { BackendOpenError } from "../../src/index.ts";
@@ -57,6 +58,24 @@ describe("redis: connections that stop answering without closing", () => {
       await backend.close();
       await direct.close();
       await unlinkMatching(admin, `{${own}}:*`);
+    }
+  });
+
+  it("a claim whose server vanished gives up within the resend budget, instead of waiting out every reconnect", { timeout: 60_000 }, async () => {
+    const vanishing = await FreezingProxy.start({ host: server.hostname, port: Number(server.port || 6379) });
+    const backend = new RedisBackend({ url: `redis://127.0.0.1:${vanishing.port}`, prefix, replyTimeout: "300ms" });
+    try {
+      await backend.counts(); // connected
+      vanishing.vanish();
+      const started = performance.now();
+      // Each resend waits in ioredis's queue for a connection that never completes; without the
+      // budget the claim (and a worker's stop(), which waits for it) took minutes.
+      await assert.rejects(backend.claim({ queues: ["q"], limit: 1, worker: "w", leaseMs: 60_000, now: Date.now() }));
+      const elapsed = performance.now() - started;
+      assert.ok(elapsed < 300 + RESEND_BUDGET_MS + 1_000, `the claim gave up after ${Math.round(elapsed)} ms`);
+    } finally {
+      await backend.close();
+      await vanishing.close();
     }
   });
 

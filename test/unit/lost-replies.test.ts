@@ -11,13 +11,14 @@ import { T0, newJob } from "../conformance/fixtures.ts";
 class LostReply extends Error {}
 
 /** `enqueueResending` over an in-memory store; `plan` says, call by call, what happens to each attempt. */
-function harness(plan: Array<"lose-reply" | "lose-request" | "deliver" | "refuse">) {
+function harness(plan: Array<"lose-reply" | "lose-request" | "deliver" | "refuse">, beforeAttempt?: (attempt: number, store: SqliteBackend) => Promise<void>) {
   const store = new SqliteBackend({ path: ":memory:" });
   const attempts: string[][] = [];
   const pauses: number[] = [];
   const deps: ResendEnqueue = {
     async send(jobs) {
       attempts.push(jobs.map((j) => j.id));
+      await beforeAttempt?.(attempts.length, store);
       const step = plan[attempts.length - 1] ?? "deliver";
       if (step === "lose-request") throw new LostReply("never reached the server");
       if (step === "refuse") throw new Error("the server refused the batch");
@@ -76,6 +77,20 @@ describe("enqueue sent again after a lost reply", () => {
     const results = await enqueueResending([matched, fresh], T0, h.deps);
     assert.deepEqual(results.map((r) => [r.job.id, r.created]), [[holder.id, false], [fresh.id, true]]);
     assert.deepEqual(h.attempts.slice(1), [[matched.id, fresh.id], [matched.id, fresh.id], [matched.id]], "the matched job alone, once the refusal showed the batch had landed");
+    assert.equal(await h.count(), 2);
+  });
+
+  it("a keyed job the lost attempt stored, which finished and gave up its key before the resend, is still this call's", async () => {
+    const job = newJob({ key: "report:9" });
+    const other = newJob({ key: "report:9" });
+    const h = harness(["lose-reply"], async (attempt, store) => {
+      if (attempt !== 2) return;
+      // Between the lost reply and the resend: the job runs and succeeds, and another takes the key.
+      const [claimed] = await store.claim({ queues: ["q"], limit: 1, worker: "w", leaseMs: 1_000, now: T0 });
+      await store.complete([{ id: job.id, token: claimed?.token ?? "", resultJson: "1" }], T0);
+      await store.enqueue({ jobs: [other], now: T0 });
+    });
+    assert.deepEqual(await enqueueResending([job], T0, h.deps), [queued(job)]);
     assert.equal(await h.count(), 2);
   });
 

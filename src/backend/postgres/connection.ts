@@ -123,13 +123,14 @@ function connectingWithin(ms: number | undefined): typeof pg.Client {
 /**
  * May a failed statement be sent again? Yes when no verdict came (the connection ended, the reply
  * timed out, no connection could be made: pg's own errors carry no SQLSTATE, node's socket errors
- * an E… code) and when the server was going away or not yet there (class 08, and 57P01-57P03:
- * a restart, whose statements are rolled back). No for every other error the server answered:
- * the statement failed as sent, and would fail again.
+ * an E… code) and when the server did not run it: class 08 and 57P01-57P03 (a restart, whose
+ * statements are rolled back), 57P05 (a session the server closed while idle, handed out by the
+ * pool before the closing message was read) and 25006 (a standby: a failover moved the primary).
+ * No for every other error the server answered: the statement failed as sent, and would again.
  */
 export function resendable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   const code = (error as { code?: unknown }).code;
   if (typeof code !== "string") return true;
-  return /^E[A-Z]/.test(code) || code.startsWith("08") || /^57P0[123]$/.test(code);
+  return /^E[A-Z]/.test(code) || code.startsWith("08") || /^57P0[1235]$/.test(code) || code === "25006";
 }

@@ -43,6 +43,7 @@ export class PostgresBackend implements Backend {
   readonly #listener: Listener;
   readonly #channel: string;
   readonly #statements: EnqueueStatements;
+  readonly #replyTimeoutMs: number;
   #closed: Promise<void> | undefined;
 
   private constructor(options: PostgresOptions) {
@@ -51,6 +52,7 @@ export class PostgresBackend implements Backend {
     this.#sql = loadQueries(settings.schema);
     this.#channel = channelName(settings.schema);
     this.#statements = { sql: this.#sql, channel: this.#channel };
+    this.#replyTimeoutMs = settings.replyTimeoutMs;
     this.#pool = new pg.Pool(settings.pool);
     // An idle pooled connection that breaks (server restart) is dropped by the pool; the next
     // query opens a fresh one. Without a listener this event would crash the process.
@@ -81,11 +83,14 @@ export class PostgresBackend implements Backend {
     return this.#listener.ready();
   }
 
-  async #rows(name: QueryName, values: unknown[]): Promise<Row[]> {
+  /** Runs one of our statements; `replyTimeoutMs` shortens the pool's reply timeout for this one. */
+  async #rows(name: QueryName, values: unknown[], replyTimeoutMs?: number): Promise<Row[]> {
     const text = this.#sql[name];
+    // pg reads query_timeout from the query too (its types do not say so).
+    const timeout = replyTimeoutMs === undefined ? {} : { query_timeout: replyTimeoutMs };
     return PREPARED.has(name)
-      ? pooledQuery<Row>(this.#pool, { name: `offload_${name}`, text, values }, "generic")
-      : pooledQuery<Row>(this.#pool, { text, values }, "custom");
+      ? pooledQuery<Row>(this.#pool, { name: `offload_${name}`, text, values, ...timeout }, "generic")
+      : pooledQuery<Row>(this.#pool, { text, values, ...timeout }, "custom");
   }
 
   async #first(name: QueryName, values: unknown[]): Promise<Row | undefined> {
@@ -135,13 +140,23 @@ export class PostgresBackend implements Backend {
     const params = [queues, request.limit, request.worker, leaseUntil, request.now, this.#channel];
     const claimed = (rows: Row[]): ClaimedJob[] =>
       rows.filter((row) => row["id"] !== null).map((row) => ({ job: toJobRecord(row), token: String(row["lease_token"]) })).sort(claimOrder);
+    // A claim never waits on a lock (SKIP LOCKED), so its reply is due within a third of the lease
+    // at most: a reply lost on a silent connection is then noticed while the jobs' leases still
+    // run, and they can be found again before rescue charges them an attempt.
+    const replyTimeoutMs = Math.min(this.#replyTimeoutMs, Math.max(1, Math.floor(request.leaseMs / 3)));
+    const started = performance.now();
     return resending(async (resend) => {
-      if (resend > 0) return claimed(await this.#rows("reclaim", [leaseUntil, tokenBase]));
-      let rows = await this.#rows("claim", [...params, true, tokenBase]);
+      if (resend > 0) {
+        // Once the claim's leases have run out its jobs are rescue's: handed over now, they could
+        // run here and on another worker at once.
+        if (request.now + (performance.now() - started) >= leaseUntil) return [];
+        return claimed(await this.#rows("reclaim", [leaseUntil, tokenBase]));
+      }
+      let rows = await this.#rows("claim", [...params, true, tokenBase], replyTimeoutMs);
       if (rows[0]?.["due"] === true) {
         // Scheduled or retrying jobs are due, and claim.sql claimed nothing: stage them, then claim.
         await this.stageDue(request.now);
-        rows = await this.#rows("claim", [...params, false, tokenBase]);
+        rows = await this.#rows("claim", [...params, false, tokenBase], replyTimeoutMs);
       }
       return claimed(rows);
     }, (error) => !this.closed && resendable(error));

@@ -153,8 +153,14 @@ export class RedisBackend implements Backend {
     const args = [request.limit, request.worker, leaseUntil, token, CLAIM_FIELDS.length, ...CLAIM_FIELDS, ...queues];
     // A claim whose reply is lost is not sent again (it would take other jobs): the jobs it took
     // are found by its token base instead (lost-replies.ts).
+    const started = performance.now();
     return resending(async (resend) => {
-      if (resend > 0) return this.#reclaim(request.now, leaseUntil, token);
+      if (resend > 0) {
+        // Once the claim's leases have run out its jobs are rescue's: handed over now, they could
+        // run here and on another worker at once.
+        if (request.now + (performance.now() - started) >= leaseUntil) return [];
+        return this.#reclaim(request.now, leaseUntil, token);
+      }
       // Not announced to this process: its only interested party is the worker that claimed.
       const reply = asArray(await this.#scripts.runBuffer("claim", request.now, args));
       const claimed: ClaimedJob[] = [];
