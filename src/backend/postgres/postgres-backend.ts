@@ -142,8 +142,9 @@ export class PostgresBackend implements Backend {
       rows.filter((row) => row["id"] !== null).map((row) => ({ job: toJobRecord(row), token: String(row["lease_token"]) })).sort(claimOrder);
     // A claim never waits on a lock (SKIP LOCKED), so its reply is due within a third of the lease
     // at most: a reply lost on a silent connection is then noticed while the jobs' leases still
-    // run, and they can be found again before rescue charges them an attempt.
-    const replyTimeoutMs = Math.min(this.#replyTimeoutMs, Math.max(1, Math.floor(request.leaseMs / 3)));
+    // run, and they can be found again before rescue charges them an attempt. Never under 1 s:
+    // on a busy machine a healthy claim may take that long, and one cut short strands its jobs.
+    const replyTimeoutMs = Math.min(this.#replyTimeoutMs, Math.max(1_000, Math.floor(request.leaseMs / 3)));
     const started = performance.now();
     return resending(async (resend) => {
       if (resend > 0) {
