@@ -10,6 +10,7 @@ import { POSTGRES_URL, dropSchema, openIsolated, uniqueSchema } from "./postgres
 import { T0, newJob } from "../conformance/fixtures.ts";
 import { uuidv7 } from "../../src/core/ids.ts";
 import { PostgresBackend } from "../../src/backend/postgres/postgres-backend.ts";
+import type { Duration } from "../../src/core/duration.ts";
 import { ConfigError } from "../../src/index.ts";
 
 const server = new URL(POSTGRES_URL);
@@ -21,6 +22,22 @@ function viaProxy(params: string): string {
   const url = new URL(POSTGRES_URL);
   url.host = `127.0.0.1:${proxy.port}`;
   return `${url.toString()}?schema=${schema}&${params}`;
+}
+
+/** A backend through the proxy (with `options`) and one direct, both on a schema of their own. */
+async function inOwnSchema(options: { replyTimeout?: Duration }, body: (viaProxy: PostgresBackend, direct: PostgresBackend) => Promise<void>): Promise<void> {
+  const own = uniqueSchema("lost");
+  const direct = await PostgresBackend.open({ url: `${POSTGRES_URL}?schema=${own}` });
+  const url = new URL(POSTGRES_URL);
+  url.host = `127.0.0.1:${proxy.port}`;
+  const backend = await PostgresBackend.open({ url: `${url.toString()}?schema=${own}`, ...options });
+  try {
+    await body(backend, direct);
+  } finally {
+    await backend.close();
+    await direct.close();
+    await dropSchema(own);
+  }
 }
 
 before(async () => {
@@ -38,30 +55,16 @@ describe("postgres: connections that stop answering without closing", () => {
   });
 
   it("an enqueue or a claim whose reply is lost after the commit is answered as if it had come", { timeout: 30_000 }, async () => {
-    const own = uniqueSchema("lostreply");
-    const direct = await PostgresBackend.open({ url: `${POSTGRES_URL}?schema=${own}` });
-    const url = new URL(POSTGRES_URL);
-    url.host = `127.0.0.1:${proxy.port}`;
-    const backend = await PostgresBackend.open({ url: `${url.toString()}?schema=${own}`, replyTimeout: "300ms" });
-    try {
+    await inOwnSchema({ replyTimeout: "300ms" }, async (backend, direct) => {
       await enqueueSurvivesLostReplies(proxy, backend, direct);
       await claimSurvivesLostReply(proxy, backend, direct);
-    } finally {
-      await backend.close();
-      await direct.close();
-      await dropSchema(own);
-    }
+    });
   });
 
   it("a claim whose reply is lost on a silent connection is recovered within its lease, at the default reply timeout", { timeout: 30_000 }, async () => {
-    const own = uniqueSchema("silentclaim");
-    const direct = await PostgresBackend.open({ url: `${POSTGRES_URL}?schema=${own}` });
-    const url = new URL(POSTGRES_URL);
-    url.host = `127.0.0.1:${proxy.port}`;
     // The default reply timeout (30 s) is twice the default lease: a claim's own is a third of its
     // lease, so the jobs are found again before rescue would charge them an attempt.
-    const backend = await PostgresBackend.open({ url: `${url.toString()}?schema=${own}` });
-    try {
+    await inOwnSchema({}, async (backend, direct) => {
       const now = Date.now();
       const job = newJob({ queue: "silent", runAt: now, maxAttempts: 1 });
       await direct.enqueue({ jobs: [job], now });
@@ -72,11 +75,7 @@ describe("postgres: connections that stop answering without closing", () => {
       assert.deepEqual(claimed.map((c) => [c.job.id, c.job.attempt]), [[job.id, 1]]);
       assert.ok(performance.now() - started < 3_000, "handed over while its lease still ran");
       assert.deepEqual(await direct.complete([{ id: job.id, token: claimed[0]?.token ?? "", resultJson: "1" }], now + 1), ["OK"]);
-    } finally {
-      await backend.close();
-      await direct.close();
-      await dropSchema(own);
-    }
+    });
   });
 
   it("a frozen LISTEN connection is found by its probe and made again", { timeout: 30_000 }, async () => {
