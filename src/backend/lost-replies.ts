@@ -54,7 +54,7 @@ export interface ResendOptions {
 /**
  * `attempt(0)`, then, while it fails with an error that `resendable` accepts, a pause of the
  * schedule and `attempt(1)`, `attempt(2)`… Resends stop at the budget, a resend still unanswered
- * then included (it may still land, as any call whose reply never came). The last failure is thrown.
+ * then included (it may still land, like every call whose reply never came). The last failure is thrown.
  */
 export async function resending<T>(
   attempt: (resend: number) => Promise<T>,
