@@ -101,6 +101,29 @@ function withinBudget<T>(call: Promise<T>, ms: number): Promise<T> {
   });
 }
 
+export interface RecoverClaim<T> {
+  /** The claim itself, whose lease tokens all start with one base made for it. */
+  claim(): Promise<T[]>;
+  /** The jobs active under that base and the claim's lease deadline. */
+  reclaim(): Promise<T[]>;
+  readonly resendable: (error: unknown) => boolean;
+  /** The claim's `now`, and the lease deadline it gave its jobs. */
+  readonly now: number;
+  readonly leaseUntil: number;
+}
+
+/** Claim: the claim, and after a lost reply the jobs it took, found by its token base (see the top). */
+export function claimRecovering<T>(deps: RecoverClaim<T>): Promise<T[]> {
+  const started = performance.now();
+  return resending(async (resend) => {
+    if (resend === 0) return deps.claim();
+    // Once the claim's leases have run out its jobs are rescue's: handed over now, they could run
+    // here and on another worker at once.
+    if (deps.now + (performance.now() - started) >= deps.leaseUntil) return [];
+    return deps.reclaim();
+  }, deps.resendable);
+}
+
 /** Enqueue: sends the batch, and again as it was while its reply is lost (see the top). */
 export function enqueueResending(jobs: readonly NewJob[], now: number, deps: ResendEnqueue): Promise<EnqueueResult[]> {
   return resending(async (resend) => {

@@ -13,7 +13,7 @@ import type {
 import { randomToken } from "../../core/ids.ts";
 import { countsFromRows } from "../decode.ts";
 import { distinctLeases, leaseKey } from "../lease-batch.ts";
-import { enqueueResending, resending } from "../lost-replies.ts";
+import { claimRecovering, enqueueResending } from "../lost-replies.ts";
 import { type PostgresOptions, connectionSettings, resendable } from "./connection.ts";
 import { type EnqueueStatements, enqueueJobs } from "./enqueue.ts";
 import { Listener } from "./listener.ts";
@@ -145,22 +145,21 @@ export class PostgresBackend implements Backend {
     // run, and they can be found again before rescue charges them an attempt. Never under 1 s:
     // on a busy machine a healthy claim may take that long, and one cut short strands its jobs.
     const replyTimeoutMs = Math.min(this.#replyTimeoutMs, Math.max(1_000, Math.floor(request.leaseMs / 3)));
-    const started = performance.now();
-    return resending(async (resend) => {
-      if (resend > 0) {
-        // Once the claim's leases have run out its jobs are rescue's: handed over now, they could
-        // run here and on another worker at once.
-        if (request.now + (performance.now() - started) >= leaseUntil) return [];
-        return claimed(await this.#rows("reclaim", [leaseUntil, tokenBase]));
-      }
-      let rows = await this.#rows("claim", [...params, true, tokenBase], replyTimeoutMs);
-      if (rows[0]?.["due"] === true) {
-        // Scheduled or retrying jobs are due, and claim.sql claimed nothing: stage them, then claim.
-        await this.stageDue(request.now);
-        rows = await this.#rows("claim", [...params, false, tokenBase], replyTimeoutMs);
-      }
-      return claimed(rows);
-    }, (error) => !this.closed && resendable(error));
+    return claimRecovering({
+      claim: async () => {
+        let rows = await this.#rows("claim", [...params, true, tokenBase], replyTimeoutMs);
+        if (rows[0]?.["due"] === true) {
+          // Scheduled or retrying jobs are due, and claim.sql claimed nothing: stage them, then claim.
+          await this.stageDue(request.now);
+          rows = await this.#rows("claim", [...params, false, tokenBase], replyTimeoutMs);
+        }
+        return claimed(rows);
+      },
+      reclaim: async () => claimed(await this.#rows("reclaim", [leaseUntil, tokenBase])),
+      resendable: (error) => !this.closed && resendable(error),
+      now: request.now,
+      leaseUntil,
+    });
   }
 
   async heartbeat(request: HeartbeatRequest): Promise<HeartbeatResult> {

@@ -19,7 +19,7 @@ import type {
   QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus,
 } from "../backend.ts";
 import { ChangeFeed } from "./change-feed.ts";
-import { enqueueResending, resending } from "../lost-replies.ts";
+import { claimRecovering, enqueueResending } from "../lost-replies.ts";
 import { DEFAULT_REPLY_TIMEOUT_MS, closeClient, createClient, parseRedisUrl, resendable } from "./connection.ts";
 import { type Arg, type ScriptName, ScriptRunner } from "./scripts.ts";
 import { CLAIM_FIELDS, claimedRecord, feedEvents, jobEvents, toFields, toJobRecord } from "./records.ts";
@@ -153,24 +153,23 @@ export class RedisBackend implements Backend {
     const args = [request.limit, request.worker, leaseUntil, token, CLAIM_FIELDS.length, ...CLAIM_FIELDS, ...queues];
     // A claim whose reply is lost is not sent again (it would take other jobs): the jobs it took
     // are found by its token base instead (lost-replies.ts).
-    const started = performance.now();
-    return resending(async (resend) => {
-      if (resend > 0) {
-        // Once the claim's leases have run out its jobs are rescue's: handed over now, they could
-        // run here and on another worker at once.
-        if (request.now + (performance.now() - started) >= leaseUntil) return [];
-        return this.#reclaim(request.now, leaseUntil, token);
-      }
-      // Not announced to this process: its only interested party is the worker that claimed.
-      const reply = asArray(await this.#scripts.runBuffer("claim", request.now, args));
-      const claimed: ClaimedJob[] = [];
-      for (let i = 0; i + 1 < reply.length; i += 2) {
-        const leaseToken = `${token}${String(reply[i])}`;
-        const job = claimedRecord(reply[i + 1], { token: leaseToken, leaseUntil, worker: request.worker, now: request.now });
-        claimed.push({ job, token: leaseToken });
-      }
-      return claimed.sort(claimOrder);
-    }, (error) => !this.closed && resendable(error));
+    return claimRecovering({
+      claim: async () => {
+        // Not announced to this process: its only interested party is the worker that claimed.
+        const reply = asArray(await this.#scripts.runBuffer("claim", request.now, args));
+        const claimed: ClaimedJob[] = [];
+        for (let i = 0; i + 1 < reply.length; i += 2) {
+          const leaseToken = `${token}${String(reply[i])}`;
+          const job = claimedRecord(reply[i + 1], { token: leaseToken, leaseUntil, worker: request.worker, now: request.now });
+          claimed.push({ job, token: leaseToken });
+        }
+        return claimed.sort(claimOrder);
+      },
+      reclaim: () => this.#reclaim(request.now, leaseUntil, token),
+      resendable: (error) => !this.closed && resendable(error),
+      now: request.now,
+      leaseUntil,
+    });
   }
 
   /** The jobs a claim took (its reply was lost): active under its lease_until and token base. */
