@@ -17,7 +17,7 @@ import { randomToken, uuidv7 } from "../../src/core/ids.ts";
 import { UNFINISHED_STATES, type ClaimedJob } from "../../src/core/job.ts";
 import { LEASE, T0, attemptError } from "../conformance/fixtures.ts";
 import { POSTGRES_URL, openIsolated, uniqueSchema } from "./postgres-helpers.ts";
-import { unlinkMatching } from "./redis-helpers.ts";
+import { unlinkAndQuit } from "./redis-helpers.ts";
 
 const REDIS_URL = process.env["OFFLOAD_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379";
 const run = `bm${randomToken().slice(0, 8)}`;
@@ -440,10 +440,4 @@ describe("bounded memory: postgres", () => {
   });
 });
 
-after(async () => {
-  try {
-    await unlinkMatching(admin, `{${run}-*`);
-  } finally {
-    await admin.quit();
-  }
-});
+after(() => unlinkAndQuit(admin, `{${run}-*`));

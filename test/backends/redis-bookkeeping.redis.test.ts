@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
-import { unlinkMatching } from "./redis-helpers.ts";
+import { unlinkAndQuit } from "./redis-helpers.ts";
 import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
 import { JOB_STATES, type JobState } from "../../src/core/job.ts";
 import { randomToken } from "../../src/core/ids.ts";
@@ -153,10 +153,4 @@ describe("redis store bookkeeping", () => {
   }));
 });
 
-after(async () => {
-  try {
-    await unlinkMatching(admin, `{${run}-*`);
-  } finally {
-    await admin.quit();
-  }
-});
+after(() => unlinkAndQuit(admin, `{${run}-*`));

@@ -10,3 +10,12 @@ export async function unlinkMatching(admin: Redis, pattern: string): Promise<voi
     cursor = next;
   } while (cursor !== "0");
 }
+
+/** A test file's last step: its keys deleted, then its admin connection closed (even if the delete failed). */
+export async function unlinkAndQuit(admin: Redis, pattern: string): Promise<void> {
+  try {
+    await unlinkMatching(admin, pattern);
+  } finally {
+    await admin.quit();
+  }
+}

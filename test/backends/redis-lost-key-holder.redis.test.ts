@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after, it } from "node:test";
 import { Redis } from "ioredis";
-import { unlinkMatching } from "./redis-helpers.ts";
+import { unlinkAndQuit } from "./redis-helpers.ts";
 import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
 import { randomToken, uuidv7 } from "../../src/core/ids.ts";
 import { T0, attemptError, claimOne, enqueueOne } from "../conformance/fixtures.ts";
@@ -42,10 +42,4 @@ it("retry of a job whose key is held by a job whose hash is gone requeues it", a
   }
 });
 
-after(async () => {
-  try {
-    await unlinkMatching(admin, `{${run}-*`);
-  } finally {
-    await admin.quit();
-  }
-});
+after(() => unlinkAndQuit(admin, `{${run}-*`));

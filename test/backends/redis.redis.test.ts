@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
-import { unlinkMatching } from "./redis-helpers.ts";
+import { unlinkAndQuit } from "./redis-helpers.ts";
 import { openBackend } from "../../src/backend/open.ts";
 import { closeClient, createClient } from "../../src/backend/redis/connection.ts";
 import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
@@ -96,11 +96,4 @@ describe("redis adapter specifics", () => {
   });
 });
 
-after(async () => {
-  const admin = new Redis(url);
-  try {
-    await unlinkMatching(admin, `{${run}-*`);
-  } finally {
-    await admin.quit();
-  }
-});
+after(() => unlinkAndQuit(new Redis(url), `{${run}-*`));
