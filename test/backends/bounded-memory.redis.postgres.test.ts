@@ -4,7 +4,7 @@
 // queues and priority levels, then a replay and retries by hand) is driven through the backend port
 // with a fake `now`. Once the clock is past retention and prune has run, what is left must be a
 // small fixed set: on Redis the keys `queues`, `event-seq`, `events` (capped) and one `counts:<q>`
-// per queue, all counters zero; on PostgreSQL empty `jobs` and `events` tables. Running the whole
+// per queue, all counters zero; on PostgreSQL empty `jobs` and `events` tables and zeroed finished counts. Running the whole
 // mix again must not make what is left bigger. A second case checks the global event stream
 // against its cap while every job is still live.
 import assert from "node:assert/strict";
@@ -431,7 +431,14 @@ describe("bounded memory: postgres", () => {
         now = mix.now + RETENTION.failed + 2 * DAY;
         assert.equal(await rows("jobs"), 0, `round ${round}: jobs left`);
         assert.equal(await rows("events"), 0, `round ${round}: events left (they go with their jobs)`);
-        assert.deepEqual(await tables(), ["events", "jobs", "migrations"]);
+        assert.deepEqual(await tables(), ["events", "finished_counts", "jobs", "migrations"]);
+        // Counters of finished jobs stay: at most one per queue, final state and shard, and
+        // summing to zero (a job may finish on one connection's shard and be pruned on another's).
+        const counters = (await client.query<{ live: number; all: number }>(
+          `SELECT (SELECT count(*)::int FROM (SELECT FROM "${schema}".finished_counts GROUP BY queue, state HAVING sum(n) <> 0) s) AS live,
+                  (SELECT count(*)::int FROM "${schema}".finished_counts) AS all`)).rows[0];
+        assert.equal(counters?.live, 0, `round ${round}: finished counts left`);
+        assert.ok((counters?.all ?? 0) <= QUEUES.length * 3 * 32, `round ${round}: ${counters?.all} counter rows`);
       }
     } finally {
       await client.end();

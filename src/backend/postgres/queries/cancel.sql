@@ -9,7 +9,12 @@
 WITH pending AS (
   UPDATE offload.jobs SET state = 'cancelled', finished_at = $2::bigint, updated_at = $2::bigint, lease_token = NULL
    WHERE id = $1 AND state IN ('scheduled', 'queued', 'retrying')
-  RETURNING id, attempt, 'CANCELLED'::text AS status
+  RETURNING id, attempt, queue, 'CANCELLED'::text AS status
+), counted AS (
+  INSERT INTO offload.finished_counts AS c (queue, state, shard, n)
+  SELECT queue, 'cancelled', pg_backend_pid() % 32, count(*) FROM pending
+   GROUP BY 1, 2 ORDER BY 1, 2
+  ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + EXCLUDED.n
 ), active AS (
   UPDATE offload.jobs SET cancel_requested = true, updated_at = $2::bigint
    WHERE id = $1 AND state = 'active'

@@ -25,7 +25,12 @@ WITH acks AS (
          lease_until = NULL
     FROM held h
    WHERE j.id = h.id AND j.lease_token = h.token AND h.state = 'active'
-  RETURNING h.ord, j.id, j.attempt
+  RETURNING h.ord, j.id, j.attempt, j.queue
+), counted AS (
+  INSERT INTO offload.finished_counts AS c (queue, state, shard, n)
+  SELECT queue, 'succeeded', pg_backend_pid() % 32, count(*) FROM done
+   GROUP BY 1, 2 ORDER BY 1, 2
+  ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + EXCLUDED.n
 ), logged AS (
   INSERT INTO offload.events (job_id, type, data, at)
   SELECT id, 'state', jsonb_build_object('state', 'succeeded', 'attempt', attempt), $4::bigint FROM done ORDER BY id

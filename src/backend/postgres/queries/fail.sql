@@ -24,7 +24,13 @@ WITH held AS MATERIALIZED (
          updated_at = $5::bigint, lease_until = NULL
     FROM held h
    WHERE j.id = h.id AND h.state = 'active'
-  RETURNING j.id, j.state, j.attempt
+  RETURNING j.id, j.state, j.attempt, j.queue
+), counted AS (
+  INSERT INTO offload.finished_counts AS c (queue, state, shard, n)
+  SELECT queue, state, pg_backend_pid() % 32, count(*) FROM moved
+   WHERE state <> 'retrying'
+   GROUP BY 1, 2 ORDER BY 1, 2
+  ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + EXCLUDED.n
 ), logged AS (
   INSERT INTO offload.events (job_id, type, data, at)
   SELECT id, 'state', jsonb_build_object('state', state, 'attempt', attempt), $5::bigint FROM moved

@@ -10,7 +10,12 @@ WITH doomed AS (
    LIMIT $4::int
      FOR UPDATE SKIP LOCKED
 ), gone AS (
-  DELETE FROM offload.jobs WHERE id IN (SELECT id FROM doomed) RETURNING id
+  DELETE FROM offload.jobs WHERE id IN (SELECT id FROM doomed) RETURNING id, queue, state
+), counted AS (
+  INSERT INTO offload.finished_counts AS c (queue, state, shard, n)
+  SELECT queue, state, pg_backend_pid() % 32, -count(*) FROM gone
+   GROUP BY 1, 2 ORDER BY 1, 2
+  ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + EXCLUDED.n
 ), events_gone AS (
   DELETE FROM offload.events WHERE job_id IN (SELECT id FROM gone)
 )

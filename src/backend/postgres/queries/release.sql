@@ -19,7 +19,13 @@ WITH held AS MATERIALIZED (
          lease_token = NULL, lease_until = NULL, updated_at = $3::bigint
     FROM held h
    WHERE j.id = h.id AND j.lease_token = h.token
-  RETURNING j.id, h.token, j.state, j.attempt
+  RETURNING j.id, h.token, j.state, j.attempt, j.queue
+), counted AS (
+  INSERT INTO offload.finished_counts AS c (queue, state, shard, n)
+  SELECT queue, state, pg_backend_pid() % 32, count(*) FROM moved
+   WHERE state = 'cancelled'
+   GROUP BY 1, 2 ORDER BY 1, 2
+  ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + EXCLUDED.n
 ), logged AS (
   INSERT INTO offload.events (job_id, type, data, at)
   SELECT id, 'state', jsonb_build_object('state', state, 'attempt', attempt), $3::bigint FROM moved ORDER BY id

@@ -22,7 +22,12 @@ WITH candidates AS (
      SET state = 'queued', attempt = 0, run_at = $5::bigint, finished_at = NULL, cancel_requested = false,
          worker = NULL, updated_at = $5::bigint
    WHERE id IN (SELECT id FROM candidates) AND state = 'failed'
-  RETURNING id
+  RETURNING id, queue
+), counted AS (
+  INSERT INTO offload.finished_counts AS c (queue, state, shard, n)
+  SELECT queue, 'failed', pg_backend_pid() % 32, -count(*) FROM moved
+   GROUP BY 1, 2 ORDER BY 1, 2
+  ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + EXCLUDED.n
 ), logged AS (
   INSERT INTO offload.events (job_id, type, data, at)
   SELECT id, 'state', jsonb_build_object('state', 'queued', 'attempt', 0), $5::bigint FROM moved ORDER BY id

@@ -16,7 +16,13 @@ WITH moved AS (
          lease_token = NULL, lease_until = NULL, updated_at = $1::bigint
    WHERE id IN (SELECT id FROM offload.jobs WHERE state = 'active' AND lease_until < $1::bigint FOR UPDATE SKIP LOCKED)
      AND state = 'active' AND lease_until < $1::bigint
-  RETURNING id, state, attempt
+  RETURNING id, state, attempt, queue
+), counted AS (
+  INSERT INTO offload.finished_counts AS c (queue, state, shard, n)
+  SELECT queue, state, pg_backend_pid() % 32, count(*) FROM moved
+   WHERE state <> 'queued'
+   GROUP BY 1, 2 ORDER BY 1, 2
+  ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + EXCLUDED.n
 ), logged AS (
   INSERT INTO offload.events (job_id, type, data, at)
   SELECT id, 'state', jsonb_build_object('state', state, 'attempt', attempt), $1::bigint FROM moved ORDER BY id
