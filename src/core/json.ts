@@ -51,9 +51,18 @@ function check(value: unknown, path: string, key: string, what: string, seen: Se
 /** JSON text for `value`, or a NotSerializableError / PayloadTooLargeError. */
 export function encodeJson(value: unknown, what: string, maxBytes: number = Number.POSITIVE_INFINITY): string {
   if (value === undefined) return "null";
-  check(value, "", "", what, new Set());
+  let text: string | undefined;
+  try {
+    check(value, "", "", what, new Set());
+    text = JSON.stringify(value) as string | undefined;
+  } catch (error) {
+    // Thousands of levels of nesting exhaust the stack (of the check, or of JSON.stringify), and a
+    // text past V8's longest string is refused: either way a RangeError, which says nothing of
+    // which value it was. (TypeErrors from a toJSON() or a getter are the caller's own: left as is.)
+    if (error instanceof RangeError) throw new NotSerializableError(what, "", `${error.message} (nested too deeply, or too large)`);
+    throw error;
+  }
   // A toJSON() that returns undefined leaves JSON.stringify nothing to give.
-  const text = JSON.stringify(value) as string | undefined;
   if (text === undefined) throw new NotSerializableError(what, "", "its toJSON() returned undefined");
   const bytes = Buffer.byteLength(text, "utf8");
   if (bytes > maxBytes) throw new PayloadTooLargeError(what, bytes, maxBytes);

@@ -47,4 +47,36 @@ describe("postgres: idempotency keys taken during an enqueue", () => {
       await backend.close();
     }
   });
+
+  it("two batches taking shared keys in opposite orders both finish: keys are taken in one order, never in a cycle", async () => {
+    const backend = await openIsolated();
+    const [blocker, first, second, observer] = Array.from({ length: 4 }, () => new pg.Client({ connectionString: POSTGRES_URL }));
+    const clients = [blocker, first, second, observer].filter((c) => c !== undefined);
+    await Promise.all(clients.map((c) => c.connect()));
+    try {
+      const pid = async (c: pg.Client): Promise<number | undefined> => (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]?.pid;
+      // The blocker holds key x, uncommitted. In batch order, the first batch would take a, then
+      // wait for x; the second would take b, then wait for a; and once x is free, the first would
+      // wait for b: a deadlock, one of them failing with 40P01.
+      await blocker?.query("BEGIN");
+      await backend.enqueue({ jobs: [newJob({ key: "x" })], now: T0, tx: blocker });
+      await first?.query("BEGIN");
+      await second?.query("BEGIN");
+      const [firstPid, secondPid] = [await pid(first as pg.Client), await pid(second as pg.Client)];
+      const one = backend.enqueue({ jobs: [newJob({ key: "a" }), newJob({ key: "x" }), newJob({ key: "b" })], now: T0, tx: first });
+      await untilSessionWaits(observer as pg.Client, "wait_event_type = 'Lock' AND pid = $1", [firstPid], one);
+      const two = backend.enqueue({ jobs: [newJob({ key: "b" }), newJob({ key: "a" })], now: T0, tx: second });
+      await untilSessionWaits(observer as pg.Client, "wait_event_type = 'Lock' AND pid = $1", [secondPid], two);
+      await blocker?.query("ROLLBACK");
+      assert.deepEqual((await one).map((r) => r.created), [true, true, true]);
+      await first?.query("COMMIT");
+      const results = await two; // it waited for the first batch's keys, which are now committed
+      assert.deepEqual(results.map((r) => r.created), [false, false], "both keys are held by the first batch's jobs");
+      await second?.query("COMMIT");
+      assert.equal((await backend.listJobs({ limit: 10 })).length, 3);
+    } finally {
+      await Promise.all(clients.map((c) => c.end()));
+      await backend.close();
+    }
+  });
 });

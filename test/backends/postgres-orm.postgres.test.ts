@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { type SQL, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/node-postgres";
-import { CompiledQuery, Kysely, PostgresDialect } from "kysely";
+import { CamelCasePlugin, CompiledQuery, Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
 import type { JobHandle, Offload } from "../../src/index.ts";
 import { POSTGRES_URL, withOrdersSchema } from "./postgres-helpers.ts";
@@ -53,10 +53,12 @@ function drizzleTx(tx: { execute: (query: SQL) => Promise<unknown> }): { query(t
 describe("postgres: transactional enqueue through ORMs (the docs' adapters)", () => {
   it("Kysely: commit → the job runs; rollback → no job, ever", () => withFixture(async ({ schema, offload, pool }) => {
     const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => ({ confirmed: p.order }) });
-    const db = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool }) });
-    const enqueueIn = (trx: Kysely<Record<string, never>>, order: number) => {
-      const tx = { query: (text: string, values: unknown[]) => trx.executeQuery(CompiledQuery.raw(text, values)) };
-      return confirm.enqueue({ order }, { tx });
+    // CamelCasePlugin, as many Kysely apps have it: the adapter must bypass it (run_at → runAt).
+    const db = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool }), plugins: [new CamelCasePlugin()] });
+    const enqueueIn = (trx: Kysely<Record<string, never>>, order: number, key?: string) => {
+      const tx = { query: (text: string, values: unknown[]) => trx.withoutPlugins().executeQuery(CompiledQuery.raw(text, values)) };
+      // A keyed job waits an hour: the worker below must not finish it and free its key.
+      return confirm.enqueue({ order }, { tx, ...(key === undefined ? {} : { key, delay: "1h" }) });
     };
     const committed = await db.transaction().execute(async (trx) => {
       await trx.executeQuery(CompiledQuery.raw(`INSERT INTO "${schema}".orders (note) VALUES ('kept')`));
@@ -68,6 +70,10 @@ describe("postgres: transactional enqueue through ORMs (the docs' adapters)", ()
       throw new Rollback();
     }), Rollback);
     await onlyTheCommittedJobRuns(offload, committed, rolledBack);
+    // A keyed enqueue that meets the key's holder reads the holder's row back through the adapter.
+    const holder = await db.transaction().execute((trx) => enqueueIn(trx, 3, "order-3"));
+    const again = await db.transaction().execute((trx) => enqueueIn(trx, 3, "order-3"));
+    assert.equal(again.id, holder.id, "the key's holder, not a second job");
   }));
 
   it("Drizzle: commit → the job runs; rollback → no job, ever", () => withFixture(async ({ schema, offload, pool }) => {

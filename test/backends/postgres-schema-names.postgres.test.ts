@@ -4,7 +4,9 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
+import { PostgresBackend } from "../../src/backend/postgres/postgres-backend.ts";
 import { channelName } from "../../src/backend/postgres/queries.ts";
+import { ConfigError } from "../../src/core/errors.ts";
 import { claimOne, enqueueOne, LEASE, nextChange, T0 } from "../conformance/fixtures.ts";
 import { openIsolated } from "./postgres-helpers.ts";
 
@@ -39,5 +41,12 @@ describe("postgres: long schema names", () => {
     for (const name of names) assert.ok(Buffer.byteLength(name) < 64, name);
     assert.equal(new Set(names).size, names.length);
     assert.equal(channelName("offload"), "offload:offload"); // short names keep the channel older processes use
+  });
+
+  it("a schema name that is not a plain identifier is a ConfigError, before any connection", async () => {
+    for (const bad of ["has space", 'quo"te', "9lives", schemaOfLength(64), ""]) {
+      await assert.rejects(PostgresBackend.open({ url: "postgres://nobody@127.0.0.1:1/none", schema: bad }),
+        (error: unknown) => error instanceof ConfigError && /schema name/.test(error.message), bad);
+    }
   });
 });

@@ -83,6 +83,20 @@ describe("postgres: transactional enqueue", () => {
     }
   }));
 
+  it("a pg client outside BEGIN, or in a failed transaction, is refused: the job would commit at once, or never", () => withFixture(async ({ offload, client }) => {
+    const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => p.order });
+    await assert.rejects(confirm.enqueue({ order: 1 }, { tx: client }), (error: unknown) => error instanceof ConfigError && /outside any transaction.*BEGIN/.test(error.message));
+    await client.query("BEGIN");
+    await assert.rejects(client.query("SELECT 1/0"), /division by zero/);
+    await assert.rejects(confirm.enqueue({ order: 2 }, { tx: client }), (error: unknown) => error instanceof ConfigError && /failed: roll it back/.test(error.message));
+    await client.query("ROLLBACK");
+    assert.equal((await offload.jobs.list()).length, 0);
+    await client.query("BEGIN");
+    await confirm.enqueue({ order: 3 }, { tx: client });
+    await client.query("COMMIT");
+    assert.equal((await offload.jobs.list()).length, 1, "inside BEGIN it is accepted");
+  }));
+
   it("rollback: no job, ever", () => withFixture(async ({ schema, offload, client }) => {
     const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => p.order });
     const worker = offload.worker();

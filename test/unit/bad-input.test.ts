@@ -22,6 +22,13 @@ async function stored(offload: Offload): Promise<number> {
   return (await offload.jobs.list({ limit: 1000 })).length;
 }
 
+/** `{ a: { a: … { a: 1 } } }`, `depth` levels deep. */
+function nested(depth: number): unknown {
+  let value: unknown = 1;
+  for (let i = 0; i < depth; i++) value = { a: value };
+  return value;
+}
+
 describe("bad input", () => {
   it("a payload failing the schema is a ValidationError naming each field", async () => {
     const { offload, signup } = app();
@@ -40,7 +47,7 @@ describe("bad input", () => {
     await offload.close();
   });
 
-  it("payloads that are not JSON: functions, BigInt, symbols, cycles, Maps", async () => {
+  it("payloads that are not JSON: functions, BigInt, symbols, cycles, Maps, nesting past the stack", async () => {
     const { offload, loose } = app();
     const cyclic: Record<string, unknown> = { a: 1 };
     cyclic["self"] = cyclic;
@@ -54,6 +61,8 @@ describe("bad input", () => {
       [{ list: [1, { deep: () => 0 }] }, /list\[1\]\.deep/],
       // What toJSON returns is what would be stored, so that is what is checked.
       [{ price: { toJSON: () => 12n } }, /price: BigInt/],
+      // Nested past the call stack: typed, not a bare RangeError.
+      [nested(100_000), /nested too deeply/],
     ];
     for (const [payload, message] of cases) {
       await assert.rejects(loose.enqueue(payload), (e: unknown) => e instanceof NotSerializableError && message.test(e.message));

@@ -3,6 +3,7 @@
 // stays readable and runnable as written for the default schema.
 import { createHash } from "node:crypto";
 import { readFileSync, readdirSync } from "node:fs";
+import { ConfigError } from "../../core/errors.ts";
 
 const QUERY_NAMES = [
   "acknowledge-cancel", "cancel", "claim", "complete", "counts", "enqueue", "enqueue-find-key",
@@ -18,7 +19,7 @@ export const DEFAULT_SCHEMA = "offload";
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 export function checkSchemaName(schema: string): string {
-  if (!SCHEMA_NAME.test(schema)) throw new Error(`schema name ${JSON.stringify(schema)} must be 1-63 of A-Z a-z 0-9 _, not starting with a digit`);
+  if (!SCHEMA_NAME.test(schema)) throw new ConfigError(`schema name ${JSON.stringify(schema)} must be 1-63 of A-Z a-z 0-9 _, not starting with a digit`);
   return schema;
 }
 

@@ -33,12 +33,31 @@ function isPool(tx: Queryable): boolean {
   return typeof counts.totalCount === "number" && typeof counts.idleCount === "number" && typeof counts.waitingCount === "number";
 }
 
+/**
+ * node-postgres clients (8.x) report where their session is: "I" idle, outside any transaction,
+ * where each statement commits on its own (the same hazard as a Pool); "T" inside one; "E" inside
+ * one that failed, where every statement is refused until ROLLBACK. ORM adapters do not say.
+ */
+function transactionStatus(tx: Queryable): string | undefined {
+  const status = tx as { getTransactionStatus?: unknown };
+  if (typeof status.getTransactionStatus !== "function") return undefined;
+  const value: unknown = (status.getTransactionStatus as () => unknown).call(tx);
+  return typeof value === "string" ? value : undefined;
+}
+
 export function transactionRunner(tx: unknown): RunQuery {
   if (!isQueryable(tx)) {
     throw new ConfigError("enqueue({ tx }) on PostgreSQL needs the caller's transaction: an object with query(text, values), e.g. a pg client after BEGIN");
   }
   if (isPool(tx)) {
     throw new ConfigError("enqueue({ tx }) was given a pg Pool, which runs each statement on its own: pass the client of your transaction (const client = await pool.connect(); await client.query(\"BEGIN\"))");
+  }
+  const status = transactionStatus(tx);
+  if (status === "I") {
+    throw new ConfigError("enqueue({ tx }) was given a pg client outside any transaction, where the job would commit at once: run BEGIN on it first");
+  }
+  if (status === "E") {
+    throw new ConfigError("enqueue({ tx }) was given a pg client whose transaction has failed: roll it back");
   }
   return async (text, values) => rowsOf(await tx.query(text, values));
 }

@@ -1,7 +1,10 @@
 -- Insert a batch of new jobs, some with idempotency keys, and the first state events of those
 -- inserted: one statement, so all or none. A job whose key an unfinished job holds is not
 -- inserted (ON CONFLICT on the partial unique index); the same key twice in the batch inserts the
--- first only (rows go in batch order).
+-- first only (rows of one key go in batch order).
+-- Rows go in key order: an insert that meets a key another open transaction has just taken waits
+-- for that transaction, so two batches taking shared keys in different orders would each wait
+-- for the other (deadlock, 40P01). In one order, one of them simply waits.
 -- May run on the caller's transaction (enqueue with tx): columns are cast to text and float8 so
 -- any driver returns the same shapes.
 -- $1 ids text[], $2 tasks text[], $3 queues text[], $4 payloads text[] (JSON), $5 priorities int[],
@@ -17,7 +20,7 @@ WITH input AS (
   INSERT INTO offload.jobs (id, task, queue, state, payload, priority, run_at, max_attempts, key, owner, created_at, updated_at)
   SELECT id, task, queue, CASE WHEN run_at > $10::bigint THEN 'scheduled' ELSE 'queued' END,
          payload::json, priority, run_at, max_attempts, key, owner, $10::bigint, $10::bigint
-    FROM input ORDER BY ord
+    FROM input ORDER BY key, ord
   ON CONFLICT (key) WHERE key IS NOT NULL AND state IN ('scheduled', 'queued', 'active', 'retrying') DO NOTHING
   RETURNING *
 ), logged AS (
