@@ -14,7 +14,8 @@ import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
 import { Offload } from "../../src/index.ts";
 import type { JobHandle } from "../../src/client/job-handle.ts";
 import type { Worker } from "../../src/worker/worker.ts";
-import { RedisProcesses, freePort, run, until } from "./redis-processes.ts";
+import { TestCluster } from "./redis-cluster.ts";
+import { RedisProcesses, freePort, until } from "./redis-processes.ts";
 
 const servers = new RedisProcesses();
 after(() => servers.stopAll());
@@ -33,15 +34,9 @@ function onSuccesses(worker: Worker, at: (done: number) => void): void {
 
 describe("redis: cluster, connection loss, server restart", () => {
   it("a 3-node Redis Cluster runs jobs of several queues", async () => {
-    const ports = [await freePort(), await freePort(), await freePort()];
-    for (const port of ports) {
-      await servers.start(port, ["--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`, "--cluster-node-timeout", "5000"]);
-    }
-    await run("redis-cli", ["--cluster", "create", ...ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", "0", "--cluster-yes"]);
-    for (const port of ports) {
-      await until(async () => (await run("redis-cli", ["-p", String(port), "cluster", "info"])).stdout.includes("cluster_state:ok"), `cluster_state:ok on ${port}`, 100);
-    }
-    const url = `redis+cluster://${ports.map((p) => `127.0.0.1:${p}`).join(",")}`;
+    const cluster = await TestCluster.start(servers, { masters: 3 });
+    const url = cluster.url;
+    const ports = cluster.nodes.map((n) => n.port);
     // Two installations (prefixes): their hash tags usually land on different nodes.
     for (const prefix of ["alpha", "beta"]) {
       const offload = new Offload({ backend: `${url}?prefix=${prefix}` });

@@ -162,6 +162,9 @@ const NOT_RUN = /(?:^|: -)(?:READONLY|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN) /
 export function resendable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   if (error.name === "ReplyError") return NOT_RUN.test(error.message);
+  // A Cluster client redirected more times than its limit (a slot being moved: TRYAGAIN, ASK and
+  // MOVED all say the call did not run there) gives up with this error of its own.
+  if (error.message.startsWith("Too many Cluster redirections.")) return /Last error: ReplyError: (?:TRYAGAIN|CLUSTERDOWN|MOVED|ASK) /.test(error.message);
   // A Cluster fails a call whose node connection closed with ioredis's own "Connection is closed."
   return error instanceof ReplyLostError || error.message === "Connection is closed." || error.message.startsWith("Socket timeout.");
 }

@@ -37,15 +37,27 @@ export type Arg = string | number;
 export class ScriptRunner {
   readonly #client: Redis | Cluster;
   readonly #scripts = (cached ??= loadScripts());
-  /** The routing key (KEYS[1]) and the common arguments every script starts with, minus `now`. */
-  readonly #key: string;
+  /** The keys every call declares (see the constructor) and the common arguments, minus `now`. */
+  readonly #keys: readonly [string, string];
   readonly #common: (now: number) => Arg[];
   readonly #inflight: InFlightCalls;
 
-  constructor(client: Redis | Cluster, key: string, common: (now: number) => Arg[]) {
+  /**
+   * Every call declares two keys of the prefix's slot: `<prefix>queues`, which routes it, and
+   * `<prefix>slot-guard`, which nothing ever writes. The scripts build every other key from the
+   * prefix, so Redis Cluster cannot check those before running one. While the slot is being
+   * moved to another node, keys go over one by one, and a script running on either node could
+   * find some of its keys gone: it would stop half way on the old node ("non local key", its
+   * writes so far kept, since scripts are not rolled back), or run on the new node over keys
+   * not moved yet, creating them afresh. A declared key that is always missing makes Redis
+   * refuse every call into a slot in migration before it runs (TRYAGAIN, on the new node at
+   * the latest), and the client tries again until the move is over. A stable slot is never
+   * checked for missing keys, so the guard costs nothing then.
+   */
+  constructor(client: Redis | Cluster, prefix: string, common: (now: number) => Arg[]) {
     this.#client = client;
     this.#inflight = new InFlightCalls(client);
-    this.#key = key;
+    this.#keys = [`${prefix}queues`, `${prefix}slot-guard`];
     this.#common = common;
   }
 
@@ -67,7 +79,7 @@ export class ScriptRunner {
     const script = this.#scripts[name];
     // The arguments go as one array, never spread into a call: an enqueueMany of 50,000 jobs has
     // 450,000 of them, more than a JavaScript call can take ("Maximum call stack size exceeded").
-    const tail = [1, this.#key, ...this.#common(now), ...args];
+    const tail = [this.#keys.length, ...this.#keys, ...this.#common(now), ...args];
     const client = this.#client;
     const call = (command: "EVALSHA" | "EVAL", first: string): Promise<unknown> =>
       buffers ? client.callBuffer(command, [first, ...tail]) : client.call(command, [first, ...tail]);

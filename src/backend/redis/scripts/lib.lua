@@ -3,6 +3,8 @@
 -- Every script follows one calling convention:
 --   KEYS[1]  <prefix>queues: the routing key; every key a script touches starts with the same
 --            {hash tag}, so in Redis Cluster they all live in that key's slot.
+--   KEYS[2]  <prefix>slot-guard: never written; it makes Redis Cluster refuse a call while the
+--            slot is being moved between nodes, before the script runs (scripts.ts).
 --   ARGV[1]  prefix, e.g. "{offload}:"     ARGV[2]  now (epoch ms, the caller's clock)
 --   ARGV[3]  event cap (global feed size)  ARGV[4]  origin (this backend instance, for pub/sub)
 --   ARGV[5…] the script's own arguments.
