@@ -1,17 +1,23 @@
 // The outbox relay when its destination misbehaves, on a real PostgreSQL outbox and a real Redis
 // destination (wrapped to refuse a queue, or to hold deliveries until the test lets them go):
 // - a job the destination refuses on its own holds nothing up: the rest of its batch is relayed
-//   once, and the refused job is tried again later, its attempt counted;
+//   once, and the refused job is tried again later, its attempt counted, until it ends failed;
+// - a job that fails without a verdict on it (a server error, the destination gone) is handed
+//   back with its attempt untouched, and a write to the outbox failing while a batch is settled
+//   leaves only its own jobs leased;
 // - a delivery that waits longer than the lease keeps its leases, so another relay does not rescue
 //   the batch (charging every job an attempt) and deliver it a second time;
 // - a cancel asked for in the outbox while the relay holds the job reaches the destination.
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
-import type { Backend, EnqueueRequest, EnqueueResult, HeartbeatRequest, HeartbeatResult } from "../../src/backend/backend.ts";
+import type { Backend, EnqueueRequest, EnqueueResult, FailRequest, FailStatus, HeartbeatRequest, HeartbeatResult } from "../../src/backend/backend.ts";
 import { openBackend } from "../../src/backend/open.ts";
 import { OutboxRelay } from "../../src/backend/postgres/outbox-relay.ts";
+import { FakeClock } from "../../src/core/clock.ts";
+import { OffloadError } from "../../src/core/errors.ts";
 import { Offload } from "../../src/index.ts";
+import { T0, newJob, replacing } from "../conformance/fixtures.ts";
 import { deferred } from "../support/deferred.ts";
 import { POSTGRES_URL, dropSchema, uniqueSchema } from "./postgres-helpers.ts";
 import { unlinkAndQuit } from "./redis-helpers.ts";
@@ -50,14 +56,13 @@ async function setup(): Promise<Setup> {
   };
 }
 
-/** `backend`, with some of its methods replaced (the rest still the real backend's). */
-function overriding(backend: Backend, overrides: Partial<Backend>): Backend {
-  return new Proxy(backend, {
-    get(target, prop) {
-      if (prop in overrides) return (overrides as Record<string | symbol, unknown>)[prop];
-      const value: unknown = Reflect.get(target, prop, target);
-      return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-    },
+/** A destination that refuses, with a typed verdict, every enqueue holding a job of `queue`. */
+function refusing(destination: Backend, queue: string): Backend {
+  return replacing(destination, {
+    enqueue: (request: EnqueueRequest): Promise<EnqueueResult[]> =>
+      request.jobs.some((j) => j.queue === queue)
+        ? Promise.reject(new OffloadError("VALIDATION", `queue ${queue} is not served here`))
+        : destination.enqueue(request),
   });
 }
 
@@ -65,7 +70,7 @@ function overriding(backend: Backend, overrides: Partial<Backend>): Backend {
 function gated(destination: Backend): { backend: Backend; entered: Promise<void>; open: () => void } {
   const entered = deferred<void>();
   const gate = deferred<void>();
-  const backend = overriding(destination, {
+  const backend = replacing(destination, {
     enqueue: async (request: EnqueueRequest): Promise<EnqueueResult[]> => {
       entered.resolve();
       await gate.promise;
@@ -85,14 +90,8 @@ describe("outbox relay: a destination that refuses, stalls, or must cancel", () 
       const ahead = await mail.enqueueMany([{ n: 1 }, { n: 2 }], { priority: 10 });
       const refusedJob = await bad.enqueue({}, { priority: 5 });
       const behind = await mail.enqueueMany([{ n: 3 }, { n: 4 }]);
-      const strict = overriding(destination, {
-        enqueue: (request: EnqueueRequest): Promise<EnqueueResult[]> => {
-          if (request.jobs.some((j) => j.queue === "bad")) return Promise.reject(new Error("queue bad is not served here"));
-          return destination.enqueue(request);
-        },
-      });
       const errors: string[] = [];
-      const relay = new OutboxRelay({ from: source, to: strict, onError: (e) => errors.push(String(e)) });
+      const relay = new OutboxRelay({ from: source, to: refusing(destination, "bad"), onError: (e) => errors.push(String(e)) });
 
       assert.equal(await relay.relayBatch(), 4, "the four others are relayed in the same round");
       for (const h of [...ahead, ...behind]) {
@@ -109,13 +108,75 @@ describe("outbox relay: a destination that refuses, stalls, or must cancel", () 
       // The next round has nothing due: the refused job waits out its back-off; nothing goes twice.
       assert.equal(await relay.relayBatch(), 0);
       assert.equal((await destination.listJobs({ limit: 10 })).length, 4);
+    } finally {
+      await close();
+    }
+  });
 
-      // A batch the destination refuses whole is handed back, its attempt not counted: that is
-      // what an outage looks like, and an outage must not use up attempts.
-      const alone = await bad.enqueue({}, { priority: 20 });
-      await assert.rejects(relay.relayBatch(), /queue bad is not served here/);
-      const handedBack = await outbox.jobs.get(alone.id);
-      assert.deepEqual([handedBack.state, handedBack.attempt, handedBack.errors.length], ["queued", 0, 0]);
+  it("a job refused every time ends failed after its attempts, also when it is claimed alone", async () => {
+    const { source, destination, close } = await setup();
+    try {
+      const clock = new FakeClock(T0);
+      const bad = newJob({ queue: "bad", maxAttempts: 3 });
+      await source.enqueue({ jobs: [bad], now: T0 });
+      const relay = new OutboxRelay({ from: source, to: refusing(destination, "bad"), queues: ["bad"], clock });
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        assert.equal(await relay.relayBatch(), 0);
+        clock.advance(2 * 3_600_000); // past the longest back-off
+      }
+      const job = await source.getJob(bad.id);
+      assert.deepEqual([job?.state, job?.attempt, job?.errors.map((e) => e.name)], ["failed", 3, ["RelayRefused", "RelayRefused", "RelayRefused"]]);
+    } finally {
+      await close();
+    }
+  });
+
+  it("a job that fails without a verdict (a server error) is handed back uncounted; alone, the round fails as an outage", async () => {
+    const { source, destination, close } = await setup();
+    try {
+      const flaky = newJob({ queue: "mail", priority: 5, maxAttempts: 1 });
+      const fine = newJob({ queue: "mail" });
+      await source.enqueue({ jobs: [flaky, fine], now: T0 });
+      const erring = replacing(destination, {
+        enqueue: (request: EnqueueRequest): Promise<EnqueueResult[]> =>
+          request.jobs.some((j) => j.id === flaky.id) ? Promise.reject(new Error("ERR server error")) : destination.enqueue(request),
+      });
+      const relay = new OutboxRelay({ from: source, to: erring, queues: ["mail"], clock: new FakeClock(T0) });
+      assert.equal(await relay.relayBatch(), 1, "the other job goes through");
+      const handedBack = await source.getJob(flaky.id);
+      assert.deepEqual([handedBack?.state, handedBack?.attempt, handedBack?.errors.length], ["queued", 0, 0], "its only attempt is untouched");
+      await assert.rejects(relay.relayBatch(), /ERR server error/, "alone, nothing went through: an outage");
+      const again = await source.getJob(flaky.id);
+      assert.deepEqual([again?.state, again?.attempt], ["queued", 0]);
+      assert.equal(await relay.relayBatch().catch(() => 0), 0);
+      assert.equal((await destination.listJobs({ limit: 10 })).length, 1);
+    } finally {
+      await close();
+    }
+  });
+
+  it("an outbox write failing while a batch is settled leaves only its own jobs leased: the delivered ones are marked", async () => {
+    const { source, destination, close } = await setup();
+    try {
+      const clock = new FakeClock(T0);
+      const bad = newJob({ queue: "bad", priority: 10, maxAttempts: 3 });
+      const good = [newJob({ queue: "mail", maxAttempts: 1 }), newJob({ queue: "mail", maxAttempts: 1 })];
+      await source.enqueue({ jobs: [bad, ...good], now: T0 });
+      let blips = 1;
+      const blippy = replacing(source, {
+        fail: (request: FailRequest): Promise<FailStatus> =>
+          blips-- > 0 ? Promise.reject(new Error("Connection terminated unexpectedly")) : source.fail(request),
+      });
+      const relay = new OutboxRelay({ from: blippy, to: refusing(destination, "bad"), queues: ["mail", "bad"], clock });
+      await assert.rejects(relay.relayBatch(), /Connection terminated/, "the failed write is reported to the caller");
+      for (const g of good) {
+        assert.equal((await source.getJob(g.id))?.state, "succeeded", "marked relayed");
+        assert.equal((await destination.getJob(g.id))?.state, "queued");
+      }
+      // The refused job stays leased; once its lease is over it is rescued, its attempt spent.
+      clock.advance(31_000);
+      assert.equal(await relay.relayBatch(), 0);
+      assert.equal((await source.getJob(bad.id))?.state, "retrying");
     } finally {
       await close();
     }
@@ -131,7 +192,7 @@ describe("outbox relay: a destination that refuses, stalls, or must cancel", () 
       // Count the stalled relay's heartbeats: each is a third of a lease apart.
       let renewals = 0;
       const renewed = deferred<void>();
-      const counting = overriding(source, {
+      const counting = replacing(source, {
         heartbeat: async (request: HeartbeatRequest): Promise<HeartbeatResult> => {
           const result = await source.heartbeat(request);
           if (++renewals === 4) renewed.resolve();
@@ -176,6 +237,44 @@ describe("outbox relay: a destination that refuses, stalls, or must cancel", () 
       assert.equal((await destination.getJob(cancelled.id))?.state, "cancelled", "cancelled where it was delivered");
       assert.equal((await outbox.jobs.get(kept.id)).state, "succeeded");
       assert.equal((await destination.getJob(kept.id))?.state, "queued");
+    } finally {
+      await close();
+    }
+  });
+
+  it("the destination going away after taking a job: that job is marked relayed, the rest handed back (cancels there honoured)", async () => {
+    const { source, destination, close } = await setup();
+    try {
+      const delivered = newJob({ queue: "mail", priority: 10 });
+      const stranded = newJob({ queue: "mail" });
+      await source.enqueue({ jobs: [delivered, stranded], now: T0 });
+      // The batch fails (a blip); job by job, the first goes through, and then the destination is
+      // gone. Meanwhile both are asked to cancel in the outbox (they are active there: flagged).
+      let down = false;
+      const failing = replacing(destination, {
+        enqueue: async (request: EnqueueRequest): Promise<EnqueueResult[]> => {
+          if (request.jobs.length > 1) throw new Error("connection reset");
+          if (down) throw new Error("destination down");
+          const result = await destination.enqueue(request);
+          assert.equal(await source.cancel(delivered.id, T0), "CANCEL_REQUESTED");
+          assert.equal(await source.cancel(stranded.id, T0), "CANCEL_REQUESTED");
+          down = true;
+          return result;
+        },
+        getJob: (id: string) => (down ? Promise.reject(new Error("destination down")) : destination.getJob(id)),
+        cancel: () => Promise.reject(new Error("destination down")),
+      });
+      const errors: string[] = [];
+      const relay = new OutboxRelay({ from: source, to: failing, queues: ["mail"], clock: new FakeClock(T0), onError: (e) => errors.push(String(e)) });
+      assert.equal(await relay.relayBatch(), 1);
+      // Where it lives now is the destination: the outbox says relayed, and the cancel that could
+      // not be passed on is reported, not dropped in silence.
+      assert.equal((await source.getJob(delivered.id))?.state, "succeeded");
+      assert.equal((await destination.getJob(delivered.id))?.state, "queued");
+      assert.ok(errors.some((e) => e.includes(`job ${delivered.id} was relayed, but its cancel could not be passed on`)));
+      // The other never left: handed back, its cancel honoured there.
+      assert.equal((await source.getJob(stranded.id))?.state, "cancelled");
+      assert.equal(await destination.getJob(stranded.id), undefined);
     } finally {
       await close();
     }

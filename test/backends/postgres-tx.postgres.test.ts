@@ -95,6 +95,13 @@ describe("postgres: transactional enqueue", () => {
     await confirm.enqueue({ order: 3 }, { tx: client });
     await client.query("COMMIT");
     assert.equal((await offload.jobs.list()).length, 1, "inside BEGIN it is accepted");
+    // pg runs a client's statements in order: a BEGIN not yet answered comes before the enqueue.
+    const begun = client.query("BEGIN");
+    const queued = confirm.enqueue({ order: 4 }, { tx: client });
+    await begun;
+    await queued;
+    await client.query("ROLLBACK");
+    assert.equal((await offload.jobs.list()).length, 1, "rolled back with the transaction");
   }));
 
   it("rollback: no job, ever", () => withFixture(async ({ schema, offload, client }) => {

@@ -14,15 +14,16 @@
 //   gets the holder back from enqueue (created: false): not a second job either. This needs the
 //   destination to still have the job: it must keep finished jobs longer than a relay lease
 //   (docs/postgres.md).
-// - a job the destination refuses on its own is tried again later with its attempt counted, and
-//   the rest of its batch goes through; a cancel asked for while the relay holds a job is passed
-//   on to the destination.
+// - a job the destination refuses for a reason of its own (a typed OffloadError) is tried again
+//   later with its attempt counted, and the rest of its batch goes through; a job it could not be
+//   sent for any other reason is handed back uncounted; a cancel asked for while the relay holds
+//   a job it delivered is passed on to the destination (#settle).
 import type { Backend, Lease, NewJob, Retention } from "../backend.ts";
 import { DEFAULT_RETRY, backoffDelay } from "../../core/backoff.ts";
 import type { Clock } from "../../core/clock.ts";
 import { systemClock } from "../../core/clock.ts";
 import { randomToken } from "../../core/ids.ts";
-import { toError } from "../../core/errors.ts";
+import { OffloadError, toError } from "../../core/errors.ts";
 import type { AttemptError, ClaimedJob } from "../../core/job.ts";
 import { Wakeup } from "../../core/wakeup.ts";
 
@@ -47,6 +48,18 @@ export interface RelayOptions {
 }
 
 const DAY = 86_400_000;
+/** The longest delay a Node timer takes; a longer one fires at once. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** What became of each job of a batch at the destination, by id. */
+interface Delivery {
+  /** At the destination: sent now, or found there. */
+  readonly delivered: Set<string>;
+  /** Refused by the destination for a reason of the job's own (an OffloadError). */
+  readonly refused: Map<string, Error>;
+  /** Not sent: the destination was away, or failed without a verdict on the job. */
+  readonly unsent: Map<string, Error>;
+}
 const DISCOVER_EVERY_MS = 10_000;
 const PRUNE_EVERY_MS = 60_000;
 
@@ -86,64 +99,88 @@ export class OutboxRelay {
       if (now - this.#discoveredAt >= 1_000) this.#discoveredAt = Number.NEGATIVE_INFINITY;
       return 0;
     }
-    const leases = claimed.map((c) => ({ id: c.job.id, token: c.token }));
-    let refused: ReadonlyMap<string, Error>;
-    try {
-      refused = await this.#renewingLeases(leases, leaseMs, () => this.#deliver(to, claimed.map(toNewJob)));
-    } catch (error) {
-      // The destination is unreachable, or refused every job: hand the batch back at once, its
-      // attempt not counted. Left leased, each lease that runs out costs the job one of its
-      // attempts in the outbox, so an outage of maxAttempts leases would fail every job in it
-      // (failed in the outbox, never relayed). Jobs that did reach the destination are found there
-      // by id on the next delivery. If the release fails too, the leases expire as when a relay dies.
-      await from.release(leases, this.#clock.now()).catch((releaseError: unknown) => this.#options.onError?.(releaseError));
-      throw error;
-    }
-    return this.#settle(claimed, refused);
+    const delivery = await this.#renewingLeases(claimed, leaseMs, () => this.#deliver(to, claimed.map(toNewJob)));
+    const moved = await this.#settle(claimed, delivery);
+    const [outage] = delivery.unsent.values();
+    // Nothing went through: the destination is away. The caller waits a poll interval.
+    if (outage && delivery.delivered.size === 0 && delivery.refused.size === 0) throw outage;
+    return moved;
   }
 
   /**
-   * Records in the outbox what became of a delivered batch: relayed jobs succeed there, a job the
-   * destination refused is tried again later (its attempt counted, so one that is always refused
-   * ends `failed` in the outbox, where `offload jobs replay` can requeue it), and a job whose
-   * cancel was asked for while the relay held it is cancelled at the destination too.
+   * Records in the outbox what became of each job of a batch, so that every job ends up in
+   * exactly one place:
+   * - delivered: marked succeeded (relayed); if a cancel was asked for while the relay held it,
+   *   the job is cancelled at the destination first, and ends cancelled in the outbox;
+   * - refused by the destination (its own verdict on this job, an OffloadError): tried again
+   *   later with a back-off, its attempt counted, so one that is always refused ends `failed` in
+   *   the outbox, where `offload jobs replay` can requeue it;
+   * - not sent (the destination away, or an error that says nothing of the job): handed back at
+   *   once, its attempt not counted. Left leased, each lease that ran out would cost the job an
+   *   attempt, and an outage of maxAttempts leases would fail every job in it.
+   * Each step runs whatever the others did: one failed write to the outbox leaves its jobs leased
+   * (they come back when the lease ends, and are found at the destination by id), not the
+   * whole batch. The first such failure is thrown at the end.
    */
-  async #settle(claimed: readonly ClaimedJob[], refused: ReadonlyMap<string, Error>): Promise<number> {
+  async #settle(claimed: readonly ClaimedJob[], delivery: Delivery): Promise<number> {
     const { from, to } = this.#options;
-    const leases = claimed.map((c) => ({ id: c.job.id, token: c.token }));
+    let failure: unknown;
+    const attempt = async (step: () => Promise<unknown>): Promise<void> => {
+      try {
+        await step();
+      } catch (error) {
+        failure ??= error;
+        this.#report(error);
+      }
+    };
+    const lease = (c: ClaimedJob): Lease => ({ id: c.job.id, token: c.token });
     // A cancel asked for while we held the jobs is only flagged in the outbox: a heartbeat tells.
     // Unanswered, the batch is marked all the same (the cancel then finds the job relayed).
-    const flagged = await from.heartbeat({ worker: this.id, leases, leaseMs: this.#options.leaseMs ?? 30_000, now: this.#clock.now() })
-      .then((h) => new Set(h.cancelRequested), (error: unknown) => {
-        this.#options.onError?.(error);
-        return new Set<string>();
-      });
+    let flagged = new Set<string>();
+    await attempt(async () => {
+      const beat = await from.heartbeat({ worker: this.id, leases: claimed.map(lease), leaseMs: this.#options.leaseMs ?? 30_000, now: this.#clock.now() });
+      flagged = new Set(beat.cancelRequested);
+    });
     const relayed: ClaimedJob[] = [];
+    const cancelled: ClaimedJob[] = [];
     for (const c of claimed) {
-      const refusal = refused.get(c.job.id);
-      const now = this.#clock.now();
-      if (refusal) {
-        await from.fail({ id: c.job.id, token: c.token, error: this.#refusal(c, refusal, now), retryAt: now + backoffDelay(DEFAULT_RETRY, c.job.attempt), now });
-      } else if (flagged.has(c.job.id) && (await this.#cancelAtDestination(to, c.job.id, now))) {
-        await from.acknowledgeCancel({ id: c.job.id, token: c.token }, now);
-      } else {
-        relayed.push(c);
-      }
+      if (!delivery.delivered.has(c.job.id)) continue;
+      if (flagged.has(c.job.id) && (await this.#cancelAtDestination(to, c.job.id))) cancelled.push(c);
+      else relayed.push(c);
     }
     const result = JSON.stringify({ relayedTo: to.name });
     // A LEASE_LOST here means another relay took the batch over: it finds the ids delivered and skips them.
-    await from.complete(relayed.map((c) => ({ id: c.job.id, token: c.token, resultJson: result })), this.#clock.now());
+    await attempt(() => from.complete(relayed.map((c) => ({ id: c.job.id, token: c.token, resultJson: result })), this.#clock.now()));
+    for (const c of cancelled) await attempt(() => from.acknowledgeCancel(lease(c), this.#clock.now()));
+    for (const c of claimed) {
+      const refusal = delivery.refused.get(c.job.id);
+      if (!refusal) continue;
+      const now = this.#clock.now();
+      await attempt(() => from.fail({ ...lease(c), error: this.#refusal(c, refusal, now), retryAt: now + backoffDelay(DEFAULT_RETRY, c.job.attempt), now }));
+    }
+    const unsent = claimed.filter((c) => delivery.unsent.has(c.job.id));
+    if (unsent.length > 0) await attempt(() => from.release(unsent.map(lease), this.#clock.now()));
+    if (failure !== undefined) throw failure;
     this.#options.onBatch?.(relayed.length);
     return relayed.length;
   }
 
-  /** True once the destination has the job cancelled, or flagged to cancel while it runs. */
-  async #cancelAtDestination(to: Backend, id: string, now: number): Promise<boolean> {
+  /** Reports through `onError`; an `onError` that throws must not become an unhandled rejection. */
+  #report(error: unknown): void {
     try {
-      const status = await to.cancel(id, now);
+      this.#options.onError?.(error);
+    } catch {
+      // Nothing more can be done with it here.
+    }
+  }
+
+  /** True once the destination has the job cancelled, or flagged to cancel while it runs. */
+  async #cancelAtDestination(to: Backend, id: string): Promise<boolean> {
+    try {
+      const status = await to.cancel(id, this.#clock.now());
       return status === "CANCELLED" || status === "CANCEL_REQUESTED";
     } catch (error) {
-      this.#options.onError?.(new Error(`job ${id} was relayed, but its cancel could not be passed on: ${toError(error).message}`, { cause: error }));
+      this.#report(new Error(`job ${id} was relayed, but its cancel could not be passed on: ${toError(error).message}`, { cause: error }));
       return false;
     }
   }
@@ -158,13 +195,14 @@ export class OutboxRelay {
    * holds commands for a host that is down for about 10 s, twice over). Another relay would then
    * rescue the batch, charging every job an attempt, and a long outage would fail them all.
    */
-  async #renewingLeases<T>(leases: readonly Lease[], leaseMs: number, body: () => Promise<T>): Promise<T> {
+  async #renewingLeases<T>(claimed: readonly ClaimedJob[], leaseMs: number, body: () => Promise<T>): Promise<T> {
+    const leases = claimed.map((c) => ({ id: c.job.id, token: c.token }));
     let renewing: Promise<unknown> | undefined;
     const timer = setInterval(() => {
       renewing ??= this.#options.from.heartbeat({ worker: this.id, leases, leaseMs, now: this.#clock.now() })
-        .catch((error: unknown) => this.#options.onError?.(error))
+        .catch((error: unknown) => this.#report(error))
         .finally(() => (renewing = undefined));
-    }, Math.max(1, Math.floor(leaseMs / 3)));
+    }, Math.min(Math.max(1, Math.floor(leaseMs / 3)), MAX_TIMER_MS));
     try {
       return await body();
     } finally {
@@ -184,7 +222,7 @@ export class OutboxRelay {
           moved = await this.relayBatch();
           await this.#pruneNow();
         } catch (error) {
-          this.#options.onError?.(error);
+          this.#report(error);
           // A full poll interval before trying again: the release of a batch that could not be
           // delivered notifies, and must not wake us into claiming it again at once, in a loop.
           await this.#clock.sleep(this.#options.pollMs ?? 1_000, signal).catch(() => {});
@@ -198,35 +236,49 @@ export class OutboxRelay {
   }
 
   /**
-   * Delivers a batch; returns the jobs the destination refused, by id, with its reason. Throws
-   * when the destination cannot be reached, or refused every job (nothing was delivered, and
-   * nothing is known about the jobs: the batch is handed back whole).
+   * Delivers a batch, and says of each job whether it is at the destination, was refused by it,
+   * or could not be sent. Never throws: what it could not find out, it reports as not sent.
    */
-  async #deliver(to: Backend, jobs: readonly NewJob[]): Promise<ReadonlyMap<string, Error>> {
-    const refused = new Map<string, Error>();
+  async #deliver(to: Backend, jobs: readonly NewJob[]): Promise<Delivery> {
+    const delivery: Delivery = { delivered: new Set(), refused: new Map(), unsent: new Map() };
     const now = this.#clock.now();
     try {
       await to.enqueue({ jobs, now });
-      return refused;
+      for (const job of jobs) delivery.delivered.add(job.id);
+      return delivery;
     } catch (error) {
       // Either some of these ids are at the destination already (a relay died between delivering
       // and marking), or it refused a job, or it is unreachable. Going job by job tells them
-      // apart: the first read fails at once if it is unreachable, ids it has are skipped, and a
-      // job refused alone is refused for itself. One bad job must not hold up the jobs around
-      // it, nor get those delivered again and again.
-      this.#options.onError?.(new Error(`destination refused the batch (${toError(error).message}); delivering job by job, skipping ids it has`, { cause: error }));
+      // apart: a read fails at once if it is unreachable, ids it has are skipped, and a job
+      // refused alone is refused for itself. One bad job must not hold up the jobs around it,
+      // nor get those delivered again and again.
+      this.#report(new Error(`destination refused the batch (${toError(error).message}); delivering job by job, skipping ids it has`, { cause: error }));
     }
-    for (const job of jobs) {
-      if (await to.getJob(job.id)) continue;
+    for (const [i, job] of jobs.entries()) {
       try {
-        await to.enqueue({ jobs: [job], now });
-      } catch (error) {
-        if (!(await to.getJob(job.id))) refused.set(job.id, toError(error));
+        if (!(await to.getJob(job.id))) await this.#deliverOne(to, job, now, delivery);
+        else delivery.delivered.add(job.id);
+      } catch (unreachable) {
+        // A read failed: the destination is away. Nothing is known of this job and those after it.
+        for (const rest of jobs.slice(i)) delivery.unsent.set(rest.id, toError(unreachable));
+        break;
       }
     }
-    const [first] = refused.values();
-    if (first && refused.size === jobs.length) throw first;
-    return refused;
+    return delivery;
+  }
+
+  /** One job on its own; throws only if the destination cannot be read (see #deliver). */
+  async #deliverOne(to: Backend, job: NewJob, now: number, delivery: Delivery): Promise<void> {
+    try {
+      await to.enqueue({ jobs: [job], now });
+      delivery.delivered.add(job.id);
+    } catch (error) {
+      if (await to.getJob(job.id)) delivery.delivered.add(job.id); // it landed, and only the reply was lost
+      // An OffloadError is the destination's verdict on this job; anything else (a server error,
+      // a blip) says nothing about it, and must not use up its attempts.
+      else if (error instanceof OffloadError) delivery.refused.set(job.id, error);
+      else delivery.unsent.set(job.id, toError(error));
+    }
   }
 
   async #queuesNow(now: number): Promise<readonly string[]> {

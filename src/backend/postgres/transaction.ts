@@ -36,12 +36,18 @@ function isPool(tx: Queryable): boolean {
 /**
  * node-postgres clients (8.x) report where their session is: "I" idle, outside any transaction,
  * where each statement commits on its own (the same hazard as a Pool); "T" inside one; "E" inside
- * one that failed, where every statement is refused until ROLLBACK. ORM adapters do not say.
+ * one that failed, where every statement is refused until ROLLBACK. ORM adapters do not say, nor
+ * does a client with statements still in flight: undefined, and the enqueue goes ahead.
  */
 function transactionStatus(tx: Queryable): string | undefined {
-  const status = tx as { getTransactionStatus?: unknown };
-  if (typeof status.getTransactionStatus !== "function") return undefined;
-  const value: unknown = (status.getTransactionStatus as () => unknown).call(tx);
+  const client = tx as { getTransactionStatus?: unknown; _activeQuery?: unknown; _queryQueue?: unknown };
+  if (typeof client.getTransactionStatus !== "function") return undefined;
+  // The status is the one of the last statement answered: a BEGIN sent without waiting for it is
+  // still ahead of this enqueue in the client's queue, and will have run by the time it does.
+  // (Read through the fields pg 8 keeps them in, so no deprecation warning is printed.)
+  const pending = Boolean(client._activeQuery) || (Array.isArray(client._queryQueue) && client._queryQueue.length > 0);
+  if (pending) return undefined;
+  const value: unknown = (client.getTransactionStatus as () => unknown).call(tx);
   return typeof value === "string" ? value : undefined;
 }
 

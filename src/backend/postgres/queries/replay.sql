@@ -17,11 +17,17 @@ WITH candidates AS (
      AND (j.key IS NULL OR NOT EXISTS (
            SELECT FROM offload.jobs u WHERE u.key = j.key AND u.state IN ('scheduled', 'queued', 'active', 'retrying')))
    ORDER BY j.key IS NULL, coalesce(j.key, j.id), j.finished_at DESC, j.id DESC
+), locked AS MATERIALIZED (
+  -- Two replays at once over the same jobs would each wait on rows the other holds (a deadlock):
+  -- rows another statement holds are left to it. Locking re-reads the row, so a job that left
+  -- `failed` meanwhile is dropped here.
+  SELECT id FROM offload.jobs WHERE id IN (SELECT id FROM candidates) AND state = 'failed'
+     FOR UPDATE SKIP LOCKED
 ), moved AS (
   UPDATE offload.jobs
      SET state = 'queued', attempt = 0, run_at = $5::bigint, finished_at = NULL, cancel_requested = false,
          worker = NULL, updated_at = $5::bigint
-   WHERE id IN (SELECT id FROM candidates) AND state = 'failed'
+   WHERE id IN (SELECT id FROM locked) AND state = 'failed'
   RETURNING id, queue
 ), counted AS (
   INSERT INTO offload.finished_counts AS c (queue, state, shard, n)
