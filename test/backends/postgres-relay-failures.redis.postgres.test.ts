@@ -2,9 +2,10 @@
 // destination (wrapped to refuse a queue, or to hold deliveries until the test lets them go):
 // - a job the destination refuses on its own holds nothing up: the rest of its batch is relayed
 //   once, and the refused job is tried again later, its attempt counted, until it ends failed;
-// - a job that fails without a verdict on it (a server error, the destination gone) is handed
-//   back with its attempt untouched, and a write to the outbox failing while a batch is settled
-//   leaves only its own jobs leased;
+// - a job that keeps failing while the jobs around it go through is counted and ends failed, while
+//   an outage (the destination gone, or refusing every job) hands the batch back uncounted after a
+//   few calls, or at once when the relay stops; a write to the outbox failing while a batch is
+//   settled leaves only its own jobs leased;
 // - a delivery that waits longer than the lease keeps its leases, so another relay does not rescue
 //   the batch (charging every job an attempt) and deliver it a second time;
 // - a cancel asked for in the outbox while the relay holds the job reaches the destination.
@@ -131,25 +132,70 @@ describe("outbox relay: a destination that refuses, stalls, or must cancel", () 
     }
   });
 
-  it("a job that fails without a verdict (a server error) is handed back uncounted; alone, the round fails as an outage", async () => {
+  it("a job that always fails without a verdict is counted once others go through, ends failed, and stops costing job-by-job rounds", async () => {
     const { source, destination, close } = await setup();
     try {
-      const flaky = newJob({ queue: "mail", priority: 5, maxAttempts: 1 });
-      const fine = newJob({ queue: "mail" });
-      await source.enqueue({ jobs: [flaky, fine], now: T0 });
+      const clock = new FakeClock(T0);
+      const poison = newJob({ queue: "mail", priority: 10, maxAttempts: 2 });
+      await source.enqueue({ jobs: [poison], now: T0 });
+      let calls = 0;
       const erring = replacing(destination, {
-        enqueue: (request: EnqueueRequest): Promise<EnqueueResult[]> =>
-          request.jobs.some((j) => j.id === flaky.id) ? Promise.reject(new Error("ERR server error")) : destination.enqueue(request),
+        enqueue: (request: EnqueueRequest): Promise<EnqueueResult[]> => {
+          calls++;
+          return request.jobs.some((j) => j.id === poison.id) ? Promise.reject(new Error("ERR value is too large")) : destination.enqueue(request);
+        },
       });
-      const relay = new OutboxRelay({ from: source, to: erring, queues: ["mail"], clock: new FakeClock(T0) });
-      assert.equal(await relay.relayBatch(), 1, "the other job goes through");
-      const handedBack = await source.getJob(flaky.id);
-      assert.deepEqual([handedBack?.state, handedBack?.attempt, handedBack?.errors.length], ["queued", 0, 0], "its only attempt is untouched");
-      await assert.rejects(relay.relayBatch(), /ERR server error/, "alone, nothing went through: an outage");
-      const again = await source.getJob(flaky.id);
-      assert.deepEqual([again?.state, again?.attempt], ["queued", 0]);
-      assert.equal(await relay.relayBatch().catch(() => 0), 0);
-      assert.equal((await destination.listJobs({ limit: 10 })).length, 1);
+      const relay = new OutboxRelay({ from: source, to: erring, queues: ["mail"], clock });
+      // Alone, nothing tells its failure from an outage: handed back, its attempts untouched.
+      await assert.rejects(relay.relayBatch(), /ERR value is too large/);
+      const alone = await source.getJob(poison.id);
+      assert.deepEqual([alone?.state, alone?.attempt, alone?.errors.length], ["queued", 0, 0]);
+      const callsPerRound: number[] = [];
+      for (let round = 0; round < 3; round++) {
+        await source.enqueue({ jobs: Array.from({ length: 20 }, () => newJob({ queue: "mail" })), now: clock.now() });
+        calls = 0;
+        assert.equal(await relay.relayBatch(), 20, `round ${round}: the others go through`);
+        callsPerRound.push(calls);
+        clock.advance(2 * 3_600_000); // past the longest back-off
+      }
+      const job = await source.getJob(poison.id);
+      assert.deepEqual([job?.state, job?.attempt, job?.errors.map((e) => e.message)],
+        ["failed", 2, ["the destination refused the job: ERR value is too large", "the destination refused the job: ERR value is too large"]]);
+      assert.deepEqual(callsPerRound, [22, 22, 1], "job by job while it is in the batch (its failure, then 20 more), one call once it is out");
+      assert.equal((await destination.listJobs({ limit: 100 })).length, 60);
+    } finally {
+      await close();
+    }
+  });
+
+  it("an outage met job by job stops the walk: the rest of the batch is handed back uncounted, and so is all of it when the relay stops", async () => {
+    const { source, destination, close } = await setup();
+    try {
+      const jobs = Array.from({ length: 6 }, () => newJob({ queue: "mail", maxAttempts: 1 }));
+      await source.enqueue({ jobs, now: T0 });
+      let calls = 0;
+      const away = replacing(destination, {
+        enqueue: () => {
+          calls++;
+          return Promise.reject(new Error("ERR the server is not taking writes"));
+        },
+      });
+      const relay = new OutboxRelay({ from: source, to: away, queues: ["mail"], clock: new FakeClock(T0) });
+      await assert.rejects(relay.relayBatch(), /not taking writes/);
+      assert.equal(calls, 3, "the batch, then two jobs in a row failing: not one call per job");
+      for (const j of jobs) assert.deepEqual(await source.getJob(j.id).then((r) => [r?.state, r?.attempt]), ["queued", 0]);
+
+      // Told to stop while the batch is refused: nothing more is tried.
+      const stopping = new AbortController();
+      const stoppable = replacing(destination, {
+        enqueue: () => {
+          stopping.abort();
+          return Promise.reject(new Error("ERR busy"));
+        },
+      });
+      calls = 0;
+      await assert.rejects(new OutboxRelay({ from: source, to: stoppable, queues: ["mail"], clock: new FakeClock(T0) }).relayBatch(stopping.signal), /the relay is stopping/);
+      for (const j of jobs) assert.deepEqual(await source.getJob(j.id).then((r) => [r?.state, r?.attempt]), ["queued", 0]);
     } finally {
       await close();
     }

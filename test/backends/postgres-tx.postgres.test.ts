@@ -102,6 +102,11 @@ describe("postgres: transactional enqueue", () => {
     await queued;
     await client.query("ROLLBACK");
     assert.equal((await offload.jobs.list()).length, 1, "rolled back with the transaction");
+    // Another statement in flight changes nothing: outside BEGIN is still outside.
+    const selecting = client.query("SELECT pg_sleep(0.01)");
+    await assert.rejects(confirm.enqueue({ order: 5 }, { tx: client }), (error: unknown) => error instanceof ConfigError && /outside any transaction/.test(error.message));
+    await selecting;
+    assert.equal((await offload.jobs.list()).length, 1);
   }));
 
   it("rollback: no job, ever", () => withFixture(async ({ schema, offload, client }) => {

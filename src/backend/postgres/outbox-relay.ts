@@ -14,10 +14,11 @@
 //   gets the holder back from enqueue (created: false): not a second job either. This needs the
 //   destination to still have the job: it must keep finished jobs longer than a relay lease
 //   (docs/postgres.md).
-// - a job the destination refuses for a reason of its own (a typed OffloadError) is tried again
-//   later with its attempt counted, and the rest of its batch goes through; a job it could not be
-//   sent for any other reason is handed back uncounted; a cancel asked for while the relay holds
-//   a job it delivered is passed on to the destination (#settle).
+// - a job the destination refuses for a reason of its own (a typed OffloadError, or an error
+//   while the jobs after it go through) is tried again later with its attempt counted, and the
+//   rest of its batch goes through; a job that could not be sent while the destination was away
+//   is handed back uncounted; a cancel asked for while the relay holds a job it delivered is
+//   passed on to the destination (#settle).
 import type { Backend, Lease, NewJob, Retention } from "../backend.ts";
 import { DEFAULT_RETRY, backoffDelay } from "../../core/backoff.ts";
 import type { Clock } from "../../core/clock.ts";
@@ -55,9 +56,9 @@ const MAX_TIMER_MS = 2_147_483_647;
 interface Delivery {
   /** At the destination: sent now, or found there. */
   readonly delivered: Set<string>;
-  /** Refused by the destination for a reason of the job's own (an OffloadError). */
+  /** Refused by the destination for a reason of the job's own (see #deliver). */
   readonly refused: Map<string, Error>;
-  /** Not sent: the destination was away, or failed without a verdict on the job. */
+  /** Not sent: the destination was away, or the relay is stopping. */
   readonly unsent: Map<string, Error>;
 }
 const DISCOVER_EVERY_MS = 10_000;
@@ -85,8 +86,11 @@ export class OutboxRelay {
     this.id = options.id ?? `relay:${process.pid}:${randomToken().slice(0, 6)}`;
   }
 
-  /** Relays one batch; returns how many jobs it moved (0 when the outbox had nothing due). */
-  async relayBatch(): Promise<number> {
+  /**
+   * Relays one batch; returns how many jobs it moved (0 when the outbox had nothing due). Once
+   * `signal` aborts, the jobs of the batch not yet tried are handed back.
+   */
+  async relayBatch(signal?: AbortSignal): Promise<number> {
     const { from, to } = this.#options;
     const now = this.#clock.now();
     await from.rescueExpired(now); // batches of a relay that died come back once their lease is over
@@ -99,7 +103,7 @@ export class OutboxRelay {
       if (now - this.#discoveredAt >= 1_000) this.#discoveredAt = Number.NEGATIVE_INFINITY;
       return 0;
     }
-    const delivery = await this.#renewingLeases(claimed, leaseMs, () => this.#deliver(to, claimed.map(toNewJob)));
+    const delivery = await this.#renewingLeases(claimed, leaseMs, () => this.#deliver(to, claimed.map(toNewJob), signal));
     const moved = await this.#settle(claimed, delivery);
     const [outage] = delivery.unsent.values();
     // Nothing went through: the destination is away. The caller waits a poll interval.
@@ -112,7 +116,7 @@ export class OutboxRelay {
    * exactly one place:
    * - delivered: marked succeeded (relayed); if a cancel was asked for while the relay held it,
    *   the job is cancelled at the destination first, and ends cancelled in the outbox;
-   * - refused by the destination (its own verdict on this job, an OffloadError): tried again
+   * - refused by the destination (a reason of the job's own, see #deliver): tried again
    *   later with a back-off, its attempt counted, so one that is always refused ends `failed` in
    *   the outbox, where `offload jobs replay` can requeue it;
    * - not sent (the destination away, or an error that says nothing of the job): handed back at
@@ -219,7 +223,7 @@ export class OutboxRelay {
       while (!signal.aborted) {
         let moved = 0;
         try {
-          moved = await this.relayBatch();
+          moved = await this.relayBatch(signal);
           await this.#pruneNow();
         } catch (error) {
           this.#report(error);
@@ -239,7 +243,7 @@ export class OutboxRelay {
    * Delivers a batch, and says of each job whether it is at the destination, was refused by it,
    * or could not be sent. Never throws: what it could not find out, it reports as not sent.
    */
-  async #deliver(to: Backend, jobs: readonly NewJob[]): Promise<Delivery> {
+  async #deliver(to: Backend, jobs: readonly NewJob[], signal: AbortSignal | undefined): Promise<Delivery> {
     const delivery: Delivery = { delivered: new Set(), refused: new Map(), unsent: new Map() };
     const now = this.#clock.now();
     try {
@@ -249,35 +253,62 @@ export class OutboxRelay {
     } catch (error) {
       // Either some of these ids are at the destination already (a relay died between delivering
       // and marking), or it refused a job, or it is unreachable. Going job by job tells them
-      // apart: a read fails at once if it is unreachable, ids it has are skipped, and a job
-      // refused alone is refused for itself. One bad job must not hold up the jobs around it,
-      // nor get those delivered again and again.
+      // apart; one bad job must not hold up the jobs around it, nor get those delivered again
+      // and again.
       this.#report(new Error(`destination refused the batch (${toError(error).message}); delivering job by job, skipping ids it has`, { cause: error }));
     }
+    // A job that fails without a verdict (an error that is no OffloadError) is a suspect: if a job
+    // after it goes through, the destination is working and the failure was the job's own, and it
+    // counts as refused (else such a job would be handed back uncounted for ever, and hold every
+    // batch it is in to this walk). Two such failures in a row, or a read that fails, say the
+    // destination is away: the walk stops there, and the rest are handed back uncounted. That
+    // also bounds how long an outage holds a batch: each call may wait out the client's resends.
+    let suspect: { readonly id: string; readonly error: Error } | undefined;
     for (const [i, job] of jobs.entries()) {
-      try {
-        if (!(await to.getJob(job.id))) await this.#deliverOne(to, job, now, delivery);
-        else delivery.delivered.add(job.id);
-      } catch (unreachable) {
-        // A read failed: the destination is away. Nothing is known of this job and those after it.
-        for (const rest of jobs.slice(i)) delivery.unsent.set(rest.id, toError(unreachable));
+      const stop = (reason: Error): void => {
+        if (suspect) delivery.unsent.set(suspect.id, suspect.error);
+        for (const rest of jobs.slice(i)) delivery.unsent.set(rest.id, reason);
+      };
+      if (signal?.aborted) {
+        stop(new Error("the relay is stopping"));
         break;
       }
+      let failed: Error | undefined;
+      try {
+        failed = await this.#deliverOne(to, job, now, delivery);
+      } catch (unreachable) {
+        stop(toError(unreachable)); // a read failed: nothing is known of this job and those after it
+        break;
+      }
+      if (failed && suspect) {
+        stop(failed);
+        break;
+      }
+      if (!failed && suspect) delivery.refused.set(suspect.id, suspect.error);
+      suspect = failed ? { id: job.id, error: failed } : undefined;
     }
+    if (suspect) delivery.unsent.set(suspect.id, suspect.error); // the last job: nothing after it to tell
     return delivery;
   }
 
-  /** One job on its own; throws only if the destination cannot be read (see #deliver). */
-  async #deliverOne(to: Backend, job: NewJob, now: number, delivery: Delivery): Promise<void> {
+  /**
+   * One job on its own. Records it as delivered or refused, or returns the error of a failure
+   * without a verdict (see #deliver); throws only if the destination cannot be read.
+   */
+  async #deliverOne(to: Backend, job: NewJob, now: number, delivery: Delivery): Promise<Error | undefined> {
+    if (await to.getJob(job.id)) {
+      delivery.delivered.add(job.id); // there already: a relay died between delivering and marking
+      return undefined;
+    }
     try {
       await to.enqueue({ jobs: [job], now });
       delivery.delivered.add(job.id);
+      return undefined;
     } catch (error) {
       if (await to.getJob(job.id)) delivery.delivered.add(job.id); // it landed, and only the reply was lost
-      // An OffloadError is the destination's verdict on this job; anything else (a server error,
-      // a blip) says nothing about it, and must not use up its attempts.
-      else if (error instanceof OffloadError) delivery.refused.set(job.id, error);
-      else delivery.unsent.set(job.id, toError(error));
+      else if (error instanceof OffloadError) delivery.refused.set(job.id, error); // the destination's verdict on it
+      else return toError(error);
+      return undefined;
     }
   }
 

@@ -36,19 +36,26 @@ function isPool(tx: Queryable): boolean {
 /**
  * node-postgres clients (8.x) report where their session is: "I" idle, outside any transaction,
  * where each statement commits on its own (the same hazard as a Pool); "T" inside one; "E" inside
- * one that failed, where every statement is refused until ROLLBACK. ORM adapters do not say, nor
- * does a client with statements still in flight: undefined, and the enqueue goes ahead.
+ * one that failed, where every statement is refused until ROLLBACK. ORM adapters do not say.
+ * The status is the one after the last statement answered; statements still in flight run before
+ * this enqueue (a client runs them in order), so a BEGIN sent without waiting for it counts, and
+ * a COMMIT or ROLLBACK still in flight ends the transaction this enqueue would join. (Read through
+ * the fields pg 8 keeps them in, so no deprecation warning is printed.)
  */
 function transactionStatus(tx: Queryable): string | undefined {
   const client = tx as { getTransactionStatus?: unknown; _activeQuery?: unknown; _queryQueue?: unknown };
   if (typeof client.getTransactionStatus !== "function") return undefined;
-  // The status is the one of the last statement answered: a BEGIN sent without waiting for it is
-  // still ahead of this enqueue in the client's queue, and will have run by the time it does.
-  // (Read through the fields pg 8 keeps them in, so no deprecation warning is printed.)
-  const pending = Boolean(client._activeQuery) || (Array.isArray(client._queryQueue) && client._queryQueue.length > 0);
-  if (pending) return undefined;
-  const value: unknown = (client.getTransactionStatus as () => unknown).call(tx);
-  return typeof value === "string" ? value : undefined;
+  const reported: unknown = (client.getTransactionStatus as () => unknown).call(tx);
+  if (typeof reported !== "string") return undefined;
+  const pending = [client._activeQuery, ...(Array.isArray(client._queryQueue) ? (client._queryQueue as unknown[]) : [])];
+  let status = reported;
+  for (const query of pending) {
+    const text = typeof query === "object" && query !== null ? (query as { text?: unknown }).text : undefined;
+    if (typeof text !== "string") continue;
+    if (/^\s*(?:BEGIN|START\s+TRANSACTION)\b/i.test(text)) status = "T";
+    else if (/^\s*(?:COMMIT|ROLLBACK|END|ABORT)\s*;?\s*$/i.test(text)) status = "I";
+  }
+  return status;
 }
 
 export function transactionRunner(tx: unknown): RunQuery {
