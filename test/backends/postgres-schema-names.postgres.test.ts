@@ -43,7 +43,7 @@ describe("postgres: long schema names", () => {
     assert.equal(channelName("offload"), "offload:offload"); // short names keep the channel older processes use
   });
 
-  it("a schema name that is not a plain identifier is a ConfigError, before any connection", async () => {
+  it("a schema name that is not a plain identifier is a ConfigError, before a connection is made", async () => {
     for (const bad of ["has space", 'quo"te', "9lives", schemaOfLength(64), ""]) {
       await assert.rejects(PostgresBackend.open({ url: "postgres://nobody@127.0.0.1:1/none", schema: bad }),
         (error: unknown) => error instanceof ConfigError && /schema name/.test(error.message), bad);

@@ -85,7 +85,7 @@ describe("postgres: transactional enqueue", () => {
 
   it("a pg client outside BEGIN, or in a failed transaction, is refused: the job would commit at once, or never", () => withFixture(async ({ offload, client }) => {
     const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => p.order });
-    await assert.rejects(confirm.enqueue({ order: 1 }, { tx: client }), (error: unknown) => error instanceof ConfigError && /outside any transaction.*BEGIN/.test(error.message));
+    await assert.rejects(confirm.enqueue({ order: 1 }, { tx: client }), (error: unknown) => error instanceof ConfigError && /outside a transaction.*BEGIN/.test(error.message));
     await client.query("BEGIN");
     await assert.rejects(client.query("SELECT 1/0"), /division by zero/);
     await assert.rejects(confirm.enqueue({ order: 2 }, { tx: client }), (error: unknown) => error instanceof ConfigError && /failed: roll it back/.test(error.message));
@@ -104,7 +104,7 @@ describe("postgres: transactional enqueue", () => {
     assert.equal((await offload.jobs.list()).length, 1, "rolled back with the transaction");
     // Another statement in flight changes nothing: outside BEGIN is still outside.
     const selecting = client.query("SELECT pg_sleep(0.01)");
-    await assert.rejects(confirm.enqueue({ order: 5 }, { tx: client }), (error: unknown) => error instanceof ConfigError && /outside any transaction/.test(error.message));
+    await assert.rejects(confirm.enqueue({ order: 5 }, { tx: client }), (error: unknown) => error instanceof ConfigError && /outside a transaction/.test(error.message));
     await selecting;
     assert.equal((await offload.jobs.list()).length, 1);
   }));

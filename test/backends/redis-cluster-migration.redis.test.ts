@@ -130,7 +130,7 @@ describe("redis cluster: a queue's slot moves to another master", () => {
       await cluster.finishMigration(slot, from, to);
       assert.equal(await cluster.ownerOf(slot), to);
       assert.deepEqual(await cluster.keysInSlot(slot, from), [], "keys of the slot were left on the old node");
-      // Nothing was taken: no job is active, so rescue (long after any lease) finds none.
+      // Nothing was taken: no job is active, so rescue (long after every lease) finds none.
       assert.deepEqual(countsOf(await backend.counts(), "q"), { ...NO_COUNTS, scheduled: 1, queued: 5 });
       assert.deepEqual(await backend.rescueExpired(T0 + 120_000), { requeued: [], failed: [], cancelled: [] });
       // Every queued job is in the queue index (the claim finds it), and each claim holds a lease

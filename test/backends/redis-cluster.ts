@@ -90,7 +90,7 @@ export class TestCluster {
     return Number(await this.#anyAlive().call("CLUSTER", "KEYSLOT", `{${prefix}}:queues`));
   }
 
-  /** The port of the master serving `slot`, in the view of node `askPort` (default: any live node). */
+  /** The port of the master serving `slot`, in the view of node `askPort` (default: the first live node). */
   async ownerOf(slot: number, askPort?: number): Promise<number> {
     const admin = askPort === undefined ? this.#anyAlive() : this.admin(askPort);
     const ranges = (await admin.call("CLUSTER", "SLOTS")) as SlotRange[];

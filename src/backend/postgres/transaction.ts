@@ -34,7 +34,7 @@ function isPool(tx: Queryable): boolean {
 }
 
 /**
- * node-postgres clients (8.x) report where their session is: "I" idle, outside any transaction,
+ * node-postgres clients (8.x) report where their session is: "I" idle, outside a transaction,
  * where each statement commits on its own (the same hazard as a Pool); "T" inside one; "E" inside
  * one that failed, where every statement is refused until ROLLBACK. ORM adapters do not say.
  * The status is the one after the last statement answered; statements still in flight run before
@@ -67,7 +67,7 @@ export function transactionRunner(tx: unknown): RunQuery {
   }
   const status = transactionStatus(tx);
   if (status === "I") {
-    throw new ConfigError("enqueue({ tx }) was given a pg client outside any transaction, where the job would commit at once: run BEGIN on it first");
+    throw new ConfigError("enqueue({ tx }) was given a pg client outside a transaction, where the job would commit at once: run BEGIN on it first");
   }
   if (status === "E") {
     throw new ConfigError("enqueue({ tx }) was given a pg client whose transaction has failed: roll it back");
