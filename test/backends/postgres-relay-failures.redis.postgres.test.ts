@@ -161,7 +161,7 @@ describe("outbox relay: a destination that refuses, stalls, or must cancel", () 
       const job = await source.getJob(poison.id);
       assert.deepEqual([job?.state, job?.attempt, job?.errors.map((e) => e.message)],
         ["failed", 2, ["the destination refused the job: ERR value is too large", "the destination refused the job: ERR value is too large"]]);
-      assert.deepEqual(callsPerRound, [22, 22, 1], "job by job while it is in the batch (its failure, then 20 more), one call once it is out");
+      assert.deepEqual(callsPerRound, [23, 23, 1], "job by job while it is in the batch (the batch, its failure, the next job, its second try, 19 more), one call once it is out");
       assert.equal((await destination.listJobs({ limit: 100 })).length, 60);
     } finally {
       await close();
@@ -321,6 +321,97 @@ describe("outbox relay: a destination that refuses, stalls, or must cancel", () 
       // The other never left: handed back, its cancel honoured there.
       assert.equal((await source.getJob(stranded.id))?.state, "cancelled");
       assert.equal(await destination.getJob(stranded.id), undefined);
+    } finally {
+      await close();
+    }
+  });
+
+  it("cancels are passed on when the heartbeat that reads them fails, and when rescue ends a delivered job cancelled", async () => {
+    const { source, destination, close } = await setup();
+    try {
+      const clock = new FakeClock(T0);
+      // The heartbeat that reads the cancel flags fails once: the flags are read job by job.
+      const first = newJob({ queue: "mail" });
+      await source.enqueue({ jobs: [first], now: T0 });
+      let beats = 0;
+      const forgetful = replacing(source, {
+        heartbeat: (request: HeartbeatRequest) => (++beats === 1 ? Promise.reject(new Error("Connection terminated unexpectedly")) : source.heartbeat(request)),
+      });
+      const cancelling = replacing(destination, {
+        enqueue: async (request: EnqueueRequest): Promise<EnqueueResult[]> => {
+          for (const job of request.jobs) assert.equal(await source.cancel(job.id, clock.now()), "CANCEL_REQUESTED");
+          return destination.enqueue(request);
+        },
+      });
+      await new OutboxRelay({ from: forgetful, to: cancelling, queues: ["mail"], clock }).relayBatch();
+      assert.deepEqual([(await source.getJob(first.id))?.state, (await destination.getJob(first.id))?.state], ["cancelled", "cancelled"]);
+
+      // Delivered, then the outbox write fails; the cancel comes while the job is still leased,
+      // and rescue ends it cancelled in the outbox: the next round passes it on.
+      const second = newJob({ queue: "mail" });
+      await source.enqueue({ jobs: [second], now: clock.now() });
+      const unmarking = replacing(source, { complete: () => Promise.reject(new Error("Connection terminated unexpectedly")) });
+      await assert.rejects(new OutboxRelay({ from: unmarking, to: destination, queues: ["mail"], clock, leaseMs: 1_000 }).relayBatch());
+      assert.equal(await source.cancel(second.id, clock.now()), "CANCEL_REQUESTED");
+      clock.advance(2_000);
+      assert.equal(await new OutboxRelay({ from: source, to: destination, queues: ["mail"], clock, leaseMs: 1_000 }).relayBatch(), 0);
+      assert.deepEqual([(await source.getJob(second.id))?.state, (await destination.getJob(second.id))?.state], ["cancelled", "cancelled"]);
+    } finally {
+      await close();
+    }
+  });
+
+  it("a job that met an outage ending mid-walk is sent once more, not counted; a keyed job whose reply was lost is found as sent", async () => {
+    const { source, destination, close } = await setup();
+    try {
+      const clock = new FakeClock(T0);
+      const [a, b] = [newJob({ queue: "mail", maxAttempts: 1, priority: 10 }), newJob({ queue: "mail", maxAttempts: 1 })];
+      await source.enqueue({ jobs: [a, b], now: T0 });
+      let calls = 0;
+      const restarting = replacing(destination, {
+        enqueue: (request: EnqueueRequest) => (++calls <= 2 ? Promise.reject(new Error("LOADING Redis is loading the dataset in memory")) : destination.enqueue(request)),
+      });
+      assert.equal(await new OutboxRelay({ from: source, to: restarting, queues: ["mail"], clock }).relayBatch(), 2);
+      assert.deepEqual([(await source.getJob(a.id))?.state, (await source.getJob(a.id))?.errors.length], ["succeeded", 0]);
+
+      // A keyed job whose key a job at the destination holds is stored as that holder, never under
+      // its own id: its lost reply cannot be read back, so it is sent again.
+      const holder = newJob({ queue: "mail", key: "invoice-9" });
+      await destination.enqueue({ jobs: [holder], now: T0 });
+      const keyed = newJob({ queue: "mail", key: "invoice-9", maxAttempts: 1, priority: 10 });
+      await source.enqueue({ jobs: [keyed, newJob({ queue: "mail" })], now: T0 });
+      let lost = false;
+      const losing = replacing(destination, {
+        enqueue: async (request: EnqueueRequest): Promise<EnqueueResult[]> => {
+          const results = await destination.enqueue(request);
+          if (!lost && request.jobs.some((j) => j.id === keyed.id)) {
+            lost = true;
+            throw new Error("Connection reset");
+          }
+          return results;
+        },
+      });
+      assert.equal(await new OutboxRelay({ from: source, to: losing, queues: ["mail"], clock }).relayBatch(), 2);
+      assert.equal((await source.getJob(keyed.id))?.state, "succeeded");
+    } finally {
+      await close();
+    }
+  });
+
+  it("a delivered job on its last attempt whose batch was never marked ends relayed, not failed, once its lease runs out", async () => {
+    const { source, destination, close } = await setup();
+    try {
+      const clock = new FakeClock(T0);
+      const job = newJob({ queue: "mail", maxAttempts: 1 });
+      await source.enqueue({ jobs: [job], now: T0 });
+      const unmarking = replacing(source, { complete: () => Promise.reject(new Error("Connection terminated unexpectedly")) });
+      await assert.rejects(new OutboxRelay({ from: unmarking, to: destination, queues: ["mail"], clock, leaseMs: 1_000 }).relayBatch());
+      clock.advance(2_000);
+      const next = new OutboxRelay({ from: source, to: destination, queues: ["mail"], clock, leaseMs: 1_000 });
+      assert.equal(await next.relayBatch(), 1, "rescue failed it; the destination has it, so it is queued again and marked");
+      const row = await source.getJob(job.id);
+      assert.deepEqual([row?.state, row?.errors.map((e) => e.name)], ["succeeded", ["LeaseExpired"]]);
+      assert.equal((await destination.listJobs({ limit: 10 })).length, 1, "not sent again");
     } finally {
       await close();
     }

@@ -12,8 +12,8 @@
 //   whole batch, so a redelivery is detected: the relay then goes job by job and skips every id
 //   the destination already has. A job with an idempotency key already held at the destination
 //   gets the holder back from enqueue (created: false): not a second job either. This needs the
-//   destination to still have the job: it must keep finished jobs longer than a relay lease
-//   (docs/postgres.md).
+//   destination to still have the job: it must keep finished jobs longer than a relay lease plus
+//   the longest time all relays may be down (docs/postgres.md).
 // - a job the destination refuses for a reason of its own (a typed OffloadError, or an error
 //   while the jobs after it go through) is tried again later with its attempt counted, and the
 //   rest of its batch goes through; a job that could not be sent while the destination was away
@@ -93,7 +93,16 @@ export class OutboxRelay {
   async relayBatch(signal?: AbortSignal): Promise<number> {
     const { from, to } = this.#options;
     const now = this.#clock.now();
-    await from.rescueExpired(now); // batches of a relay that died come back once their lease is over
+    // Batches of a relay that died come back once their lease is over. One whose cancel was asked
+    // for meanwhile ends cancelled here, delivered or not: pass it on, as #settle would have.
+    const rescued = await from.rescueExpired(now);
+    for (const id of rescued.cancelled) await this.#cancelAtDestination(to, id, "rescued");
+    // One that was on its last attempt ends failed, although its relay may have delivered it
+    // before dying: if the destination has it, it goes back to the outbox's queue, and is marked
+    // relayed by the next round (found at the destination, not sent again).
+    for (const id of rescued.failed) {
+      if (await to.getJob(id).catch(() => undefined)) await from.retry(id, now).catch((error: unknown) => this.#report(error));
+    }
     const queues = await this.#queuesNow(now);
     if (queues.length === 0) return 0;
     const leaseMs = this.#options.leaseMs ?? 30_000;
@@ -138,18 +147,12 @@ export class OutboxRelay {
       }
     };
     const lease = (c: ClaimedJob): Lease => ({ id: c.job.id, token: c.token });
-    // A cancel asked for while we held the jobs is only flagged in the outbox: a heartbeat tells.
-    // Unanswered, the batch is marked all the same (the cancel then finds the job relayed).
-    let flagged = new Set<string>();
-    await attempt(async () => {
-      const beat = await from.heartbeat({ worker: this.id, leases: claimed.map(lease), leaseMs: this.#options.leaseMs ?? 30_000, now: this.#clock.now() });
-      flagged = new Set(beat.cancelRequested);
-    });
+    const delivered = claimed.filter((c) => delivery.delivered.has(c.job.id));
+    const flagged = await this.#cancelsAskedFor(delivered);
     const relayed: ClaimedJob[] = [];
     const cancelled: ClaimedJob[] = [];
-    for (const c of claimed) {
-      if (!delivery.delivered.has(c.job.id)) continue;
-      if (flagged.has(c.job.id) && (await this.#cancelAtDestination(to, c.job.id))) cancelled.push(c);
+    for (const c of delivered) {
+      if (flagged.has(c.job.id) && (await this.#cancelAtDestination(to, c.job.id, "delivered"))) cancelled.push(c);
       else relayed.push(c);
     }
     const result = JSON.stringify({ relayedTo: to.name });
@@ -178,13 +181,43 @@ export class OutboxRelay {
     }
   }
 
-  /** True once the destination has the job cancelled, or flagged to cancel while it runs. */
-  async #cancelAtDestination(to: Backend, id: string): Promise<boolean> {
+  /**
+   * Which of these delivered jobs someone asked to cancel while the relay held them: only flagged
+   * in the outbox, so a heartbeat tells. If it goes unanswered, each job is read instead; a job
+   * whose flag cannot be read either is reported, and marked relayed.
+   */
+  async #cancelsAskedFor(delivered: readonly ClaimedJob[]): Promise<ReadonlySet<string>> {
+    const { from } = this.#options;
+    if (delivered.length === 0) return new Set();
+    try {
+      const leases = delivered.map((c) => ({ id: c.job.id, token: c.token }));
+      return new Set((await from.heartbeat({ worker: this.id, leases, leaseMs: this.#options.leaseMs ?? 30_000, now: this.#clock.now() })).cancelRequested);
+    } catch (error) {
+      this.#report(error);
+    }
+    const flagged = new Set<string>();
+    for (const c of delivered) {
+      try {
+        if ((await from.getJob(c.job.id))?.cancelRequested) flagged.add(c.job.id);
+      } catch (error) {
+        this.#report(new Error(`job ${c.job.id} was relayed; whether its cancel was asked for could not be read: ${toError(error).message}`, { cause: error }));
+      }
+    }
+    return flagged;
+  }
+
+  /**
+   * Passes a cancel on to the destination; true when the job is cancelled there, flagged to cancel
+   * while it runs, or not there at all (a keyed job that met its key's holder there was never
+   * stored under its own id). A cancel that finds the job finished, or fails, is reported.
+   */
+  async #cancelAtDestination(to: Backend, id: string, how: "delivered" | "rescued"): Promise<boolean> {
     try {
       const status = await to.cancel(id, this.#clock.now());
-      return status === "CANCELLED" || status === "CANCEL_REQUESTED";
+      if (status === "ALREADY_FINISHED") this.#report(new Error(`job ${id}: its cancel reached the destination after the job had finished there`));
+      return status !== "ALREADY_FINISHED";
     } catch (error) {
-      this.#report(new Error(`job ${id} was relayed, but its cancel could not be passed on: ${toError(error).message}`, { cause: error }));
+      this.#report(new Error(`job ${id} was ${how === "delivered" ? "relayed" : "cancelled in the outbox after its relay's lease ran out"}, but its cancel could not be passed on to the destination: ${toError(error).message}`, { cause: error }));
       return false;
     }
   }
@@ -284,7 +317,17 @@ export class OutboxRelay {
         stop(failed);
         break;
       }
-      if (!failed && suspect) delivery.refused.set(suspect.id, suspect.error);
+      if (!failed && suspect) {
+        // The destination works again: perhaps it had only just come back (a restart ending
+        // between the two jobs). The suspect is sent once more, and refused only if it fails again.
+        const again = jobs.find((j) => j.id === suspect?.id);
+        try {
+          const error = again ? await this.#deliverOne(to, again, now, delivery) : undefined;
+          if (error) delivery.refused.set(suspect.id, error);
+        } catch (unreachable) {
+          delivery.unsent.set(suspect.id, toError(unreachable));
+        }
+      }
       suspect = failed ? { id: job.id, error: failed } : undefined;
     }
     if (suspect) delivery.unsent.set(suspect.id, suspect.error); // the last job: nothing after it to tell
@@ -307,8 +350,23 @@ export class OutboxRelay {
     } catch (error) {
       if (await to.getJob(job.id)) delivery.delivered.add(job.id); // it landed, and only the reply was lost
       else if (error instanceof OffloadError) delivery.refused.set(job.id, error); // the destination's verdict on it
+      else if (job.key !== undefined && (await this.#landedAsKeyHolder(to, job, now))) delivery.delivered.add(job.id);
       else return toError(error);
       return undefined;
+    }
+  }
+
+  /**
+   * A keyed job that met its key's holder at the destination is stored as that holder, never under
+   * its own id, so a lost reply cannot be told from a failure by reading it. Sending it again is
+   * safe (the key answers with the holder, or the job is stored now) and says which.
+   */
+  async #landedAsKeyHolder(to: Backend, job: NewJob, now: number): Promise<boolean> {
+    try {
+      await to.enqueue({ jobs: [job], now });
+      return true;
+    } catch {
+      return false;
     }
   }
 
