@@ -148,7 +148,12 @@ export class OutboxRelay {
     };
     const lease = (c: ClaimedJob): Lease => ({ id: c.job.id, token: c.token });
     const delivered = claimed.filter((c) => delivery.delivered.has(c.job.id));
-    const flagged = await this.#cancelsAskedFor(delivered);
+    const unsent = claimed.filter((c) => delivery.unsent.has(c.job.id));
+    // Not sent may still mean at the destination: a batch whose reply was lost, then a read that
+    // failed. Handed back, a job whose cancel was asked for ends cancelled in the outbox, so the
+    // cancel is passed on for those too (a job not there answers NOT_FOUND, which is fine).
+    const flagged = await this.#cancelsAskedFor([...delivered, ...unsent]);
+    for (const c of unsent) if (flagged.has(c.job.id)) await this.#cancelAtDestination(to, c.job.id, "handed back");
     const relayed: ClaimedJob[] = [];
     const cancelled: ClaimedJob[] = [];
     for (const c of delivered) {
@@ -165,7 +170,6 @@ export class OutboxRelay {
       const now = this.#clock.now();
       await attempt(() => from.fail({ ...lease(c), error: this.#refusal(c, refusal, now), retryAt: now + backoffDelay(DEFAULT_RETRY, c.job.attempt), now }));
     }
-    const unsent = claimed.filter((c) => delivery.unsent.has(c.job.id));
     if (unsent.length > 0) await attempt(() => from.release(unsent.map(lease), this.#clock.now()));
     if (failure !== undefined) throw failure;
     this.#options.onBatch?.(relayed.length);
@@ -182,25 +186,25 @@ export class OutboxRelay {
   }
 
   /**
-   * Which of these delivered jobs someone asked to cancel while the relay held them: only flagged
+   * Which of these jobs someone asked to cancel while the relay held them: only flagged
    * in the outbox, so a heartbeat tells. If it goes unanswered, each job is read instead; a job
-   * whose flag cannot be read either is reported, and marked relayed.
+   * whose flag cannot be read either is reported, and settled as if none was asked for.
    */
-  async #cancelsAskedFor(delivered: readonly ClaimedJob[]): Promise<ReadonlySet<string>> {
+  async #cancelsAskedFor(held: readonly ClaimedJob[]): Promise<ReadonlySet<string>> {
     const { from } = this.#options;
-    if (delivered.length === 0) return new Set();
+    if (held.length === 0) return new Set();
     try {
-      const leases = delivered.map((c) => ({ id: c.job.id, token: c.token }));
+      const leases = held.map((c) => ({ id: c.job.id, token: c.token }));
       return new Set((await from.heartbeat({ worker: this.id, leases, leaseMs: this.#options.leaseMs ?? 30_000, now: this.#clock.now() })).cancelRequested);
     } catch (error) {
       this.#report(error);
     }
     const flagged = new Set<string>();
-    for (const c of delivered) {
+    for (const c of held) {
       try {
         if ((await from.getJob(c.job.id))?.cancelRequested) flagged.add(c.job.id);
       } catch (error) {
-        this.#report(new Error(`job ${c.job.id} was relayed; whether its cancel was asked for could not be read: ${toError(error).message}`, { cause: error }));
+        this.#report(new Error(`job ${c.job.id}: whether its cancel was asked for could not be read: ${toError(error).message}`, { cause: error }));
       }
     }
     return flagged;
@@ -211,13 +215,14 @@ export class OutboxRelay {
    * while it runs, or not there at all (a keyed job that met its key's holder there was never
    * stored under its own id). A cancel that finds the job finished, or fails, is reported.
    */
-  async #cancelAtDestination(to: Backend, id: string, how: "delivered" | "rescued"): Promise<boolean> {
+  async #cancelAtDestination(to: Backend, id: string, how: "delivered" | "rescued" | "handed back"): Promise<boolean> {
     try {
       const status = await to.cancel(id, this.#clock.now());
       if (status === "ALREADY_FINISHED") this.#report(new Error(`job ${id}: its cancel reached the destination after the job had finished there`));
       return status !== "ALREADY_FINISHED";
     } catch (error) {
-      this.#report(new Error(`job ${id} was ${how === "delivered" ? "relayed" : "cancelled in the outbox after its relay's lease ran out"}, but its cancel could not be passed on to the destination: ${toError(error).message}`, { cause: error }));
+      const what = { delivered: "was relayed", rescued: "was cancelled in the outbox after its relay's lease ran out", "handed back": "is cancelled in the outbox and may have reached the destination" }[how];
+      this.#report(new Error(`job ${id} ${what}, but its cancel could not be passed on to the destination: ${toError(error).message}`, { cause: error }));
       return false;
     }
   }
