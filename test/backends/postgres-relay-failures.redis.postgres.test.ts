@@ -357,7 +357,9 @@ describe("outbox relay: a destination that refuses, stalls, or must cancel", () 
       },
     });
     assert.equal(await new OutboxRelay({ from: source, to: losing, queues: ["mail"], clock }).relayBatch(), 2);
-    assert.equal((await source.getJob(keyed.id))?.state, "succeeded");
+    const relayed = await source.getJob(keyed.id);
+    assert.equal(relayed?.state, "succeeded");
+    assert.deepEqual(relayed.result, { relayedTo: destination.name, jobId: holder.id }, "the outbox row names the job it became");
   }));
 
   it("a delivered job on its last attempt whose batch was never marked ends relayed, not failed, once its lease runs out", withFixture(async ({ source, destination }) => {

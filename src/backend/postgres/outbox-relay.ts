@@ -54,8 +54,11 @@ const MAX_TIMER_MS = 2_147_483_647;
 
 /** What became of each job of a batch at the destination, by id. */
 interface Delivery {
-  /** At the destination: sent now, or found there. */
-  readonly delivered: Set<string>;
+  /**
+   * At the destination: sent now, or found there; with the id it has there, which differs for a
+   * keyed job that met its key's holder (it is that job now).
+   */
+  readonly delivered: Map<string, string>;
   /** Refused by the destination for a reason of the job's own (see #deliver). */
   readonly refused: Map<string, Error>;
   /** Not sent: the destination was away, or the relay is stopping. */
@@ -160,9 +163,13 @@ export class OutboxRelay {
       if (flagged.has(c.job.id) && (await this.#cancelAtDestination(to, c.job.id, "delivered"))) cancelled.push(c);
       else relayed.push(c);
     }
-    const result = JSON.stringify({ relayedTo: to.name });
+    // The result names the destination's job when it is another one (the key's holder).
+    const result = (c: ClaimedJob): string => {
+      const there = delivery.delivered.get(c.job.id);
+      return JSON.stringify({ relayedTo: to.name, ...(there !== undefined && there !== c.job.id ? { jobId: there } : {}) });
+    };
     // A LEASE_LOST here means another relay took the batch over: it finds the ids delivered and skips them.
-    await attempt(() => from.complete(relayed.map((c) => ({ id: c.job.id, token: c.token, resultJson: result })), this.#clock.now()));
+    await attempt(() => from.complete(relayed.map((c) => ({ id: c.job.id, token: c.token, resultJson: result(c) })), this.#clock.now()));
     for (const c of cancelled) await attempt(() => from.acknowledgeCancel(lease(c), this.#clock.now()));
     for (const c of claimed) {
       const refusal = delivery.refused.get(c.job.id);
@@ -282,11 +289,11 @@ export class OutboxRelay {
    * or could not be sent. Never throws: what it could not find out, it reports as not sent.
    */
   async #deliver(to: Backend, jobs: readonly NewJob[], signal: AbortSignal | undefined): Promise<Delivery> {
-    const delivery: Delivery = { delivered: new Set(), refused: new Map(), unsent: new Map() };
+    const delivery: Delivery = { delivered: new Map(), refused: new Map(), unsent: new Map() };
     const now = this.#clock.now();
     try {
-      await to.enqueue({ jobs, now });
-      for (const job of jobs) delivery.delivered.add(job.id);
+      const results = await to.enqueue({ jobs, now });
+      jobs.forEach((job, i) => delivery.delivered.set(job.id, results[i]?.job.id ?? job.id));
       return delivery;
     } catch (error) {
       // Either some of these ids are at the destination already (a relay died between delivering
@@ -345,18 +352,17 @@ export class OutboxRelay {
    */
   async #deliverOne(to: Backend, job: NewJob, now: number, delivery: Delivery): Promise<Error | undefined> {
     if (await to.getJob(job.id)) {
-      delivery.delivered.add(job.id); // there already: a relay died between delivering and marking
+      delivery.delivered.set(job.id, job.id); // there already: a relay died between delivering and marking
       return undefined;
     }
     try {
-      await to.enqueue({ jobs: [job], now });
-      delivery.delivered.add(job.id);
+      const [result] = await to.enqueue({ jobs: [job], now });
+      delivery.delivered.set(job.id, result?.job.id ?? job.id);
       return undefined;
     } catch (error) {
-      if (await to.getJob(job.id)) delivery.delivered.add(job.id); // it landed, and only the reply was lost
+      if (await to.getJob(job.id)) delivery.delivered.set(job.id, job.id); // it landed, and only the reply was lost
       else if (error instanceof OffloadError) delivery.refused.set(job.id, error); // the destination's verdict on it
-      else if (job.key !== undefined && (await this.#landedAsKeyHolder(to, job, now))) delivery.delivered.add(job.id);
-      else return toError(error);
+      else return (await this.#deliveredAgain(to, job, now, delivery)) ? undefined : toError(error);
       return undefined;
     }
   }
@@ -366,9 +372,11 @@ export class OutboxRelay {
    * its own id, so a lost reply cannot be told from a failure by reading it. Sending it again is
    * safe (the key answers with the holder, or the job is stored now) and says which.
    */
-  async #landedAsKeyHolder(to: Backend, job: NewJob, now: number): Promise<boolean> {
+  async #deliveredAgain(to: Backend, job: NewJob, now: number, delivery: Delivery): Promise<boolean> {
+    if (job.key === undefined) return false;
     try {
-      await to.enqueue({ jobs: [job], now });
+      const [result] = await to.enqueue({ jobs: [job], now });
+      delivery.delivered.set(job.id, result?.job.id ?? job.id);
       return true;
     } catch {
       return false;
