@@ -52,6 +52,10 @@ const DAY = 86_400_000;
 /** The longest delay a Node timer takes; a longer one fires at once. */
 const MAX_TIMER_MS = 2_147_483_647;
 
+function leaseOf(claimed: ClaimedJob): Lease {
+  return { id: claimed.job.id, token: claimed.token };
+}
+
 /** What became of each job of a batch at the destination, by id. */
 interface Delivery {
   /**
@@ -149,7 +153,6 @@ export class OutboxRelay {
         this.#report(error);
       }
     };
-    const lease = (c: ClaimedJob): Lease => ({ id: c.job.id, token: c.token });
     const delivered = claimed.filter((c) => delivery.delivered.has(c.job.id));
     const unsent = claimed.filter((c) => delivery.unsent.has(c.job.id));
     // Not sent may still mean at the destination: a batch whose reply was lost, then a read that
@@ -169,15 +172,15 @@ export class OutboxRelay {
       return JSON.stringify({ relayedTo: to.name, ...(there !== undefined && there !== c.job.id ? { jobId: there } : {}) });
     };
     // A LEASE_LOST here means another relay took the batch over: it finds the ids delivered and skips them.
-    await attempt(() => from.complete(relayed.map((c) => ({ id: c.job.id, token: c.token, resultJson: result(c) })), this.#clock.now()));
-    for (const c of cancelled) await attempt(() => from.acknowledgeCancel(lease(c), this.#clock.now()));
+    await attempt(() => from.complete(relayed.map((c) => ({ ...leaseOf(c), resultJson: result(c) })), this.#clock.now()));
+    for (const c of cancelled) await attempt(() => from.acknowledgeCancel(leaseOf(c), this.#clock.now()));
     for (const c of claimed) {
       const refusal = delivery.refused.get(c.job.id);
       if (!refusal) continue;
       const now = this.#clock.now();
-      await attempt(() => from.fail({ ...lease(c), error: this.#refusal(c, refusal, now), retryAt: now + backoffDelay(DEFAULT_RETRY, c.job.attempt), now }));
+      await attempt(() => from.fail({ ...leaseOf(c), error: this.#refusal(c, refusal, now), retryAt: now + backoffDelay(DEFAULT_RETRY, c.job.attempt), now }));
     }
-    if (unsent.length > 0) await attempt(() => from.release(unsent.map(lease), this.#clock.now()));
+    if (unsent.length > 0) await attempt(() => from.release(unsent.map(leaseOf), this.#clock.now()));
     if (failure !== undefined) throw failure;
     this.#options.onBatch?.(relayed.length);
     return relayed.length;
@@ -201,7 +204,7 @@ export class OutboxRelay {
     const { from } = this.#options;
     if (held.length === 0) return new Set();
     try {
-      const leases = held.map((c) => ({ id: c.job.id, token: c.token }));
+      const leases = held.map(leaseOf);
       return new Set((await from.heartbeat({ worker: this.id, leases, leaseMs: this.#options.leaseMs ?? 30_000, now: this.#clock.now() })).cancelRequested);
     } catch (error) {
       this.#report(error);
@@ -245,7 +248,7 @@ export class OutboxRelay {
    * rescue the batch, charging every job an attempt, and a long outage would fail them all.
    */
   async #renewingLeases<T>(claimed: readonly ClaimedJob[], leaseMs: number, body: () => Promise<T>): Promise<T> {
-    const leases = claimed.map((c) => ({ id: c.job.id, token: c.token }));
+    const leases = claimed.map(leaseOf);
     let renewing: Promise<unknown> | undefined;
     const timer = setInterval(() => {
       renewing ??= this.#options.from.heartbeat({ worker: this.id, leases, leaseMs, now: this.#clock.now() })
@@ -308,10 +311,10 @@ export class OutboxRelay {
     // batch it is in to this walk). Two such failures in a row, or a read that fails, say the
     // destination is away: the walk stops there, and the rest are handed back uncounted. That
     // also bounds how long an outage holds a batch: each call may wait out the client's resends.
-    let suspect: { readonly id: string; readonly error: Error } | undefined;
+    let suspect: { readonly job: NewJob; readonly error: Error } | undefined;
     for (const [i, job] of jobs.entries()) {
       const stop = (reason: Error): void => {
-        if (suspect) delivery.unsent.set(suspect.id, suspect.error);
+        if (suspect) delivery.unsent.set(suspect.job.id, suspect.error);
         for (const rest of jobs.slice(i)) delivery.unsent.set(rest.id, reason);
       };
       if (signal?.aborted) {
@@ -332,17 +335,16 @@ export class OutboxRelay {
       if (!failed && suspect) {
         // The destination works again: perhaps it had only just come back (a restart ending
         // between the two jobs). The suspect is sent once more, and refused only if it fails again.
-        const again = jobs.find((j) => j.id === suspect?.id);
         try {
-          const error = again ? await this.#deliverOne(to, again, now, delivery) : undefined;
-          if (error) delivery.refused.set(suspect.id, error);
+          const error = await this.#deliverOne(to, suspect.job, now, delivery);
+          if (error) delivery.refused.set(suspect.job.id, error);
         } catch (unreachable) {
-          delivery.unsent.set(suspect.id, toError(unreachable));
+          delivery.unsent.set(suspect.job.id, toError(unreachable));
         }
       }
-      suspect = failed ? { id: job.id, error: failed } : undefined;
+      suspect = failed ? { job, error: failed } : undefined;
     }
-    if (suspect) delivery.unsent.set(suspect.id, suspect.error); // the last job: nothing after it to tell
+    if (suspect) delivery.unsent.set(suspect.job.id, suspect.error); // the last job: nothing after it to tell
     return delivery;
   }
 
@@ -356,8 +358,7 @@ export class OutboxRelay {
       return undefined;
     }
     try {
-      const [result] = await to.enqueue({ jobs: [job], now });
-      delivery.delivered.set(job.id, result?.job.id ?? job.id);
+      await this.#send(to, job, now, delivery);
       return undefined;
     } catch (error) {
       if (await to.getJob(job.id)) delivery.delivered.set(job.id, job.id); // it landed, and only the reply was lost
@@ -365,6 +366,12 @@ export class OutboxRelay {
       else return (await this.#deliveredAgain(to, job, now, delivery)) ? undefined : toError(error);
       return undefined;
     }
+  }
+
+  /** Enqueues one job at the destination and records the id it has there. */
+  async #send(to: Backend, job: NewJob, now: number, delivery: Delivery): Promise<void> {
+    const [result] = await to.enqueue({ jobs: [job], now });
+    delivery.delivered.set(job.id, result?.job.id ?? job.id);
   }
 
   /**
@@ -375,8 +382,7 @@ export class OutboxRelay {
   async #deliveredAgain(to: Backend, job: NewJob, now: number, delivery: Delivery): Promise<boolean> {
     if (job.key === undefined) return false;
     try {
-      const [result] = await to.enqueue({ jobs: [job], now });
-      delivery.delivered.set(job.id, result?.job.id ?? job.id);
+      await this.#send(to, job, now, delivery);
       return true;
     } catch {
       return false;
