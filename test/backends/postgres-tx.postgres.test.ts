@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
+import { Socket } from "node:net";
 import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
 import pg from "pg";
@@ -27,6 +28,63 @@ function withFixture(body: (f: Fixture) => Promise<void>): Promise<void> {
       await client.end();
     }
   });
+}
+
+/**
+ * A socket for a pg client that can hold back what the server sends after an ErrorResponse: once
+ * armed, the bytes up to the end of the next error message reach the client, and the rest (the
+ * ReadyForQuery that tells the new transaction status) wait for release(). pg rejects the failed
+ * statement on the error alone, so this opens, every time, the window that a busy machine opens
+ * now and then by splitting the two messages across reads.
+ */
+class ErrorGate {
+  readonly socket = new Socket();
+  #armed = false;
+  #held: Buffer[] | undefined;
+  #pending = Buffer.alloc(0); // bytes of a message not complete yet
+  #deliver: (chunk: Buffer) => boolean = () => false;
+
+  constructor() {
+    const emit = this.socket.emit.bind(this.socket);
+    this.#deliver = (chunk) => emit("data", chunk);
+    this.socket.emit = ((event: string | symbol, ...args: unknown[]): boolean =>
+      event === "data" ? this.#receive(args[0] as Buffer) : emit(event, ...args)) as Socket["emit"];
+  }
+
+  arm(): void {
+    this.#armed = true;
+  }
+
+  release(): void {
+    const held = this.#held ?? [];
+    this.#held = undefined;
+    for (const chunk of held) this.#deliver(chunk);
+  }
+
+  #receive(chunk: Buffer): boolean {
+    if (this.#held) {
+      this.#held.push(chunk);
+      return true;
+    }
+    if (!this.#armed) return this.#deliver(chunk);
+    // Every message from the server is a type byte and a length that counts itself.
+    const bytes = Buffer.concat([this.#pending, chunk]);
+    let at = 0;
+    while (at + 5 <= bytes.length) {
+      const end = at + 1 + bytes.readInt32BE(at + 1);
+      if (end > bytes.length) break;
+      const isError = bytes[at] === 0x45; // 'E'
+      at = end;
+      if (isError) {
+        this.#armed = false;
+        this.#pending = Buffer.alloc(0);
+        this.#held = at < bytes.length ? [bytes.subarray(at)] : [];
+        return this.#deliver(bytes.subarray(0, at));
+      }
+    }
+    this.#pending = bytes.subarray(at);
+    return at > 0 ? this.#deliver(bytes.subarray(0, at)) : true;
+  }
 }
 
 async function orderExists(client: pg.Client, schema: string, id: number): Promise<boolean> {
@@ -80,6 +138,34 @@ describe("postgres: transactional enqueue", () => {
       assert.equal((await offload.jobs.list()).length, 0);
     } finally {
       await pool.end();
+    }
+  }));
+
+  it("a client whose failed statement pg has rejected, before the server's ReadyForQuery arrives, is refused as failed", () => withOrdersSchema("tx", async ({ offload }) => {
+    const gate = new ErrorGate();
+    const client = new pg.Client({ connectionString: POSTGRES_URL, stream: () => gate.socket });
+    await client.connect();
+    try {
+      const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => p.order });
+      await client.query("BEGIN");
+      gate.arm();
+      await assert.rejects(client.query("SELECT 1/0"), /division by zero/);
+      // The window: pg still reports the status of before the failure.
+      assert.equal(client.getTransactionStatus(), "T");
+      const outcome = confirm.enqueue({ order: 1 }, { tx: client }).then(() => undefined, (error: unknown) => error);
+      // The enqueue reads the status before any I/O of its own, so by the next turn it has. The
+      // server's answer is let through then, either way: a statement sent on this client would
+      // wait for it, and fail with the server's "transaction is aborted" instead.
+      await new Promise((resolve) => setImmediate(resolve));
+      gate.release();
+      const error = await outcome;
+      assert.ok(error instanceof ConfigError && /failed: roll it back/.test(error.message), `refused as failed, got ${String(error)}`);
+      await client.query("ROLLBACK");
+      assert.equal(client.getTransactionStatus(), "I");
+      assert.equal((await offload.jobs.list()).length, 0);
+    } finally {
+      gate.release();
+      await client.end();
     }
   }));
 

@@ -41,14 +41,20 @@ function isPool(tx: Queryable): boolean {
  * this enqueue (a client runs them in order), so a BEGIN sent without waiting for it counts, and
  * a COMMIT or ROLLBACK still in flight ends the transaction this enqueue would join. (Read through
  * the fields pg 8 keeps them in, so no deprecation warning is printed.)
+ * pg rejects a failed statement on the server's error message, before the ReadyForQuery after it
+ * brings the new status: a caller that awaited the failure may call us in between, when the status
+ * still reads "T". That window is the only time pg has neither a statement in flight nor
+ * readyForQuery set; the transaction has then failed ("E"), or ended if the failed statement was
+ * its COMMIT ("I"). Both are refused, so "E" is the safe reading.
  */
 function transactionStatus(tx: Queryable): string | undefined {
-  const client = tx as { getTransactionStatus?: unknown; _activeQuery?: unknown; _queryQueue?: unknown };
+  const client = tx as { getTransactionStatus?: unknown; _activeQuery?: unknown; _queryQueue?: unknown; readyForQuery?: unknown; _connecting?: unknown };
   if (typeof client.getTransactionStatus !== "function") return undefined;
   const reported: unknown = (client.getTransactionStatus as () => unknown).call(tx);
   if (typeof reported !== "string") return undefined;
+  const failurePending = client.readyForQuery === false && client._activeQuery == null && client._connecting !== true;
   const pending = [client._activeQuery, ...(Array.isArray(client._queryQueue) ? (client._queryQueue as unknown[]) : [])];
-  let status = reported;
+  let status = failurePending && reported === "T" ? "E" : reported;
   for (const query of pending) {
     const text = typeof query === "object" && query !== null ? (query as { text?: unknown }).text : undefined;
     if (typeof text !== "string") continue;
