@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Cluster, type Redis } from "ioredis";
-import { CLIENT_OPTIONS, createClient } from "../../src/backend/redis/connection.ts";
+import { CLIENT_OPTIONS, createClient, parseRedisUrl } from "../../src/backend/redis/connection.ts";
 import { BackendOpenError, withoutPassword } from "../../src/core/errors.ts";
 
 interface Seen {
@@ -96,5 +96,19 @@ describe("reply timeout", () => {
     assert.equal(socketTimeout("redis://127.0.0.1:1?prefix=a&replyTimeout=3s"), 3_000);
     assert.equal(socketTimeout("redis+cluster://127.0.0.1:7000?replyTimeout=4s"), 4_000);
     assert.equal(socketTimeout("redis+sentinel://127.0.0.1:26379/main?replyTimeout=5s"), 5_000);
+  });
+});
+
+describe("?maxEvents=", () => {
+  it("takes a whole number written in decimal digits, and refuses every other spelling with BackendOpenError", () => {
+    assert.equal(parseRedisUrl("redis://127.0.0.1:1?maxEvents=500").options.maxEvents, 500);
+    assert.equal(parseRedisUrl("redis://127.0.0.1:1?prefix=a&maxEvents=9007199254740991").options.maxEvents, 9007199254740991);
+    assert.equal(parseRedisUrl("redis://127.0.0.1:1?maxEvents=0100").options.maxEvents, 100);
+    assert.equal(parseRedisUrl("redis://127.0.0.1:1").options.maxEvents, undefined);
+    // Number() reads all of these as numbers, some of them whole: none is what a user meant to write.
+    for (const value of ["0", "-5", "1.5", "1e3", "0x10", "%207", "", "abc", "9007199254740993", "00"]) {
+      const url = `redis://127.0.0.1:1?maxEvents=${value}`;
+      assert.throws(() => parseRedisUrl(url), (e: unknown) => e instanceof BackendOpenError && /maxEvents/.test(e.message), url);
+    }
   });
 });

@@ -49,8 +49,10 @@ export function parseRedisUrl(url: string): { base: string; options: RedisUrlOpt
   const base = query < 0 ? url : url.slice(0, query);
   const params = new URLSearchParams(query < 0 ? "" : url.slice(query + 1));
   const maxEvents = params.get("maxEvents");
-  if (maxEvents !== null && !(Number.isInteger(Number(maxEvents)) && Number(maxEvents) > 0)) {
-    throw new BackendOpenError(url, "maxEvents must be a positive integer");
+  // Written out in decimal digits: Number() would also take "1e3", "0x10" or " 7 ", and a number
+  // past 2^53 is no longer the one written.
+  if (maxEvents !== null && !(/^[0-9]+$/.test(maxEvents) && Number(maxEvents) >= 1 && Number.isSafeInteger(Number(maxEvents)))) {
+    throw new BackendOpenError(url, `maxEvents must be a whole number ≥ 1 in decimal digits, got ${JSON.stringify(maxEvents)}`);
   }
   const replyTimeout = params.get("replyTimeout");
   return {
