@@ -7,9 +7,10 @@ import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { unlinkAndQuit } from "./redis-helpers.ts";
 import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
+import { ScriptRunner } from "../../src/backend/redis/scripts.ts";
 import { JOB_STATES, type JobState } from "../../src/core/job.ts";
 import { randomToken } from "../../src/core/ids.ts";
-import { LEASE, T0, attemptError, claimOne, enqueueOne } from "../conformance/fixtures.ts";
+import { LEASE, T0, attemptError, claimOne, enqueueOne, newJob } from "../conformance/fixtures.ts";
 
 const url = process.env["OFFLOAD_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379";
 const run = `r${randomToken().slice(0, 8)}`;
@@ -150,6 +151,39 @@ describe("redis store bookkeeping", () => {
     assert.deepEqual(await b.heartbeat({ worker: "w1", leases: [lease], leaseMs: LEASE, now: T0 + 1 }), { lost: [], cancelRequested: [] });
     assert.deepEqual((await b.counts()).map((c) => [c.queue, c.counts.queued, c.counts.active]), [["q", 0, 1]]);
     await checkStore(b);
+  }));
+
+  it("a maintenance call handles at most its chunk in all, however many queues or final states share it", () => using(async (b) => {
+    // The adapter calls stage-due and prune with 1,000; here the scripts are called one at a
+    // time with 10, so the bound shows with few jobs. Each call is one script, which blocks the
+    // server while it runs: its length must not grow with the number of queues or states.
+    const scripts = new ScriptRunner(admin, b.keyPrefix, (now) => [b.keyPrefix, now, 100_000, "test"]);
+    const calls = async (name: "stage-due" | "prune", now: number, args: number[]): Promise<number[][]> => {
+      const replies: number[][] = [];
+      for (;;) {
+        const reply = (await scripts.run(name, now, args)) as number[];
+        replies.push(reply);
+        if (reply[1] !== 1) return replies;
+      }
+    };
+    const queues = ["qa", "qb", "qc"];
+    await b.enqueue({ jobs: queues.flatMap((queue) => Array.from({ length: 15 }, () => newJob({ queue, runAt: T0 + 100 }))), now: T0 });
+    assert.deepEqual(await calls("stage-due", T0 + 100, [10]), [[10, 1], [10, 1], [10, 1], [10, 1], [5, 0]]);
+    await checkStore(b);
+    // 15 jobs end in each final state.
+    const claimed = await b.claim({ queues, limit: 45, worker: "w1", leaseMs: LEASE, now: T0 + 101 });
+    assert.equal(claimed.length, 45);
+    for (const [i, c] of claimed.entries()) {
+      if (i < 15) assert.deepEqual(await b.complete([{ id: c.job.id, token: c.token, resultJson: "1" }], T0 + 102), ["OK"]);
+      else if (i < 30) assert.equal(await b.fail({ id: c.job.id, token: c.token, error: attemptError(1), retryAt: undefined, now: T0 + 102 }), "FAILED");
+      else {
+        assert.equal(await b.cancel(c.job.id, T0 + 102), "CANCEL_REQUESTED");
+        assert.equal(await b.acknowledgeCancel({ id: c.job.id, token: c.token }, T0 + 102), "OK");
+      }
+    }
+    await checkStore(b);
+    assert.deepEqual(await calls("prune", T0 + 200, [T0 + 200, T0 + 200, T0 + 200, 10]), [[10, 1], [10, 1], [10, 1], [10, 1], [5, 0]]);
+    assert.deepEqual(await checkStore(b), {});
   }));
 });
 

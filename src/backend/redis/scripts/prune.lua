@@ -1,15 +1,20 @@
 -- Delete finished jobs past their retention, with their events (fields of the job's hash); up to
--- `chunk` per state per call. The global feed is a capped window of its own and is left to its cap.
+-- `chunk` in all per call, over the three final states. The global feed is a capped window of
+-- its own and is left to its cap.
 -- KEYS[1] <prefix>queues   ARGV[1..4] common (lib.lua)
 -- ARGV[5] succeeded_before  ARGV[6] failed_before  ARGV[7] cancelled_before  ARGV[8] chunk
--- Returns { deleted, more } where more = 1 when a state had a full chunk (call again).
+-- Returns { deleted, more } where more = 1 when the chunk was used up (call again).
 local chunk = tonumber(ARGV[8])
 local deleted, more = 0, 0
 local befores = { succeeded = ARGV[5], failed = ARGV[6], cancelled = ARGV[7] }
-for state, before in pairs(befores) do
+for _, state in ipairs({ 'succeeded', 'failed', 'cancelled' }) do
+  if deleted == chunk then
+    more = 1
+    break
+  end
   local done = P .. 'done:' .. state
-  local ids = redis.call('ZRANGEBYSCORE', done, '-inf', '(' .. before, 'LIMIT', 0, chunk)
-  if #ids == chunk then more = 1 end
+  local ids = redis.call('ZRANGEBYSCORE', done, '-inf', '(' .. befores[state], 'LIMIT', 0, chunk - deleted)
+  if deleted + #ids == chunk then more = 1 end
   for _, id in ipairs(ids) do
     local queue = redis.call('HGET', jobkey(id), 'queue')
     -- events:<id> is the per-job event list of the first layout (before events moved into the

@@ -1,12 +1,17 @@
 -- Scheduled and retrying jobs whose run time has come become queued, in every queue, up to
--- `chunk` per queue per call.
+-- `chunk` in all per call (not per queue: a call's length must not grow with the number of queues).
 -- KEYS[1] <prefix>queues   ARGV[1..4] common (lib.lua)   ARGV[5] chunk
--- Returns { staged, more } where more = 1 when some queue had a full chunk (call again).
+-- Returns { staged, more } where more = 1 when the chunk was used up (call again).
 local chunk = tonumber(ARGV[5])
-local staged, more = 0, 0
+local staged, taken, more = 0, 0, 0
 for _, queue in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local due = redis.call('ZRANGEBYSCORE', P .. 'due:' .. queue, '-inf', NOW, 'LIMIT', 0, chunk)
-  if #due == chunk then more = 1 end
+  if taken == chunk then
+    more = 1
+    break
+  end
+  local due = redis.call('ZRANGEBYSCORE', P .. 'due:' .. queue, '-inf', NOW, 'LIMIT', 0, chunk - taken)
+  taken = taken + #due
+  if taken == chunk then more = 1 end
   for _, id in ipairs(due) do
     local f = redis.call('HMGET', jobkey(id), 'state', 'priority', 'run_at', 'attempt')
     redis.call('ZREM', P .. 'due:' .. queue, id)
