@@ -156,6 +156,11 @@ export interface Backend {
   readonly name: string;
   readonly capabilities: BackendCapabilities;
 
+  /**
+   * Stores the batch all or nothing. A job whose id is already stored makes the whole batch fail
+   * and stores none of it (the outbox relay and the resend of a lost reply rely on this); a job
+   * whose key an unfinished job holds is not stored, and that job is returned instead.
+   */
   enqueue(request: EnqueueRequest): Promise<EnqueueResult[]>;
   /**
    * Due scheduled and retrying jobs of these queues are staged first, so they compete in order.

@@ -94,6 +94,12 @@ export function defineTask(
 
   async function enqueueAll(jobs: NewJob[], tx: unknown): Promise<JobHandle<unknown>[]> {
     const backend = await offload.backend();
+    // A tx this backend cannot join would be dropped, and the job committed whatever the caller's
+    // transaction then does. Inline mode (tests of the app) runs the job at once anyway: there
+    // the tx is ignored, as eager modes ignore it, so app code that passes one runs unchanged.
+    if (tx != null && !inline && !backend.capabilities.transactionalEnqueue) {
+      throw new ConfigError(`enqueue({ tx }): the ${backend.name} backend cannot join your transaction, and the job would be stored at once whatever the transaction does; enqueue into PostgreSQL inside the transaction (the outbox relay then moves jobs to this backend: docs/postgres.md), or leave tx out`);
+    }
     const results = await backend.enqueue({ jobs, now: offload.clock.now(), tx });
     if (inline) {
       for (const r of results) if (r.created) await inline.runToEnd(r.job.id);

@@ -118,6 +118,15 @@ describe("offload CLI", () => {
     assert.match(lease.err, /ConfigError: --lease must look like/);
   });
 
+  it("relay and migrate refuse a missing or unknown option as a usage error (exit 2), as every other command does", () => {
+    const missing = offload(url, "relay", "--to", "sqlite::memory:");
+    assert.equal(missing.code, 2, missing.err);
+    assert.match(missing.err, /required option '--from <url>' not specified/);
+    const unknown = offload(url, "migrate", "--shema", "x");
+    assert.equal(unknown.code, 2, unknown.err);
+    assert.match(unknown.err, /unknown option '--shema'/);
+  });
+
   it("jobs cancel of an active job says the cancel was requested, not just that it is active", async () => {
     const app = new Offload({ backend: url });
     try {

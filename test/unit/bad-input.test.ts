@@ -118,6 +118,24 @@ describe("bad input", () => {
     await offload.close();
   });
 
+  it("a tx given to a backend that cannot join it is a ConfigError, and nothing is stored; inline mode ignores it", async () => {
+    const { offload, loose } = app();
+    const tx = { query: () => Promise.resolve({ rows: [] }) }; // what an app passes: its pg client
+    const refused = (error: unknown): boolean => error instanceof ConfigError && /sqlite backend cannot join your transaction/.test(error.message);
+    await assert.rejects(loose.enqueue(1, { tx }), refused);
+    await assert.rejects(loose.enqueueMany([1, 2], { tx }), refused);
+    await assert.rejects(loose.enqueueMany([1, 2], () => ({ tx })), refused);
+    assert.equal(await stored(offload), 0);
+    await loose.enqueue(1, { tx: undefined }); // none given, as written by code that passes one when it has one
+    assert.equal(await stored(offload), 1);
+    await offload.close();
+    // App code that passes its transaction runs unchanged in its tests.
+    const inline = new Offload({ mode: "inline" });
+    const echo = inline.task({ name: "echo", run: (p: number) => p });
+    assert.equal(await (await echo.enqueue(7, { tx })).result(), 7);
+    await inline.close();
+  });
+
   it("bad options are ConfigErrors: queue names, priorities, attempts, delays, keys, owners", async () => {
     const { offload, loose } = app();
     await assert.rejects(loose.enqueue(1, { queue: "has space" }), ConfigError);

@@ -40,5 +40,7 @@ export function migrateCommand(): Command {
 }
 
 export function registerMigrate(program: Command): void {
-  program.addCommand(migrateCommand());
+  // Built on their own (for tests), so they take the program's settings here: without its
+  // exitOverride, a missing or unknown option exited 1 from inside commander, not 2 as a usage error.
+  program.addCommand(migrateCommand().copyInheritedSettings(program));
 }

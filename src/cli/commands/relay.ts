@@ -67,5 +67,7 @@ export function relayCommand(): Command {
 }
 
 export function registerRelay(program: Command): void {
-  program.addCommand(relayCommand());
+  // Built on their own (for tests), so they take the program's settings here: without its
+  // exitOverride, a missing or unknown option exited 1 from inside commander, not 2 as a usage error.
+  program.addCommand(relayCommand().copyInheritedSettings(program));
 }
