@@ -27,7 +27,13 @@ export function instant(text: string | undefined, flag: string): number | undefi
   return at;
 }
 
-/** Milliseconds in a duration flag ("15s"), checked here so that the message names the flag. */
+/**
+ * Milliseconds in a duration flag ("15s"), checked here so that the message names the flag. The
+ * unit is required: `--lease 30` read as 30 ms (what a bare number means in code) started a relay
+ * or worker whose leases ran out while its jobs ran; someone who typed it meant seconds.
+ */
 export function duration(text: string, flag: string, options: { positive?: boolean } = {}): number {
-  return options.positive ? positiveMs(text, flag) : toMs(text, flag);
+  const ms = toMs(text, flag); // a string without a unit is refused here
+  if (options.positive) return positiveMs(ms, flag);
+  return ms;
 }

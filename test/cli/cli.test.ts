@@ -116,6 +116,9 @@ describe("offload CLI", () => {
     const lease = offload(url, "relay", "--from", missing, "--to", missing, "--lease", "soon");
     assert.equal(lease.code, 2, lease.err);
     assert.match(lease.err, /ConfigError: --lease must look like/);
+    const bare = offload(url, "relay", "--from", missing, "--to", missing, "--lease", "30");
+    assert.equal(bare.code, 2, bare.err);
+    assert.match(bare.err, /ConfigError: --lease must look like/);
   });
 
   it("relay and migrate refuse a missing or unknown option as a usage error (exit 2), as every other command does", () => {

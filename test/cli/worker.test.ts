@@ -58,6 +58,10 @@ describe("offload worker", () => {
     const zero = offload(url, "worker", APP, "--lease", "0s");
     assert.equal(zero.code, 2);
     assert.match(zero.err, /ConfigError: --lease must be longer than 0/);
+    // A number alone is no duration here: in code it means ms, but typed after --lease it meant seconds.
+    const bare = offload(url, "worker", APP, "--lease", "30");
+    assert.equal(bare.code, 2);
+    assert.match(bare.err, /ConfigError: --lease must look like "500ms", "2s"/);
     const grace = offload(url, "worker", APP, "--grace", "soon");
     assert.equal(grace.code, 2);
     assert.match(grace.err, /ConfigError: --grace must look like/);

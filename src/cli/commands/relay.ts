@@ -29,8 +29,10 @@ export async function runRelay(options: RelayCommandOptions, signal: AbortSignal
         from, to, batchSize, leaseMs,
         ...(queues?.length ? { queues } : {}),
         onError: (error) => console.error(`offload relay: ${toError(error).message}`),
+        // A round that moved nothing (the destination down: its jobs handed back, the error
+        // printed) is not news; "relayed 0" after each error read as if something had gone.
         onBatch: (count) => {
-          if (!options.quiet) console.log(`relayed ${count}`);
+          if (!options.quiet && count > 0) console.log(`relayed ${count}`);
         },
       });
       if (!options.quiet) console.log(`offload relay ${relay.id}: ${from.name} → ${to.name}`);
