@@ -38,12 +38,16 @@ export function tokenAllows(signer: Signer, token: string, jobId: string, action
   return action === "read" || scope === "rc";
 }
 
-/** The token a request carries: `Authorization: Bearer <token>` or `?token=`. */
-export function requestToken(request: Request): string | undefined {
+/**
+ * The tokens a request carries: `Authorization: Bearer <token>` and `?token=`. Both are tried: an
+ * app that sends its own bearer session on every request must still be able to follow the
+ * token links of accepted().
+ */
+export function requestTokens(request: Request): string[] {
   const header = request.headers.get("authorization");
-  const bearer = header && /^Bearer\s+(\S+)$/i.exec(header)?.[1];
-  if (bearer) return bearer;
-  return new URL(request.url).searchParams.get("token") ?? undefined;
+  const bearer = header ? /^Bearer\s+(\S+)$/i.exec(header)?.[1] : undefined;
+  const query = new URL(request.url).searchParams.get("token");
+  return [bearer, query].filter((t): t is string => t !== undefined && t !== null && t !== "");
 }
 
 export async function isAllowed(
@@ -52,8 +56,7 @@ export async function isAllowed(
   action: JobAction,
   deps: { readonly signer: Signer; readonly authorize: Authorize | undefined },
 ): Promise<boolean> {
-  const token = requestToken(request);
-  if (token !== undefined && tokenAllows(deps.signer, token, job.id, action)) return true;
+  if (requestTokens(request).some((token) => tokenAllows(deps.signer, token, job.id, action))) return true;
   if (deps.authorize) return (await deps.authorize(request, job, action)) === true;
   return job.owner === undefined;
 }

@@ -29,7 +29,10 @@ export async function serveArtifact(
   deps: { readonly signer: Signer; readonly store: ArtifactStore },
 ): Promise<Response> {
   const query = new URL(request.url).searchParams;
-  const expires = Number(query.get("expires") ?? "");
+  // The expiry as signed: decimal digits only (Number() would also take "0x…", "1.7e12" or a
+  // leading zero, other spellings of a signed value).
+  const written = query.get("expires") ?? "";
+  const expires = /^[1-9][0-9]{0,15}$/.test(written) ? Number(written) : Number.NaN;
   const sig = query.get("sig") ?? "";
   if (!deps.signer.verify("artifact", `${key.jobId}/${key.name}`, expires, sig)) return forbidden();
   const artifact = await deps.store.get(key.jobId, key.name);

@@ -193,6 +193,8 @@ export function defineHttpSuite(name: string, makeOffloadUrl: () => Promise<stri
       const token = h.http.tokenFor(job.id, { ttl: "10m" });
       assert.equal((await fetch(`${h.origin}/jobs/${job.id}?token=${token}`)).status, 200);
       assert.equal((await fetch(`${h.origin}/jobs/${job.id}`, { headers: { authorization: `Bearer ${token}` } })).status, 200);
+      // An app that sends its own bearer session on every request still follows the token link.
+      assert.equal((await fetch(`${h.origin}/jobs/${job.id}?token=${token}`, { headers: { authorization: "Bearer app-session-123" } })).status, 200);
       const sse = await openSse(`${h.origin}/jobs/${job.id}/events?token=${token}`);
       assert.equal(sse.status, 200);
       sse.close();
@@ -229,6 +231,13 @@ export function defineHttpSuite(name: string, makeOffloadUrl: () => Promise<stri
       const later = new URL(url);
       later.searchParams.set("expires", String(Number(url.searchParams.get("expires")) + 3_600_000));
       assert.equal((await fetch(later)).status, 403, "a longer life");
+      // The same expiry written another way is not the value that was signed.
+      const written = url.searchParams.get("expires") ?? "";
+      for (const spelling of [`0${written}`, `${written}.0`, `0x${Number(written).toString(16)}`, `${Number(written) / 1000}e3`]) {
+        const respelled = new URL(url);
+        respelled.searchParams.set("expires", spelling);
+        assert.equal((await fetch(respelled)).status, 403, `expires=${spelling}`);
+      }
       const badSig = new URL(url);
       badSig.searchParams.set("sig", "x".repeat(43));
       assert.equal((await fetch(badSig)).status, 403, "a made-up signature");
