@@ -5,6 +5,7 @@ import type { NewJob } from "../backend/backend.ts";
 import { checkAttempts, retryPolicy } from "../core/backoff.ts";
 import { toMs } from "../core/duration.ts";
 import { ConfigError } from "../core/errors.ts";
+import { checkQueueName, describe, isStorableText } from "../core/names.ts";
 import { uuidv7 } from "../core/ids.ts";
 import { encodeJson } from "../core/json.ts";
 import { type StandardSchemaV1, validate } from "../core/schema.ts";
@@ -13,25 +14,26 @@ import { JobHandle } from "./job-handle.ts";
 import type { Offload } from "./offload.ts";
 import type { EnqueueOptions, RegisteredTask, Task, TaskDefinition, TaskDefinitionWithSchema } from "./task.ts";
 
-/** Queue names also form Redis hash tags and URL segments: keep them plain. */
-const QUEUE_NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
 const MAX_KEY_LENGTH = 512;
 
-/**
- * An idempotency key or owner: 1-512 characters, none of them U+0000 (PostgreSQL text cannot
- * store it, and every backend must accept the same jobs).
- */
+/** An idempotency key or owner: 1-512 UTF-16 code units (JavaScript's `length`), storable text. */
 function checkLabel(what: "key" | "owner", value: unknown): void {
   if (value === undefined) return;
-  if (typeof value !== "string" || value.length === 0 || value.length > MAX_KEY_LENGTH || value.includes("\u0000")) {
-    throw new ConfigError(`${what} must be a string of 1-${MAX_KEY_LENGTH} characters without U+0000`);
+  if (typeof value !== "string" || value.length === 0 || value.length > MAX_KEY_LENGTH || !isStorableText(value)) {
+    throw new ConfigError(`${what} must be a string of 1-${MAX_KEY_LENGTH} UTF-16 code units, without U+0000 or a lone surrogate`);
   }
 }
 
-export function checkQueueName(queue: string): string {
-  if (!QUEUE_NAME.test(queue)) throw new ConfigError(`queue name ${JSON.stringify(queue)} must be 1-100 of A-Z a-z 0-9 _ . : -`);
-  return queue;
+/** Priorities every backend orders alike and stores as a 32-bit integer. */
+function checkPriority(priority: unknown, what: string): number {
+  if (typeof priority !== "number" || !Number.isInteger(priority) || Math.abs(priority) > 1_000_000) {
+    throw new ConfigError(`${what} must be an integer from -1,000,000 to 1,000,000, got ${String(priority)}`);
+  }
+  return priority;
 }
+
+/** The largest |epoch ms| a JavaScript Date can show: a run time past it broke every view of the job. */
+const MAX_TIME_MS = 8.64e15;
 
 type AnyDefinition = TaskDefinition<unknown, unknown> | TaskDefinitionWithSchema<StandardSchemaV1, unknown>;
 
@@ -40,13 +42,22 @@ export function defineTask(
   definition: AnyDefinition,
   inline: InlineRunner | undefined,
 ): { task: Task<unknown, unknown>; registered: RegisteredTask } {
+  if (typeof definition !== "object" || definition === null) throw new ConfigError(`a task definition must be an object, got ${describe(definition)}`);
   const name = definition.name;
-  if (typeof name !== "string" || name.length === 0 || name.length > 200 || name.includes("\u0000")) {
-    throw new ConfigError("a task needs a name of 1-200 characters without U+0000");
+  if (typeof name !== "string" || name.length === 0 || name.length > 200 || !isStorableText(name)) {
+    throw new ConfigError("a task needs a name of 1-200 characters, without U+0000 or a lone surrogate");
   }
+  // Checked here, once, for plain JavaScript callers: a bad one failed every job at run time, or
+  // every enqueue, or was ignored (a misspelt retry option gave the defaults).
+  if (typeof definition.run !== "function") throw new ConfigError(`task ${name}: run must be a function, got ${describe(definition.run)}`);
+  if (definition.retryIf !== undefined && typeof definition.retryIf !== "function") throw new ConfigError(`task ${name}: retryIf must be a function, got ${describe(definition.retryIf)}`);
+  if (definition.priority !== undefined) checkPriority(definition.priority, `task ${name}: priority`);
   const queue = checkQueueName(definition.queue ?? "default");
   const retry = retryPolicy(definition.retry);
   const schema = definition.schema;
+  if (schema !== undefined && typeof (schema as { "~standard"?: { validate?: unknown } })["~standard"]?.validate !== "function") {
+    throw new ConfigError(`task ${name}: schema must be a Standard Schema (zod, valibot, arktype…), with ~standard.validate`);
+  }
   const run = definition.run as (payload: unknown, ctx: Parameters<RegisteredTask["run"]>[1]) => unknown;
 
   const registered: RegisteredTask = {
@@ -61,8 +72,7 @@ export function defineTask(
 
   function prepare(payload: unknown, options: EnqueueOptions, now: number): NewJob {
     const attempts = checkAttempts(options.attempts ?? retry.attempts, "attempts");
-    const priority = options.priority ?? definition.priority ?? 0;
-    if (!Number.isInteger(priority) || Math.abs(priority) > 1_000_000) throw new ConfigError(`priority must be an integer, got ${priority}`);
+    const priority = checkPriority(options.priority ?? definition.priority ?? 0, "priority");
     checkLabel("key", options.key);
     checkLabel("owner", options.owner);
     // Checked in inline mode too, where it is ignored: a bad delay must fail the app's tests as it
@@ -121,6 +131,8 @@ export function defineTask(
     async enqueueMany(payloads, options) {
       const now = offload.clock.now();
       if (!Array.isArray(payloads)) throw new ConfigError(`enqueueMany takes an array of payloads, got ${describe(payloads)}`);
+      // A hole ([1, , 3]) is a payload of undefined, as enqueue(undefined) is, not a job without fields.
+      payloads = Array.from(payloads as unknown[]);
       const optionsFor = typeof options === "function" ? options : () => options;
       if (schema) await Promise.all(payloads.map((p) => validate(name, schema, p)));
       const perJob = payloads.map((p, i) => enqueueOptions(optionsFor(p, i)));
@@ -137,15 +149,14 @@ export function defineTask(
 /** Options as given by plain JavaScript too: `null` or a string there is a mistake, not "no options". */
 function enqueueOptions(given: EnqueueOptions | undefined): EnqueueOptions {
   if (given === undefined) return {};
-  if (typeof given !== "object" || given === null || Array.isArray(given)) {
-    throw new ConfigError(`enqueue options must be an object, got ${describe(given)}`);
+  if (typeof given !== "object" || given === null || Array.isArray(given) || given instanceof Promise) {
+    // A Promise: an async per-job options function, whose options would all be ignored.
+    throw new ConfigError(`enqueue options must be an object${given instanceof Promise ? " (per-job options cannot be async)" : ""}, got ${given instanceof Promise ? "a Promise" : describe(given)}`);
   }
+  if (given.runAt !== undefined && given.delay !== undefined) throw new ConfigError("give delay or runAt, not both: one of them would be ignored");
   return given;
 }
 
-function describe(value: unknown): string {
-  return value === null ? "null" : Array.isArray(value) ? "an array" : typeof value;
-}
 
 function runAt(options: EnqueueOptions, now: number): number {
   if (options.runAt !== undefined) {
@@ -153,8 +164,11 @@ function runAt(options: EnqueueOptions, now: number): number {
     if (!Number.isFinite(at)) throw new ConfigError(`runAt must be a valid Date or epoch ms, got ${String(options.runAt)}`);
     // Backends store whole ms (PostgreSQL's bigint refuses 1.5); up, so never earlier than asked.
     const whole = Math.ceil(at);
-    if (!Number.isSafeInteger(whole)) throw new ConfigError(`runAt is out of range, got ${String(options.runAt)}`);
+    if (!Number.isSafeInteger(whole) || Math.abs(whole) > MAX_TIME_MS) throw new ConfigError(`runAt is out of range, got ${String(options.runAt)}`);
     return whole;
   }
-  return options.delay === undefined ? now : now + toMs(options.delay, "delay");
+  if (options.delay === undefined) return now;
+  const at = now + toMs(options.delay, "delay");
+  if (at > MAX_TIME_MS) throw new ConfigError(`delay is out of range, got ${String(options.delay)}`);
+  return at;
 }

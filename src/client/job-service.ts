@@ -1,11 +1,14 @@
 // The service layer that the public API, the CLI, the HTTP handlers and the dashboard share.
 // None of them reaches into a backend directly.
 import type { Clock } from "../core/clock.ts";
-import { ClosedError, JobNotFoundError, OffloadError } from "../core/errors.ts";
+import { ClosedError, ConfigError, JobNotFoundError, OffloadError } from "../core/errors.ts";
 import type { JobRecord } from "../core/job.ts";
 import { Wakeup } from "../core/wakeup.ts";
 import type { Backend, JobEvent, ListFilter, QueueCounts, ReplayFilter, Retention } from "../backend/backend.ts";
 import { assertCancelled, assertRetried } from "../backend/status.ts";
+import { isJobId } from "../core/ids.ts";
+import { describe } from "../core/names.ts";
+import { eventsRequest, listFilter, replayFilter } from "./job-filters.ts";
 
 /** How often a waiter looks again when no change signal arrives (a safety net, not the main path). */
 const WAIT_POLL_MS = 500;
@@ -37,12 +40,15 @@ export class JobService {
 
   /** The job, or undefined when there is none with this id. */
   async find(id: string): Promise<JobRecord | undefined> {
+    // Every id is a UUIDv7 made at enqueue: another string names no job, and is not sent (a
+    // U+0000 in it was a driver error on PostgreSQL).
+    if (!isJobId(checkId(id))) return undefined;
     const job = await (await this.#backend()).getJob(id);
     return job ? this.#withExpiry(job) : undefined;
   }
 
   async list(filter: Partial<ListFilter> = {}): Promise<JobRecord[]> {
-    const jobs = await (await this.#backend()).listJobs({ ...filter, limit: filter.limit ?? 50 });
+    const jobs = await (await this.#backend()).listJobs(listFilter(filter));
     return jobs.map((j) => this.#withExpiry(j));
   }
 
@@ -51,20 +57,24 @@ export class JobService {
   }
 
   async cancel(id: string): Promise<void> {
+    if (!isJobId(checkId(id))) throw new JobNotFoundError(id);
     assertCancelled(id, await (await this.#backend()).cancel(id, this.#clock.now()));
   }
 
   async retry(id: string): Promise<void> {
+    if (!isJobId(checkId(id))) throw new JobNotFoundError(id);
     assertRetried(id, await (await this.#backend()).retry(id, this.#clock.now()));
   }
 
   /** Puts failed jobs matching the filter back in their queues; returns how many. */
   async replay(filter: ReplayFilter = {}): Promise<number> {
-    return (await this.#backend()).replay(filter, this.#clock.now());
+    return (await this.#backend()).replay(replayFilter(filter), this.#clock.now());
   }
 
   async events(request: { jobId?: string; afterId: number; limit?: number }): Promise<JobEvent[]> {
-    return (await this.#backend()).readEvents({ jobId: request.jobId, afterId: request.afterId, limit: request.limit ?? 100 });
+    const checked = eventsRequest(request);
+    if (checked.jobId !== undefined && !isJobId(checked.jobId)) return []; // as find(): no such job
+    return (await this.#backend()).readEvents(checked);
   }
 
   /** Deletes finished jobs past their retention; returns how many. */
@@ -164,4 +174,10 @@ export class JobService {
     const ttl = job.state === "succeeded" ? this.#retention.succeeded : job.state === "failed" ? this.#retention.failed : this.#retention.cancelled;
     return { ...job, expiresAt: job.finishedAt + ttl };
   }
+}
+
+/** A job id from plain JavaScript callers: a string, or the call is a mistake (not "no such job"). */
+function checkId(id: unknown): string {
+  if (typeof id !== "string") throw new ConfigError(`a job id is a string, got ${describe(id)}`);
+  return id;
 }

@@ -13,6 +13,8 @@ export function toMs(input: Duration | string, what = "duration"): number {
     if (!Number.isFinite(input) || input < 0) throw new ConfigError(`${what} must be a non-negative number of ms, got ${input}`);
     return wholeMs(input, what, String(input));
   }
+  // For plain JavaScript callers: null, a Date or an object here failed on .trim() as a TypeError.
+  if (typeof input !== "string") throw new ConfigError(`${what} must be a number of ms or a string like "2s", got ${input === null ? "null" : typeof input}`);
   const match = PATTERN.exec(input.trim());
   if (!match) throw new ConfigError(`${what} must look like "500ms", "2s", "10m", "1h" or "7d", got ${JSON.stringify(input)}`);
   return wholeMs(Number(match[1]) * UNIT_MS[match[2] as DurationUnit], what, JSON.stringify(input));

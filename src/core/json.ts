@@ -27,7 +27,13 @@ function check(value: unknown, path: string, key: string, what: string, seen: Se
   if (value === null) return;
   const object = value as object;
   if (seen.has(object)) throw new NotSerializableError(what, path, "circular reference");
-  if (object instanceof Date) return;
+  if (object instanceof Date) {
+    // JSON.stringify writes null for it, silently.
+    if (Number.isNaN(object.getTime())) throw new NotSerializableError(what, path, "an invalid Date");
+    return;
+  }
+  // Each of these would be stored as {} (or as an object of numbered bytes), silently.
+  if (object instanceof Promise) throw new NotSerializableError(what, path, "a Promise (a missing await?)");
   // JSON.stringify stores what toJSON returns (Decimal, Luxon, Buffer, class instances): check that.
   const toJSON: unknown = (object as { toJSON?: unknown }).toJSON;
   if (typeof toJSON === "function") {
@@ -36,8 +42,13 @@ function check(value: unknown, path: string, key: string, what: string, seen: Se
     seen.delete(object);
     return;
   }
-  if (object instanceof Map || object instanceof Set) {
+  if (object instanceof Map || object instanceof Set || object instanceof WeakMap || object instanceof WeakSet) {
     throw new NotSerializableError(what, path, `${object.constructor.name} is not JSON (use an object or array)`);
+  }
+  if (object instanceof Error) throw new NotSerializableError(what, path, "an Error is not JSON (store its message, or the fields you need)");
+  if (object instanceof RegExp) throw new NotSerializableError(what, path, "a RegExp is not JSON (store its source as a string)");
+  if (ArrayBuffer.isView(object) || object instanceof ArrayBuffer) {
+    throw new NotSerializableError(what, path, "binary data is not JSON (encode it as base64, or store it as an artifact)");
   }
   seen.add(object);
   if (Array.isArray(object)) {

@@ -11,9 +11,17 @@ export interface WorkerSettings {
   readonly shutdownGraceMs: number;
 }
 
+/** More handlers than this in one process is a mistake, not a setting: each holds a lease. */
+export const MAX_CONCURRENCY = 100_000;
+
 export function workerSettings(options: WorkerOptions): WorkerSettings {
+  if (typeof options !== "object" || options === null) throw new ConfigError(`worker options must be an object, got ${options === null ? "null" : typeof options}`);
   const concurrency = options.concurrency ?? 10;
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new ConfigError(`concurrency must be an integer ≥ 1, got ${concurrency}`);
+  // The ceiling is every backend's: a claim's limit is a 32-bit integer on PostgreSQL, and a worker
+  // asking for 2^40 jobs was refused on every claim, for ever.
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > MAX_CONCURRENCY) {
+    throw new ConfigError(`concurrency must be an integer from 1 to ${MAX_CONCURRENCY.toLocaleString("en-US")}, got ${concurrency}`);
+  }
   const leaseMs = toMs(options.lease ?? "15s", "lease");
   // Both are loop periods: at 0 ms the heartbeat or the idle claim loop would spin on the backend.
   const heartbeatMs = positiveMs(options.heartbeat ?? Math.max(1, Math.min(1_000, Math.floor(leaseMs / 3))), "heartbeat");

@@ -13,6 +13,7 @@ import type { Clock } from "../core/clock.ts";
 import { type Duration, toMs } from "../core/duration.ts";
 import { ClosedError, ConfigError, toError } from "../core/errors.ts";
 import { randomToken } from "../core/ids.ts";
+import { checkQueueName, describe, isStorableText } from "../core/names.ts";
 import type { ClaimedJob } from "../core/job.ts";
 import { unlessAborted } from "../core/unless-aborted.ts";
 import { Wakeup } from "../core/wakeup.ts";
@@ -104,12 +105,17 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     super();
     this.#deps = deps;
     this.#settings = workerSettings(options);
-    if (options.id !== undefined && (typeof options.id !== "string" || options.id.length === 0 || options.id.length > 200 || options.id.includes("\u0000"))) {
-      throw new ConfigError("a worker id must be 1-200 characters without U+0000");
+    if (options.id !== undefined && (typeof options.id !== "string" || options.id.length === 0 || options.id.length > 200 || !isStorableText(options.id))) {
+      throw new ConfigError("a worker id must be 1-200 characters, without U+0000 or a lone surrogate");
     }
     this.id = options.id ?? `${hostname()}:${process.pid}:${randomToken().slice(0, 6)}`;
+    // Checked as task queues are: a string here was read letter by letter ("reports" → r, e, p…),
+    // and a worker of misspelt queues claimed nothing, silently.
+    if (options.queues !== undefined && !Array.isArray(options.queues)) {
+      throw new ConfigError(`worker queues must be an array of queue names, got ${describe(options.queues)}`);
+    }
     // Each queue once (`--queues a,a` is a typo, not a weight): a claim asks per queue name given.
-    this.queues = options.queues?.length ? [...new Set(options.queues)] : deps.registry.queues().length ? deps.registry.queues() : ["default"];
+    this.queues = options.queues?.length ? [...new Set(options.queues.map(checkQueueName))] : deps.registry.queues().length ? deps.registry.queues() : ["default"];
     this.concurrency = this.#settings.concurrency;
   }
 

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { z } from "zod";
 import {
-  BackendOpenError, ConfigError, NotSerializableError, Offload, PayloadTooLargeError, ValidationError, registerBackend,
+  BackendOpenError, ConfigError, JobNotFoundError, NotSerializableError, Offload, PayloadTooLargeError, ValidationError, registerBackend,
 } from "../../src/index.ts";
 import { SqliteBackend } from "../../src/backend/sqlite/sqlite-backend.ts";
 
@@ -147,7 +147,7 @@ describe("bad input", () => {
     await assert.rejects(loose.enqueue(1, { delay: "soon" as never }), /delay must look like/);
     await assert.rejects(loose.enqueue(1, { runAt: new Date("nope") }), ConfigError);
     await assert.rejects(loose.enqueue(1, { key: "" }), ConfigError);
-    await assert.rejects(loose.enqueue(1, { key: "a\u0000b" }), /key must be a string of 1-512 characters without U\+0000/);
+    await assert.rejects(loose.enqueue(1, { key: "a\u0000b" }), /key must be a string of 1-512 UTF-16 code units, without U\+0000 or a lone surrogate/);
     await assert.rejects(loose.enqueue(1, { owner: "a\u0000b" }), ConfigError);
     await assert.rejects(loose.enqueue(1, { owner: 42 as never }), ConfigError);
     await assert.rejects(loose.enqueueMany([1, 2], { key: "x".repeat(513) }), ConfigError);
@@ -161,11 +161,79 @@ describe("bad input", () => {
     assert.throws(() => offload.task({ name: "r", retry: { attempts: -1 }, run: () => 1 }), ConfigError);
     assert.throws(() => offload.task({ name: "r", retry: { attempts: 2 ** 31 }, run: () => 1 }), /retry.attempts must be an integer from 1 to 2147483647/);
     assert.throws(() => offload.task({ name: "nul\u0000name", run: () => 1 }), /without U\+0000/);
-    assert.throws(() => offload.worker({ id: "w\u00001" }), /worker id must be 1-200 characters without U\+0000/);
+    assert.throws(() => offload.worker({ id: "w\u00001" }), /worker id must be 1-200 characters, without U\+0000 or a lone surrogate/);
     // Loop periods of 0 ms would spin on the backend.
     assert.throws(() => offload.worker({ lease: 1 }), /heartbeat \(1 ms\) must be shorter than lease \(1 ms\)/);
     assert.throws(() => offload.worker({ heartbeat: 0 }), /heartbeat must be longer than 0/);
     assert.throws(() => offload.worker({ poll: "0s" }), /poll must be longer than 0/);
+    await offload.close();
+  });
+
+  it("values plain JavaScript callers pass by mistake are ConfigErrors, and nothing is stored", async () => {
+    const { offload, loose } = app();
+    // Two keys that differ only in a lone surrogate were one key once stored (as U+FFFD).
+    await assert.rejects(loose.enqueue(1, { key: "k\ud800" }), /without U\+0000 or a lone surrogate/);
+    await assert.rejects(loose.enqueue(1, { owner: "o\udfff" }), ConfigError);
+    await assert.rejects(loose.enqueue(1, { queue: 42 as never }), /queue name \(number\) must be a string/);
+    await assert.rejects(loose.enqueue(1, { priority: "5" as never }), /priority must be an integer from -1,000,000 to 1,000,000/);
+    await assert.rejects(loose.enqueue(1, { runAt: 9e15 }), /runAt is out of range/);
+    await assert.rejects(loose.enqueue(1, { delay: "100000000d" }), /delay is out of range/);
+    await assert.rejects(loose.enqueue(1, { delay: null as never }), /delay must be a number of ms or a string like "2s", got null/);
+    await assert.rejects(loose.enqueue(1, { delay: "1h", runAt: Date.now() }), /give delay or runAt, not both/);
+    await assert.rejects(loose.enqueueMany([1, 2], () => Promise.resolve({ priority: 5 }) as never), /per-job options cannot be async/);
+    // Payloads JSON.stringify would have turned into {} or null without a word.
+    for (const [payload, reason] of [
+      [{ at: new Date("nope") }, /at: an invalid Date/], [Promise.resolve(1), /a Promise \(a missing await\?\)/],
+      [{ cause: new Error("x") }, /an Error is not JSON/], [/re/, /a RegExp is not JSON/], [new Uint8Array([1, 2]), /binary data is not JSON/],
+      [new WeakMap(), /WeakMap is not JSON/],
+    ] as const) {
+      await assert.rejects(loose.enqueue(payload), (e: unknown) => e instanceof NotSerializableError && reason.test(e.message), String(reason));
+    }
+    assert.equal(await stored(offload), 0);
+    // A hole in enqueueMany's array is a payload of undefined, stored as null like enqueue(undefined).
+    assert.equal((await loose.enqueueMany([1, , 3])).length, 3);
+    // Task definitions, checked when the task is made rather than at every enqueue or run.
+    assert.throws(() => offload.task({ name: "nm\ud800", run: () => 1 }), /without U\+0000 or a lone surrogate/);
+    assert.throws(() => offload.task({ name: "t1", run: "nope" as never }), /task t1: run must be a function, got string/);
+    assert.throws(() => offload.task({ name: "t2", run: () => 1, retryIf: "no" as never }), /retryIf must be a function/);
+    assert.throws(() => offload.task({ name: "t3", run: () => 1, priority: Number.NaN }), /task t3: priority must be an integer/);
+    assert.throws(() => offload.task({ name: "t4", run: () => 1, schema: {} as never }), /schema must be a Standard Schema/);
+    assert.throws(() => offload.task({ name: "t5", run: () => 1, queue: 42 as never }), /queue name \(number\)/);
+    assert.throws(() => offload.task({ name: "t6", run: () => 1, timeout: null as never }), /timeout of t6 must be a number of ms/);
+    // Worker options: a string of queues was read letter by letter, and misspelt names claimed nothing.
+    assert.throws(() => offload.worker({ queues: "reports" as never }), /worker queues must be an array of queue names, got string/);
+    assert.throws(() => offload.worker({ queues: ["bad queue"] }), /queue name "bad queue"/);
+    assert.throws(() => offload.worker({ concurrency: 2 ** 40 }), /concurrency must be an integer from 1 to 100,000/);
+    assert.throws(() => offload.worker(null as never), /worker options must be an object, got null/);
+    await offload.close();
+  });
+
+  it("the job service refuses filters it cannot read, instead of widening or breaking the read", async () => {
+    const offload = new Offload({ backend: "sqlite::memory:" });
+    const failing = offload.task({ name: "fails", retry: { attempts: 1 }, run: () => {
+      throw new Error("no");
+    } });
+    const job = await failing.enqueue(null);
+    const worker = offload.worker();
+    await worker.start();
+    await assert.rejects(job.result({ timeout: "5s" }));
+    await worker.stop();
+    // A NaN time or a misspelt field used to switch the filter off: every failed job replayed.
+    await assert.rejects(offload.jobs.replay({ since: Number.NaN }), /since must be a valid Date or epoch ms/);
+    await assert.rejects(offload.jobs.replay({ tak: "fails" } as never), /the replay filter has no field "tak"/);
+    await assert.rejects(offload.jobs.replay({ until: "2000-01-01" } as never), /until must be a valid Date or epoch ms/);
+    assert.equal(await job.state(), "failed", "nothing was replayed");
+    assert.equal(await offload.jobs.replay({ since: new Date(0) } as never), 1, "a Date is an instant too");
+    await assert.rejects(offload.jobs.list({ limit: -1 }), /limit must be an integer from 1 to 10,000/);
+    await assert.rejects(offload.jobs.list({ limit: 1.5 }), ConfigError);
+    await assert.rejects(offload.jobs.list({ state: "FAILED" as never }), /state must be a job state/);
+    await assert.rejects(offload.jobs.list({ queue: ["a"] as never }), /queue must be a string, got an array/);
+    await assert.rejects(offload.jobs.events({ afterId: Number.NaN }), /afterId must be an event id/);
+    await assert.rejects(offload.jobs.events({ afterId: 0, limit: -1 }), ConfigError);
+    assert.ok((await offload.jobs.events({} as never)).length > 0, "afterId defaults to 0");
+    await assert.rejects(offload.job(undefined as never).state(), /a job id is a string, got undefined/);
+    await assert.rejects(offload.job({} as never).cancel(), ConfigError);
+    await assert.rejects(offload.job("not-an-id\u0000").state(), JobNotFoundError);
     await offload.close();
   });
 

@@ -1,0 +1,29 @@
+// Names and labels that every backend must store exactly as given (queue names, task names,
+// keys, owners, worker ids), checked in one place for the client and the worker.
+import { ConfigError } from "./errors.ts";
+
+/** Queue names also form Redis hash tags and URL segments: keep them plain. */
+const QUEUE_NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
+
+/**
+ * Text that every backend stores as given: no U+0000 (PostgreSQL text cannot hold it) and no lone
+ * UTF-16 surrogate (half an emoji, from a string cut in the middle), which UTF-8 cannot encode:
+ * stored as U+FFFD, two different keys became one key, and a task name no longer matched itself.
+ */
+export function isStorableText(value: string): boolean {
+  return !UNSTORABLE.test(value);
+}
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+export function checkQueueName(queue: unknown): string {
+  // A string first: the pattern would test String(42), and SQLite store the number as "42.0".
+  if (typeof queue !== "string" || !QUEUE_NAME.test(queue)) {
+    throw new ConfigError(`queue name ${typeof queue === "string" ? JSON.stringify(queue) : `(${describe(queue)})`} must be a string of 1-100 of A-Z a-z 0-9 _ . : -`);
+  }
+  return queue;
+}
+
+/** What a wrong value is, for messages: "null", "an array", or its typeof. */
+export function describe(value: unknown): string {
+  return value === null ? "null" : Array.isArray(value) ? "an array" : typeof value;
+}
