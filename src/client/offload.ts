@@ -13,6 +13,7 @@ import { JobHandle } from "./job-handle.ts";
 import { JobService } from "./job-service.ts";
 import { InlineRunner } from "./inline-runner.ts";
 import { defineTask } from "./define-task.ts";
+import { describe } from "../core/names.ts";
 import type { Task, TaskDefinition, TaskDefinitionWithSchema } from "./task.ts";
 import { type ArtifactStore, jobArtifacts } from "../artifacts/store.ts";
 import { LocalFolderStore } from "../artifacts/local-folder-store.ts";
@@ -51,6 +52,18 @@ export class Offload {
   readonly #inline: InlineRunner | undefined;
 
   constructor(options: OffloadOptions = {}) {
+    // From plain JavaScript: new Offload("redis://…") (a URL where the options go) or a backend of
+    // the wrong type opened ./offload.db without a word.
+    if (typeof options !== "object" || options === null) {
+      throw new ConfigError(`new Offload() takes an options object${typeof options === "string" ? " (the URL goes in { backend: \"…\" })" : ""}, got ${describe(options)}`);
+    }
+    const given: unknown = options.backend;
+    if (given !== undefined && typeof given !== "string" && !isBackend(given)) {
+      throw new ConfigError(`backend must be a URL or an opened Backend, got ${describe(given)}`);
+    }
+    if (options.clock !== undefined && (typeof options.clock?.now !== "function" || typeof options.clock?.sleep !== "function")) {
+      throw new ConfigError("clock must have now() and sleep(ms, signal)");
+    }
     const mode: unknown = options.mode ?? "queue";
     // From plain JavaScript a typo ("eager") would otherwise run every job in queue mode, silently.
     if (mode !== "queue" && mode !== "inline") throw new ConfigError(`mode must be "queue" or "inline", got ${JSON.stringify(mode)}`);
@@ -134,4 +147,10 @@ function byteLimit(what: string, given: number | undefined): number {
     throw new ConfigError(`${what} must be a whole number of bytes ≥ 1, got ${String(given)}`);
   }
   return given;
+}
+
+/** Enough of the port to be one: what Offload calls first on a backend it is given. */
+function isBackend(value: unknown): value is Backend {
+  const b = value as Partial<Record<keyof Backend, unknown>> | null;
+  return typeof b === "object" && b !== null && typeof b.name === "string" && typeof b.enqueue === "function" && typeof b.claim === "function" && typeof b.getJob === "function";
 }

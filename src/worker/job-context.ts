@@ -7,10 +7,25 @@ import type { JobContext } from "../client/task.ts";
 import { jobArtifacts } from "../artifacts/store.ts";
 import { LocalFolderStore } from "../artifacts/local-folder-store.ts";
 import { ProgressWriter } from "./progress-writer.ts";
+import { ConfigError } from "../core/errors.ts";
+import { describe } from "../core/names.ts";
 
 // The default store for workers built without an Offload instance; Offload binds its own.
 let defaultStore: LocalFolderStore | undefined;
 const defaultArtifactStore = (): LocalFolderStore => (defaultStore ??= new LocalFolderStore());
+
+/** A progress message is a status line; a log line is a line. Longer ones are cut, and say so. */
+export const MAX_PROGRESS_MESSAGE = 1_000;
+export const MAX_LOG_LINE = 64 * 1024;
+
+function capped(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const note = ` … (cut: ${text.length.toLocaleString("en-US")} characters)`;
+  // Not in the middle of a surrogate pair: half an emoji is not storable text.
+  let end = max - note.length;
+  if (/[\uD800-\uDBFF]/.test(text.charAt(end - 1))) end -= 1;
+  return text.slice(0, end) + note;
+}
 
 export function makeJobContext(
   backend: Backend,
@@ -39,7 +54,12 @@ export function makeJobContext(
     attempt: job.attempt,
     job,
     progress: (fraction, message) => {
+      // A mistake in the handler's own code, thrown where it is made: a string fraction was
+      // recorded as 0, and an object message failed in the driver.
+      if (typeof fraction !== "number") throw new ConfigError(`ctx.progress(fraction): a number from 0 to 1, got ${describe(fraction)}`);
+      if (message !== undefined && typeof message !== "string") throw new ConfigError(`ctx.progress(fraction, message): message must be a string, got ${describe(message)}`);
       const progress = Math.min(1, Math.max(0, Number.isFinite(fraction) ? fraction : 0));
+      message = message === undefined ? undefined : capped(message, MAX_PROGRESS_MESSAGE);
       progressWriter ??= new ProgressWriter(writeProgress);
       const written = track(progressWriter.report(progress, message));
       // A caller that awaits still gets the rejection. One that does not (a loop reporting every
@@ -49,7 +69,7 @@ export function makeJobContext(
       return written;
     },
     log: (line) => {
-      track(backend.log({ id: job.id, token, line: String(line), now: deps.clock.now() })).catch(deps.report);
+      track(backend.log({ id: job.id, token, line: capped(String(line), MAX_LOG_LINE), now: deps.clock.now() })).catch(deps.report);
     },
     artifacts: jobArtifacts(defaultArtifactStore, job.id),
   };

@@ -237,6 +237,38 @@ describe("bad input", () => {
     await offload.close();
   });
 
+  it("new Offload() refuses options it cannot use, instead of opening ./offload.db", () => {
+    assert.throws(() => new Offload("sqlite::memory:" as never), /takes an options object \(the URL goes in \{ backend: "…" \}\), got string/);
+    assert.throws(() => new Offload(null as never), /got null/);
+    assert.throws(() => new Offload({ backend: 42 as never }), /backend must be a URL or an opened Backend, got number/);
+    assert.throws(() => new Offload({ backend: {} as never }), /backend must be a URL or an opened Backend, got object/);
+    assert.throws(() => new Offload({ backend: "sqlite::memory:", clock: {} as never }), /clock must have now\(\) and sleep/);
+  });
+
+  it("a handler's ctx.progress with a wrong type fails that attempt with a ConfigError; long messages and log lines are cut, and say so", async () => {
+    const offload = new Offload({ mode: "inline" });
+    const cases = [[() => "0.7", /ctx.progress\(fraction\): a number from 0 to 1, got string/], [() => 0.5, /message must be a string, got object/]] as const;
+    for (const [i, [fraction, expected]] of cases.entries()) {
+      const task = offload.task({ name: `progress.${i}`, retry: { attempts: 1 }, run: async (_p: null, ctx) => {
+        await ctx.progress(fraction() as never, (i === 1 ? {} : undefined) as never);
+      } });
+      const job = await task.enqueue(null);
+      await assert.rejects(job.result(), (e: unknown) => e instanceof Error && expected.test(String((e as { cause?: { message?: string } }).cause?.message)));
+    }
+    const chatty = offload.task({ name: "chatty", run: async (_p: null, ctx) => {
+      await ctx.progress(0.5, "p".repeat(5_000));
+      ctx.log(`${"l".repeat(100_000)}\ud83d\ude00`);
+    } });
+    const job = await chatty.enqueue(null);
+    await job.result();
+    const events = await offload.jobs.events({ jobId: job.id, afterId: 0 });
+    const message = events.find((e) => e.type === "progress")?.data["message"];
+    const line = events.find((e) => e.type === "log")?.data["line"];
+    assert.ok(typeof message === "string" && message.length === 1_000 && message.endsWith(" … (cut: 5,000 characters)"), String(message).slice(-40));
+    assert.ok(typeof line === "string" && line.length <= 64 * 1024 && line.endsWith(" … (cut: 100,002 characters)"), String(line).slice(-40));
+    await offload.close();
+  });
+
   it("a backend URL that cannot be opened names the URL and the reason", async () => {
     const missing = new Offload({ backend: "sqlite:///no/such/folder/jobs.db" });
     await assert.rejects(missing.backend(), (e: unknown) => e instanceof BackendOpenError && e.url === "sqlite:///no/such/folder/jobs.db" && /does not exist/.test(e.message));
