@@ -152,14 +152,30 @@ export class ReplyLostError extends Error {
   }
 }
 
+/**
+ * A call made while the client was (re)connecting, and still not sent when its time was up: the
+ * server stayed out of reach (a Sentinel or Cluster client tries to connect for ever, and ioredis
+ * kept such a call queued for as long: `offload queues` against a dead Sentinel never returned).
+ */
+export class NoConnectionError extends Error {
+  constructor(waitedMs: number) {
+    super(`redis: no connection within ${waitedMs} ms (is the server reachable?); the call was not sent`);
+    this.name = "NoConnectionError";
+  }
+}
+
+/** ioredis states in which a connection is being made: a call now would wait in its offline queue. */
+const CONNECTING: ReadonlySet<string> = new Set(["connecting", "connect", "reconnecting"]);
+
 /** Error replies that say the server did not run the call: a replica, a server still loading, a cluster not serving. */
 const NOT_RUN = /(?:^|: -)(?:READONLY|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN) /;
 
 /**
  * May a failed call be sent again? Yes when no reply came (its connection closed or timed out
  * after it was written: the outcome is unknown) or when the server said it did not run it; no for
- * every other answer from the server, and no for a call that waited in the offline queue until
- * ioredis gave up (MaxRetriesPerRequestError: never written, and Redis has been away for seconds).
+ * every other answer from the server, and no for a call that waited for a connection until it was
+ * given up (MaxRetriesPerRequestError from ioredis, NoConnectionError from InFlightCalls: never
+ * written, and Redis has been away for seconds).
  */
 export function resendable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
@@ -176,19 +192,27 @@ export function resendable(error: unknown): boolean {
  * ioredis drops the commands it had written to a connection that closed, and their promises
  * never settle; a worker awaiting one would hang for good. Every call written to a connection is
  * rejected when that connection closes ("outcome unknown", like any network error: the worker
- * loop retries and leases cover a script that did run). A call made while disconnected waits in
- * ioredis's offline queue, which outlives the closing of a connection; it is written when the
- * next connection is ready, and from then on it is tracked like the others.
+ * loop retries and leases cover a script that did run). A call made while the client is (re)connecting
+ * is held here, not handed to ioredis, until the connection is ready: then it is sent, in the order
+ * calls were made. Held past `connectWithinMs` (the reply timeout), it fails with NoConnectionError,
+ * never having been sent, so it cannot run later behind the caller's back, as a call left in
+ * ioredis's offline queue would once the server came back. A call made in any other state
+ * without a connection (a lazyConnect client not started) waits in ioredis's offline queue, and is
+ * tracked like the others once the connection is ready.
  */
 export class InFlightCalls {
   /** Calls written to the current connection (or about to be, once it is ready). */
   readonly #written = new Set<(error: Error) => void>();
   /** Calls in the offline queue: not on a connection yet. */
   readonly #queued = new Set<(error: Error) => void>();
+  /** Calls held while the client connects, oldest first. */
+  readonly #held: Array<{ readonly send: () => void; readonly fail: (error: Error) => void; readonly timer: NodeJS.Timeout }> = [];
   readonly #status: () => string;
+  readonly #connectWithinMs: number;
 
-  constructor(client: Redis | Cluster) {
+  constructor(client: Redis | Cluster, connectWithinMs: number = DEFAULT_REPLY_TIMEOUT_MS) {
     this.#status = () => client.status;
+    this.#connectWithinMs = connectWithinMs;
     client.on("close", () => {
       const rejects = [...this.#written];
       this.#written.clear();
@@ -198,10 +222,39 @@ export class InFlightCalls {
     client.on("ready", () => {
       for (const reject of this.#queued) this.#written.add(reject);
       this.#queued.clear();
+      for (const held of this.#held.splice(0)) {
+        clearTimeout(held.timer);
+        held.send();
+      }
+    });
+    // Closed for good (close() of the backend): nothing held will be sent.
+    client.on("end", () => {
+      for (const held of this.#held.splice(0)) {
+        clearTimeout(held.timer);
+        held.fail(new Error("Connection is closed."));
+      }
     });
   }
 
   run<T>(call: () => Promise<T>): Promise<T> {
+    if (!CONNECTING.has(this.#status())) return this.#send(call);
+    return new Promise<T>((resolve, reject) => {
+      const held = {
+        send: () => {
+          this.#send(call).then(resolve, reject);
+        },
+        fail: reject,
+        timer: setTimeout(() => {
+          const at = this.#held.indexOf(held);
+          if (at >= 0) this.#held.splice(at, 1);
+          reject(new NoConnectionError(this.#connectWithinMs));
+        }, this.#connectWithinMs),
+      };
+      this.#held.push(held);
+    });
+  }
+
+  #send<T>(call: () => Promise<T>): Promise<T> {
     const where = this.#status() === "ready" ? this.#written : this.#queued;
     return new Promise<T>((resolve, reject) => {
       const fail = (error: Error): void => reject(error);

@@ -80,7 +80,7 @@ export class RedisBackend implements Backend {
       throw new Error("RedisBackend needs a url or a client");
     }
     const origin = randomToken();
-    this.#scripts = new ScriptRunner(this.#client, this.keyPrefix, (now) => [this.keyPrefix, now, maxEvents, origin]);
+    this.#scripts = new ScriptRunner(this.#client, this.keyPrefix, (now) => [this.keyPrefix, now, maxEvents, origin], replyTimeoutMs);
     this.#feed = new ChangeFeed({
       subscriber: () => {
         const client = this.#client;

@@ -54,9 +54,9 @@ export class ScriptRunner {
    * the latest), and the client tries again until the move is over. A stable slot is never
    * checked for missing keys, so the guard costs nothing then.
    */
-  constructor(client: Redis | Cluster, prefix: string, common: (now: number) => Arg[]) {
+  constructor(client: Redis | Cluster, prefix: string, common: (now: number) => Arg[], connectWithinMs?: number) {
     this.#client = client;
-    this.#inflight = new InFlightCalls(client);
+    this.#inflight = new InFlightCalls(client, connectWithinMs);
     this.#keys = [`${prefix}queues`, `${prefix}slot-guard`];
     this.#common = common;
   }
