@@ -97,7 +97,7 @@ export function defineTask(
    * Dropping a tx silently would commit jobs the caller may roll back: refused instead.
    */
   function batchTx(perJob: readonly EnqueueOptions[]): unknown {
-    const txs = new Set(perJob.map((o) => o.tx));
+    const txs = new Set(perJob.map((o) => o.tx ?? undefined)); // null is no tx, as in enqueue()
     if (txs.size > 1) throw new ConfigError("enqueueMany writes one batch in one transaction: give every job the same tx, or none");
     return perJob[0]?.tx;
   }

@@ -127,7 +127,8 @@ describe("bad input", () => {
     await assert.rejects(loose.enqueueMany([1, 2], () => ({ tx })), refused);
     assert.equal(await stored(offload), 0);
     await loose.enqueue(1, { tx: undefined }); // none given, as written by code that passes one when it has one
-    assert.equal(await stored(offload), 1);
+    await loose.enqueueMany([1, 2], (p) => ({ tx: p === 1 ? null : undefined })); // null is none too
+    assert.equal(await stored(offload), 3);
     await offload.close();
     // App code that passes its transaction runs unchanged in its tests.
     const inline = new Offload({ mode: "inline" });
