@@ -113,7 +113,10 @@ export function normalizeFailure(task: RegisteredTask, signal: AbortSignal, caug
   // Record the error the task wrapped, not the wrapper: operators want "SmtpError: mailbox full".
   if (caught instanceof Permanent) return { kind: "permanent", error: caught.cause instanceof Error ? caught.cause : caught };
   const error = toError(caught);
-  if (error.name === "ValidationError" || error.name === "NotSerializableError" || error.name === "PayloadTooLargeError") {
+  // Errors about a value the code gave, which the same code gives again on every attempt: a
+  // payload the worker's schema refuses, a result that cannot be stored, a call with bad options
+  // (an enqueue with a tx on Redis, ctx.progress("0.7")).
+  if (error.name === "ValidationError" || error.name === "NotSerializableError" || error.name === "PayloadTooLargeError" || error.name === "ConfigError") {
     return { kind: "permanent", error };
   }
   if (task.retryIf && !safeRetryIf(task.retryIf, error)) return { kind: "permanent", error };

@@ -250,11 +250,13 @@ describe("bad input", () => {
     const offload = new Offload({ mode: "inline" });
     const cases = [[() => "0.7", /ctx.progress\(fraction\): a number from 0 to 1, got string/], [() => 0.5, /message must be a string, got object/]] as const;
     for (const [i, [fraction, expected]] of cases.entries()) {
-      const task = offload.task({ name: `progress.${i}`, retry: { attempts: 1 }, run: async (_p: null, ctx) => {
+      // Three attempts allowed, one made: the same code would make the same mistake every time.
+      const task = offload.task({ name: `progress.${i}`, retry: { attempts: 3 }, run: async (_p: null, ctx) => {
         await ctx.progress(fraction() as never, (i === 1 ? {} : undefined) as never);
       } });
       const job = await task.enqueue(null);
       await assert.rejects(job.result(), (e: unknown) => e instanceof Error && expected.test(String((e as { cause?: { message?: string } }).cause?.message)));
+      assert.deepEqual([await job.state(), (await job.get()).attempt], ["failed", 1], "a ConfigError is not retried");
     }
     const chatty = offload.task({ name: "chatty", run: async (_p: null, ctx) => {
       await ctx.progress(0.5, "p".repeat(5_000));
