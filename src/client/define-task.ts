@@ -50,12 +50,12 @@ export function defineTask(
   // Checked here, once, for plain JavaScript callers: a bad one failed every job at run time, or
   // every enqueue, or was ignored (a misspelt retry option gave the defaults).
   if (typeof definition.run !== "function") throw new ConfigError(`task ${name}: run must be a function, got ${describe(definition.run)}`);
-  if (definition.retryIf !== undefined && typeof definition.retryIf !== "function") throw new ConfigError(`task ${name}: retryIf must be a function, got ${describe(definition.retryIf)}`);
-  if (definition.priority !== undefined) checkPriority(definition.priority, `task ${name}: priority`);
+  if (definition.retryIf != null && typeof definition.retryIf !== "function") throw new ConfigError(`task ${name}: retryIf must be a function, got ${describe(definition.retryIf)}`);
+  if (definition.priority != null) checkPriority(definition.priority, `task ${name}: priority`);
   const queue = checkQueueName(definition.queue ?? "default");
   const retry = retryPolicy(definition.retry);
   const schema = definition.schema;
-  if (schema !== undefined && typeof (schema as { "~standard"?: { validate?: unknown } })["~standard"]?.validate !== "function") {
+  if (schema != null && typeof (schema as { "~standard"?: { validate?: unknown } })["~standard"]?.validate !== "function") {
     throw new ConfigError(`task ${name}: schema must be a Standard Schema (zod, valibot, arktype…), with ~standard.validate`);
   }
   const run = definition.run as (payload: unknown, ctx: Parameters<RegisteredTask["run"]>[1]) => unknown;
@@ -107,7 +107,9 @@ export function defineTask(
     // A tx this backend cannot join would be dropped, and the job committed whatever the caller's
     // transaction then does. Inline mode (tests of the app) runs the job at once anyway: there
     // the tx is ignored, as eager modes ignore it, so app code that passes one runs unchanged.
-    if (tx != null && !inline && !backend.capabilities.transactionalEnqueue) {
+    // An in-memory backend is a test's (it is not shared across processes): the app's tests run
+    // against it the code that passes its PostgreSQL transaction in production, as in inline mode.
+    if (tx != null && !inline && !backend.capabilities.transactionalEnqueue && backend.capabilities.sharedAcrossProcesses) {
       throw new ConfigError(`enqueue({ tx }): the ${backend.name} backend cannot join your transaction, and the job would be stored at once whatever the transaction does; enqueue into PostgreSQL inside the transaction (the outbox relay then moves jobs to this backend: docs/postgres.md), or leave tx out`);
     }
     const results = await backend.enqueue({ jobs, now: offload.clock.now(), tx });
@@ -153,7 +155,9 @@ function enqueueOptions(given: EnqueueOptions | undefined): EnqueueOptions {
     // A Promise: an async per-job options function, whose options would all be ignored.
     throw new ConfigError(`enqueue options must be an object${given instanceof Promise ? " (per-job options cannot be async)" : ""}, got ${given instanceof Promise ? "a Promise" : describe(given)}`);
   }
-  if (given.runAt !== undefined && given.delay !== undefined) throw new ConfigError("give delay or runAt, not both: one of them would be ignored");
+  if (given.runAt !== undefined && given.delay !== undefined && given.delay !== 0) {
+    throw new ConfigError("give delay or runAt, not both: one of them would be ignored");
+  }
   return given;
 }
 

@@ -8,7 +8,7 @@ import { describe } from "../core/names.ts";
 import type { ListFilter, ReplayFilter } from "../backend/backend.ts";
 
 /** The most jobs or events one read returns: a page, not an export. */
-export const MAX_PAGE = 10_000;
+export const MAX_PAGE = 100_000;
 
 function checkObject(value: unknown, what: string): Record<string, unknown> {
   if (typeof value !== "object" || value === null || Array.isArray(value)) throw new ConfigError(`${what} must be an object, got ${describe(value)}`);
@@ -30,7 +30,7 @@ function pageSize(value: unknown, fallback: number, what: string): number {
 }
 
 export function listFilter(given: unknown): ListFilter {
-  const filter = checkObject(given ?? {}, "the list filter");
+  const filter = checkObject(given === undefined ? {} : given, "the list filter");
   const state = filter["state"];
   if (state !== undefined && (typeof state !== "string" || !isJobState(state))) {
     throw new ConfigError(`state must be a job state (scheduled, queued, active, retrying, succeeded, failed, cancelled), got ${JSON.stringify(state) ?? describe(state)}`);
@@ -46,10 +46,10 @@ export function listFilter(given: unknown): ListFilter {
 
 const REPLAY_KEYS: ReadonlySet<string> = new Set(["queue", "task", "since", "until"]);
 
-/** An instant as epoch ms: a number or a Date, valid. */
+/** An instant as epoch ms: a number, a Date, or a date-time string, valid. */
 function optionalInstant(value: unknown, what: string): number | undefined {
   if (value === undefined) return undefined;
-  const ms = value instanceof Date ? value.getTime() : value;
+  const ms = value instanceof Date ? value.getTime() : typeof value === "string" ? Date.parse(value) : value;
   if (typeof ms !== "number" || !Number.isFinite(ms)) throw new ConfigError(`${what} must be a valid Date or epoch ms, got ${String(value)}`);
   return ms;
 }
@@ -59,9 +59,10 @@ function optionalInstant(value: unknown, what: string): number | undefined {
  * is refused, a misspelt field included: ignored, it would have widened the replay to every job.
  */
 export function replayFilter(given: unknown): ReplayFilter {
-  const filter = checkObject(given ?? {}, "the replay filter");
-  for (const key of Object.keys(filter)) {
-    if (!REPLAY_KEYS.has(key)) throw new ConfigError(`the replay filter has no field ${JSON.stringify(key)} (it takes queue, task, since, until)`);
+  // replay() is every failed job; replay(null) is a mistake, not a second way of saying so.
+  const filter = checkObject(given === undefined ? {} : given, "the replay filter");
+  for (const [key, value] of Object.entries(filter)) {
+    if (value !== undefined && !REPLAY_KEYS.has(key)) throw new ConfigError(`the replay filter has no field ${JSON.stringify(key)} (it takes queue, task, since, until)`);
   }
   return {
     queue: optionalString(filter["queue"], "queue"),

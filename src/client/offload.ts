@@ -58,10 +58,10 @@ export class Offload {
       throw new ConfigError(`new Offload() takes an options object${typeof options === "string" ? " (the URL goes in { backend: \"…\" })" : ""}, got ${describe(options)}`);
     }
     const given: unknown = options.backend;
-    if (given !== undefined && typeof given !== "string" && !isBackend(given)) {
+    if (given != null && typeof given !== "string" && !isBackend(given)) {
       throw new ConfigError(`backend must be a URL or an opened Backend, got ${describe(given)}`);
     }
-    if (options.clock !== undefined && (typeof options.clock?.now !== "function" || typeof options.clock?.sleep !== "function")) {
+    if (options.clock != null && (typeof options.clock.now !== "function" || typeof options.clock.sleep !== "function")) {
       throw new ConfigError("clock must have now() and sleep(ms, signal)");
     }
     const mode: unknown = options.mode ?? "queue";

@@ -45,7 +45,6 @@ function check(value: unknown, path: string, key: string, what: string, seen: Se
   if (object instanceof Map || object instanceof Set || object instanceof WeakMap || object instanceof WeakSet) {
     throw new NotSerializableError(what, path, `${object.constructor.name} is not JSON (use an object or array)`);
   }
-  if (object instanceof Error) throw new NotSerializableError(what, path, "an Error is not JSON (store its message, or the fields you need)");
   if (object instanceof RegExp) throw new NotSerializableError(what, path, "a RegExp is not JSON (store its source as a string)");
   if (ArrayBuffer.isView(object) || object instanceof ArrayBuffer) {
     throw new NotSerializableError(what, path, "binary data is not JSON (encode it as base64, or store it as an artifact)");

@@ -54,12 +54,22 @@ export function makeJobContext(
     attempt: job.attempt,
     job,
     progress: (fraction, message) => {
-      // A mistake in the handler's own code, thrown where it is made: a string fraction was
-      // recorded as 0, and an object message failed in the driver.
-      if (typeof fraction !== "number") throw new ConfigError(`ctx.progress(fraction): a number from 0 to 1, got ${describe(fraction)}`);
-      if (message !== undefined && typeof message !== "string") throw new ConfigError(`ctx.progress(fraction, message): message must be a string, got ${describe(message)}`);
+      // A mistake in the handler's own code (a string fraction was recorded as 0, an object
+      // message failed in the driver): rejected, and reported, as a failed write is. Not thrown:
+      // progress is often reported from a timer or a stream callback, where a throw would end
+      // the process.
+      const mistake = fraction !== undefined && typeof fraction !== "number"
+        ? `ctx.progress(fraction): a number from 0 to 1, got ${describe(fraction)}`
+        : message != null && typeof message !== "string" ? `ctx.progress(fraction, message): message must be a string, got ${describe(message)}` : undefined;
+      if (mistake !== undefined) {
+        const error = new ConfigError(mistake);
+        deps.report(error);
+        const refused = Promise.reject(error);
+        refused.catch(() => {});
+        return refused;
+      }
       const progress = Math.min(1, Math.max(0, Number.isFinite(fraction) ? fraction : 0));
-      message = message === undefined ? undefined : capped(message, MAX_PROGRESS_MESSAGE);
+      message = message == null ? undefined : capped(message, MAX_PROGRESS_MESSAGE);
       progressWriter ??= new ProgressWriter(writeProgress);
       const written = track(progressWriter.report(progress, message));
       // A caller that awaits still gets the rejection. One that does not (a loop reporting every

@@ -26,6 +26,15 @@ describe("redis: no server to connect to", () => {
     });
   }
 
+  it("close() during an outage fails the calls waiting for a connection at once, not at their deadline", { timeout: 20_000 }, async () => {
+    // A reply timeout longer than the test's own: a call left to its deadline fails the test.
+    const backend = new RedisBackend({ url: `redis://127.0.0.1:${await freePort()}?prefix=unreachable&replyTimeout=60s` });
+    const waiting = backend.counts();
+    await backend.close();
+    await assert.rejects(waiting, /Connection is closed/);
+    await assert.rejects(backend.getJob(newJob().id), /Connection is closed/);
+  });
+
   it("an enqueue given up for want of a connection is not sent once a server comes up", { timeout: 30_000 }, async () => {
     const port = await freePort();
     const backend = new RedisBackend({ url: `redis://127.0.0.1:${port}?prefix=unreachable&replyTimeout=300ms` });

@@ -1,5 +1,8 @@
 // Bad input gets a clear, typed error, and nothing is stored.
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { z } from "zod";
 import {
@@ -118,8 +121,10 @@ describe("bad input", () => {
     await offload.close();
   });
 
-  it("a tx given to a backend that cannot join it is a ConfigError, and nothing is stored; inline mode ignores it", async () => {
-    const { offload, loose } = app();
+  it("a tx given to a backend that cannot join it is a ConfigError, and nothing is stored; inline mode and in-memory backends ignore it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "offload-tx-"));
+    const offload = new Offload({ backend: `sqlite://${join(dir, "jobs.db")}` });
+    const loose = offload.task({ name: "loose", run: (p: unknown) => p });
     const tx = { query: () => Promise.resolve({ rows: [] }) }; // what an app passes: its pg client
     const refused = (error: unknown): boolean => error instanceof ConfigError && /sqlite backend cannot join your transaction/.test(error.message);
     await assert.rejects(loose.enqueue(1, { tx }), refused);
@@ -130,11 +135,17 @@ describe("bad input", () => {
     await loose.enqueueMany([1, 2], (p) => ({ tx: p === 1 ? null : undefined })); // null is none too
     assert.equal(await stored(offload), 3);
     await offload.close();
-    // App code that passes its transaction runs unchanged in its tests.
+    rmSync(dir, { recursive: true, force: true });
+    // App code that passes its transaction runs unchanged in its tests: inline, or on a worker
+    // over an in-memory backend (no other process can see it, so it is no production queue).
     const inline = new Offload({ mode: "inline" });
     const echo = inline.task({ name: "echo", run: (p: number) => p });
     assert.equal(await (await echo.enqueue(7, { tx })).result(), 7);
     await inline.close();
+    const memory = app();
+    await memory.loose.enqueue(1, { tx });
+    assert.equal(await stored(memory.offload), 1);
+    await memory.offload.close();
   });
 
   it("bad options are ConfigErrors: queue names, priorities, attempts, delays, keys, owners", async () => {
@@ -185,14 +196,22 @@ describe("bad input", () => {
     // Payloads JSON.stringify would have turned into {} or null without a word.
     for (const [payload, reason] of [
       [{ at: new Date("nope") }, /at: an invalid Date/], [Promise.resolve(1), /a Promise \(a missing await\?\)/],
-      [{ cause: new Error("x") }, /an Error is not JSON/], [/re/, /a RegExp is not JSON/], [new Uint8Array([1, 2]), /binary data is not JSON/],
+      [/re/, /a RegExp is not JSON/], [new Uint8Array([1, 2]), /binary data is not JSON/],
       [new WeakMap(), /WeakMap is not JSON/],
     ] as const) {
       await assert.rejects(loose.enqueue(payload), (e: unknown) => e instanceof NotSerializableError && reason.test(e.message), String(reason));
     }
     assert.equal(await stored(offload), 0);
+    // An Error is stored as JSON.stringify has it ({}, plus its own fields): a handler returning
+    // Promise.allSettled() of its sends must succeed once they ran, not fail for the record.
+    await loose.enqueue({ reason: new Error("x") });
+    assert.equal(await stored(offload), 1);
     // A hole in enqueueMany's array is a payload of undefined, stored as null like enqueue(undefined).
     assert.equal((await loose.enqueueMany([1, , 3])).length, 3);
+    // null where a value is optional is "none", as undefined is.
+    offload.task({ name: "nulls", run: () => 1, schema: null as never, retryIf: null as never, priority: null as never });
+    assert.ok(new Offload({ backend: null as never, clock: null as never }));
+    await loose.enqueue(1, { delay: 0, runAt: Date.now() });
     // Task definitions, checked when the task is made rather than at every enqueue or run.
     assert.throws(() => offload.task({ name: "nm\ud800", run: () => 1 }), /without U\+0000 or a lone surrogate/);
     assert.throws(() => offload.task({ name: "t1", run: "nope" as never }), /task t1: run must be a function, got string/);
@@ -222,10 +241,14 @@ describe("bad input", () => {
     // A NaN time or a misspelt field used to switch the filter off: every failed job replayed.
     await assert.rejects(offload.jobs.replay({ since: Number.NaN }), /since must be a valid Date or epoch ms/);
     await assert.rejects(offload.jobs.replay({ tak: "fails" } as never), /the replay filter has no field "tak"/);
-    await assert.rejects(offload.jobs.replay({ until: "2000-01-01" } as never), /until must be a valid Date or epoch ms/);
+    await assert.rejects(offload.jobs.replay({ until: "someday" } as never), /until must be a valid Date or epoch ms/);
+    await assert.rejects(offload.jobs.replay(null as never), /the replay filter must be an object, got null/);
+    assert.equal(await offload.jobs.replay({ until: "2000-01-01T00:00:00Z" } as never), 0, "a date-time string is read as one: nothing failed before 2000");
+    assert.equal(await offload.jobs.replay({ queue: "elsewhere", state: undefined } as never), 0, "a field set to undefined is no field");
     assert.equal(await job.state(), "failed", "nothing was replayed");
     assert.equal(await offload.jobs.replay({ since: new Date(0) } as never), 1, "a Date is an instant too");
-    await assert.rejects(offload.jobs.list({ limit: -1 }), /limit must be an integer from 1 to 10,000/);
+    await assert.rejects(offload.jobs.list({ limit: -1 }), /limit must be an integer from 1 to 100,000/);
+    assert.equal((await offload.jobs.list({ limit: 20_000 })).length, 1);
     await assert.rejects(offload.jobs.list({ limit: 1.5 }), ConfigError);
     await assert.rejects(offload.jobs.list({ state: "FAILED" as never }), /state must be a job state/);
     await assert.rejects(offload.jobs.list({ queue: ["a"] as never }), /queue must be a string, got an array/);
@@ -258,6 +281,14 @@ describe("bad input", () => {
       await assert.rejects(job.result(), (e: unknown) => e instanceof Error && expected.test(String((e as { cause?: { message?: string } }).cause?.message)));
       assert.deepEqual([await job.state(), (await job.get()).attempt], ["failed", 1], "a ConfigError is not retried");
     }
+    // Reported from a timer without await, a mistaken call must not end the process.
+    const careless = offload.task({ name: "careless", run: (_p: null, ctx) => new Promise<string>((resolve) => {
+      setTimeout(() => {
+        void ctx.progress(0.5, {} as never);
+        resolve("done");
+      }, 0);
+    }) });
+    assert.equal(await (await careless.enqueue(null)).result(), "done");
     const chatty = offload.task({ name: "chatty", run: async (_p: null, ctx) => {
       await ctx.progress(0.5, "p".repeat(5_000));
       ctx.log(`${"l".repeat(100_000)}\ud83d\ude00`);

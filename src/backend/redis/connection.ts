@@ -209,6 +209,7 @@ export class InFlightCalls {
   readonly #held: Array<{ readonly send: () => void; readonly fail: (error: Error) => void; readonly timer: NodeJS.Timeout }> = [];
   readonly #status: () => string;
   readonly #connectWithinMs: number;
+  #closed = false;
 
   constructor(client: Redis | Cluster, connectWithinMs: number = DEFAULT_REPLY_TIMEOUT_MS) {
     this.#status = () => client.status;
@@ -222,22 +223,35 @@ export class InFlightCalls {
     client.on("ready", () => {
       for (const reject of this.#queued) this.#written.add(reject);
       this.#queued.clear();
+      // ioredis sets the status at once and emits "ready" on a later tick: a connection lost in
+      // between leaves the held calls held, under their timers, rather than in ioredis's queue.
+      if (this.#status() !== "ready") return;
       for (const held of this.#held.splice(0)) {
         clearTimeout(held.timer);
         held.send();
       }
     });
-    // Closed for good (close() of the backend): nothing held will be sent.
-    client.on("end", () => {
-      for (const held of this.#held.splice(0)) {
-        clearTimeout(held.timer);
-        held.fail(new Error("Connection is closed."));
-      }
-    });
+    // Closed for good: nothing held will be sent.
+    client.on("end", () => this.close());
+  }
+
+  /**
+   * Fails every held call at once, and every later one: the backend is closing. (ioredis's
+   * disconnect() during a reconnect leaves its status "reconnecting", and emits no "end".)
+   */
+  close(): void {
+    this.#closed = true;
+    for (const held of this.#held.splice(0)) {
+      clearTimeout(held.timer);
+      held.fail(new Error("Connection is closed."));
+    }
   }
 
   run<T>(call: () => Promise<T>): Promise<T> {
-    if (!CONNECTING.has(this.#status())) return this.#send(call);
+    if (this.#closed) return Promise.reject(new Error("Connection is closed."));
+    // Held while a connection is being made, and also while earlier calls are still held (the
+    // status already says "ready", the event has not come yet): calls go out in the order made.
+    if (!CONNECTING.has(this.#status()) && this.#held.length === 0) return this.#send(call);
     return new Promise<T>((resolve, reject) => {
       const held = {
         send: () => {

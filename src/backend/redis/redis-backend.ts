@@ -341,6 +341,7 @@ export class RedisBackend implements Backend {
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.#scripts.close();
     await this.#feed.close();
     if (this.#ownsClient) await closeClient(this.#client);
   }

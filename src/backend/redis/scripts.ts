@@ -70,6 +70,11 @@ export class ScriptRunner {
     return this.#inflight.run(() => this.#run(name, now, args, true));
   }
 
+  /** Fails the calls waiting for a connection, and every later call: the backend is closing. */
+  close(): void {
+    this.#inflight.close();
+  }
+
   /** A plain read command, with the same protection against a connection dying under it. */
   read<T>(call: (client: Redis | Cluster) => Promise<T>): Promise<T> {
     return this.#inflight.run(() => call(this.#client));
