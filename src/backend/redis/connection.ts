@@ -231,8 +231,8 @@ export class InFlightCalls {
         held.send();
       }
     });
-    // Closed for good: nothing held will be sent.
-    client.on("end", () => this.close());
+    // The client ended (its owner may still connect it again): nothing held will be sent.
+    client.on("end", () => this.#failHeld());
   }
 
   /**
@@ -241,6 +241,10 @@ export class InFlightCalls {
    */
   close(): void {
     this.#closed = true;
+    this.#failHeld();
+  }
+
+  #failHeld(): void {
     for (const held of this.#held.splice(0)) {
       clearTimeout(held.timer);
       held.fail(new Error("Connection is closed."));
