@@ -5,7 +5,7 @@ import type { NewJob } from "../backend/backend.ts";
 import { checkAttempts, retryPolicy } from "../core/backoff.ts";
 import { toMs } from "../core/duration.ts";
 import { ConfigError } from "../core/errors.ts";
-import { checkQueueName, describe, isStorableText } from "../core/names.ts";
+import { checkQueueName, describe, isName, isStorableText } from "../core/names.ts";
 import { uuidv7 } from "../core/ids.ts";
 import { encodeJson } from "../core/json.ts";
 import { type StandardSchemaV1, validate } from "../core/schema.ts";
@@ -44,11 +44,11 @@ export function defineTask(
 ): { task: Task<unknown, unknown>; registered: RegisteredTask } {
   if (typeof definition !== "object" || definition === null) throw new ConfigError(`a task definition must be an object, got ${describe(definition)}`);
   const name = definition.name;
-  if (typeof name !== "string" || name.length === 0 || name.length > 200 || !isStorableText(name)) {
+  if (!isName(name)) {
     throw new ConfigError("a task needs a name of 1-200 characters, without U+0000 or a lone surrogate");
   }
   // Checked here, once, for plain JavaScript callers: a bad one failed every job at run time, or
-  // every enqueue, or was ignored (a misspelt retry option gave the defaults).
+  // every enqueue (retry options are checked by retryPolicy).
   if (typeof definition.run !== "function") throw new ConfigError(`task ${name}: run must be a function, got ${describe(definition.run)}`);
   if (definition.retryIf != null && typeof definition.retryIf !== "function") throw new ConfigError(`task ${name}: retryIf must be a function, got ${describe(definition.retryIf)}`);
   if (definition.priority != null) checkPriority(definition.priority, `task ${name}: priority`);

@@ -40,9 +40,7 @@ export class JobService {
 
   /** The job, or undefined when there is none with this id. */
   async find(id: string): Promise<JobRecord | undefined> {
-    // Every id is a UUIDv7 made at enqueue: another string names no job, and is not sent (a
-    // U+0000 in it was a driver error on PostgreSQL).
-    if (!isJobId(checkId(id))) return undefined;
+    if (!mayNameAJob(id)) return undefined;
     const job = await (await this.#backend()).getJob(id);
     return job ? this.#withExpiry(job) : undefined;
   }
@@ -57,12 +55,12 @@ export class JobService {
   }
 
   async cancel(id: string): Promise<void> {
-    if (!isJobId(checkId(id))) throw new JobNotFoundError(id);
+    if (!mayNameAJob(id)) throw new JobNotFoundError(id);
     assertCancelled(id, await (await this.#backend()).cancel(id, this.#clock.now()));
   }
 
   async retry(id: string): Promise<void> {
-    if (!isJobId(checkId(id))) throw new JobNotFoundError(id);
+    if (!mayNameAJob(id)) throw new JobNotFoundError(id);
     assertRetried(id, await (await this.#backend()).retry(id, this.#clock.now()));
   }
 
@@ -73,7 +71,7 @@ export class JobService {
 
   async events(request: { jobId?: string; afterId: number; limit?: number }): Promise<JobEvent[]> {
     const checked = eventsRequest(request);
-    if (checked.jobId !== undefined && !isJobId(checked.jobId)) return []; // as find(): no such job
+    if (checked.jobId !== undefined && !mayNameAJob(checked.jobId)) return []; // as find(): no such job
     return (await this.#backend()).readEvents(checked);
   }
 
@@ -176,8 +174,12 @@ export class JobService {
   }
 }
 
-/** A job id from plain JavaScript callers: a string, or the call is a mistake (not "no such job"). */
-function checkId(id: unknown): string {
+/**
+ * Whether `id` can be a job's: every id is a UUIDv7 made at enqueue, so another string names no
+ * job and is not sent to the backend (a U+0000 in it was a driver error on PostgreSQL). Not a
+ * string at all is the caller's mistake, not "no such job".
+ */
+function mayNameAJob(id: unknown): boolean {
   if (typeof id !== "string") throw new ConfigError(`a job id is a string, got ${describe(id)}`);
-  return id;
+  return isJobId(id);
 }

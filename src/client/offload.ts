@@ -69,7 +69,7 @@ export class Offload {
     if (mode !== "queue" && mode !== "inline") throw new ConfigError(`mode must be "queue" or "inline", got ${JSON.stringify(mode)}`);
     this.mode = mode;
     const backend = options.backend;
-    this.#given = typeof backend === "object" ? backend : undefined;
+    this.#given = typeof backend === "object" && backend !== null ? backend : undefined;
     this.url = this.mode === "inline" ? "sqlite::memory:" : typeof backend === "string" ? backend : this.#given ? this.#given.name : (process.env["OFFLOAD_URL"] ?? DEFAULT_BACKEND_URL);
     this.clock = options.clock ?? systemClock;
     this.maxPayloadBytes = byteLimit("maxPayloadBytes", options.maxPayloadBytes);

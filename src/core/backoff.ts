@@ -26,7 +26,18 @@ export interface RetryPolicy {
 
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, backoff: "exponential", baseMs: 1_000, maxMs: 3_600_000, jitter: true };
 
-export function retryPolicy(options: RetryOptions | undefined): RetryPolicy {
+const RETRY_KEYS: ReadonlySet<string> = new Set(["attempts", "backoff", "base", "max", "jitter"]);
+
+export function retryPolicy(given: RetryOptions | undefined | null): RetryPolicy {
+  // For plain JavaScript callers: `retry: 5` or a misspelt field ({ attemps: 3 }) gave the
+  // defaults without a word. null is none, as undefined is.
+  if (given != null && (typeof given !== "object" || Array.isArray(given))) {
+    throw new ConfigError(`retry must be an object like { attempts: 5 }, got ${Array.isArray(given) ? "an array" : typeof given}`);
+  }
+  for (const [key, value] of Object.entries(given ?? {})) {
+    if (value !== undefined && !RETRY_KEYS.has(key)) throw new ConfigError(`retry has no option ${JSON.stringify(key)} (it takes attempts, backoff, base, max, jitter)`);
+  }
+  const options = given ?? undefined;
   const attempts = checkAttempts(options?.attempts ?? DEFAULT_RETRY.attempts, "retry.attempts");
   // Checked for plain JavaScript callers: "linear" would otherwise back off exponentially, silently.
   const backoff: unknown = options?.backoff ?? DEFAULT_RETRY.backoff;

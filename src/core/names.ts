@@ -11,9 +11,15 @@ const QUEUE_NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
  * stored as U+FFFD, two different keys became one key, and a task name no longer matched itself.
  */
 export function isStorableText(value: string): boolean {
-  return !UNSTORABLE.test(value);
+  return !UNSTORABLE_TEXT.test(value);
 }
-const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/** U+0000, or a lone surrogate (one not followed, or not preceded, by its other half). */
+export const UNSTORABLE_TEXT = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** A task name or worker id: 1-200 characters of storable text. */
+export function isName(value: unknown): value is string {
+  return typeof value === "string" && value.length >= 1 && value.length <= 200 && isStorableText(value);
+}
 
 export function checkQueueName(queue: unknown): string {
   // A string first: the pattern would test String(42), and SQLite store the number as "42.0".

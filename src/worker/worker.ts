@@ -13,7 +13,7 @@ import type { Clock } from "../core/clock.ts";
 import { type Duration, toMs } from "../core/duration.ts";
 import { ClosedError, ConfigError, toError } from "../core/errors.ts";
 import { randomToken } from "../core/ids.ts";
-import { checkQueueName, describe, isStorableText } from "../core/names.ts";
+import { checkQueueName, describe, isName } from "../core/names.ts";
 import type { ClaimedJob } from "../core/job.ts";
 import { unlessAborted } from "../core/unless-aborted.ts";
 import { Wakeup } from "../core/wakeup.ts";
@@ -105,7 +105,7 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     super();
     this.#deps = deps;
     this.#settings = workerSettings(options);
-    if (options.id !== undefined && (typeof options.id !== "string" || options.id.length === 0 || options.id.length > 200 || !isStorableText(options.id))) {
+    if (options.id !== undefined && !isName(options.id)) {
       throw new ConfigError("a worker id must be 1-200 characters, without U+0000 or a lone surrogate");
     }
     this.id = options.id ?? `${hostname()}:${process.pid}:${randomToken().slice(0, 6)}`;

@@ -209,8 +209,9 @@ describe("bad input", () => {
     // A hole in enqueueMany's array is a payload of undefined, stored as null like enqueue(undefined).
     assert.equal((await loose.enqueueMany([1, , 3])).length, 3);
     // null where a value is optional is "none", as undefined is.
-    offload.task({ name: "nulls", run: () => 1, schema: null as never, retryIf: null as never, priority: null as never });
-    assert.ok(new Offload({ backend: null as never, clock: null as never }));
+    offload.task({ name: "nulls", run: () => 1, schema: null as never, retryIf: null as never, priority: null as never, retry: null as never });
+    const defaults = new Offload({ backend: null as never, clock: null as never });
+    assert.equal(defaults.url, process.env["OFFLOAD_URL"] ?? "sqlite://./offload.db", "null backend: the default URL");
     await loose.enqueue(1, { delay: 0, runAt: Date.now() });
     // Task definitions, checked when the task is made rather than at every enqueue or run.
     assert.throws(() => offload.task({ name: "nm\ud800", run: () => 1 }), /without U\+0000 or a lone surrogate/);
@@ -220,6 +221,9 @@ describe("bad input", () => {
     assert.throws(() => offload.task({ name: "t4", run: () => 1, schema: {} as never }), /schema must be a Standard Schema/);
     assert.throws(() => offload.task({ name: "t5", run: () => 1, queue: 42 as never }), /queue name \(number\)/);
     assert.throws(() => offload.task({ name: "t6", run: () => 1, timeout: null as never }), /timeout of t6 must be a number of ms/);
+    // A retry policy that is no object, or a misspelt field, gave the defaults without a word.
+    assert.throws(() => offload.task({ name: "t7", run: () => 1, retry: 5 as never }), /retry must be an object like \{ attempts: 5 \}, got number/);
+    assert.throws(() => offload.task({ name: "t8", run: () => 1, retry: { attemps: 3 } as never }), /retry has no option "attemps"/);
     // Worker options: a string of queues was read letter by letter, and misspelt names claimed nothing.
     assert.throws(() => offload.worker({ queues: "reports" as never }), /worker queues must be an array of queue names, got string/);
     assert.throws(() => offload.worker({ queues: ["bad queue"] }), /queue name "bad queue"/);

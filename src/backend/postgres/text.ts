@@ -3,7 +3,9 @@
 // parameter, but jsonb refuses the "\ud83d" escape JSON.stringify writes for one, and a key read
 // back would no longer equal the key that was sent. Both become U+FFFD here, before sending.
 
-const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+import { UNSTORABLE_TEXT } from "../../core/names.ts";
+
+const UNSTORABLE = new RegExp(UNSTORABLE_TEXT.source, "g");
 
 /** `text` as PostgreSQL will store it. */
 export function storableText(text: string): string {
