@@ -224,7 +224,7 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     // winding down, two runs at once. The leases stay renewed meanwhile.
     await Promise.all(left.map((r) => r.done));
     const leases: Lease[] = left.map((r) => ({ id: r.claimed.job.id, token: r.claimed.token }));
-    const statuses = await this.#withRetry(() => backend.release(leases, this.#deps.clock.now()));
+    const statuses = await this.#withRetry(() => backend.release(leases, this.#deps.clock.now()), leases.length);
     left.forEach((r, i) => {
       if (statuses?.[i] === "OK") this.#emitJob({ type: "released", job: r.claimed.job });
     });
@@ -259,7 +259,7 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     const lease = { id: claimed.job.id, token: claimed.token };
     // No event: the job never started here. Tried as a hand-back is; if every try fails, the job
     // is left to its lease.
-    const released = this.#withRetry(() => backend.release([lease], this.#deps.clock.now())).then(() => {
+    const released = this.#withRetry(() => backend.release([lease], this.#deps.clock.now()), 1).then(() => {
       this.#lateReleases.delete(released);
     });
     this.#lateReleases.add(released);
@@ -330,18 +330,38 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     }
   }
 
-  async #withRetry<T>(work: () => Promise<T>): Promise<T | undefined> {
-    const attempts = 5;
-    for (let attempt = 1; attempt <= attempts; attempt++) {
-      try {
-        return await work();
-      } catch (error) {
-        this.#report(error);
-        // A pause only before another try: after the last one it would just delay stop().
-        if (attempt < attempts) await this.#deps.clock.sleep(100 * 2 ** attempt).catch(() => {});
+  /**
+   * Tries a hand-back up to five times, for at most one lease: by then the lease has freed the
+   * jobs anyway. Each try is given up on at that deadline too, as a call on a connection that is
+   * being made again may wait a whole reply timeout, and five of them kept stop() for most of a
+   * minute in a Redis outage (past any orchestrator's kill). A try given up on may still land
+   * later: a release is fenced by its lease token, so a late one frees the job or does nothing.
+   */
+  async #withRetry<T>(work: () => Promise<T>, jobs: number): Promise<T | undefined> {
+    const { clock } = this.#deps;
+    const budgetMs = this.#settings.leaseMs;
+    const deadline = new AbortController();
+    const timer = new AbortController();
+    void clock.sleep(budgetMs, timer.signal).then(() => deadline.abort(), () => {});
+    try {
+      const attempts = 5;
+      for (let attempt = 1; attempt <= attempts && !deadline.signal.aborted; attempt++) {
+        try {
+          const done = await unlessAborted(work().then((value) => ({ value })), deadline.signal);
+          if (done) return done.value;
+        } catch (error) {
+          this.#report(error);
+          // A pause only before another try: after the last one it would just delay stop().
+          if (attempt < attempts) await clock.sleep(100 * 2 ** attempt, deadline.signal).catch(() => {});
+        }
       }
+      if (deadline.signal.aborted) {
+        this.#report(new Error(`could not hand back ${jobs === 1 ? "1 job" : `${jobs} jobs`} within the lease (${budgetMs} ms); they return to the queue as their leases expire`));
+      }
+      return undefined;
+    } finally {
+      timer.abort();
     }
-    return undefined;
   }
 
   /**

@@ -4,11 +4,69 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Backend } from "../../src/backend/backend.ts";
 import { openBackend } from "../../src/backend/open.ts";
-import { ClosedError, ConfigError, Offload, Worker } from "../../src/index.ts";
+import { ClosedError, ConfigError, Offload, Worker, type WorkerOptions } from "../../src/index.ts";
 import { TaskRegistry } from "../../src/worker/task-registry.ts";
 import { FakeClock, nextEvent } from "../../src/testing/index.ts";
 import { replacing } from "../conformance/fixtures.ts";
 import { deferred } from "../support/deferred.ts";
+
+/** A worker running one job whose handler waits for its abort: what stop() must hand back. */
+async function runningHeldJob(offload: Offload, options: WorkerOptions): Promise<Worker> {
+  const task = offload.task({ name: "held", run: (_: null, ctx) => new Promise<never>((_resolve, reject) => {
+    ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason as Error), { once: true });
+  }) });
+  const worker = offload.worker(options);
+  worker.on("error", () => {});
+  const started = nextEvent(worker, "started");
+  await worker.start();
+  await task.enqueue(null);
+  await started;
+  return worker;
+}
+
+/** An Offload on a fake clock whose backend answers every release with `release()`, counted. */
+async function withReleases(
+  release: () => Promise<never>,
+  body: (offload: Offload, clock: FakeClock, releases: () => number) => Promise<void>,
+): Promise<void> {
+  const clock = new FakeClock();
+  const real = await openBackend("sqlite::memory:");
+  let releases = 0;
+  const backend = replacing(real, {
+    release: () => {
+      releases++;
+      return release();
+    },
+  });
+  const offload = new Offload({ backend, clock });
+  try {
+    await body(offload, clock, () => releases);
+  } finally {
+    await offload.close({ grace: 0 });
+    await real.close();
+  }
+}
+
+/** stop() with no grace, watched: whether it has returned, after a few turns of the event loop. */
+function stopping(worker: Worker): { stopped(): boolean; turns(): Promise<void>; afterHardStop(clock: FakeClock): Promise<void> } {
+  let stopped = false;
+  void worker.stop({ grace: 0 }).then(() => (stopped = true));
+  const turns = async (): Promise<void> => {
+    for (let turn = 0; turn < 50 && !stopped; turn++) await new Promise<void>((resolve) => setImmediate(resolve));
+  };
+  return {
+    stopped: () => stopped,
+    turns,
+    // The hard stop of the aborted handler (1 s) is the only other timer stop() may wait for.
+    afterHardStop: async (clock) => {
+      await turns();
+      if (!stopped) {
+        clock.advance(1_000);
+        await turns();
+      }
+    },
+  };
+}
 
 describe("worker interleavings", () => {
   it("two start() calls at once run one claim loop, so no more jobs run than the concurrency", async () => {
@@ -179,49 +237,38 @@ describe("worker interleavings", () => {
   });
 
   it("stop() with a backend that refuses every release gives up after its last try, without a further pause", async () => {
-    const clock = new FakeClock();
-    const real = await openBackend("sqlite::memory:");
-    let releases = 0;
-    const backend = replacing(real, {
-      release: () => {
-        releases++;
-        return Promise.reject(new Error("connection refused"));
-      },
-    });
-    const offload = new Offload({ backend, clock });
-    try {
-      const task = offload.task({ name: "held", run: (_: null, ctx) => new Promise<never>((_resolve, reject) => {
-        ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason as Error), { once: true });
-      }) });
-      const worker = offload.worker({ poll: "60s" });
-      worker.on("error", () => {});
-      const started = nextEvent(worker, "started");
-      await worker.start();
-      await task.enqueue(null);
-      await started;
-      let stopped = false;
-      const stopping = worker.stop({ grace: 0 }).then(() => (stopped = true));
+    await withReleases(() => Promise.reject(new Error("connection refused")), async (offload, clock, releases) => {
+      const worker = await runningHeldJob(offload, { poll: "60s" });
+      const stop = stopping(worker);
       // The pauses between the five tries: 200, 400, 800 and 1,600 ms.
       for (const pause of [200, 400, 800, 1_600]) {
         await clock.sleeping(pause);
         clock.advance(pause);
       }
-      const turns = async (): Promise<void> => {
-        for (let turn = 0; turn < 50 && !stopped; turn++) await new Promise<void>((resolve) => setImmediate(resolve));
-      };
-      await turns();
-      assert.equal(releases, 5);
-      // The hard stop of the aborted handler (1 s) is the only timer stop() may still wait for.
-      if (!stopped) {
-        clock.advance(1_000);
-        await turns();
-      }
-      assert.ok(stopped, "stop() returned without a pause after the last try");
-      await stopping;
-    } finally {
-      await offload.close({ grace: 0 });
-      await real.close();
-    }
+      await stop.turns();
+      assert.equal(releases(), 5);
+      await stop.afterHardStop(clock);
+      assert.ok(stop.stopped(), "stop() returned without a pause after the last try");
+    });
+  });
+
+  it("stop() gives up a hand-back that hangs after one lease, and says the jobs are left to their leases", { timeout: 20_000 }, async () => {
+    // A connection being made again: each call is held, and never answered.
+    await withReleases(() => new Promise<never>(() => {}), async (offload, clock, releases) => {
+      const worker = await runningHeldJob(offload, { poll: "60s", lease: "12s", heartbeat: "1s" });
+      const errors: string[] = [];
+      worker.on("error", (e) => errors.push(e.message));
+      const stop = stopping(worker);
+      await clock.sleeping(12_000);
+      clock.advance(11_999);
+      await stop.turns();
+      assert.equal(stop.stopped(), false, "a hand-back is waited for until the lease would have freed the job");
+      clock.advance(1);
+      await stop.afterHardStop(clock);
+      assert.ok(stop.stopped(), "stop() returned once the lease's time was up");
+      assert.equal(releases(), 1, "a try that hangs is not followed by more tries after the deadline");
+      assert.ok(errors.some((m) => /could not hand back 1 job within the lease \(12000 ms\)/.test(m)), errors.join("; "));
+    });
   });
 
   it("stop() returns while a heartbeat and a rescue sweep hang on a dead connection", { timeout: 20_000 }, async () => {
