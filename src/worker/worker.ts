@@ -31,6 +31,9 @@ import type { TaskRegistry } from "./task-registry.ts";
 import { type WorkerSettings, workerSettings } from "./settings.ts";
 import { hostname } from "node:os";
 
+/** The longest stop() tries to hand jobs back to a backend that does not answer (see #withRetry). */
+const HAND_BACK_WITHIN_MS = 30_000;
+
 export interface WorkerOptions {
   /** Queues to take jobs from. Default: every queue a registered task uses. */
   readonly queues?: readonly string[];
@@ -331,15 +334,16 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
   }
 
   /**
-   * Tries a hand-back up to five times, for at most one lease: by then the lease has freed the
-   * jobs anyway. Each try is given up on at that deadline too, as a call on a connection that is
+   * Tries a hand-back up to five times, for at most one lease (by then the lease has freed the
+   * jobs anyway) and at most HAND_BACK_WITHIN_MS (a ten-minute lease must not hold a shutdown for
+   * ten minutes: an orchestrator kills the process long before). Each try is given up on at that deadline too, as a call on a connection that is
    * being made again may wait a whole reply timeout, and five of them kept stop() for most of a
    * minute in a Redis outage (past any orchestrator's kill). A try given up on may still land
    * later: a release is fenced by its lease token, so a late one frees the job or does nothing.
    */
   async #withRetry<T>(work: () => Promise<T>, jobs: number): Promise<T | undefined> {
     const { clock } = this.#deps;
-    const budgetMs = this.#settings.leaseMs;
+    const budgetMs = Math.min(this.#settings.leaseMs, HAND_BACK_WITHIN_MS);
     const deadline = new AbortController();
     const timer = new AbortController();
     void clock.sleep(budgetMs, timer.signal).then(() => deadline.abort(), () => {});
@@ -356,7 +360,7 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
         }
       }
       if (deadline.signal.aborted) {
-        this.#report(new Error(`could not hand back ${jobs === 1 ? "1 job" : `${jobs} jobs`} within the lease (${budgetMs} ms); they return to the queue as their leases expire`));
+        this.#report(new Error(`could not hand back ${jobs === 1 ? "1 job" : `${jobs} jobs`} within ${budgetMs} ms; they return to the queue as their leases expire`));
       }
       return undefined;
     } finally {

@@ -252,24 +252,26 @@ describe("worker interleavings", () => {
     });
   });
 
-  it("stop() gives up a hand-back that hangs after one lease, and says the jobs are left to their leases", { timeout: 20_000 }, async () => {
-    // A connection being made again: each call is held, and never answered.
-    await withReleases(() => new Promise<never>(() => {}), async (offload, clock, releases) => {
-      const worker = await runningHeldJob(offload, { poll: "60s", lease: "12s", heartbeat: "1s" });
-      const errors: string[] = [];
-      worker.on("error", (e) => errors.push(e.message));
-      const stop = stopping(worker);
-      await clock.sleeping(12_000);
-      clock.advance(11_999);
-      await stop.turns();
-      assert.equal(stop.stopped(), false, "a hand-back is waited for until the lease would have freed the job");
-      clock.advance(1);
-      await stop.afterHardStop(clock);
-      assert.ok(stop.stopped(), "stop() returned once the lease's time was up");
-      assert.equal(releases(), 1, "a try that hangs is not followed by more tries after the deadline");
-      assert.ok(errors.some((m) => /could not hand back 1 job within the lease \(12000 ms\)/.test(m)), errors.join("; "));
+  for (const { lease, budgetMs } of [{ lease: "12s", budgetMs: 12_000 }, { lease: "10m", budgetMs: 30_000 }] as const) {
+    it(`stop() gives up a hand-back that hangs after ${budgetMs} ms with a ${lease} lease, and says the jobs are left to their leases`, { timeout: 20_000 }, async () => {
+      // A connection being made again: each call is held, and never answered.
+      await withReleases(() => new Promise<never>(() => {}), async (offload, clock, releases) => {
+        const worker = await runningHeldJob(offload, { poll: "60s", lease, heartbeat: "1s" });
+        const errors: string[] = [];
+        worker.on("error", (e) => errors.push(e.message));
+        const stop = stopping(worker);
+        await clock.sleeping(budgetMs);
+        clock.advance(budgetMs - 1);
+        await stop.turns();
+        assert.equal(stop.stopped(), false, "a hand-back is waited for until its time is up");
+        clock.advance(1);
+        await stop.afterHardStop(clock);
+        assert.ok(stop.stopped(), "stop() returned once the hand-back's time was up");
+        assert.equal(releases(), 1, "a try that hangs is not followed by more tries after the deadline");
+        assert.ok(errors.some((m) => m.includes(`could not hand back 1 job within ${budgetMs} ms`)), errors.join("; "));
+      });
     });
-  });
+  }
 
   it("stop() returns while a heartbeat and a rescue sweep hang on a dead connection", { timeout: 20_000 }, async () => {
     const clock = new FakeClock();
