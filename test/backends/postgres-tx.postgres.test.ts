@@ -195,6 +195,37 @@ describe("postgres: transactional enqueue", () => {
     assert.equal((await offload.jobs.list()).length, 1);
   }));
 
+  it("transaction control still in flight is read as PostgreSQL runs it: ROLLBACK TO a savepoint, COMMIT WORK, AND CHAIN", () => withFixture(async ({ offload, client }) => {
+    const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => p.order });
+    const stored = async (): Promise<number[]> => (await offload.jobs.list()).map((j) => (j.payload as { order: number }).order).sort((a, b) => a - b);
+    // A failed statement, then a rollback to the savepoint before it, not yet answered: the
+    // transaction is usable again by the time the enqueue runs, and the job commits with it.
+    await client.query("BEGIN");
+    await client.query("SAVEPOINT before_risk");
+    await assert.rejects(client.query("SELECT 1/0"), /division by zero/);
+    const rolledBack = client.query("ROLLBACK TO SAVEPOINT before_risk");
+    const kept = confirm.enqueue({ order: 1 }, { tx: client });
+    await rolledBack;
+    await kept;
+    await client.query("COMMIT");
+    assert.deepEqual(await stored(), [1], "the job joined the transaction, which committed");
+    // COMMIT WORK (and END TRANSACTION) in flight end the transaction: the job would commit on its own.
+    for (const ending of ["COMMIT WORK", "END TRANSACTION", "ROLLBACK TRANSACTION AND NO CHAIN"]) {
+      await client.query("BEGIN");
+      const ended = client.query(ending);
+      await assert.rejects(confirm.enqueue({ order: 2 }, { tx: client }), (error: unknown) => error instanceof ConfigError && /outside a transaction/.test(error.message), ending);
+      await ended;
+    }
+    // AND CHAIN opens the next transaction at once: the job goes with that one.
+    await client.query("BEGIN");
+    const chained = client.query("COMMIT AND CHAIN");
+    const next = confirm.enqueue({ order: 3 }, { tx: client });
+    await chained;
+    await next;
+    await client.query("ROLLBACK");
+    assert.deepEqual(await stored(), [1], "rolled back with the chained transaction");
+  }));
+
   it("rollback: no job, ever", () => withFixture(async ({ schema, offload, client }) => {
     const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => p.order });
     const worker = offload.worker();

@@ -58,9 +58,29 @@ function transactionStatus(tx: Queryable): string | undefined {
   for (const query of pending) {
     const text = typeof query === "object" && query !== null ? (query as { text?: unknown }).text : undefined;
     if (typeof text !== "string") continue;
-    if (/^\s*(?:BEGIN|START\s+TRANSACTION)\b/i.test(text)) status = "T";
-    else if (/^\s*(?:COMMIT|ROLLBACK|END|ABORT)\s*;?\s*$/i.test(text)) status = "I";
+    status = statusAfter(text, status);
   }
+  return status;
+}
+
+/** Transaction control, as PostgreSQL spells it: the optional WORK or TRANSACTION, then the rest. */
+const BEGINS = /^\s*(?:BEGIN|START\s+TRANSACTION)\b/i;
+const ENDS = /^\s*(?:COMMIT|END|ROLLBACK|ABORT)(?:\s+(?:WORK|TRANSACTION))?(?:\s+AND\s+(NO\s+)?(CHAIN))?\s*;?\s*$/i;
+const TO_SAVEPOINT = /^\s*ROLLBACK(?:\s+(?:WORK|TRANSACTION))?\s+TO\s/i;
+const PREPARES = /^\s*PREPARE\s+TRANSACTION\s/i;
+
+/**
+ * The session's status once `text` has run: BEGIN opens a transaction; COMMIT, END, ROLLBACK,
+ * ABORT (WORK or TRANSACTION or not) and PREPARE TRANSACTION close it, unless AND CHAIN opens the
+ * next at once; ROLLBACK TO a savepoint leaves a failed transaction usable again. Any other
+ * statement leaves the status as it was (a statement that fails is not foreseen).
+ */
+function statusAfter(text: string, status: string): string {
+  if (BEGINS.test(text)) return "T";
+  const ended = ENDS.exec(text);
+  if (ended) return ended[2] !== undefined && ended[1] === undefined ? "T" : "I";
+  if (TO_SAVEPOINT.test(text)) return status === "I" ? "I" : "T";
+  if (PREPARES.test(text)) return "I";
   return status;
 }
 
