@@ -19,7 +19,7 @@ import type {
   QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus,
 } from "../backend.ts";
 import { ChangeFeed } from "./change-feed.ts";
-import { watchEvictionPolicy } from "./eviction-policy.ts";
+import { watchServer } from "./server-check.ts";
 import { claimRecovering, enqueueResending } from "../lost-replies.ts";
 import { DEFAULT_REPLY_TIMEOUT_MS, closeClient, createClient, parseRedisUrl, resendable } from "./connection.ts";
 import { type Arg, type ScriptName, ScriptRunner } from "./scripts.ts";
@@ -80,9 +80,12 @@ export class RedisBackend implements Backend {
     } else {
       throw new Error("RedisBackend needs a url or a client");
     }
-    watchEvictionPolicy(this.#client, (message) => process.emitWarning(message, { code: "OFFLOAD_REDIS_EVICTION" }));
     const origin = randomToken();
     this.#scripts = new ScriptRunner(this.#client, this.keyPrefix, (now) => [this.keyPrefix, now, maxEvents, origin], replyTimeoutMs);
+    watchServer(this.#client, {
+      warn: (message) => process.emitWarning(message, { code: "OFFLOAD_REDIS_EVICTION" }),
+      refuse: (error) => this.#scripts.refuse(error),
+    });
     this.#feed = new ChangeFeed({
       subscriber: () => {
         const client = this.#client;

@@ -41,6 +41,7 @@ export class ScriptRunner {
   readonly #keys: readonly [string, string];
   readonly #common: (now: number) => Arg[];
   readonly #inflight: InFlightCalls;
+  #refusal: Error | undefined;
 
   /**
    * Every call declares two keys of the prefix's slot: `<prefix>queues`, which routes it, and
@@ -62,12 +63,17 @@ export class ScriptRunner {
   }
 
   run(name: ScriptName, now: number, args: readonly Arg[]): Promise<unknown> {
-    return this.#inflight.run(() => this.#run(name, now, args, false));
+    return this.#send(() => this.#run(name, now, args, false));
   }
 
   /** `run`, with the reply's strings left as Buffers (for replies that are parsed by bytes). */
   runBuffer(name: ScriptName, now: number, args: readonly Arg[]): Promise<unknown> {
-    return this.#inflight.run(() => this.#run(name, now, args, true));
+    return this.#send(() => this.#run(name, now, args, true));
+  }
+
+  /** Every later call fails with `error` (a server found unfit, server-check.ts), or, given undefined, no longer. */
+  refuse(error: Error | undefined): void {
+    this.#refusal = error;
   }
 
   /** Fails the calls waiting for a connection, and every later call: the backend is closing. */
@@ -77,7 +83,11 @@ export class ScriptRunner {
 
   /** A plain read command, with the same protection against a connection dying under it. */
   read<T>(call: (client: Redis | Cluster) => Promise<T>): Promise<T> {
-    return this.#inflight.run(() => call(this.#client));
+    return this.#send(() => call(this.#client));
+  }
+
+  #send<T>(call: () => Promise<T>): Promise<T> {
+    return this.#refusal === undefined ? this.#inflight.run(call) : Promise.reject(this.#refusal);
   }
 
   async #run(name: ScriptName, now: number, args: readonly Arg[], buffers: boolean): Promise<unknown> {
