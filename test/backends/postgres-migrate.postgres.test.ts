@@ -5,7 +5,9 @@ import { describe, it } from "node:test";
 import pg from "pg";
 import { openBackend } from "../../src/backend/open.ts";
 import { PostgresBackend } from "../../src/backend/postgres/postgres-backend.ts";
+import { serverVersionProblem } from "../../src/backend/postgres/migrate.ts";
 import { loadMigrations, quoteIdent } from "../../src/backend/postgres/queries.ts";
+import { ConfigError } from "../../src/index.ts";
 import { runMigrate } from "../../src/cli/commands/migrate.ts";
 import { LEASE, T0, claimOne, enqueueOne } from "../conformance/fixtures.ts";
 import { POSTGRES_URL, dropSchema, openIsolated, uniqueSchema } from "./postgres-helpers.ts";
@@ -28,6 +30,16 @@ function allVersions(schema: string): number[] {
 }
 
 describe("postgres: migrations", () => {
+  it("a server older than PostgreSQL 13 is refused by name before any migration runs; 13 and later are taken", () => {
+    for (const [num, version] of [[110_022, "11.22"], [120_019, "12.19 (Ubuntu 12.19-1)"]] as const) {
+      const problem = serverVersionProblem(num, version);
+      assert.ok(problem instanceof ConfigError);
+      assert.equal(problem.message, `Offload needs PostgreSQL 13 or later; this server runs ${version}`);
+    }
+    for (const num of [130_000, 150_020, 170_002, 180_000]) assert.equal(serverVersionProblem(num, String(num)), undefined);
+    assert.equal(serverVersionProblem(Number("not a number"), "?"), undefined, "a server that does not say is taken on trust");
+  });
+
   it("eight backends opening one fresh schema at once migrate it once", async () => {
     const schema = uniqueSchema("mig");
     try {

@@ -5,6 +5,16 @@
 import type pg from "pg";
 import { loadMigrations, quoteIdent } from "./queries.ts";
 import { useMode } from "./pooled-query.ts";
+import { ConfigError } from "../../core/errors.ts";
+
+/** The oldest PostgreSQL the schema and statements are written for (MATERIALIZED CTEs, core gen_random_uuid). */
+const MIN_SERVER_VERSION_NUM = 130_000;
+
+/** The error for a server older than that, if it is: a syntax error half way through a migration would say less. */
+export function serverVersionProblem(versionNum: number, version: string): ConfigError | undefined {
+  if (!Number.isFinite(versionNum) || versionNum >= MIN_SERVER_VERSION_NUM) return undefined;
+  return new ConfigError(`Offload needs PostgreSQL 13 or later; this server runs ${version}`);
+}
 
 /** First key of the two-key advisory lock: "offload" in a 32-bit int, so we never collide with app locks using one key. */
 export const LOCK_NAMESPACE = 0x0ff10ad;
@@ -77,6 +87,9 @@ export async function migrate(pool: pg.Pool, schema: string): Promise<MigrateRes
     await useMode(client, "custom");
     const before = await currentVersion(client, schema);
     if (before >= latest) return { from: before, to: before, applied: [] };
+    const server = await client.query<{ num: string; version: string }>("SELECT current_setting('server_version_num') AS num, current_setting('server_version') AS version");
+    const tooOld = serverVersionProblem(Number(server.rows[0]?.num), server.rows[0]?.version ?? "?");
+    if (tooOld) throw tooOld;
     await client.query({ text: "SELECT pg_advisory_lock($1, hashtext($2))", values: [LOCK_NAMESPACE, schema], ...NO_REPLY_TIMEOUT });
     try {
       const from = await currentVersion(client, schema); // another process may have migrated meanwhile
