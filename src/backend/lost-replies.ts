@@ -34,6 +34,8 @@ export interface ResendEnqueue {
   duplicateId(error: unknown): boolean;
   /** Which of these ids are stored. */
   stored(ids: readonly string[]): Promise<ReadonlySet<string>>;
+  /** See ResendOptions.notSent. */
+  notSent?(error: unknown): boolean;
   /** Waits before a resend (tests shorten it). */
   pause?(ms: number): Promise<void>;
 }
@@ -49,12 +51,24 @@ export interface ResendOptions {
   /** Waits before a resend (tests shorten it). */
   readonly pause?: (ms: number) => Promise<void>;
   readonly budgetMs?: number;
+  /**
+   * The call was given up before it was sent (no connection came in time). First time round that
+   * is the answer: nothing was written. For a resend it says nothing of the attempt whose outcome
+   * is unknown, so resends go on within the budget: the server may be back by the next one.
+   */
+  readonly notSent?: (error: unknown) => boolean;
+  /** A resend's failure that settles the doubt (it proves the lost attempt did not land): thrown as it is. */
+  readonly conclusive?: (error: unknown) => boolean;
 }
 
 /**
  * `attempt(0)`, then, while it fails with an error that `resendable` accepts, a pause of the
  * schedule and `attempt(1)`, `attempt(2)`… Resends stop at the budget, a resend still unanswered
- * then included (it may still land, like every call whose reply never came). The last failure is thrown.
+ * then included (it may still land, like every call whose reply never came). Once a resend was
+ * needed, what is thrown is the latest failure that left the outcome in doubt, whatever the
+ * resends met after it: a resend that was never sent, or that the server refused, does not make
+ * a call that may have landed one that did not ("the call was not sent", said of an enqueue whose
+ * job was stored and then ran, invited a second enqueue of it).
  */
 export async function resending<T>(
   attempt: (resend: number) => Promise<T>,
@@ -63,16 +77,25 @@ export async function resending<T>(
 ): Promise<T> {
   const pause = options.pause ?? ((ms: number) => systemClock.sleep(ms));
   let giveUpAt = Number.POSITIVE_INFINITY; // set at the first failure
-  let lastError: unknown;
+  let doubt: unknown; // the latest failure that left the outcome unknown
   for (let resend = 0; ; resend++) {
     try {
       return await (resend === 0 ? attempt(0) : withinBudget(attempt(resend), giveUpAt - performance.now()));
     } catch (error) {
-      if (error === BUDGET_SPENT) throw lastError;
-      lastError = error;
-      if (resend === 0) giveUpAt = performance.now() + (options.budgetMs ?? RESEND_BUDGET_MS);
+      if (error === BUDGET_SPENT) throw doubt;
+      if (resend === 0) {
+        if (!resendable(error)) throw error;
+        giveUpAt = performance.now() + (options.budgetMs ?? RESEND_BUDGET_MS);
+        doubt = error;
+      } else if (resendable(error)) {
+        doubt = error;
+      } else if (options.conclusive?.(error) === true) {
+        throw error;
+      } else if (options.notSent?.(error) !== true) {
+        throw doubt;
+      }
       const delay = RESEND_DELAYS_MS[resend];
-      if (delay === undefined || !resendable(error) || performance.now() + delay >= giveUpAt) throw error;
+      if (delay === undefined || performance.now() + delay >= giveUpAt) throw doubt;
       await pause(delay);
     }
   }
@@ -107,6 +130,8 @@ export interface RecoverClaim<T> {
   /** The jobs active under that base and the claim's lease deadline. */
   reclaim(): Promise<T[]>;
   readonly resendable: (error: unknown) => boolean;
+  /** See ResendOptions.notSent. */
+  readonly notSent?: (error: unknown) => boolean;
   /** The claim's `now`, and the lease deadline it gave its jobs. */
   readonly now: number;
   readonly leaseUntil: number;
@@ -121,7 +146,7 @@ export function claimRecovering<T>(deps: RecoverClaim<T>): Promise<T[]> {
     // here and on another worker at once.
     if (deps.now + (performance.now() - started) >= deps.leaseUntil) return [];
     return deps.reclaim();
-  }, deps.resendable);
+  }, deps.resendable, { notSent: deps.notSent });
 }
 
 /** Enqueue: sends the batch, and again as it was while its reply is lost (see the top). */
@@ -134,7 +159,12 @@ export function enqueueResending(jobs: readonly NewJob[], now: number, deps: Res
       if (resend > 0 && deps.duplicateId(error)) return await landedEarlier(jobs, now, deps, error);
       throw error;
     }
-  }, (error) => deps.resendable(error), { pause: (ms) => (deps.pause ? deps.pause(ms) : systemClock.sleep(ms)) });
+  }, (error) => deps.resendable(error), {
+    pause: (ms) => (deps.pause ? deps.pause(ms) : systemClock.sleep(ms)),
+    notSent: deps.notSent,
+    // Out of landedEarlier: the ids were there before this call, so nothing of it was stored.
+    conclusive: (error) => deps.duplicateId(error),
+  });
 }
 
 /**

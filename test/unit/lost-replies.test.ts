@@ -9,9 +9,10 @@ import { SqliteBackend } from "../../src/backend/sqlite/sqlite-backend.ts";
 import { T0, newJob } from "../conformance/fixtures.ts";
 
 class LostReply extends Error {}
+class NotSent extends Error {}
 
 /** `enqueueResending` over an in-memory store; `plan` says, call by call, what happens to each attempt. */
-function harness(plan: Array<"lose-reply" | "lose-request" | "deliver" | "refuse">, beforeAttempt?: (attempt: number, store: SqliteBackend) => Promise<void>) {
+function harness(plan: Array<"lose-reply" | "lose-request" | "deliver" | "refuse" | "not-sent">, beforeAttempt?: (attempt: number, store: SqliteBackend) => Promise<void>) {
   const store = new SqliteBackend({ path: ":memory:" });
   const attempts: string[][] = [];
   const pauses: number[] = [];
@@ -22,11 +23,13 @@ function harness(plan: Array<"lose-reply" | "lose-request" | "deliver" | "refuse
       const step = plan[attempts.length - 1] ?? "deliver";
       if (step === "lose-request") throw new LostReply("never reached the server");
       if (step === "refuse") throw new Error("the server refused the batch");
+      if (step === "not-sent") throw new NotSent("no connection in time; the call was not sent");
       const results = await store.enqueue({ jobs, now: T0 });
       if (step === "lose-reply") throw new LostReply("reply lost after the server stored the batch");
       return results;
     },
     resendable: (error) => error instanceof LostReply,
+    notSent: (error) => error instanceof NotSent,
     // SQLITE_CONSTRAINT_PRIMARYKEY: a job with one of these ids exists.
     duplicateId: (error) => error instanceof Error && (error as { errcode?: unknown }).errcode === 1555,
     async stored(ids) {
@@ -108,6 +111,30 @@ describe("enqueue sent again after a lost reply", () => {
     await assert.rejects(enqueueResending([newJob()], T0, h.deps), /refused/);
     assert.equal(h.attempts.length, 1);
     assert.deepEqual(h.pauses, []);
+  });
+
+  it("a resend that could not be sent is tried again: the next one finds the batch the lost attempt stored", async () => {
+    const h = harness(["lose-reply", "not-sent", "deliver"]);
+    const job = newJob();
+    assert.deepEqual(await enqueueResending([job], T0, h.deps), [queued(job)]);
+    assert.equal(h.attempts.length, 3);
+    assert.equal(await h.count(), 1);
+  });
+
+  it("resends that are never sent, or refused, end with the doubt of the lost attempt, not with their own answer", async () => {
+    for (const after of ["not-sent", "refuse"] as const) {
+      const h = harness(["lose-reply", ...Array.from({ length: RESEND_DELAYS_MS.length }, () => after)]);
+      // "not sent" or "refused" would say the job was not stored; the first attempt stored it.
+      await assert.rejects(enqueueResending([newJob()], T0, h.deps), (error: unknown) => error instanceof LostReply, after);
+      assert.equal(await h.count(), 1, after);
+    }
+  });
+
+  it("a first attempt that could not be sent is the answer: nothing was written, nothing is sent again", async () => {
+    const h = harness(["not-sent"]);
+    await assert.rejects(enqueueResending([newJob()], T0, h.deps), NotSent);
+    assert.equal(h.attempts.length, 1);
+    assert.equal(await h.count(), 0);
   });
 
   it("gives up after the last pause of the schedule, with the last error", async () => {

@@ -188,6 +188,14 @@ export function resendable(error: unknown): boolean {
 }
 
 /**
+ * A call given up before it was written (no connection in time): nothing of it reached the
+ * server. For a resend of a call whose outcome is unknown, not an answer (lost-replies.ts).
+ */
+export function notSent(error: unknown): boolean {
+  return error instanceof NoConnectionError || (error instanceof Error && error.name === "MaxRetriesPerRequestError");
+}
+
+/**
  * Settles calls whose connection died under them. With autoResendUnfulfilledCommands off,
  * ioredis drops the commands it had written to a connection that closed, and their promises
  * never settle; a worker awaiting one would hang for good. Every call written to a connection is

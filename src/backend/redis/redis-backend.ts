@@ -21,7 +21,7 @@ import type {
 import { ChangeFeed } from "./change-feed.ts";
 import { watchServer } from "./server-check.ts";
 import { claimRecovering, enqueueResending } from "../lost-replies.ts";
-import { DEFAULT_REPLY_TIMEOUT_MS, closeClient, createClient, parseRedisUrl, resendable } from "./connection.ts";
+import { DEFAULT_REPLY_TIMEOUT_MS, closeClient, createClient, notSent, parseRedisUrl, resendable } from "./connection.ts";
 import { type Arg, type ScriptName, ScriptRunner } from "./scripts.ts";
 import { CLAIM_FIELDS, claimedRecord, feedEvents, jobEvents, toFields, toJobRecord } from "./records.ts";
 
@@ -113,6 +113,7 @@ export class RedisBackend implements Backend {
     return enqueueResending(request.jobs, request.now, {
       send: (jobs) => this.#enqueue(jobs, request.now),
       resendable: (error) => !this.closed && resendable(error),
+      notSent: (error) => !this.closed && notSent(error),
       duplicateId: (error) => error instanceof Error && error.message.startsWith(DUPLICATE_ID),
       stored: (ids) => this.#stored(ids),
     });
@@ -172,6 +173,7 @@ export class RedisBackend implements Backend {
       },
       reclaim: () => this.#reclaim(request.now, leaseUntil, token),
       resendable: (error) => !this.closed && resendable(error),
+      notSent: (error) => !this.closed && notSent(error),
       now: request.now,
       leaseUntil,
     });
