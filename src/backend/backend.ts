@@ -152,6 +152,11 @@ export interface BackendCapabilities {
   readonly overlappingClaims?: boolean;
 }
 
+export interface WatchOptions {
+  /** Only changes that may bring jobs to claim, or move when the next one is due (a worker's claim loop). */
+  readonly newWork?: boolean;
+}
+
 export interface Backend {
   readonly name: string;
   readonly capabilities: BackendCapabilities;
@@ -220,8 +225,10 @@ export interface Backend {
   /**
    * Calls `listener` soon after anything may have changed, in this process or another: new
    * jobs, transitions, progress. A hint to look again, never the data itself; may be spurious.
+   * With `newWork`, changes known to bring nothing to claim (a claim, a completion, progress, a
+   * log line, a cancel) may be left out.
    */
-  watch(listener: () => void): () => void;
+  watch(listener: () => void, options?: WatchOptions): () => void;
   close(): Promise<void>;
   /** True from the moment close() is called: the backend is not to be used again (a wait stops there). */
   readonly closed: boolean;

@@ -165,7 +165,7 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
       launch: (claimed) => this.#launch(backend, claimed),
       report: (error) => this.#report(error),
     });
-    this.#unwatch = backend.watch(() => claims.changed());
+    this.#unwatch = backend.watch(() => claims.changed(), { newWork: true });
     this.#maintenance = new Maintenance(backend, this.#deps.clock, this.#deps.retention, (e) => this.#report(e));
     this.#maintenance.start(this.#stopping.signal);
     this.#heartbeat = this.#heartbeatLoop(backend);

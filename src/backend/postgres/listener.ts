@@ -41,7 +41,11 @@ export class Listener {
   #closed = false;
   #onError: (error: Error) => void;
 
-  constructor(config: pg.ClientConfig, channel: string, pollMs: number, onError: (error: Error) => void) {
+  readonly #origin: string;
+
+  /** Notifications from `origin` are this process's own writes, already announced: skipped. */
+  constructor(config: pg.ClientConfig, channel: string, pollMs: number, onError: (error: Error) => void, origin = "") {
+    this.#origin = origin;
     this.#config = config;
     this.#channel = channel;
     this.#pollMs = pollMs;
@@ -49,15 +53,15 @@ export class Listener {
   }
 
   /** The connection is opened on the first subscription and kept until close(). */
-  subscribe(listener: () => void): () => void {
-    const remove = this.#listeners.add(listener);
+  subscribe(listener: () => void, newWorkOnly = false): () => void {
+    const remove = this.#listeners.add(listener, newWorkOnly);
     this.#start();
     return remove;
   }
 
-  /** Calls every listener once, soon (coalesced per macrotask). */
-  announce(): void {
-    this.#listeners.announce();
+  /** Calls every listener once, soon (coalesced per macrotask); see ChangeListeners for `newWork`. */
+  announce(newWork = true): void {
+    this.#listeners.announce(newWork);
   }
 
 
@@ -115,7 +119,13 @@ export class Listener {
     };
     client.on("error", onLost);
     client.on("end", () => onLost());
-    client.on("notification", () => this.announce());
+    client.on("notification", (message) => {
+      // "<origin>" or "<origin> quiet" (a change that brings nothing to claim); an older process
+      // sends "", which may be anything.
+      const [from = "", kind] = (message.payload ?? "").split(" ");
+      if (this.#origin !== "" && from === this.#origin) return;
+      this.announce(kind !== "quiet");
+    });
     try {
       await client.connect();
       await client.query(`LISTEN ${quoteIdent(this.#channel)}`);

@@ -31,15 +31,15 @@ export class ChangeFeed {
     this.#report = options.report;
   }
 
-  subscribe(listener: () => void): () => void {
-    const remove = this.#listeners.add(listener);
+  subscribe(listener: () => void, newWorkOnly = false): () => void {
+    const remove = this.#listeners.add(listener, newWorkOnly);
     if (!this.#subscriber && !this.#closed) this.#start();
     return remove;
   }
 
-  /** Announce a change (coalesced into one call per macrotask). */
-  announce(): void {
-    this.#listeners.announce();
+  /** Announce a change (coalesced into one call per macrotask); see ChangeListeners for `newWork`. */
+  announce(newWork = true): void {
+    this.#listeners.announce(newWork);
   }
 
 
@@ -57,8 +57,10 @@ export class ChangeFeed {
     // and subscribing again for each would cost a round trip and open a window for lost signals.
     const subscriber = this.#makeSubscriber();
     this.#subscriber = subscriber;
-    subscriber.on("message", (_channel: string, origin: string) => {
-      if (origin !== this.#origin) this.announce();
+    subscriber.on("message", (_channel: string, message: string) => {
+      // "<origin>", or "<origin> quiet" for a change that brings nothing to claim (lib.lua).
+      const [origin, kind] = message.split(" ");
+      if (origin !== this.#origin) this.announce(kind !== "quiet");
     });
     subscriber.on("ready", () => {
       subscriber.subscribe(this.#channel).then(() => this.announce(), (error: unknown) => {

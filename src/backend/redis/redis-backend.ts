@@ -16,7 +16,7 @@ import { randomToken } from "../../core/ids.ts";
 import type {
   AckStatus, Backend, CancelStatus, ClaimRequest, CompleteAck, EnqueueRequest, EnqueueResult,
   FailRequest, FailStatus, HeartbeatRequest, HeartbeatResult, JobEvent, Lease, ListFilter, NewJob,
-  QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus,
+  QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus, WatchOptions,
 } from "../backend.ts";
 import { ChangeFeed } from "./change-feed.ts";
 import { watchServer } from "./server-check.ts";
@@ -47,6 +47,9 @@ const PREFIX = /^[A-Za-z0-9_.:-]{1,100}$/;
 const CHUNK = 1_000;
 /** enqueue.lua's error reply when a job id of the batch exists: nothing of the batch was written. */
 const DUPLICATE_ID = "OFFLOAD_DUPLICATE_ID";
+
+/** Scripts that bring nothing to claim: they publish " quiet" (lib.lua), and so does our own announce. */
+const QUIET_SCRIPTS: ReadonlySet<ScriptName> = new Set(["claim", "complete", "progress", "log", "acknowledge-cancel", "cancel"]);
 
 type Writer = (name: ScriptName, now: number, args: readonly Arg[]) => Promise<unknown>;
 
@@ -103,7 +106,7 @@ export class RedisBackend implements Backend {
   /** Runs a script that changes jobs, and tells this process's watchers. */
   readonly #write: Writer = async (name, now, args) => {
     const reply = await this.#scripts.run(name, now, args);
-    this.#feed.announce();
+    this.#feed.announce(!QUIET_SCRIPTS.has(name));
     return reply;
   };
 
@@ -336,8 +339,8 @@ export class RedisBackend implements Backend {
     return feedEvents(entries, request.afterId, request.limit);
   }
 
-  watch(listener: () => void): () => void {
-    return this.#feed.subscribe(listener);
+  watch(listener: () => void, options?: WatchOptions): () => void {
+    return this.#feed.subscribe(listener, options?.newWork === true);
   }
 
   #closed = false;

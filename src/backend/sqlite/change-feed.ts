@@ -24,8 +24,8 @@ export class ChangeFeed {
     this.#pollMs = pollMs;
   }
 
-  subscribe(listener: () => void): () => void {
-    const remove = this.#listeners.add(listener);
+  subscribe(listener: () => void, newWorkOnly = false): () => void {
+    const remove = this.#listeners.add(listener, newWorkOnly);
     if (this.#listeners.size === 1) this.#start();
     return () => {
       remove();
@@ -33,9 +33,9 @@ export class ChangeFeed {
     };
   }
 
-  /** Announce a change made by this process (coalesced into one call per macrotask). */
-  announce(): void {
-    this.#listeners.announce();
+  /** Announce a change made by this process (coalesced per macrotask); see ChangeListeners for `newWork`. */
+  announce(newWork = true): void {
+    this.#listeners.announce(newWork);
   }
 
 

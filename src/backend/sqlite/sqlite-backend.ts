@@ -6,7 +6,7 @@ import type { ClaimedJob, JobRecord, JobState } from "../../core/job.ts";
 import type {
   AckStatus, Backend, CancelStatus, ClaimRequest, CompleteAck, EnqueueRequest, EnqueueResult,
   FailRequest, FailStatus, HeartbeatRequest, HeartbeatResult, JobEvent, Lease, ListFilter,
-  QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus,
+  QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus, WatchOptions,
 } from "../backend.ts";
 import { countsFromRows } from "../decode.ts";
 import { distinctLeases, leaseKey } from "../lease-batch.ts";
@@ -27,6 +27,10 @@ export interface SqliteOptions {
 }
 
 type Params = Record<string, SQLInputValue>;
+
+const ALWAYS = (): boolean => true;
+/** A write that brings nothing to claim (a completion, progress, a cancel): see ChangeListeners. */
+const QUIET = (): boolean => false;
 
 export class SqliteBackend implements Backend {
   readonly name = "sqlite";
@@ -95,9 +99,11 @@ export class SqliteBackend implements Backend {
     }
   }
 
-  /** Runs `work` in one IMMEDIATE transaction and announces the change after commit. */
-  /** Runs `work` in a write transaction; announces the change unless `changed` says there was none. */
-  #write<T>(work: () => T, changed: (result: T) => boolean = () => true): T {
+  /**
+   * Runs `work` in a write transaction; announces the change unless `changed` says there was none,
+   * as new work unless `newWork` says it brings nothing to claim (ChangeListeners).
+   */
+  #write<T>(work: () => T, changed: (result: T) => boolean = () => true, newWork: (result: T) => boolean = () => true): T {
     this.#begin();
     let result: T;
     try {
@@ -107,7 +113,7 @@ export class SqliteBackend implements Backend {
       if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
       throw error;
     }
-    if (changed(result)) this.#feed.announce();
+    if (changed(result)) this.#feed.announce(newWork(result));
     return result;
   }
 
@@ -142,7 +148,7 @@ export class SqliteBackend implements Backend {
       const ids = this.#candidates(request.queues, request.limit);
       if (ids.length === 0) return [];
       return this.#all("claim", { ids: JSON.stringify(ids), worker: request.worker, lease_until: request.now + request.leaseMs, now: request.now });
-    }, (claimed) => claimed.length > 0 || staged > 0); // an empty claim changed nothing: no signal
+    }, (claimed) => claimed.length > 0 || staged > 0, () => staged > 0); // an empty claim changed nothing: no signal
     return rows.map((row) => ({ job: toJobRecord(row), token: String(row["lease_token"]) })).sort(claimOrder);
   }
 
@@ -165,7 +171,7 @@ export class SqliteBackend implements Backend {
         if (!row) lost.push(lease.id);
         else if (row["cancel_requested"] === 1) cancelRequested.push(lease.id);
       }
-    });
+    }, ALWAYS, QUIET);
     return { lost, cancelRequested };
   }
 
@@ -173,7 +179,7 @@ export class SqliteBackend implements Backend {
     if (acks.length === 0) return [];
     // Each lease once (lease-batch.ts): a repeat in the batch is answered as its first.
     const once = distinctLeases(acks);
-    const rows = this.#write(() => this.#all("complete", { acks: JSON.stringify(once.map((a) => [a.id, a.token, a.resultJson])), now }));
+    const rows = this.#write(() => this.#all("complete", { acks: JSON.stringify(once.map((a) => [a.id, a.token, a.resultJson])), now }), ALWAYS, QUIET);
     // By id and token: a batch could hold a stale run's ack beside the new run's, for one job.
     const lease = (row: Row): string => leaseKey({ id: String(row["id"]), token: String(row["lease_token"]) });
     const done = new Set(rows.map(lease));
@@ -197,7 +203,7 @@ export class SqliteBackend implements Backend {
   }
 
   async acknowledgeCancel(lease: Lease, now: number): Promise<AckStatus> {
-    const row = this.#write(() => this.#get("acknowledge-cancel", { id: lease.id, token: lease.token, now }));
+    const row = this.#write(() => this.#get("acknowledge-cancel", { id: lease.id, token: lease.token, now }), ALWAYS, QUIET);
     return row || this.#recordedBy(lease)?.["state"] === "cancelled" ? "OK" : "LEASE_LOST";
   }
 
@@ -218,7 +224,7 @@ export class SqliteBackend implements Backend {
       const data = JSON.stringify({ progress: request.progress, message: request.message ?? null });
       this.#stmt("event-insert").run({ job_id: request.id, type: "progress", data, at: request.now });
       return "OK";
-    });
+    }, ALWAYS, QUIET);
   }
 
   async log(request: Lease & { line: string; now: number }): Promise<AckStatus> {
@@ -226,7 +232,7 @@ export class SqliteBackend implements Backend {
       if (!this.#get("lease-held", { id: request.id, token: request.token })) return "LEASE_LOST";
       this.#stmt("event-insert").run({ job_id: request.id, type: "log", data: JSON.stringify({ line: request.line }), at: request.now });
       return "OK";
-    });
+    }, ALWAYS, QUIET);
   }
 
   async cancel(id: string, now: number): Promise<CancelStatus> {
@@ -234,7 +240,7 @@ export class SqliteBackend implements Backend {
       if (this.#get("cancel-pending", { id, now })) return "CANCELLED";
       if (this.#get("cancel-active", { id, now })) return "CANCEL_REQUESTED";
       return this.#get("get-job", { id }) ? "ALREADY_FINISHED" : "NOT_FOUND";
-    });
+    }, ALWAYS, QUIET);
   }
 
   async retry(id: string, now: number): Promise<RetryStatus> {
@@ -300,8 +306,8 @@ export class SqliteBackend implements Backend {
     return this.#all("read-events", { job_id: request.jobId ?? null, after_id: request.afterId, limit: request.limit }).map(toJobEvent);
   }
 
-  watch(listener: () => void): () => void {
-    return this.#feed.subscribe(listener);
+  watch(listener: () => void, options?: WatchOptions): () => void {
+    return this.#feed.subscribe(listener, options?.newWork === true);
   }
 
   #closed = false;

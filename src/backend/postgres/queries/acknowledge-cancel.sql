@@ -23,6 +23,6 @@ WITH held AS MATERIALIZED (
   SELECT id, 'state', jsonb_build_object('state', state, 'attempt', attempt), $3::bigint FROM moved
   RETURNING job_id
 ), notified AS (
-  SELECT pg_notify($4::text, '') FROM logged LIMIT 1
+  SELECT pg_notify($4::text, coalesce(current_setting('offload_notify.origin', true), '') || ' quiet') FROM logged LIMIT 1
 )
 SELECT h.id FROM held h LEFT JOIN notified ON true;

@@ -24,7 +24,7 @@ WITH pending AS (
   SELECT id, 'state', jsonb_build_object('state', 'cancelled', 'attempt', attempt), $2::bigint FROM pending
   RETURNING job_id
 ), notified AS (
-  SELECT pg_notify($3::text, '') FROM logged LIMIT 1
+  SELECT pg_notify($3::text, coalesce(current_setting('offload_notify.origin', true), '') || ' quiet') FROM logged LIMIT 1
 )
 SELECT status FROM pending LEFT JOIN notified ON true
 UNION ALL

@@ -44,7 +44,7 @@ WITH due AS MATERIALIZED (
   SELECT id, 'state', jsonb_build_object('state', 'active', 'attempt', attempt), $5::bigint FROM claimed ORDER BY id
   RETURNING job_id
 ), notified AS (
-  SELECT pg_notify($6::text, '') FROM logged LIMIT 1
+  SELECT pg_notify($6::text, coalesce(current_setting('offload_notify.origin', true), '') || ' quiet') FROM logged LIMIT 1
 )
 SELECT c.*, d.pending AS due
   FROM due d LEFT JOIN (claimed c LEFT JOIN notified ON true) ON true;

@@ -36,7 +36,7 @@ WITH acks AS (
   SELECT id, 'state', jsonb_build_object('state', 'succeeded', 'attempt', attempt), $4::bigint FROM done ORDER BY id
   RETURNING job_id
 ), notified AS (
-  SELECT pg_notify($5::text, '') FROM logged LIMIT 1
+  SELECT pg_notify($5::text, coalesce(current_setting('offload_notify.origin', true), '') || ' quiet') FROM logged LIMIT 1
 )
 SELECT a.ord, d.ord IS NOT NULL OR h.state = 'succeeded' AS ok
   FROM acks a LEFT JOIN done d ON d.ord = a.ord LEFT JOIN held h ON h.ord = a.ord LEFT JOIN notified ON true

@@ -28,7 +28,7 @@ WITH input AS (
   SELECT id, 'state', jsonb_build_object('state', state, 'attempt', 0), $10::bigint FROM inserted ORDER BY id
   RETURNING job_id
 ), notified AS (
-  SELECT pg_notify($11::text, '') FROM logged LIMIT 1
+  SELECT pg_notify($11::text, coalesce(current_setting('offload_notify.origin', true), '')) FROM logged LIMIT 1
 ), held AS (
   SELECT * FROM offload.jobs
    WHERE key IN (SELECT key FROM input WHERE key IS NOT NULL) AND state IN ('scheduled', 'queued', 'active', 'retrying')

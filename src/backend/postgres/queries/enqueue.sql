@@ -17,6 +17,6 @@ WITH inserted AS (
   SELECT id, 'state', jsonb_build_object('state', state, 'attempt', 0), $9::bigint FROM inserted ORDER BY id
   RETURNING job_id
 ), notified AS (
-  SELECT pg_notify($10::text, '') FROM logged LIMIT 1
+  SELECT pg_notify($10::text, coalesce(current_setting('offload_notify.origin', true), '')) FROM logged LIMIT 1
 )
 SELECT count(*)::int AS n FROM logged LEFT JOIN notified ON true;

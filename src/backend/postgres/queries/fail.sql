@@ -36,7 +36,7 @@ WITH held AS MATERIALIZED (
   SELECT id, 'state', jsonb_build_object('state', state, 'attempt', attempt), $5::bigint FROM moved
   RETURNING job_id
 ), notified AS (
-  SELECT pg_notify($6::text, '') FROM logged LIMIT 1
+  SELECT pg_notify($6::text, coalesce(current_setting('offload_notify.origin', true), '')) FROM logged LIMIT 1
 )
 SELECT coalesce(m.state, h.state) AS state
   FROM held h LEFT JOIN moved m ON true LEFT JOIN notified ON true;

@@ -12,6 +12,6 @@ WITH held AS (
   SELECT id, 'log', jsonb_build_object('line', $3::text), $4::bigint FROM held
   RETURNING id
 ), notified AS (
-  SELECT pg_notify($5::text, '') FROM logged LIMIT 1
+  SELECT pg_notify($5::text, coalesce(current_setting('offload_notify.origin', true), '') || ' quiet') FROM logged LIMIT 1
 )
 SELECT l.id FROM logged l LEFT JOIN notified ON true;

@@ -11,6 +11,6 @@ WITH updated AS (
   SELECT id, 'progress', jsonb_build_object('progress', $3::float8, 'message', $4::text), $5::bigint FROM updated
   RETURNING id
 ), notified AS (
-  SELECT pg_notify($6::text, '') FROM logged LIMIT 1
+  SELECT pg_notify($6::text, coalesce(current_setting('offload_notify.origin', true), '') || ' quiet') FROM logged LIMIT 1
 )
 SELECT l.id FROM logged l LEFT JOIN notified ON true;

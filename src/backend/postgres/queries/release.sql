@@ -31,6 +31,6 @@ WITH held AS MATERIALIZED (
   SELECT id, 'state', jsonb_build_object('state', state, 'attempt', attempt), $3::bigint FROM moved ORDER BY id
   RETURNING job_id
 ), notified AS (
-  SELECT pg_notify($4::text, '') FROM logged LIMIT 1
+  SELECT pg_notify($4::text, coalesce(current_setting('offload_notify.origin', true), '')) FROM logged LIMIT 1
 )
 SELECT m.id, m.token FROM moved m LEFT JOIN notified ON true;

@@ -39,6 +39,6 @@ WITH candidates AS (
   SELECT id, 'state', jsonb_build_object('state', 'queued', 'attempt', 0), $5::bigint FROM moved ORDER BY id
   RETURNING job_id
 ), notified AS (
-  SELECT pg_notify($6::text, '') FROM logged LIMIT 1
+  SELECT pg_notify($6::text, coalesce(current_setting('offload_notify.origin', true), '')) FROM logged LIMIT 1
 )
 SELECT m.id FROM moved m LEFT JOIN notified ON true;

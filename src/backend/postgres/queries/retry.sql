@@ -21,6 +21,6 @@ WITH held AS MATERIALIZED (
   SELECT id, 'state', jsonb_build_object('state', 'queued', 'attempt', 0), $2::bigint FROM moved
   RETURNING job_id
 ), notified AS (
-  SELECT pg_notify($3::text, '') FROM logged LIMIT 1
+  SELECT pg_notify($3::text, coalesce(current_setting('offload_notify.origin', true), '')) FROM logged LIMIT 1
 )
 SELECT m.id FROM moved m LEFT JOIN notified ON true;

@@ -13,6 +13,6 @@ WITH moved AS (
   SELECT id, 'state', jsonb_build_object('state', 'queued', 'attempt', attempt), $1::bigint FROM moved ORDER BY id
   RETURNING job_id
 ), notified AS (
-  SELECT pg_notify($2::text, '') FROM logged LIMIT 1
+  SELECT pg_notify($2::text, coalesce(current_setting('offload_notify.origin', true), '')) FROM logged LIMIT 1
 )
 SELECT m.id FROM moved m LEFT JOIN notified ON true;

@@ -8,5 +8,5 @@ if f[1] == 'cancelled' then return 1 end
 if f[1] ~= 'active' then return 0 end
 redis.call('ZREM', P .. 'active', id)
 finish(id, f[3], 'active', 'cancelled', f[4], f[5], nil, true)
-flush()
+flush('quiet')
 return 1

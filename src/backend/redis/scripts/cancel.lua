@@ -10,11 +10,11 @@ if not state then return 'NOT_FOUND' end
 if state == 'active' then
   redis.call('HSET', k, 'cancel', 1)
   changed = true
-  flush()
+  flush('quiet')
   return 'CANCEL_REQUESTED'
 end
 if state == 'succeeded' or state == 'failed' or state == 'cancelled' then return 'ALREADY_FINISHED' end
 unindex(id, state, f[2], f[3])
 finish(id, f[2], state, 'cancelled', f[4], f[5])
-flush()
+flush('quiet')
 return 'CANCELLED'

@@ -124,5 +124,5 @@ for i = 1, n do
   end
 end
 zadd_many(P .. 'active', active)
-flush()
+flush('quiet')
 return out

@@ -35,5 +35,5 @@ if #gone > 0 then
   for i = 1, #gone, 1000 do redis.call('ZREM', P .. 'active', unpack(gone, i, math.min(i + 999, #gone))) end
   zadd_many(P .. 'done:succeeded', done)
 end
-flush()
+flush('quiet')
 return out

@@ -152,7 +152,8 @@ local function append_error(id, errors, json)
 end
 
 -- Writes the summed counters, the global copy of this script's events and the event counter,
--- and announces the change. The feed is trimmed by event id (MINID), exactly, whenever the ids
+-- and announces the change (`announce`: false for none, 'quiet' for a change that brings
+-- nothing to claim: a claim, a completion, progress, a log line, a cancel). The feed is trimmed by event id (MINID), exactly, whenever the ids
 -- cross a multiple of 256: entries hold many events, so trimming by entry count would not do.
 local function flush(announce)
   for queue, states in pairs(count_deltas) do
@@ -168,7 +169,10 @@ local function flush(announce)
     end
     if event_seq ~= event_first then redis.call('SET', P .. 'event-seq', last_seq) end
   end
-  if changed and announce ~= false then redis.call('PUBLISH', P .. 'changed', ORIGIN) end
+  if changed and announce ~= false then
+    -- "<origin> quiet": a change that brings nothing to claim (change-feed.ts).
+    redis.call('PUBLISH', P .. 'changed', announce == 'quiet' and ORIGIN .. ' quiet' or ORIGIN)
+  end
 end
 
 -- A failed or cancelled job back to queued with a fresh set of attempts (errors kept).

@@ -5,5 +5,5 @@ local id = ARGV[5]
 local f = redis.call('HMGET', jobkey(id), 'state', 'token')
 if f[1] ~= 'active' or f[2] ~= ARGV[6] then return 0 end
 add_event(id, 'log', ARGV[7])
-flush()
+flush('quiet')
 return 1

@@ -14,5 +14,5 @@ else
   redis.call('HSET', k, 'progress_message', string.sub(ARGV[8], 2))
 end
 add_event(id, 'progress', ARGV[9])
-flush()
+flush('quiet')
 return 1
