@@ -27,6 +27,34 @@ describe("postgres: claim and due jobs", () => {
     }
   });
 
+  it("a claim given up on at its reply timeout is stopped on the server: its job stays queued, unclaimed, and is claimed next time", { timeout: 30_000 }, async () => {
+    const b = await openIsolated();
+    const admin = new pg.Client({ connectionString: POSTGRES_URL });
+    await admin.connect();
+    try {
+      const job = newJob({ id: uuidv7(T0), runAt: T0 });
+      await b.enqueue({ jobs: [job], now: T0 });
+      // What a CREATE INDEX on the events table takes: the claim's event insert waits behind it,
+      // past the claim's reply timeout (a third of a 3 s lease, at least 1 s).
+      await admin.query("BEGIN");
+      await admin.query(`LOCK TABLE "${b.schema}".events IN SHARE MODE`);
+      const given = await b.claim({ queues: ["q"], limit: 1, worker: "w", leaseMs: 3_000, now: T0 });
+      assert.deepEqual(given, [], "nothing was handed over");
+      await admin.query("COMMIT");
+      // The claim's server process ended before claim() answered: it can no longer commit.
+      const after = await b.getJob(job.id);
+      assert.equal(after?.state, "queued");
+      assert.equal(after?.attempt, 0, "no attempt charged for a run that never happened");
+      const [next] = await b.claim({ queues: ["q"], limit: 1, worker: "w", leaseMs: 3_000, now: T0 + 1 });
+      assert.equal(next?.job.id, job.id);
+      assert.equal(next?.job.attempt, 1);
+    } finally {
+      await admin.query("ROLLBACK").catch(() => {});
+      await admin.end();
+      await b.close();
+    }
+  });
+
   it("a due job locked by another transaction does not stop the claim of queued jobs", async () => {
     const b = await openIsolated();
     const other = new pg.Client({ connectionString: POSTGRES_URL });

@@ -48,8 +48,20 @@ export async function pooledQuery<R extends pg.QueryResultRow>(pool: pg.Pool, co
     client.off("error", ignore);
     // As pool.query does: a connection that saw an error is not handed out again.
     client.release(error instanceof Error ? error : true);
+    if (error instanceof Error) serverPids.set(error, (client as { processID?: number | null }).processID ?? undefined);
     throw error;
   }
+}
+
+const serverPids = new WeakMap<Error, number | undefined>();
+
+/**
+ * The server process of the connection a pooled statement failed on. Given up on by its reply
+ * timeout, a statement goes on running there (the server reads the connection's end only once it
+ * is done) and may still commit: postgres-backend.ts stops it before it looks for what it did.
+ */
+export function serverPidOf(error: unknown): number | undefined {
+  return error instanceof Error ? serverPids.get(error) : undefined;
 }
 
 function ignore(): void {}

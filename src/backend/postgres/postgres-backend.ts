@@ -20,7 +20,7 @@ import { Listener } from "./listener.ts";
 import { type MigrateResult, migrate } from "./migrate.ts";
 import { channelName, loadQueries, type QueryName } from "./queries.ts";
 import { type Row, toJobEvent, toJobRecord } from "./rows.ts";
-import { pooledQuery } from "./pooled-query.ts";
+import { pooledQuery, serverPidOf } from "./pooled-query.ts";
 import { storable, storableText } from "./text.ts";
 import { type RunQuery, transactionRunner } from "./transaction.ts";
 
@@ -155,23 +155,50 @@ export class PostgresBackend implements Backend {
     // A claim never waits on a lock (SKIP LOCKED), so its reply is due within a third of the lease
     // at most: a reply lost on a silent connection is then noticed while the jobs' leases still
     // run, and they can be found again before rescue charges them an attempt. Never under 1 s:
-    // on a busy machine a healthy claim may take that long, and one cut short strands its jobs.
+    // on a busy machine a healthy claim may take that long, and one cut short is stopped and
+    // looked for (below), a detour that costs it its jobs for now.
     const replyTimeoutMs = Math.min(this.#replyTimeoutMs, Math.max(1_000, Math.floor(request.leaseMs / 3)));
+    // A claim given up on at its reply timeout goes on running on the server, and may commit after
+    // the reclaim has looked: its jobs then sat active under a lease nobody held, until rescue
+    // charged them an attempt they never ran (with `attempts: 1`, failed unrun; found by a chaos
+    // soak). So its server process is stopped first, and the reclaim looks once it has ended.
+    let stalled: number | undefined;
     return claimRecovering({
       claim: async () => {
-        let rows = await this.#rows("claim", [...params, true, tokenBase], replyTimeoutMs);
-        if (rows[0]?.["due"] === true) {
-          // Scheduled or retrying jobs are due, and claim.sql claimed nothing: stage them, then claim.
-          await this.stageDue(request.now);
-          rows = await this.#rows("claim", [...params, false, tokenBase], replyTimeoutMs);
+        try {
+          let rows = await this.#rows("claim", [...params, true, tokenBase], replyTimeoutMs);
+          if (rows[0]?.["due"] === true) {
+            // Scheduled or retrying jobs are due, and claim.sql claimed nothing: stage them, then claim.
+            await this.stageDue(request.now);
+            rows = await this.#rows("claim", [...params, false, tokenBase], replyTimeoutMs);
+          }
+          return claimed(rows);
+        } catch (error) {
+          stalled = serverPidOf(error);
+          throw error;
         }
-        return claimed(rows);
       },
-      reclaim: async () => claimed(await this.#rows("reclaim", [leaseUntil, tokenBase])),
+      reclaim: async () => {
+        if (stalled !== undefined) await this.#ended(stalled, replyTimeoutMs);
+        stalled = undefined;
+        return claimed(await this.#rows("reclaim", [leaseUntil, tokenBase]));
+      },
       resendable: (error) => !this.closed && resendable(error),
       now: request.now,
       leaseUntil,
     });
+  }
+
+  /**
+   * Stops the server process `pid` (a connection given up on) and resolves once it has ended;
+   * fails if it is still there after `withinMs` (a frozen server: the caller tries again later).
+   */
+  async #ended(pid: number, withinMs: number): Promise<void> {
+    const giveUpAt = performance.now() + withinMs;
+    for (let pause = 10; (await this.#rows("end-backend", [pid], withinMs)).length > 0; pause = Math.min(pause * 2, 200)) {
+      if (performance.now() + pause > giveUpAt) throw new Error(`the server process of a claim given up on (pid ${pid}) has not ended yet`);
+      await new Promise<void>((resolve) => setTimeout(resolve, pause));
+    }
   }
 
   async heartbeat(request: HeartbeatRequest): Promise<HeartbeatResult> {
