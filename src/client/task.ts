@@ -15,7 +15,7 @@ export interface JobContext {
   readonly job: JobRecord;
   /** Records progress (0..1) and an optional message, visible to readers and event streams. */
   progress(fraction: number, message?: string): Promise<void>;
-  /** Appends a log line to the job's event feed. Written before the job is acknowledged. */
+  /** Appends a log line to the job's event feed. Written before the job is acknowledged; a failed write is sent again (after a lost reply the line may appear twice). */
   log(line: string): void;
   /** Stores files for this job (`put(name, bytes | stream)`); offload/http serves them by signed URL. */
   readonly artifacts: JobArtifacts;

@@ -1,5 +1,6 @@
 // Builds the `ctx` a handler receives. Progress and log writes are fenced by the lease token and
 // tracked, so the job's outcome is recorded only after its own writes landed.
+import type { AckRetry } from "./ack-retry.ts";
 import type { Backend } from "../backend/backend.ts";
 import type { Clock } from "../core/clock.ts";
 import type { ClaimedJob } from "../core/job.ts";
@@ -31,7 +32,13 @@ export function makeJobContext(
   backend: Backend,
   claimed: ClaimedJob,
   signal: AbortSignal,
-  deps: { readonly clock: Clock; readonly writes: Set<Promise<unknown>>; readonly report: (error: unknown) => void },
+  deps: {
+    readonly clock: Clock;
+    readonly writes: Set<Promise<unknown>>;
+    readonly report: (error: unknown) => void;
+    /** Sends a failed write again (ack-retry.ts); without it, a write is tried once. */
+    readonly retry?: AckRetry;
+  },
 ): JobContext {
   const { job, token } = claimed;
   const track = <T>(write: Promise<T>): Promise<T> => {
@@ -79,7 +86,12 @@ export function makeJobContext(
       return written;
     },
     log: (line) => {
-      track(backend.log({ id: job.id, token, line: capped(String(line), MAX_LOG_LINE), now: deps.clock.now() })).catch(deps.report);
+      // Sent again when the write fails (a connection blip), as acknowledgements are: the line was
+      // lost while the job's completion, retried, went through. A reply lost after the line was
+      // written makes it appear twice: a duplicate line is the lesser harm.
+      const entry = { id: job.id, token, line: capped(String(line), MAX_LOG_LINE), now: deps.clock.now() };
+      const write = (): Promise<unknown> => backend.log(entry);
+      track(deps.retry ? deps.retry.write(write) : write()).catch(deps.report);
     },
     artifacts: jobArtifacts(defaultArtifactStore, job.id),
   };

@@ -274,7 +274,7 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
       { registry: this.#deps.registry, clock: this.#deps.clock, maxResultBytes: this.#deps.maxResultBytes },
       running.claimed,
       running.control,
-      (signal) => makeJobContext(backend, running.claimed, signal, { clock: this.#deps.clock, writes: running.writes, report: (e) => this.#report(e) }),
+      (signal) => makeJobContext(backend, running.claimed, signal, { clock: this.#deps.clock, writes: running.writes, report: (e) => this.#report(e), retry: this.#ackRetry }),
     );
     // The handler is done: free its slot now, so the next claim overlaps this acknowledgement
     // (for a networked backend, a round trip saved per batch). The lease stays renewed until the

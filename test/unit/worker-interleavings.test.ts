@@ -273,6 +273,40 @@ describe("worker interleavings", () => {
     });
   }
 
+  it("a log line whose write fails (a connection blip) is sent again, and is in the job's history before its success", { timeout: 20_000 }, async () => {
+    const clock = new FakeClock();
+    const real = await openBackend("sqlite::memory:");
+    let logs = 0;
+    const backend = replacing(real, {
+      log: (request) => {
+        logs++;
+        return logs === 1 ? Promise.reject(new Error("Connection terminated unexpectedly")) : real.log(request);
+      },
+    });
+    const offload = new Offload({ backend, clock });
+    try {
+      const task = offload.task({ name: "talks", run: (_: null, ctx) => {
+        ctx.log("sent the invoice");
+        return "done";
+      } });
+      const worker = offload.worker({ poll: "60s" });
+      const errors: string[] = [];
+      worker.on("error", (e) => errors.push(e.message));
+      await worker.start();
+      const job = await task.enqueue(null);
+      await clock.sleeping(50); // the first pause of the resend schedule
+      clock.advance(50);
+      assert.equal(await job.result(), "done");
+      const lines = (await offload.jobs.events({ jobId: job.id, afterId: 0 })).filter((e) => e.type === "log").map((e) => e.data["line"]);
+      assert.deepEqual(lines, ["sent the invoice"]);
+      assert.equal(logs, 2);
+      assert.deepEqual(errors, ["Connection terminated unexpectedly"], "the failed try is reported");
+    } finally {
+      await offload.close({ grace: 0 });
+      await real.close();
+    }
+  });
+
   it("stop() returns while a heartbeat and a rescue sweep hang on a dead connection", { timeout: 20_000 }, async () => {
     const clock = new FakeClock();
     const real = await openBackend("sqlite::memory:");
