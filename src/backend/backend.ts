@@ -229,6 +229,12 @@ export interface Backend {
    * log line, a cancel) may be left out.
    */
   watch(listener: () => void, options?: WatchOptions): () => void;
+  /**
+   * Whether `error`, from a call of this backend, means the server could not be reached or did not
+   * answer (so a caller may try again later), rather than a refusal or a fault. For adapters
+   * without a server this is always false.
+   */
+  unavailable?(error: unknown): boolean;
   close(): Promise<void>;
   /** True from the moment close() is called: the backend is not to be used again (a wait stops there). */
   readonly closed: boolean;

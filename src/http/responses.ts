@@ -1,6 +1,6 @@
 // JSON responses at the HTTP edge. Every error is `{ error: { code, message } }` with a fixed,
 // short message: nothing from a stack, a query or a backend reaches the public.
-export type HttpErrorCode = "BAD_REQUEST" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "CONFLICT" | "INTERNAL";
+export type HttpErrorCode = "BAD_REQUEST" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "CONFLICT" | "INTERNAL" | "UNAVAILABLE";
 
 const NO_STORE = "no-store";
 
@@ -24,3 +24,10 @@ export const methodNotAllowed = (allow: string): Response => {
   return response;
 };
 export const internalError = (): Response => jsonError(500, "INTERNAL", "internal error");
+/** The job store could not be reached: worth asking again shortly (load balancers and clients honour Retry-After). */
+export const UNAVAILABLE_RETRY_AFTER_S = 2;
+export const unavailable = (): Response => {
+  const response = jsonError(503, "UNAVAILABLE", "job store unavailable, try again shortly");
+  response.headers.set("retry-after", String(UNAVAILABLE_RETRY_AFTER_S));
+  return response;
+};

@@ -4,14 +4,14 @@ import { Hono } from "hono";
 import type { Signer } from "../artifacts/signer.ts";
 import { isArtifactName } from "../artifacts/store.ts";
 import type { Offload } from "../client/offload.ts";
-import { JobNotFoundError } from "../core/errors.ts";
+import { BackendOpenError, JobNotFoundError } from "../core/errors.ts";
 import { isJobId } from "../core/ids.ts";
 import type { JobRecord } from "../core/job.ts";
 import { type Authorize, type JobAction, isAllowed } from "./access.ts";
 import { serveArtifact } from "./artifact-route.ts";
 import { type EventStreamDeps, jobEventStream, resumeAfter } from "./event-stream.ts";
 import type { PublicJob } from "./job-view.ts";
-import { badRequest, forbidden, internalError, json, jsonError, methodNotAllowed, notFound } from "./responses.ts";
+import { badRequest, forbidden, internalError, json, jsonError, methodNotAllowed, notFound, unavailable } from "./responses.ts";
 
 const SSE_HEADERS: Readonly<Record<string, string>> = { "content-type": "text/event-stream", "cache-control": "no-cache" };
 
@@ -54,9 +54,9 @@ export function jobRoutes(basePath: string, deps: RouteDeps): Hono {
     app.all(path, () => methodNotAllowed(allow));
   }
   app.notFound(() => notFound());
-  app.onError((error) => {
+  app.onError(async (error) => {
     deps.report(error);
-    return internalError();
+    return (await storeUnavailable(error, deps.offload)) ? unavailable() : internalError();
   });
   return app;
 }
@@ -85,4 +85,11 @@ async function cancel(job: JobRecord, deps: RouteDeps): Promise<Response> {
   if (after.state === "succeeded" || after.state === "failed") return jsonError(409, "CONFLICT", `job is already ${after.state}`);
   // An active job stops at its worker's next heartbeat: accepted, not done yet.
   return json(await deps.view(after), after.state === "cancelled" ? 200 : 202);
+}
+
+/** A backend that could not be opened, or a call its server did not answer: 503, not 500. */
+async function storeUnavailable(error: unknown, offload: Offload): Promise<boolean> {
+  if (error instanceof BackendOpenError) return true;
+  const backend = await offload.backend().catch(() => undefined);
+  return backend?.unavailable?.(error) === true;
 }

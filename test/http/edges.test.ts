@@ -9,6 +9,7 @@ import { LocalFolderStore } from "../../src/artifacts/index.ts";
 import type { ArtifactStore } from "../../src/artifacts/index.ts";
 import { createJobsHttp, type JobsHttp } from "../../src/http/index.ts";
 import { Offload } from "../../src/index.ts";
+import { freePort } from "../backends/redis-processes.ts";
 
 const SECRET = "edges-secret-0123456789abcdef";
 const dir = mkdtempSync(join(tmpdir(), "offload-edges-"));
@@ -179,4 +180,28 @@ describe("status codes", () => {
       assert.equal(await job.state(), "succeeded");
     }, { inline: true });
   });
+});
+
+describe("a job store that cannot be reached", () => {
+  // Dead ports: nothing listens there. A 503 with Retry-After tells a client or a load balancer
+  // to come back shortly; a 500 said the server was broken.
+  for (const [name, url] of [
+    ["redis", (port: number) => `redis://127.0.0.1:${port}?prefix=gone&replyTimeout=300ms`],
+    ["postgres", (port: number) => `postgres://postgres@127.0.0.1:${port}/test?replyTimeout=300ms`],
+  ] as const) {
+    it(`${name}: a read answers 503 with Retry-After, and nothing of the error`, { timeout: 20_000 }, async () => {
+      const offload = new Offload({ backend: url(await freePort()) });
+      const reported: unknown[] = [];
+      const http = createJobsHttp({ offload, secret: SECRET, onError: (error) => reported.push(error) });
+      try {
+        const response = await http.fetch(new Request("http://x/jobs/01890000-0000-7000-8000-000000000000"));
+        assert.equal(response.status, 503);
+        assert.equal(response.headers.get("retry-after"), "2");
+        assert.deepEqual(await response.json(), { error: { code: "UNAVAILABLE", message: "job store unavailable, try again shortly" } });
+        assert.equal(reported.length, 1, "the cause goes to onError, not to the client");
+      } finally {
+        await offload.close();
+      }
+    });
+  }
 });

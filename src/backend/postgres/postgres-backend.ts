@@ -332,6 +332,12 @@ export class PostgresBackend implements Backend {
     return this.#listener.subscribe(listener, options?.newWork === true);
   }
 
+  unavailable(error: unknown): boolean {
+    // resendable() takes any error without a SQLSTATE for pg's own ("Connection terminated"):
+    // a fault in code is not one of those.
+    return !(error instanceof TypeError || error instanceof RangeError) && resendable(error);
+  }
+
   get closed(): boolean {
     return this.#closed !== undefined;
   }

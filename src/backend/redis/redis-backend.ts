@@ -343,6 +343,10 @@ export class RedisBackend implements Backend {
     return this.#feed.subscribe(listener, options?.newWork === true);
   }
 
+  unavailable(error: unknown): boolean {
+    return resendable(error) || notSent(error);
+  }
+
   #closed = false;
 
   get closed(): boolean {
