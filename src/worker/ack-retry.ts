@@ -22,13 +22,14 @@ export class AckRetry {
     this.#hurry.abort();
   }
 
-  async write<T>(work: () => Promise<T>): Promise<T> {
+  /** `final` names failures that a repeat would meet again (a refusal, not a lost reply): thrown at once. */
+  async write<T>(work: () => Promise<T>, final: (error: unknown) => boolean = () => false): Promise<T> {
     for (let retry = 0; ; retry++) {
       try {
         return await work();
       } catch (error) {
         const pause = RESEND_DELAYS_MS[retry];
-        if (pause === undefined || this.#hurry.signal.aborted) throw error;
+        if (pause === undefined || this.#hurry.signal.aborted || final(error)) throw error;
         this.#retrying(error);
         // Cut short by hurry(): then the loop makes its last attempt at once.
         await this.#clock.sleep(pause, this.#hurry.signal).catch(() => {});

@@ -8,7 +8,7 @@ import type { JobContext } from "../client/task.ts";
 import { jobArtifacts } from "../artifacts/store.ts";
 import { LocalFolderStore } from "../artifacts/local-folder-store.ts";
 import { ProgressWriter } from "./progress-writer.ts";
-import { ConfigError } from "../core/errors.ts";
+import { ConfigError, OffloadError } from "../core/errors.ts";
 import { describe } from "../core/names.ts";
 
 // The default store for workers built without an Offload instance; Offload binds its own.
@@ -48,6 +48,7 @@ export function makeJobContext(
   // Made at the first report: most jobs report none, and this runs for every job claimed.
   // A failed progress write is reported once, as a failed log line is (collapsed calls share it).
   let progressWriter: ProgressWriter | undefined;
+  let logs: Promise<unknown> = Promise.resolve(); // the last log line's write: the next waits for it
   const writeProgress = async (progress: number, message: string | undefined): Promise<unknown> => {
     try {
       return await backend.progress({ id: job.id, token, progress, message, now: deps.clock.now() });
@@ -88,10 +89,15 @@ export function makeJobContext(
     log: (line) => {
       // Sent again when the write fails (a connection blip), as acknowledgements are: the line was
       // lost while the job's completion, retried, went through. A reply lost after the line was
-      // written makes it appear twice: a duplicate line is the lesser harm.
+      // written makes it appear twice: a duplicate line is the lesser harm. Lines go one after
+      // another, so one sent again never lands after a later one; a refusal (an Offload error,
+      // e.g. a server too old) is not sent again.
       const entry = { id: job.id, token, line: capped(String(line), MAX_LOG_LINE), now: deps.clock.now() };
       const write = (): Promise<unknown> => backend.log(entry);
-      track(deps.retry ? deps.retry.write(write) : write()).catch(deps.report);
+      const retry = deps.retry;
+      logs = logs.then(() => (retry ? retry.write(write, (error) => error instanceof OffloadError) : write()));
+      track(logs).catch(deps.report);
+      logs = logs.catch(() => {}); // the next line goes regardless
     },
     artifacts: jobArtifacts(defaultArtifactStore, job.id),
   };

@@ -90,7 +90,7 @@ describe("postgres: claim and due jobs", () => {
       await session.query(MODE_SETTINGS.generic);
       const sql = loadQueries(b.schema);
       const args: Record<string, string> = {
-        claim: `(ARRAY['a', 'b'], 50, 'w', ${T0 + 1_000}, ${T0}, 'c', true, 'base.')`,
+        claim: `(ARRAY['a', 'b'], 50, 'w', ${T0 + 1_000}, ${T0}, 'c', true, 'base.', '')`,
         complete: `(ARRAY['x'], ARRAY['t'], ARRAY['null'], ${T0}, 'c')`,
         heartbeat: `(ARRAY['x'], ARRAY['t'], ${T0})`,
         fail: `('x', 't', '{}', NULL, ${T0}, 'c')`,

@@ -6,9 +6,69 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import pg from "pg";
 import { Listener } from "../../src/backend/postgres/listener.ts";
-import { POSTGRES_URL } from "./postgres-helpers.ts";
+import { channelName } from "../../src/backend/postgres/queries.ts";
+import { T0, newJob } from "../conformance/fixtures.ts";
+import { POSTGRES_URL, openIsolated } from "./postgres-helpers.ts";
 
 describe("postgres: change notifications", () => {
+  it("a claim over one queue notifies as quiet, over several as work: it locked candidates it let go, which other claims skipped", async () => {
+    const b = await openIsolated();
+    const listening = new pg.Client({ connectionString: POSTGRES_URL });
+    await listening.connect();
+    try {
+      await listening.query(`LISTEN "${channelName(b.schema)}"`);
+      const payloads: string[] = [];
+      let heard = (): void => {};
+      listening.on("notification", (message) => {
+        payloads.push(message.payload ?? "");
+        heard();
+      });
+      let read = 0; // payloads taken so far: one may arrive before it is asked for
+      const next = async (): Promise<string> => {
+        while (payloads.length <= read) await new Promise<void>((resolve) => (heard = resolve));
+        return payloads[read++] ?? "";
+      };
+      await b.enqueue({ jobs: [newJob({ queue: "a" }), newJob({ queue: "a" }), newJob({ queue: "b" })], now: T0 });
+      const enqueued = await next();
+      const [origin] = enqueued.split(" ");
+      assert.ok(origin !== undefined && origin !== "", "the enqueue names its origin");
+      assert.equal(enqueued, origin, "an enqueue brings work");
+      await b.claim({ queues: ["a"], limit: 1, worker: "w", leaseMs: 10_000, now: T0 });
+      assert.equal(await next(), `${origin} quiet`);
+      await b.claim({ queues: ["a", "b"], limit: 1, worker: "w", leaseMs: 10_000, now: T0 });
+      assert.equal(await next(), origin);
+    } finally {
+      await listening.end();
+      await b.close();
+    }
+  });
+
+  it("a claim stopped on the server after its reply timeout tells every process to look again", { timeout: 30_000 }, async () => {
+    const b = await openIsolated();
+    const admin = new pg.Client({ connectionString: POSTGRES_URL });
+    const listening = new pg.Client({ connectionString: POSTGRES_URL });
+    await admin.connect();
+    await listening.connect();
+    try {
+      await b.enqueue({ jobs: [newJob({ queue: "q" })], now: T0 });
+      await listening.query(`LISTEN "${channelName(b.schema)}"`);
+      const payloads: string[] = [];
+      listening.on("notification", (message) => payloads.push(message.payload ?? ""));
+      await admin.query("BEGIN");
+      await admin.query(`LOCK TABLE "${b.schema}".events IN SHARE MODE`);
+      assert.deepEqual(await b.claim({ queues: ["q"], limit: 1, worker: "w", leaseMs: 3_000, now: T0 }), []);
+      await admin.query("COMMIT");
+      // A statement on the listening connection returns after every notification that came before it.
+      await listening.query("SELECT 1");
+      assert.deepEqual(payloads, [""], "one notification with no origin: everyone looks again, this process too");
+    } finally {
+      await admin.query("ROLLBACK").catch(() => {});
+      await admin.end();
+      await listening.end();
+      await b.close();
+    }
+  });
+
   it("the listener skips notifications from its own origin, and tells new work from quiet changes", async () => {
     const channel = `offload_listener_test_${process.pid}`;
     const listener = new Listener({ connectionString: POSTGRES_URL }, channel, 60_000, () => {}, "mine");

@@ -203,6 +203,10 @@ describe("postgres: transactional enqueue", () => {
     await client.query("BEGIN");
     await client.query("SAVEPOINT before_risk");
     await assert.rejects(client.query("SELECT 1/0"), /division by zero/);
+    // A BEGIN in a failed transaction fails too: still failed.
+    const begun = client.query("BEGIN");
+    await assert.rejects(confirm.enqueue({ order: 0 }, { tx: client }), (error: unknown) => error instanceof ConfigError && /failed: roll it back/.test(error.message));
+    await assert.rejects(begun, /current transaction is aborted/);
     const rolledBack = client.query("ROLLBACK TO SAVEPOINT before_risk");
     const kept = confirm.enqueue({ order: 1 }, { tx: client });
     await rolledBack;

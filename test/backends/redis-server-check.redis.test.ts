@@ -103,7 +103,7 @@ describe("redis: what the server must be", () => {
     }
   });
 
-  it("on a server too old, every call is refused with a ConfigError and nothing is written; a newer server after a reconnect is used", async () => {
+  it("on a server too old, calls are refused with a ConfigError once its version is known, and nothing is written; a newer server after a reconnect is used", async () => {
     const port = await freePort();
     await servers.start(port);
     const admin = new Redis({ port, lazyConnect: true });

@@ -266,7 +266,8 @@ export class OutboxRelay {
   /** Relays until `signal` aborts; the batch in flight is finished first. */
   async run(signal: AbortSignal): Promise<void> {
     const wakeup = new Wakeup();
-    const stop = this.#options.from.watch(() => wakeup.notify());
+    // Only changes that may bring jobs to relay: its own claims and completions are quiet.
+    const stop = this.#options.from.watch(() => wakeup.notify(), { newWork: true });
     try {
       while (!signal.aborted) {
         let moved = 0;

@@ -115,7 +115,14 @@ export class PostgresBackend implements Backend {
    * told now, before the notification comes back.
    */
   async #write(name: QueryName, values: unknown[]): Promise<Row[]> {
-    const rows = await this.#rows(name, [...values, this.#channel]);
+    let rows: Row[];
+    try {
+      rows = await this.#rows(name, [...values, this.#channel]);
+    } catch (error) {
+      // It may have landed, and its NOTIFY, from our origin, is skipped here: look again anyway.
+      if (resendable(error)) this.#listener.announce(!QUIET_STATEMENTS.has(name));
+      throw error;
+    }
     if (rows.length > 0) this.#listener.announce(!QUIET_STATEMENTS.has(name));
     return rows;
   }
@@ -132,14 +139,18 @@ export class PostgresBackend implements Backend {
     };
     // A batch whose reply was lost is sent again as it was (lost-replies.ts). Not inside the
     // caller's transaction above: an error there aborts the transaction, and the caller decides.
-    const results = await enqueueResending(request.jobs, request.now, {
-      send: (jobs) => enqueueJobs(run, this.#statements, jobs, request.now),
-      resendable: (error) => !this.closed && resendable(error),
-      duplicateId: (error) => isCode(error, UNIQUE_VIOLATION) && (error as { constraint?: unknown }).constraint === "jobs_pkey",
-      stored: async (ids) => new Set((await this.#rows("stored-ids", [ids])).map((r) => String(r["id"]))),
-    });
-    this.#listener.announce();
-    return results;
+    try {
+      return await enqueueResending(request.jobs, request.now, {
+        send: (jobs) => enqueueJobs(run, this.#statements, jobs, request.now),
+        resendable: (error) => !this.closed && resendable(error),
+        duplicateId: (error) => isCode(error, UNIQUE_VIOLATION) && (error as { constraint?: unknown }).constraint === "jobs_pkey",
+        stored: async (ids) => new Set((await this.#rows("stored-ids", [ids])).map((r) => String(r["id"]))),
+      });
+    } finally {
+      // Also when every resend failed: the batch may have landed, and its NOTIFY, from our own
+      // origin, is skipped here.
+      this.#listener.announce();
+    }
   }
 
   async claim(request: ClaimRequest): Promise<ClaimedJob[]> {
@@ -150,6 +161,7 @@ export class PostgresBackend implements Backend {
     // lost can be found again instead of waiting for their leases to run out (lost-replies.ts).
     const tokenBase = `${randomToken()}.`;
     const params = [queues, request.limit, request.worker, leaseUntil, request.now, this.#channel];
+    const suffix = queues.length > 1 ? "" : " quiet"; // claim.sql, $9
     const claimed = (rows: Row[]): ClaimedJob[] =>
       rows.filter((row) => row["id"] !== null).map((row) => ({ job: toJobRecord(row), token: String(row["lease_token"]) })).sort(claimOrder);
     // A claim never waits on a lock (SKIP LOCKED), so its reply is due within a third of the lease
@@ -166,21 +178,30 @@ export class PostgresBackend implements Backend {
     return claimRecovering({
       claim: async () => {
         try {
-          let rows = await this.#rows("claim", [...params, true, tokenBase], replyTimeoutMs);
+          let rows = await this.#rows("claim", [...params, true, tokenBase, suffix], replyTimeoutMs);
           if (rows[0]?.["due"] === true) {
             // Scheduled or retrying jobs are due, and claim.sql claimed nothing: stage them, then claim.
             await this.stageDue(request.now);
-            rows = await this.#rows("claim", [...params, false, tokenBase], replyTimeoutMs);
+            rows = await this.#rows("claim", [...params, false, tokenBase, suffix], replyTimeoutMs);
           }
-          return claimed(rows);
+          const jobs = claimed(rows);
+          // Quiet for this process's claim loops; its result waiters and event streams see `active`.
+          if (jobs.length > 0) this.#listener.announce(false);
+          return jobs;
         } catch (error) {
           stalled = serverPidOf(error);
           throw error;
         }
       },
       reclaim: async () => {
-        if (stalled !== undefined) await this.#ended(stalled, replyTimeoutMs);
-        stalled = undefined;
+        if (stalled !== undefined) {
+          await this.#ended(stalled, replyTimeoutMs);
+          stalled = undefined;
+          // Rolled back, it hid its rows from claims that skipped them meanwhile and came back
+          // short: they look again (so does this process).
+          await this.#rows("notify-work", [this.#channel]);
+          this.#listener.announce();
+        }
         return claimed(await this.#rows("reclaim", [leaseUntil, tokenBase]));
       },
       resendable: (error) => !this.closed && resendable(error),
@@ -195,7 +216,11 @@ export class PostgresBackend implements Backend {
    */
   async #ended(pid: number, withinMs: number): Promise<void> {
     const giveUpAt = performance.now() + withinMs;
-    for (let pause = 10; (await this.#rows("end-backend", [pid], withinMs)).length > 0; pause = Math.min(pause * 2, 200)) {
+    let started: unknown = null; // the process's start time, from the first answer
+    for (let pause = 10; ; pause = Math.min(pause * 2, 200)) {
+      const [row] = await this.#rows("end-backend", [pid, started], withinMs);
+      if (row === undefined) return;
+      started = row["backend_start"];
       if (performance.now() + pause > giveUpAt) throw new Error(`the server process of a claim given up on (pid ${pid}) has not ended yet`);
       await new Promise<void>((resolve) => setTimeout(resolve, pause));
     }

@@ -76,7 +76,7 @@ const PREPARES = /^\s*PREPARE\s+TRANSACTION\s/i;
  * statement leaves the status as it was (a statement that fails is not foreseen).
  */
 function statusAfter(text: string, status: string): string {
-  if (BEGINS.test(text)) return "T";
+  if (BEGINS.test(text)) return status === "E" ? "E" : "T"; // in a failed transaction, BEGIN fails too
   const ended = ENDS.exec(text);
   if (ended) return ended[2] !== undefined && ended[1] === undefined ? "T" : "I";
   if (TO_SAVEPOINT.test(text)) return status === "I" ? "I" : "T";

@@ -105,7 +105,14 @@ export class RedisBackend implements Backend {
 
   /** Runs a script that changes jobs, and tells this process's watchers. */
   readonly #write: Writer = async (name, now, args) => {
-    const reply = await this.#scripts.run(name, now, args);
+    let reply: unknown;
+    try {
+      reply = await this.#scripts.run(name, now, args);
+    } catch (error) {
+      // It may have run, and its message, from our origin, is skipped here: look again anyway.
+      if (resendable(error)) this.#feed.announce(!QUIET_SCRIPTS.has(name));
+      throw error;
+    }
     this.#feed.announce(!QUIET_SCRIPTS.has(name));
     return reply;
   };
@@ -164,7 +171,8 @@ export class RedisBackend implements Backend {
     // are found by its token base instead (lost-replies.ts).
     return claimRecovering({
       claim: async () => {
-        // Not announced to this process: its only interested party is the worker that claimed.
+        // Quiet for this process's claim loops (announced below); its result waiters and event
+        // streams see `active`.
         const reply = asArray(await this.#scripts.runBuffer("claim", request.now, args));
         const claimed: ClaimedJob[] = [];
         for (let i = 0; i + 1 < reply.length; i += 2) {
@@ -172,6 +180,7 @@ export class RedisBackend implements Backend {
           const job = claimedRecord(reply[i + 1], { token: leaseToken, leaseUntil, worker: request.worker, now: request.now });
           claimed.push({ job, token: leaseToken });
         }
+        if (claimed.length > 0) this.#feed.announce(false);
         return claimed.sort(claimOrder);
       },
       reclaim: () => this.#reclaim(request.now, leaseUntil, token),

@@ -38,12 +38,23 @@ export interface ServerCheckActions {
   readonly refuse: (error: ConfigError | undefined) => void;
 }
 
+/**
+ * Checks on each connection (and, on a Cluster, whenever a node joins: a replica promoted to
+ * master). Calls made before the first answer are not held: the commands an old server lacks
+ * come late in a script's life (a feed past its cap, a lost reply's recovery), so the refusal
+ * applies from that answer on.
+ */
 export function watchServer(client: Redis | Cluster, actions: ServerCheckActions): void {
   let warned = false;
   const check = (): void => {
     const servers: Array<Redis | Cluster> = client instanceof Cluster ? client.nodes("master") : [client];
-    void Promise.all(servers.map((server) => server.info().catch(() => ""))).then((infos) => {
-      actions.refuse(infos.map(versionProblem).find((problem) => problem !== undefined));
+    // A failed INFO (refused by a managed server, or the connection gone again) says nothing:
+    // it neither lifts a refusal nor makes one.
+    void Promise.all(servers.map((server) => server.info().catch(() => undefined))).then((replies) => {
+      const infos = replies.filter((info) => info !== undefined);
+      if (infos.length === 0) return;
+      const problem = infos.map(versionProblem).find((found) => found !== undefined);
+      if (problem !== undefined || infos.length === servers.length) actions.refuse(problem);
       const hazard = infos.map(evictionHazard).find((warning) => warning !== undefined);
       if (hazard !== undefined && !warned) {
         warned = true;
@@ -52,5 +63,6 @@ export function watchServer(client: Redis | Cluster, actions: ServerCheckActions
     });
   };
   client.on("ready", check);
+  if (client instanceof Cluster) client.on("+node", check);
   if (client.status === "ready") check();
 }

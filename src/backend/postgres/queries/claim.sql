@@ -14,7 +14,10 @@
 -- $1 queues text[], $2 limit int, $3 worker text, $4 lease_until bigint, $5 now bigint,
 -- $6 channel text (the schema's NOTIFY channel), $7 check_due boolean, $8 token base text (random,
 -- made by the caller for this claim: each lease token is the base and the job's id, so the jobs of
--- a claim whose reply was lost can be found again, reclaim.sql)
+-- a claim whose reply was lost can be found again, reclaim.sql), $9 notify suffix text: ' quiet' when
+-- the claim can hide no work from others, '' when it can (several queues: it locks up to $2
+-- candidates in each and lets the extras go at commit, and a claim that skipped them meanwhile
+-- came back short: it must look again)
 -- Returns the claimed rows in no particular order (the caller sorts), each with due = false; or
 -- one row of NULLs with due = true or false when nothing was claimed.
 WITH due AS MATERIALIZED (
@@ -44,7 +47,7 @@ WITH due AS MATERIALIZED (
   SELECT id, 'state', jsonb_build_object('state', 'active', 'attempt', attempt), $5::bigint FROM claimed ORDER BY id
   RETURNING job_id
 ), notified AS (
-  SELECT pg_notify($6::text, coalesce(current_setting('offload_notify.origin', true), '') || ' quiet') FROM logged LIMIT 1
+  SELECT pg_notify($6::text, coalesce(current_setting('offload_notify.origin', true), '') || $9::text) FROM logged LIMIT 1
 )
 SELECT c.*, d.pending AS due
   FROM due d LEFT JOIN (claimed c LEFT JOIN notified ON true) ON true;

@@ -1,9 +1,12 @@
 -- Stops the server process of a connection this backend gave up on (a claim past its reply
 -- timeout, still running there, and able to commit after a reclaim looked), if it is still there.
--- Only a process of this database and user: never anyone else's. Asked again until it answers no
--- row: the process has ended, and what its statement did is committed or rolled back for good.
--- $1 pid int
--- Returns one row while the process exists.
-SELECT pg_terminate_backend(pid) AS signalled
+-- Only a process of this database and user, and, from the second call on, the same process that
+-- the first call found (its start time): a pid used again by a new process is never touched.
+-- Asked again until it answers no row: the process has ended, and what its statement did is
+-- committed or rolled back for good.
+-- $1 pid int, $2 backend_start as text (NULL on the first call; text keeps its microseconds)
+-- Returns one row, with the process's start time, while the process exists.
+SELECT pg_terminate_backend(pid) AS signalled, backend_start::text AS backend_start
   FROM pg_stat_activity
- WHERE pid = $1::int AND datname = current_database() AND usename = current_user;
+ WHERE pid = $1::int AND datname = current_database() AND usename = current_user
+   AND ($2::text IS NULL OR backend_start::text = $2::text);
