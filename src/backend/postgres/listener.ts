@@ -6,7 +6,7 @@
 // directly, before the notification comes back. A LISTEN connection only receives, so one that
 // died without closing (a vanished host) would go unnoticed: each poll also asks it a trivial
 // query, and one unanswered within the reply timeout (the client's query_timeout) drops it.
-import { ChangeListeners } from "../change-listeners.ts";
+import { ChangeListeners, readChangeMessage } from "../change-listeners.ts";
 import pg from "pg";
 import { quoteIdent } from "./queries.ts";
 
@@ -120,11 +120,8 @@ export class Listener {
     client.on("error", onLost);
     client.on("end", () => onLost());
     client.on("notification", (message) => {
-      // "<origin>" or "<origin> quiet" (a change that brings nothing to claim); an older process
-      // sends "", which may be anything.
-      const [from = "", kind] = (message.payload ?? "").split(" ");
-      if (this.#origin !== "" && from === this.#origin) return;
-      this.announce(kind !== "quiet");
+      const change = readChangeMessage(message.payload ?? "", this.#origin);
+      if (change) this.announce(change.newWork);
     });
     try {
       await client.connect();

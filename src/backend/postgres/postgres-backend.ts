@@ -12,6 +12,7 @@ import type {
 } from "../backend.ts";
 import { randomToken } from "../../core/ids.ts";
 import { countsFromRows } from "../decode.ts";
+import { QUIET_OPERATIONS } from "../change-listeners.ts";
 import { distinctLeases, leaseKey } from "../lease-batch.ts";
 import { claimRecovering, enqueueResending } from "../lost-replies.ts";
 import { type PostgresOptions, connectionSettings, resendable } from "./connection.ts";
@@ -33,9 +34,6 @@ export type { PostgresOptions };
 const PREPARED: ReadonlySet<QueryName> = new Set(["claim", "complete", "heartbeat", "enqueue", "enqueue-keyed", "get-job", "fail", "next-due"]);
 const PRUNE_BATCH = 5_000;
 const UNIQUE_VIOLATION = "23505";
-
-/** Writes that bring nothing to claim: their NOTIFY says " quiet" (the queries), and so does our own announce. */
-const QUIET_STATEMENTS: ReadonlySet<QueryName> = new Set(["claim", "complete", "progress", "log", "acknowledge-cancel", "cancel"]);
 
 export class PostgresBackend implements Backend {
   readonly name = "postgres";
@@ -120,10 +118,10 @@ export class PostgresBackend implements Backend {
       rows = await this.#rows(name, [...values, this.#channel]);
     } catch (error) {
       // It may have landed, and its NOTIFY, from our origin, is skipped here: look again anyway.
-      if (resendable(error)) this.#listener.announce(!QUIET_STATEMENTS.has(name));
+      if (resendable(error)) this.#listener.announce(!QUIET_OPERATIONS.has(name));
       throw error;
     }
-    if (rows.length > 0) this.#listener.announce(!QUIET_STATEMENTS.has(name));
+    if (rows.length > 0) this.#listener.announce(!QUIET_OPERATIONS.has(name));
     return rows;
   }
 

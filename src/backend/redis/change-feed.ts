@@ -5,7 +5,7 @@
 // messages published while the connection was down are lost. A subscribed connection only
 // receives, so a dead one would go unnoticed: it is pinged, and made again when the ping goes
 // unanswered.
-import { ChangeListeners } from "../change-listeners.ts";
+import { ChangeListeners, readChangeMessage } from "../change-listeners.ts";
 import { Cluster, type Redis } from "ioredis";
 import { closeClient } from "./connection.ts";
 
@@ -58,9 +58,8 @@ export class ChangeFeed {
     const subscriber = this.#makeSubscriber();
     this.#subscriber = subscriber;
     subscriber.on("message", (_channel: string, message: string) => {
-      // "<origin>", or "<origin> quiet" for a change that brings nothing to claim (lib.lua).
-      const [origin, kind] = message.split(" ");
-      if (origin !== this.#origin) this.announce(kind !== "quiet");
+      const change = readChangeMessage(message, this.#origin); // published by lib.lua's flush
+      if (change) this.announce(change.newWork);
     });
     subscriber.on("ready", () => {
       subscriber.subscribe(this.#channel).then(() => this.announce(), (error: unknown) => {

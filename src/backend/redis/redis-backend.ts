@@ -19,6 +19,7 @@ import type {
   QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus, WatchOptions,
 } from "../backend.ts";
 import { ChangeFeed } from "./change-feed.ts";
+import { QUIET_OPERATIONS } from "../change-listeners.ts";
 import { watchServer } from "./server-check.ts";
 import { claimRecovering, enqueueResending } from "../lost-replies.ts";
 import { DEFAULT_REPLY_TIMEOUT_MS, closeClient, createClient, notSent, parseRedisUrl, resendable } from "./connection.ts";
@@ -47,9 +48,6 @@ const PREFIX = /^[A-Za-z0-9_.:-]{1,100}$/;
 const CHUNK = 1_000;
 /** enqueue.lua's error reply when a job id of the batch exists: nothing of the batch was written. */
 const DUPLICATE_ID = "OFFLOAD_DUPLICATE_ID";
-
-/** Scripts that bring nothing to claim: they publish " quiet" (lib.lua), and so does our own announce. */
-const QUIET_SCRIPTS: ReadonlySet<ScriptName> = new Set(["claim", "complete", "progress", "log", "acknowledge-cancel", "cancel"]);
 
 type Writer = (name: ScriptName, now: number, args: readonly Arg[]) => Promise<unknown>;
 
@@ -110,10 +108,10 @@ export class RedisBackend implements Backend {
       reply = await this.#scripts.run(name, now, args);
     } catch (error) {
       // It may have run, and its message, from our origin, is skipped here: look again anyway.
-      if (resendable(error)) this.#feed.announce(!QUIET_SCRIPTS.has(name));
+      if (resendable(error)) this.#feed.announce(!QUIET_OPERATIONS.has(name));
       throw error;
     }
-    this.#feed.announce(!QUIET_SCRIPTS.has(name));
+    this.#feed.announce(!QUIET_OPERATIONS.has(name));
     return reply;
   };
 
