@@ -198,34 +198,36 @@ describe("postgres: transactional enqueue", () => {
   it("transaction control still in flight is read as PostgreSQL runs it: ROLLBACK TO a savepoint, COMMIT WORK, AND CHAIN", () => withFixture(async ({ offload, client }) => {
     const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => p.order });
     const stored = async (): Promise<number[]> => (await offload.jobs.list()).map((j) => (j.payload as { order: number }).order).sort((a, b) => a - b);
+    // An enqueue made while `statement` is still in flight on the client (sent first: pg runs it first).
+    const behind = (statement: string, order: number): { sent: Promise<unknown>; enqueued: Promise<unknown> } =>
+      ({ sent: client.query(statement), enqueued: confirm.enqueue({ order }, { tx: client }) });
+    const refused = (pattern: RegExp) => (error: unknown): boolean => error instanceof ConfigError && pattern.test(error.message);
     // A failed statement, then a rollback to the savepoint before it, not yet answered: the
     // transaction is usable again by the time the enqueue runs, and the job commits with it.
     await client.query("BEGIN");
     await client.query("SAVEPOINT before_risk");
     await assert.rejects(client.query("SELECT 1/0"), /division by zero/);
     // A BEGIN in a failed transaction fails too: still failed.
-    const begun = client.query("BEGIN");
-    await assert.rejects(confirm.enqueue({ order: 0 }, { tx: client }), (error: unknown) => error instanceof ConfigError && /failed: roll it back/.test(error.message));
-    await assert.rejects(begun, /current transaction is aborted/);
-    const rolledBack = client.query("ROLLBACK TO SAVEPOINT before_risk");
-    const kept = confirm.enqueue({ order: 1 }, { tx: client });
-    await rolledBack;
-    await kept;
+    const begun = behind("BEGIN", 0);
+    await assert.rejects(begun.enqueued, refused(/failed: roll it back/));
+    await assert.rejects(begun.sent, /current transaction is aborted/);
+    const rolledBack = behind("ROLLBACK TO SAVEPOINT before_risk", 1);
+    await rolledBack.sent;
+    await rolledBack.enqueued;
     await client.query("COMMIT");
     assert.deepEqual(await stored(), [1], "the job joined the transaction, which committed");
     // COMMIT WORK (and END TRANSACTION) in flight end the transaction: the job would commit on its own.
     for (const ending of ["COMMIT WORK", "END TRANSACTION", "ROLLBACK TRANSACTION AND NO CHAIN"]) {
       await client.query("BEGIN");
-      const ended = client.query(ending);
-      await assert.rejects(confirm.enqueue({ order: 2 }, { tx: client }), (error: unknown) => error instanceof ConfigError && /outside a transaction/.test(error.message), ending);
-      await ended;
+      const ended = behind(ending, 2);
+      await assert.rejects(ended.enqueued, refused(/outside a transaction/), ending);
+      await ended.sent;
     }
     // AND CHAIN opens the next transaction at once: the job goes with that one.
     await client.query("BEGIN");
-    const chained = client.query("COMMIT AND CHAIN");
-    const next = confirm.enqueue({ order: 3 }, { tx: client });
-    await chained;
-    await next;
+    const chained = behind("COMMIT AND CHAIN", 3);
+    await chained.sent;
+    await chained.enqueued;
     await client.query("ROLLBACK");
     assert.deepEqual(await stored(), [1], "rolled back with the chained transaction");
   }));
