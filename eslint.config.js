@@ -2,7 +2,7 @@
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/**", "node_modules/**", "**/*.js", "**/*.mjs", "**/*.cjs"] },
+  { ignores: ["dist/**", "node_modules/**", "test/.generated/**", "**/*.js", "**/*.mjs", "**/*.cjs"] },
   {
     files: ["**/*.ts"],
     extends: [tseslint.configs.base],

@@ -1,8 +1,12 @@
 // The ORM adapters that docs/postgres.md shows for transactional enqueue, run as written against
-// the real server: with Kysely and with Drizzle, a job exists exactly when the ORM's transaction
-// commits. (Prisma's snippet is not run: its query engine is a binary download this CI cannot do.)
+// the real server: with Kysely, Drizzle and Prisma, a job exists exactly when the ORM's
+// transaction commits.
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { createRequire } from "node:module";
 import { describe, it } from "node:test";
+import { promisify } from "node:util";
+import { PrismaPg } from "@prisma/adapter-pg";
 import { type SQL, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/node-postgres";
 import { CamelCasePlugin, CompiledQuery, Kysely, PostgresDialect } from "kysely";
@@ -50,6 +54,43 @@ function drizzleTx(tx: { execute: (query: SQL) => Promise<unknown> }): { query(t
   };
 }
 
+/** What the test uses of the Prisma client generated from prisma/schema.prisma. */
+interface PrismaTx {
+  readonly order: {
+    create(args: { data: { note: string } }): Promise<{ id: number }>;
+    findMany(): Promise<{ note: string }[]>;
+  };
+  $queryRawUnsafe(text: string, ...values: unknown[]): Promise<unknown>;
+}
+interface PrismaClientLike {
+  readonly order: PrismaTx["order"];
+  $transaction<T>(body: (tx: PrismaTx) => Promise<T>): Promise<T>;
+  $disconnect(): Promise<void>;
+}
+type PrismaClientClass = new (options: { adapter: PrismaPg }) => PrismaClientLike;
+
+/**
+ * Generates the Prisma client for prisma/schema.prisma into test/.generated/prisma, as an app does
+ * with `prisma generate`, and loads it. Prisma 7 runs queries in the process (no engine binary),
+ * but its CLI still looks for the schema engine, a binary it would download, before it generates;
+ * generate never runs it, so any existing file will do.
+ */
+async function loadPrismaClient(): Promise<PrismaClientClass> {
+  const cli = createRequire(import.meta.url).resolve("prisma/build/index.js");
+  const schema = new URL("./prisma/schema.prisma", import.meta.url).pathname;
+  await promisify(execFile)(process.execPath, [cli, "generate", "--schema", schema], {
+    env: { ...process.env, PRISMA_SCHEMA_ENGINE_BINARY: process.execPath, PRISMA_HIDE_UPDATE_MESSAGE: "1", CHECKPOINT_DISABLE: "1" },
+  });
+  const generated = new URL("../.generated/prisma/client.ts", import.meta.url).href;
+  const loaded = (await import(generated)) as { PrismaClient: PrismaClientClass };
+  return loaded.PrismaClient;
+}
+
+/** The Prisma adapter of docs/postgres.md, as printed there. */
+function prismaTx(tx: PrismaTx): { query(text: string, values?: unknown[]): Promise<unknown> } {
+  return { query: (text: string, values: unknown[] = []) => tx.$queryRawUnsafe(text, ...values) };
+}
+
 describe("postgres: transactional enqueue through ORMs (the docs' adapters)", () => {
   it("Kysely: commit → the job runs; rollback → no job, ever", () => withFixture(async ({ schema, offload, pool }) => {
     const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => ({ confirmed: p.order }) });
@@ -89,5 +130,36 @@ describe("postgres: transactional enqueue through ORMs (the docs' adapters)", ()
       throw new Rollback();
     }), Rollback);
     await onlyTheCommittedJobRuns(offload, committed, rolledBack);
+  }));
+
+  it("Prisma: commit → the job runs; rollback → no job, ever", () => withFixture(async ({ schema, offload }) => {
+    const PrismaClient = await loadPrismaClient();
+    const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => ({ confirmed: p.order }) });
+    const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: POSTGRES_URL, max: 2 }, { schema }) });
+    try {
+      const enqueueIn = (tx: PrismaTx, order: number, key?: string) =>
+        // A keyed job waits an hour: the worker below must not finish it and free its key.
+        confirm.enqueue({ order }, { tx: prismaTx(tx), ...(key === undefined ? {} : { key, delay: "1h" }) });
+      const committed = await prisma.$transaction(async (tx) => {
+        await tx.order.create({ data: { note: "kept" } });
+        return enqueueIn(tx, 1);
+      });
+      let rolledBack = "";
+      await assert.rejects(prisma.$transaction(async (tx) => {
+        await tx.order.create({ data: { note: "rolled back" } });
+        rolledBack = (await enqueueIn(tx, 2)).id;
+        throw new Rollback();
+      }), Rollback);
+      await onlyTheCommittedJobRuns(offload, committed, rolledBack);
+      assert.deepEqual((await prisma.order.findMany()).map((o) => o.note), ["kept"], "the app's row went with its job");
+      // A keyed enqueue that meets the key's holder reads the holder's row back through Prisma,
+      // whose raw rows carry bigints as BigInt.
+      const holder = await prisma.$transaction((tx) => enqueueIn(tx, 3, "order-3"));
+      const again = await prisma.$transaction((tx) => enqueueIn(tx, 3, "order-3"));
+      assert.equal(again.id, holder.id, "the key's holder, not a second job");
+      assert.equal((await offload.jobs.find(holder.id))?.state, "scheduled");
+    } finally {
+      await prisma.$disconnect();
+    }
   }));
 });
