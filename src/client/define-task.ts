@@ -112,7 +112,8 @@ export function defineTask(
     if (tx != null && !inline && !backend.capabilities.transactionalEnqueue && backend.capabilities.sharedAcrossProcesses) {
       throw new ConfigError(`enqueue({ tx }): the ${backend.name} backend cannot join your transaction, and the job would be stored at once whatever the transaction does; enqueue into PostgreSQL inside the transaction (the outbox relay then moves jobs to this backend: docs/postgres.md), or leave tx out`);
     }
-    const results = await backend.enqueue({ jobs, now: offload.clock.now(), tx });
+    // null is no transaction, as undefined is (docs/decisions.md): backends test for undefined.
+    const results = await backend.enqueue({ jobs, now: offload.clock.now(), tx: tx ?? undefined });
     if (inline) {
       for (const r of results) if (r.created) await inline.runToEnd(r.job.id);
     }

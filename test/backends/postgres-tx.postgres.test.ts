@@ -130,6 +130,14 @@ describe("postgres: transactional enqueue", () => {
     assert.equal((await offload.jobs.list()).length, 0, "nothing of the refused batch was written");
   }));
 
+  it("tx: null is no transaction, as undefined is: the job is stored at once", () => withFixture(async ({ offload }) => {
+    const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => p.order });
+    const one = await confirm.enqueue({ order: 1 }, { tx: null });
+    const many = await confirm.enqueueMany([{ order: 2 }], { tx: null });
+    const perJob = await confirm.enqueueMany([{ order: 3 }], () => ({ tx: null }));
+    for (const h of [one, ...many, ...perJob]) assert.equal(await h.state(), "queued");
+  }));
+
   it("a pg Pool given as tx is refused: it is no transaction, and the job would commit at once", () => withFixture(async ({ offload }) => {
     const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => p.order });
     const pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 1 });

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { makeApp } from "../process/fixtures/app.ts";
 
 const CLI = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
 const APP = fileURLToPath(new URL("../process/fixtures/app.ts", import.meta.url));
@@ -71,7 +72,24 @@ describe("offload worker", () => {
     // A queue no task uses is refused only after the app was loaded and its tasks were read.
     const r = offload(url, "worker", fixture("cjs-default-app.cjs"), "--queues", "typo");
     assert.equal(r.code, 2, r.err);
-    assert.match(r.err, /unknown queue typo: no task of .* uses it \(known: work\)/);
+    assert.match(r.err, /unknown queue typo: no task of .* uses it and no job was sent to it \(known: work; queues with jobs: none\)/);
+  });
+
+  it("works a queue that no task declares once jobs were sent to it (enqueue with a queue override)", async () => {
+    const own = `sqlite://${join(dir, "override.db")}`;
+    const app = makeApp(own);
+    try {
+      const job = await app.count.enqueue({ n: 7 }, { queue: "urgent" });
+      const worker = await runningWorker(own, ["--queues", "urgent"]);
+      try {
+        assert.equal(await job.result({ timeout: "10s" }), 7);
+      } finally {
+        const { code, output } = await worker.stop("SIGTERM");
+        assert.equal(code, 0, output);
+      }
+    } finally {
+      await app.offload.close();
+    }
   });
 
   it("refuses an app exporting two Offload instances, neither default nor `offload`, instead of guessing", () => {

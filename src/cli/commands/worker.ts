@@ -65,9 +65,15 @@ export function registerWorker(program: Command): void {
       const queues = flags.queues === undefined ? known : splitList(flags.queues);
       // An empty list would fall back to every queue: the opposite of what was asked.
       if (queues.length === 0) throw new ConfigError(`--queues names no queue, got ${JSON.stringify(flags.queues)}`);
-      const unknown = queues.filter((q) => !known.includes(q));
-      if (unknown.length > 0) {
-        throw new ConfigError(`unknown queue ${unknown.join(", ")}: no task of ${appModule} uses it (known: ${known.join(", ") || "none"})`);
+      // A typo would start a worker that never does anything: refused. A queue that no task
+      // declares but that jobs were sent to (`enqueue(p, { queue })`) is no typo.
+      const undeclared = queues.filter((q) => !known.includes(q));
+      if (undeclared.length > 0) {
+        const withJobs = (await offload.jobs.counts()).map((c) => c.queue);
+        const unknown = undeclared.filter((q) => !withJobs.includes(q));
+        if (unknown.length > 0) {
+          throw new ConfigError(`unknown queue ${unknown.join(", ")}: no task of ${appModule} uses it and no job was sent to it (known: ${known.join(", ") || "none"}; queues with jobs: ${withJobs.join(", ") || "none"})`);
+        }
       }
       const worker = offload.worker({
         queues,
