@@ -11,7 +11,7 @@
 import { Signer } from "../artifacts/signer.ts";
 import type { Offload } from "../client/offload.ts";
 import type { Clock } from "../core/clock.ts";
-import { type Duration, toMs } from "../core/duration.ts";
+import { type Duration, positiveMs } from "../core/duration.ts";
 import type { JobRecord } from "../core/job.ts";
 import { type Authorize, createJobToken } from "./access.ts";
 import { signedArtifactPath } from "./artifact-route.ts";
@@ -71,23 +71,23 @@ export function createJobsHttp(options: JobsHttpOptions): JobsHttp {
   const { offload } = options;
   const basePath = normalizeBase(options.basePath ?? "/jobs");
   const signer = new Signer(options.secret, options.clock ?? offload.clock);
-  const tokenTtlMs = toMs(options.tokenTtl ?? "1h", "tokenTtl");
-  const urlTtlMs = toMs(options.urlTtl ?? "15m", "urlTtl");
+  const tokenTtlMs = positiveMs(options.tokenTtl ?? "1h", "tokenTtl");
+  const urlTtlMs = positiveMs(options.urlTtl ?? "15m", "urlTtl");
   const tracker = new StreamTracker();
   const report = options.onError ?? ((error: unknown) => console.error("offload/http:", error));
 
   const artifactUrl = (jobId: string, name: string): string => signedArtifactPath(signer, basePath, jobId, name, urlTtlMs);
   const view = async (job: JobRecord): Promise<PublicJob> => publicJob(job, await offload.artifacts.list(job.id), { basePath, artifactUrl });
   const tokenFor = (jobId: string, o: { ttl?: Duration; cancel?: boolean } = {}): string =>
-    createJobToken(signer, jobId, { ttlMs: o.ttl === undefined ? tokenTtlMs : toMs(o.ttl, "ttl"), cancel: o.cancel ?? false });
+    createJobToken(signer, jobId, { ttlMs: o.ttl === undefined ? tokenTtlMs : positiveMs(o.ttl, "ttl"), cancel: o.cancel ?? false });
 
   const app = jobRoutes(basePath, {
     offload, signer, authorize: options.authorize, view, report,
     stream: {
       jobs: offload.jobs, view, tracker, report,
       subscribe: (listener) => offload.jobs.watch(listener),
-      pollMs: toMs(options.pollInterval ?? "1s", "pollInterval"),
-      keepAliveMs: toMs(options.keepAlive ?? "15s", "keepAlive"),
+      pollMs: positiveMs(options.pollInterval ?? "1s", "pollInterval"),
+      keepAliveMs: positiveMs(options.keepAlive ?? "15s", "keepAlive"),
     },
   });
 

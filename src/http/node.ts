@@ -4,10 +4,15 @@
 // Express strips its mount path from req.url; req.originalUrl keeps it, and the handlers route
 // on the full path.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { Readable } from "node:stream";
 
 /** Methods the fetch standard forbids in a Request. */
 const FORBIDDEN_METHODS: ReadonlySet<string> = new Set(["CONNECT", "TRACE", "TRACK"]);
+/**
+ * Headers about the connection, not the response (RFC 9110 §7.6.1): node frames the response for
+ * the connection it has. Copied from a Web Response, `transfer-encoding: chunked` went to HTTP/1.0
+ * clients (nginx's proxy_pass by default), which cannot read chunks.
+ */
+const HOP_BY_HOP: ReadonlySet<string> = new Set(["connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"]);
 
 type FetchHandler = (request: Request) => Promise<Response> | Response;
 /** A plain node request listener: errors are answered (or the socket closed), never thrown. */
@@ -65,17 +70,44 @@ function toRequest(req: IncomingMessage, signal: AbortSignal): Request {
   const hasBody = method !== "GET" && method !== "HEAD" && !req.readableEnded;
   const init: RequestInit & { duplex?: "half" } = { method, headers, signal };
   if (hasBody) {
-    init.body = Readable.toWeb(req) as ReadableStream<Uint8Array>;
+    init.body = lazyBody(req);
     init.duplex = "half";
   }
   return new Request(new URL(path, `${protocol}://${host}`), init);
+}
+
+/**
+ * The request body, read from `req` only when the handler reads it. A body the handler leaves
+ * unread (POST cancel has none to read) stays with node:http, which discards it once the response
+ * is sent, so a keep-alive connection can carry the next request. (Readable.toWeb read it at once
+ * into a queue, then paused the socket when the queue was full: the next request on that
+ * connection was never answered.)
+ */
+function lazyBody(req: IncomingMessage): ReadableStream<Uint8Array> {
+  let chunks: AsyncIterator<unknown> | undefined;
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        chunks ??= req.iterator({ destroyOnReturn: false });
+        const { value, done } = await chunks.next();
+        if (done) controller.close();
+        else controller.enqueue(value instanceof Uint8Array ? value : new TextEncoder().encode(String(value)));
+      },
+      async cancel() {
+        // A handler that stops reading half way: discard the rest, keep the connection.
+        await chunks?.return?.();
+        req.resume();
+      },
+    },
+    { highWaterMark: 0 }, // no read ahead: nothing is taken from req before the handler asks
+  );
 }
 
 /** Writes a Web Response to a node response, streaming its body with backpressure. */
 export async function sendResponse(res: ServerResponse, response: Response, signal?: AbortSignal): Promise<void> {
   const headers: Record<string, string | string[]> = {};
   response.headers.forEach((value, name) => {
-    if (name !== "set-cookie") headers[name] = value;
+    if (name !== "set-cookie" && !HOP_BY_HOP.has(name)) headers[name] = value;
   });
   const cookies = response.headers.getSetCookie();
   if (cookies.length > 0) headers["set-cookie"] = cookies;

@@ -2,7 +2,7 @@
 // clients that leave before the response is ready.
 import assert from "node:assert/strict";
 import { type IncomingMessage, type Server, type ServerResponse, createServer, request as httpRequest } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, connect } from "node:net";
 import { Writable } from "node:stream";
 import { describe, it } from "node:test";
 import { sendResponse, toNodeListener } from "../../src/http/index.ts";
@@ -18,6 +18,27 @@ async function listen(handler: Handler): Promise<{ server: Server; port: number 
 function close(server: Server): Promise<void> {
   server.closeAllConnections();
   return new Promise((resolve) => server.close(() => resolve()));
+}
+
+/**
+ * Writes `raw` on one new connection and collects what comes back until `enough(text)` holds
+ * (the test's timeout bounds a wait for an answer that never comes).
+ */
+function exchange(port: number, raw: readonly (string | Buffer)[], enough: (text: string) => boolean): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1");
+    let text = "";
+    socket.on("data", (d: Buffer) => {
+      text += d.toString("latin1");
+      if (enough(text)) {
+        socket.destroy();
+        resolve(text);
+      }
+    });
+    socket.on("error", reject);
+    socket.on("close", () => resolve(text));
+    for (const part of raw) socket.write(part);
+  });
 }
 
 /** One raw request with node's client, which (unlike fetch) sends what it is told to. */
@@ -105,5 +126,48 @@ describe("toNodeListener", () => {
     await sendResponse(res as unknown as ServerResponse, new Response(body));
     assert.equal(chunks, 31);
     assert.ok(mostCloseListeners <= 2, `${mostCloseListeners} close listeners at once`);
+  });
+
+  it("a request body the handler leaves unread does not stall the next request on the connection; a read body arrives whole", { timeout: 10_000 }, async () => {
+    const { server, port } = await listen(async (request) => {
+      const path = new URL(request.url).pathname;
+      if (path === "/echo") return new Response(String((await request.arrayBuffer()).byteLength));
+      return new Response("ignored"); // the body, a megabyte, is never read
+    });
+    try {
+      const big = Buffer.alloc(1_000_000, 97);
+      const statusLines = (text: string): string[] => [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1] ?? "");
+      const text = await exchange(port, [
+        `POST /ignore HTTP/1.1\r\nHost: x\r\nContent-Length: ${big.length}\r\n\r\n`, big,
+        `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: ${big.length}\r\n\r\n`, big,
+        "GET /last HTTP/1.1\r\nHost: x\r\n\r\n",
+      ], (t) => statusLines(t).length === 3 && t.endsWith("\r\n0\r\n\r\n"));
+      assert.deepEqual(statusLines(text), ["200", "200", "200"], text.slice(0, 500));
+      assert.match(text, /\r\n1000000\r\n/, "the read body arrived whole");
+    } finally {
+      await close(server);
+    }
+  });
+
+  it("frames a streamed response for the client's HTTP version: no chunked encoding to HTTP/1.0", async () => {
+    const { server, port } = await listen(async () => {
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode("data: one\n\n"));
+          controller.close();
+        },
+      });
+      // As Hono's streamSSE sets them: about the connection, not the response.
+      return new Response(body, { headers: { "content-type": "text/event-stream", "transfer-encoding": "chunked", connection: "keep-alive" } });
+    });
+    try {
+      const text = await exchange(port, ["GET /events HTTP/1.0\r\nHost: x\r\n\r\n"], () => false);
+      const [head = "", body] = text.split("\r\n\r\n");
+      assert.doesNotMatch(head, /transfer-encoding/i);
+      assert.doesNotMatch(head, /keep-alive/i);
+      assert.equal(body, "data: one\n\n", "the body as written, without chunk sizes");
+    } finally {
+      await close(server);
+    }
   });
 });

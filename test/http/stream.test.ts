@@ -1,5 +1,6 @@
-// SSE details that need no second process: keep-alive comments on a quiet stream, and
-// ?lastEventId= for a first connection (EventSource cannot send the header until it reconnects).
+// SSE details that need no second process: keep-alive comments on a quiet stream, ?lastEventId=
+// for a first connection (EventSource cannot send the header until it reconnects), when a stream
+// ends, and the options' limits.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -7,7 +8,8 @@ import { join } from "node:path";
 import { after, it } from "node:test";
 import { LocalFolderStore } from "../../src/artifacts/index.ts";
 import { createJobsHttp } from "../../src/http/index.ts";
-import { Offload } from "../../src/index.ts";
+import { ConfigError, Offload } from "../../src/index.ts";
+import { drain } from "../../src/testing/index.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "offload-stream-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -57,6 +59,81 @@ it("a quiet stream gets keep-alive comments; ?lastEventId= resumes a first conne
     assert.doesNotMatch(later, /"state":"scheduled"/);
     assert.match(later, /event: result\ndata: \{[^\n]*"state":"cancelled"/);
     await http.streams.idle();
+  } finally {
+    await offload.close();
+  }
+});
+
+it("a retried job's stream does not end at its old failure: it follows the rerun to its result", async () => {
+  const offload = new Offload({ backend: "sqlite::memory:", artifacts: new LocalFolderStore(dir) });
+  try {
+    const http = createJobsHttp({ offload, secret: "stream-secret-0123456789", keepAlive: "50ms" });
+    let runs = 0;
+    const flaky = offload.task({ name: "flaky", retry: { attempts: 1 }, run: () => {
+      runs += 1;
+      if (runs === 1) throw new Error("first run fails");
+      return { runs };
+    } });
+    const job = await flaky.enqueue(null);
+    await drain(offload);
+    assert.equal(await job.state(), "failed");
+    await offload.jobs.retry(job.id);
+
+    // The feed holds `failed` and then `queued`: the stream must go on after both.
+    const response = await http.fetch(new Request(`http://x/jobs/${job.id}/events`));
+    const reader = response.body!.getReader();
+    const before = await readText(reader, /: keep-alive\n\n|event: result\n/);
+    assert.match(before, /"state":"failed"[\s\S]*"state":"queued"/);
+    assert.doesNotMatch(before, /event: result/, "no result while the job waits to run again");
+    await drain(offload);
+    const rest = await readText(reader, /event: result\n[^\n]*\n/);
+    await reader.cancel();
+    assert.match(rest, /event: result\ndata: \{[^\n]*"state":"succeeded"/);
+    await http.streams.idle();
+  } finally {
+    await offload.close();
+  }
+});
+
+it("a stream ends by its look at the job when the feed has nothing more for it, however busy the backend", { timeout: 10_000 }, async () => {
+  const offload = new Offload({ backend: "sqlite::memory:", artifacts: new LocalFolderStore(dir) });
+  const traffic = offload.task({ name: "traffic", run: () => null });
+  let busy = true;
+  // Other jobs' changes wake every stream far more often than its pollInterval.
+  const load = (async () => {
+    while (busy) {
+      await traffic.enqueue(null);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  })();
+  try {
+    const http = createJobsHttp({ offload, secret: "stream-secret-0123456789", pollInterval: "100ms" });
+    const task = offload.task({ name: "later", run: () => 1 });
+    const job = await task.enqueue(null, { delay: "1h" });
+    // Resumed past every event of this job: only the look at the job itself can end the stream.
+    const response = await http.fetch(new Request(`http://x/jobs/${job.id}/events`, { headers: { "last-event-id": "999999999" } }));
+    const reader = response.body!.getReader();
+    assert.match(await readText(reader, /retry: \d+\n\n/), /retry:/, "the stream is open");
+    await job.cancel();
+    const text = await readText(reader, /event: result\n[^\n]*\n/);
+    await reader.cancel();
+    assert.match(text, /event: result\ndata: \{[^\n]*"state":"cancelled"/);
+    assert.doesNotMatch(text, /event: state/, "nothing at or before the given id");
+    await http.streams.idle();
+  } finally {
+    busy = false;
+    await load;
+    await offload.close();
+  }
+});
+
+it("durations of 0 are refused: a keep-alive or safety poll of 0 would spin, a token of 0 never works", async () => {
+  const offload = new Offload({ backend: "sqlite::memory:" });
+  try {
+    for (const option of ["keepAlive", "pollInterval", "tokenTtl", "urlTtl"] as const) {
+      assert.throws(() => createJobsHttp({ offload, secret: "stream-secret-0123456789", [option]: 0 }), (error: unknown) =>
+        error instanceof ConfigError && error.message.includes(`${option} must be longer than 0`));
+    }
   } finally {
     await offload.close();
   }
