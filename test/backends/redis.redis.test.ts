@@ -8,6 +8,7 @@ import { openBackend } from "../../src/backend/open.ts";
 import { closeClient, createClient } from "../../src/backend/redis/connection.ts";
 import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
 import { ConfigError } from "../../src/core/errors.ts";
+import { Offload } from "../../src/index.ts";
 import { randomToken, uuidv7 } from "../../src/core/ids.ts";
 import { defineBackendSuite } from "../conformance/suite.ts";
 import { T0, newJob } from "../conformance/fixtures.ts";
@@ -77,6 +78,42 @@ describe("redis adapter specifics", () => {
     assert.throws(() => new RedisBackend({ url, prefix: "has space" }), ConfigError);
     // 0 would make ioredis drop a connection the moment a reply is due.
     assert.throws(() => new RedisBackend({ url, prefix: `${run}-refused`, replyTimeout: 0 }), /replyTimeout must be longer than 0/);
+  });
+
+  it("a job that logs 20,000 lines runs to its end while its result is awaited, and its events page through in order", { timeout: 120_000 }, async () => {
+    // A job's hash holds all its events. Reading the whole hash at each look at the job (a result
+    // waiter looks at every change, a log line is one) made this job take minutes: quadratic.
+    const offload = new Offload({ backend: new RedisBackend({ url, prefix: `${run}-chatty` }) });
+    try {
+      const lines = 20_000;
+      const chatty = offload.task({ name: "chatty", run: (_: null, ctx) => {
+        for (let i = 0; i < lines; i++) ctx.log(`line ${i}`);
+        return lines;
+      } });
+      const job = await chatty.enqueue(null);
+      const worker = offload.worker({ concurrency: 1 });
+      await worker.start();
+      try {
+        assert.equal(await job.result({ timeout: "100s" }), lines);
+      } finally {
+        await worker.stop();
+      }
+      let after = 0;
+      const logged: string[] = [];
+      for (;;) {
+        const page = await offload.jobs.events({ jobId: job.id, afterId: after, limit: 500 });
+        if (page.length === 0) break;
+        for (const event of page) {
+          assert.ok(event.id > after, "ids increase, none repeated");
+          after = event.id;
+          if (event.type === "log") logged.push(String(event.data["line"]));
+        }
+      }
+      assert.equal(logged.length, lines);
+      assert.deepEqual([logged[0], logged[lines - 1]], ["line 0", `line ${lines - 1}`]);
+    } finally {
+      await offload.close();
+    }
   });
 
   it("caps the global event feed, and keeps each job's own events", async () => {

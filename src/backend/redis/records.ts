@@ -8,7 +8,7 @@ import type { JobRecord } from "../../core/job.ts";
 /** A job hash's fields; absent ones are undefined. */
 export type Fields = Readonly<Record<string, string | undefined>>;
 
-/** A flat HGETALL array (as Lua returns it) → field map. */
+/** A flat name/value array (lib.lua record, or HGETALL) → field map. */
 export function toFields(reply: unknown): Fields {
   if (!Array.isArray(reply)) throw new Error(`redis: expected a field array, got ${typeof reply}`);
   const fields: Record<string, string> = {};
@@ -112,15 +112,29 @@ function toJobEvent(id: number, jobId: string, body: string): JobEvent {
 /** Field name prefix of the events kept in a job's hash ("~<event id>"). */
 const EVENT_FIELD = "~";
 
-/** A job's own events from its hash fields, oldest first, after `afterId`. */
-export function jobEvents(jobId: string, fields: Fields, afterId: number, limit: number): JobEvent[] {
-  const events: JobEvent[] = [];
-  for (const [name, body] of Object.entries(fields)) {
-    if (!name.startsWith(EVENT_FIELD) || body === undefined) continue;
+/**
+ * The names of a job's event fields after `afterId`, oldest first, at most `limit`: which fields
+ * to read. A job's hash holds all its events (a job that logs a lot, tens of thousands); reading
+ * the whole hash for every page a stream asks for made following such a job quadratic.
+ */
+export function eventFieldsAfter(names: readonly string[], afterId: number, limit: number): string[] {
+  const found: { id: number; name: string }[] = [];
+  for (const name of names) {
+    if (!name.startsWith(EVENT_FIELD)) continue;
     const id = Number(name.slice(EVENT_FIELD.length));
-    if (id > afterId) events.push(toJobEvent(id, jobId, body));
+    if (id > afterId) found.push({ id, name });
   }
-  return events.sort((a, b) => a.id - b.id).slice(0, limit);
+  return found.sort((a, b) => a.id - b.id).slice(0, limit).map((f) => f.name);
+}
+
+/** The events of `names` (from eventFieldsAfter) with their bodies (HMGET); gone ones are skipped. */
+export function jobEvents(jobId: string, names: readonly string[], bodies: readonly (string | null)[]): JobEvent[] {
+  const events: JobEvent[] = [];
+  names.forEach((name, i) => {
+    const body = bodies[i];
+    if (body !== null && body !== undefined) events.push(toJobEvent(Number(name.slice(EVENT_FIELD.length)), jobId, body));
+  });
+  return events;
 }
 
 /**

@@ -8,7 +8,7 @@ import type { Cluster, Redis } from "ioredis";
 import { InFlightCalls } from "./connection.ts";
 
 const SCRIPT_NAMES = [
-  "acknowledge-cancel", "cancel", "claim", "complete", "counts", "enqueue", "fail", "heartbeat",
+  "acknowledge-cancel", "cancel", "claim", "complete", "counts", "enqueue", "fail", "get-job", "heartbeat",
   "list-jobs", "log", "next-due", "progress", "prune", "reclaim", "release", "replay", "rescue-expired",
   "retry", "stage-due",
 ] as const;

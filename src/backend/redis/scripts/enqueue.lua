@@ -7,7 +7,7 @@
 -- Per inserted job one call: the HSET that also carries its first event. The id check is one
 -- EXISTS for the whole batch; index writes are one ZADD per index.
 -- Returns n when every job was inserted (the common case: no array to build and decode), else one
--- entry per job: 1 when inserted, else the holder's fields (HGETALL array).
+-- entry per job: 1 when inserted, else the holder's record (lib.lua record).
 -- Error reply "OFFLOAD_DUPLICATE_ID <id>" when an id exists: nothing written.
 local n = tonumber(ARGV[5])
 local holders = {}
@@ -23,7 +23,7 @@ for i = 0, n - 1 do
     holder = batch_keys[key]
     if not holder then
       holder = redis.call('HGET', P .. 'keys', key)
-      -- A holder whose hash is gone (deleted by hand) holds nothing: its HGETALL would be empty.
+      -- A holder whose hash is gone (deleted by hand) holds nothing: its record would be empty.
       if holder and redis.call('EXISTS', jobkey(holder)) == 0 then holder = false end
     end
   end
@@ -93,6 +93,6 @@ flush()
 if next(holders) == nil then return n end
 local out = {}
 for i = 0, n - 1 do
-  if holders[i] then out[i + 1] = redis.call('HGETALL', jobkey(holders[i])) else out[i + 1] = 1 end
+  if holders[i] then out[i + 1] = record(jobkey(holders[i])) else out[i + 1] = 1 end
 end
 return out

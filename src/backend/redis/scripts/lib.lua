@@ -73,6 +73,26 @@ local function state_json(state, attempt)
   return '{"state":"' .. state .. '","attempt":' .. attempt .. '}'
 end
 
+-- A job's record: its fields without its events, as a flat name/value array (the shape of
+-- HGETALL, absent fields left out). A job's hash also holds every event of the job, and a job
+-- that logs a lot has tens of thousands: HGETALL read them all each time anyone looked at the
+-- job (a result waiter looks at every change), which made such a job quadratic to run.
+-- The field list is built per call, not with lib.lua: the hot scripts never need it.
+local function record(k)
+  local names = { 'id', 'task', 'queue', 'state', 'payload', 'priority', 'run_at', 'attempt',
+    'max_attempts', 'key', 'owner', 'worker', 'token', 'lease_until', 'cancel', 'progress',
+    'progress_message', 'result', 'errors', 'created_at', 'started_at', 'finished_at' }
+  local values = redis.call('HMGET', k, unpack(names))
+  local out = {}
+  for i = 1, #names do
+    if values[i] then
+      out[#out + 1] = names[i]
+      out[#out + 1] = values[i]
+    end
+  end
+  return out
+end
+
 -- Counter deltas per queue and state, summed and written once at the end.
 local count_deltas = {}
 local function count(queue, state, delta)
