@@ -65,11 +65,16 @@ export class StreamTracker {
   }
 }
 
-/** Last-Event-ID (header, or ?lastEventId= for a first connection): undefined when malformed. */
+/**
+ * Last-Event-ID (header, or ?lastEventId= for a first connection): undefined when malformed. An
+ * empty one is none, as the SSE standard has it (a client that has seen no id sends it empty).
+ */
 export function resumeAfter(request: Request): number | undefined {
-  const raw = request.headers.get("last-event-id") ?? new URL(request.url).searchParams.get("lastEventId") ?? "0";
-  if (!/^\d{1,15}$/.test(raw.trim())) return undefined;
-  return Number(raw.trim());
+  const header = request.headers.get("last-event-id")?.trim();
+  const query = new URL(request.url).searchParams.get("lastEventId")?.trim();
+  const raw = header || query || "0";
+  if (!/^\d{1,15}$/.test(raw)) return undefined;
+  return Number(raw);
 }
 
 export function jobEventStream(c: Context, job: JobRecord, afterId: number, deps: EventStreamDeps): Response {

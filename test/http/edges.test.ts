@@ -205,3 +205,36 @@ describe("a job store that cannot be reached", () => {
     });
   }
 });
+
+describe("shutdown and empty headers", () => {
+  it("a request after offload.close() (a graceful shutdown under way) answers 503 with Retry-After", async () => {
+    const offload = new Offload({ backend: "sqlite::memory:" });
+    const job = await offload.task({ name: "later", run: () => 1 }).enqueue(null, { delay: "1h" });
+    const http = createJobsHttp({ offload, secret: SECRET, onError: () => {} });
+    await offload.close();
+    const response = await http.fetch(new Request(`http://x/jobs/${job.id}`));
+    assert.equal(response.status, 503);
+    assert.equal(response.headers.get("retry-after"), "2");
+  });
+
+  it("an empty Last-Event-ID (header or query) is none: the stream starts at the job's first event", async () => {
+    const offload = new Offload({ backend: "sqlite::memory:" });
+    try {
+      const http = createJobsHttp({ offload, secret: SECRET });
+      const job = await offload.task({ name: "later", run: () => 1 }).enqueue(null, { delay: "1h" });
+      await job.cancel();
+      for (const request of [
+        new Request(`http://x/jobs/${job.id}/events`, { headers: { "last-event-id": "" } }),
+        new Request(`http://x/jobs/${job.id}/events?lastEventId=`),
+      ]) {
+        const response = await http.fetch(request);
+        assert.equal(response.status, 200);
+        const text = await response.text(); // a finished job's stream ends by itself
+        assert.match(text, /"state":"scheduled"[\s\S]*"state":"cancelled"[\s\S]*event: result/);
+      }
+      await http.streams.idle();
+    } finally {
+      await offload.close();
+    }
+  });
+});
