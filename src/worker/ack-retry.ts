@@ -6,14 +6,26 @@
 import { RESEND_DELAYS_MS } from "../backend/lost-replies.ts";
 import type { Clock } from "../core/clock.ts";
 
+/** The pause between tries once the resend schedule is spent and the lease still runs. */
+const LATE_PAUSE_MS = 1_000;
+
 export class AckRetry {
   readonly #clock: Clock;
+  readonly #leaseMs: number;
   readonly #retrying: (error: unknown) => void;
   readonly #hurry = new AbortController();
 
-  /** `retrying` is told of each failed write that will be tried again; the last failure is thrown. */
-  constructor(clock: Clock, retrying: (error: unknown) => void = () => {}) {
+  /**
+   * `retrying` is told of each failed write that will be tried again; the last failure is thrown.
+   * Writes are tried on the resend schedule, then every second for as long as a lease of `leaseMs`
+   * taken when the write began would still run: the outcome can land until the job is rescued.
+   * A server that refuses writes for a while (a Sentinel failover under min-replicas-to-write:
+   * NOREPLICAS for about 10 s) outlasted the schedule's 8.75 s, and a job that had succeeded ran
+   * again once its lease expired, or ended failed on its last attempt.
+   */
+  constructor(clock: Clock, leaseMs: number, retrying: (error: unknown) => void = () => {}) {
     this.#clock = clock;
+    this.#leaseMs = leaseMs;
     this.#retrying = retrying;
   }
 
@@ -24,11 +36,13 @@ export class AckRetry {
 
   /** `final` names failures that a repeat would meet again (a refusal, not a lost reply): thrown at once. */
   async write<T>(work: () => Promise<T>, final: (error: unknown) => boolean = () => false): Promise<T> {
+    const leaseEnds = this.#clock.now() + this.#leaseMs;
     for (let retry = 0; ; retry++) {
       try {
         return await work();
       } catch (error) {
-        const pause = RESEND_DELAYS_MS[retry];
+        const late = this.#clock.now() + LATE_PAUSE_MS <= leaseEnds ? LATE_PAUSE_MS : undefined;
+        const pause = RESEND_DELAYS_MS[retry] ?? late;
         if (pause === undefined || this.#hurry.signal.aborted || final(error)) throw error;
         this.#retrying(error);
         // Cut short by hurry(): then the loop makes its last attempt at once.

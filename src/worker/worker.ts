@@ -155,7 +155,7 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     // loops that the finished stop() will never end.
     if (this.#stopping.signal.aborted) return;
     this.#backend = backend;
-    this.#ackRetry = new AckRetry(this.#deps.clock, (error) => this.#report(error));
+    this.#ackRetry = new AckRetry(this.#deps.clock, this.#settings.leaseMs, (error) => this.#report(error));
     this.#batcher = new CompleteBatcher(backend, this.#deps.clock, this.#ackRetry);
     const claims = new ClaimLoop({
       backend, clock: this.#deps.clock, wakeup: this.#wakeup, queues: this.queues, worker: this.id,

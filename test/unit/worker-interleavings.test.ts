@@ -308,6 +308,40 @@ describe("worker interleavings", () => {
     }
   });
 
+  it("a completion refused for longer than the resend schedule (a failover's NOREPLICAS) is tried until its lease would end, and lands: the job ran once", { timeout: 20_000 }, async () => {
+    const clock = new FakeClock();
+    const real = await openBackend("sqlite::memory:");
+    const refusedUntil = clock.now() + 12_000; // a Sentinel failover under min-replicas-to-write took about 10 s
+    let tries = 0;
+    const backend = replacing(real, {
+      complete: (acks, now) => {
+        tries++;
+        return clock.now() < refusedUntil ? Promise.reject(new Error("NOREPLICAS Not enough good replicas to write.")) : real.complete(acks, now);
+      },
+    });
+    const offload = new Offload({ backend, clock });
+    try {
+      let runs = 0;
+      const task = offload.task({ name: "once", run: () => ++runs });
+      const worker = offload.worker({ poll: "60s", lease: "15s" });
+      worker.on("error", () => {});
+      await worker.start();
+      const job = await task.enqueue(null);
+      // The resend schedule (8.75 s in all), then a try every second while the lease runs.
+      for (const ms of [50, 200, 500, 1_000, 2_000, 5_000, 1_000, 1_000, 1_000, 1_000]) {
+        await clock.sleeping(ms);
+        clock.advance(ms);
+      }
+      assert.equal(await job.result(), 1);
+      assert.equal(runs, 1, "the handler ran once");
+      assert.ok(tries > 7, `tried past the resend schedule's 7 tries (${tries})`);
+      assert.equal((await offload.jobs.find(job.id))?.attempt, 1);
+    } finally {
+      await offload.close({ grace: 0 });
+      await real.close();
+    }
+  });
+
   it("stop() returns while a heartbeat and a rescue sweep hang on a dead connection", { timeout: 20_000 }, async () => {
     const clock = new FakeClock();
     const real = await openBackend("sqlite::memory:");
