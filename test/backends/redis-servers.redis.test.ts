@@ -4,7 +4,9 @@
 //   connection mid-run;
 // - every client connection is killed mid-run, and the idle worker's pub/sub comes back;
 // - redis-server restarts mid-run with AOF on: every job it kept completes;
-// - behind Sentinel, the master fails over to its replica mid-run: workers follow, every job completes.
+// - behind Sentinel, the master fails over to its replica mid-run: workers follow, every job completes;
+// - a master short of the replicas min-replicas-to-write asks for refuses writes (NOREPLICAS):
+//   an enqueue is sent again, and lands once a replica is in sync.
 // Waits are on worker events and job results; the only loops poll a server for readiness.
 import assert from "node:assert/strict";
 import { setTimeout as delay } from "node:timers/promises";
@@ -298,6 +300,26 @@ describe("redis: cluster, connection loss, server restart", () => {
       await Promise.all(offloads.map((o) => o.close()));
       master.disconnect();
       sentinel.disconnect();
+    }
+  });
+
+  it("an enqueue refused with NOREPLICAS (a master waiting for its replica) is sent again, and lands once the replica is in sync", { timeout: 30_000 }, async () => {
+    const [masterPort, replicaPort] = [await freePort(), await freePort()];
+    await servers.start(masterPort, ["--min-replicas-to-write", "1", "--min-replicas-max-lag", "10"]);
+    const admin = new Redis(masterPort, "127.0.0.1");
+    const offload = new Offload({ backend: `redis://127.0.0.1:${masterPort}?prefix=noreplicas` });
+    try {
+      const task = offload.task({ name: "t", run: () => 1 });
+      const enqueued = task.enqueue(null);
+      enqueued.catch(() => {}); // awaited below
+      await until(async () => /errorstat_NOREPLICAS:count=\d+/.test(await admin.info("errorstats")), "the first refusal", 20);
+      await servers.start(replicaPort, ["--replicaof", "127.0.0.1", String(masterPort)]);
+      const job = await enqueued;
+      assert.equal(await job.state(), "queued");
+      assert.equal((await offload.jobs.counts())[0]?.counts.queued, 1, "stored once");
+    } finally {
+      await offload.close();
+      admin.disconnect();
     }
   });
 });

@@ -167,8 +167,13 @@ export class NoConnectionError extends Error {
 /** ioredis states in which a connection is being made: a call now would wait in its offline queue. */
 const CONNECTING: ReadonlySet<string> = new Set(["connecting", "connect", "reconnecting"]);
 
-/** Error replies that say the server did not run the call: a replica, a server still loading, a cluster not serving. */
-const NOT_RUN = /(?:^|: -)(?:READONLY|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN) /;
+/**
+ * Error replies that say the server did not run the call: a replica, a server still loading, a
+ * cluster not serving, a master short of the replicas `min-replicas-to-write` asks for (as a
+ * promoted replica is for about 10 s after a Sentinel failover). In a script, the refusal comes
+ * at its first write, and the condition cannot change while the script runs: nothing was written.
+ */
+const NOT_RUN = /(?:^|: -)(?:READONLY|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOREPLICAS) /;
 
 /**
  * May a failed call be sent again? Yes when no reply came (its connection closed or timed out
