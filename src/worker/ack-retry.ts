@@ -14,19 +14,30 @@ export class AckRetry {
   readonly #leaseMs: number;
   readonly #retrying: (error: unknown) => void;
   readonly #hurry = new AbortController();
+  #failing = 0;
 
   /**
    * `retrying` is told of each failed write that will be tried again; the last failure is thrown.
-   * Writes are tried on the resend schedule, then every second for as long as a lease of `leaseMs`
-   * taken when the write began would still run: the outcome can land until the job is rescued.
-   * A server that refuses writes for a while (a Sentinel failover under min-replicas-to-write:
-   * NOREPLICAS for about 10 s) outlasted the schedule's 8.75 s, and a job that had succeeded ran
-   * again once its lease expired, or ended failed on its last attempt.
+   * Writes are tried on the resend schedule, then every second until twice `leaseMs` has passed
+   * since the write began. A server that refuses writes for a while (a Sentinel failover under
+   * min-replicas-to-write: NOREPLICAS for 10-16 s) outlasted the schedule's 8.75 s, and a job that
+   * had succeeded ran again once its lease expired, or ended failed on its last attempt. Past the
+   * lease the outcome still lands if nobody has rescued the job yet, and while writes are refused
+   * nobody can: when they come back, the first write wins (see `failing`).
    */
   constructor(clock: Clock, leaseMs: number, retrying: (error: unknown) => void = () => {}) {
     this.#clock = clock;
     this.#leaseMs = leaseMs;
     this.#retrying = retrying;
+  }
+
+  /**
+   * Some write is between tries: the backend is refusing or dropping writes. The worker's rescue
+   * sweep waits meanwhile, so that when writes come back this worker's outcomes land before it
+   * rescues the very jobs they are about (their leases ran out while nothing could be written).
+   */
+  get failing(): boolean {
+    return this.#failing > 0;
   }
 
   /** Retries stop waiting: each write still failing gets one last attempt now (worker shutdown). */
@@ -36,18 +47,25 @@ export class AckRetry {
 
   /** `final` names failures that a repeat would meet again (a refusal, not a lost reply): thrown at once. */
   async write<T>(work: () => Promise<T>, final: (error: unknown) => boolean = () => false): Promise<T> {
-    const leaseEnds = this.#clock.now() + this.#leaseMs;
-    for (let retry = 0; ; retry++) {
-      try {
-        return await work();
-      } catch (error) {
-        const late = this.#clock.now() + LATE_PAUSE_MS <= leaseEnds ? LATE_PAUSE_MS : undefined;
-        const pause = RESEND_DELAYS_MS[retry] ?? late;
-        if (pause === undefined || this.#hurry.signal.aborted || final(error)) throw error;
-        this.#retrying(error);
-        // Cut short by hurry(): then the loop makes its last attempt at once.
-        await this.#clock.sleep(pause, this.#hurry.signal).catch(() => {});
+    const giveUpAt = this.#clock.now() + 2 * this.#leaseMs;
+    let failed = false;
+    try {
+      for (let retry = 0; ; retry++) {
+        try {
+          return await work();
+        } catch (error) {
+          const late = this.#clock.now() + LATE_PAUSE_MS <= giveUpAt ? LATE_PAUSE_MS : undefined;
+          const pause = RESEND_DELAYS_MS[retry] ?? late;
+          if (pause === undefined || this.#hurry.signal.aborted || final(error)) throw error;
+          if (!failed) this.#failing++;
+          failed = true;
+          this.#retrying(error);
+          // Cut short by hurry(): then the loop makes its last attempt at once.
+          await this.#clock.sleep(pause, this.#hurry.signal).catch(() => {});
+        }
       }
+    } finally {
+      if (failed) this.#failing--;
     }
   }
 }

@@ -13,13 +13,16 @@ export class Maintenance {
   readonly #clock: Clock;
   readonly #retention: Retention;
   readonly #report: (error: unknown) => void;
+  readonly #holdRescue: () => boolean;
   #loop: Promise<void> | undefined;
 
-  constructor(backend: Backend, clock: Clock, retention: Retention, report: (error: unknown) => void) {
+  /** `holdRescue`: true while the sweep should wait (this worker's own outcomes are failing to write). */
+  constructor(backend: Backend, clock: Clock, retention: Retention, report: (error: unknown) => void, holdRescue: () => boolean = () => false) {
     this.#backend = backend;
     this.#clock = clock;
     this.#retention = retention;
     this.#report = report;
+    this.#holdRescue = holdRescue;
   }
 
   start(stop: AbortSignal): void {
@@ -41,6 +44,12 @@ export class Maintenance {
     let lastPrune = 0;
     while (!stop.aborted) {
       try {
+        if (this.#holdRescue()) {
+          // This worker's outcomes are being retried: when writes come back they go first, or
+          // the sweep would rescue the jobs they are about (ack-retry.ts, `failing`).
+          await this.#clock.sleep(RESCUE_EVERY_MS, stop).catch(() => {});
+          continue;
+        }
         const now = this.#clock.now();
         const prune = now - lastPrune >= PRUNE_EVERY_MS;
         // stop() waits for this loop: a sweep hanging on a dead connection must not hold it up.

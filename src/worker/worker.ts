@@ -166,7 +166,8 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
       report: (error) => this.#report(error),
     });
     this.#unwatch = backend.watch(() => claims.changed(), { newWork: true });
-    this.#maintenance = new Maintenance(backend, this.#deps.clock, this.#deps.retention, (e) => this.#report(e));
+    const ackRetry = this.#ackRetry;
+    this.#maintenance = new Maintenance(backend, this.#deps.clock, this.#deps.retention, (e) => this.#report(e), () => ackRetry.failing);
     this.#maintenance.start(this.#stopping.signal);
     this.#heartbeat = this.#heartbeatLoop(backend);
     this.#loop = claims.run(this.#stopping.signal);

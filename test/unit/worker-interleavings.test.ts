@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Backend } from "../../src/backend/backend.ts";
 import { openBackend } from "../../src/backend/open.ts";
-import { ClosedError, ConfigError, Offload, Worker, type WorkerOptions } from "../../src/index.ts";
+import { ClosedError, ConfigError, type JobHandle, Offload, Worker, type WorkerOptions } from "../../src/index.ts";
 import { TaskRegistry } from "../../src/worker/task-registry.ts";
 import { FakeClock, nextEvent } from "../../src/testing/index.ts";
 import { replacing } from "../conformance/fixtures.ts";
@@ -22,6 +22,16 @@ async function runningHeldJob(offload: Offload, options: WorkerOptions): Promise
   await task.enqueue(null);
   await started;
   return worker;
+}
+
+/** A started worker (errors ignored) with the given lease, and one job of a task that counts its runs. */
+async function countedJobRunning(offload: Offload, lease: `${number}s`): Promise<{ job: JobHandle<number>; runs: () => number }> {
+  let runs = 0;
+  const task = offload.task({ name: "once", run: () => ++runs });
+  const worker = offload.worker({ poll: "60s", lease });
+  worker.on("error", () => {});
+  await worker.start();
+  return { job: await task.enqueue(null), runs: () => runs };
 }
 
 /** An Offload on a fake clock whose backend answers every release with `release()`, counted. */
@@ -321,20 +331,41 @@ describe("worker interleavings", () => {
     });
     const offload = new Offload({ backend, clock });
     try {
-      let runs = 0;
-      const task = offload.task({ name: "once", run: () => ++runs });
-      const worker = offload.worker({ poll: "60s", lease: "15s" });
-      worker.on("error", () => {});
-      await worker.start();
-      const job = await task.enqueue(null);
+      const { job, runs } = await countedJobRunning(offload, "15s");
       // The resend schedule (8.75 s in all), then a try every second while the lease runs.
       for (const ms of [50, 200, 500, 1_000, 2_000, 5_000, 1_000, 1_000, 1_000, 1_000]) {
         await clock.sleeping(ms);
         clock.advance(ms);
       }
       assert.equal(await job.result(), 1);
-      assert.equal(runs, 1, "the handler ran once");
+      assert.equal(runs(), 1, "the handler ran once");
       assert.ok(tries > 7, `tried past the resend schedule's 7 tries (${tries})`);
+      assert.equal((await offload.jobs.find(job.id))?.attempt, 1);
+    } finally {
+      await offload.close({ grace: 0 });
+      await real.close();
+    }
+  });
+
+  it("while its outcomes fail to write, a worker does not rescue the jobs they are about: past their leases, the outcomes still land", { timeout: 20_000 }, async () => {
+    const clock = new FakeClock();
+    const real = await openBackend("sqlite::memory:");
+    const refusedUntil = clock.now() + 12_000; // longer than the 8 s lease below
+    const refused = (): Promise<never> => Promise.reject(new Error("NOREPLICAS Not enough good replicas to write."));
+    const backend = replacing(real, {
+      complete: (acks, now) => (clock.now() < refusedUntil ? refused() : real.complete(acks, now)),
+      heartbeat: (request) => (clock.now() < refusedUntil ? refused() : real.heartbeat(request)),
+    });
+    const offload = new Offload({ backend, clock });
+    try {
+      const { job, runs } = await countedJobRunning(offload, "8s");
+      // Time moves in small steps, each followed by a few turns of the event loop.
+      for (let elapsed = 0; elapsed < 14_000; elapsed += 50) {
+        clock.advance(50);
+        for (let turn = 0; turn < 5; turn++) await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      assert.equal(await job.result(), 1);
+      assert.equal(runs(), 1, "the handler ran once: the job was not rescued");
       assert.equal((await offload.jobs.find(job.id))?.attempt, 1);
     } finally {
       await offload.close({ grace: 0 });
