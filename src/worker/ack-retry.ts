@@ -8,13 +8,16 @@ import type { Clock } from "../core/clock.ts";
 
 /** The pause between tries once the resend schedule is spent and the lease still runs. */
 const LATE_PAUSE_MS = 1_000;
+/** How long the resend schedule alone tries a write. */
+const RESEND_TOTAL_MS = RESEND_DELAYS_MS.reduce((sum, ms) => sum + ms, 0);
 
 export class AckRetry {
   readonly #clock: Clock;
   readonly #leaseMs: number;
   readonly #retrying: (error: unknown) => void;
   readonly #hurry = new AbortController();
-  #failing = 0;
+  /** When each write now between tries began. */
+  readonly #failingSince = new Set<{ readonly since: number }>();
 
   /**
    * `retrying` is told of each failed write that will be tried again; the last failure is thrown.
@@ -37,7 +40,11 @@ export class AckRetry {
    * rescues the very jobs they are about (their leases ran out while nothing could be written).
    */
   get failing(): boolean {
-    return this.#failing > 0;
+    // Bounded by how long a write is tried, so that a write stuck on a call that never settles
+    // cannot hold the sweep for good.
+    const horizon = this.#clock.now() - Math.max(RESEND_TOTAL_MS, 2 * this.#leaseMs);
+    for (const write of this.#failingSince) if (write.since > horizon) return true;
+    return false;
   }
 
   /** Retries stop waiting: each write still failing gets one last attempt now (worker shutdown). */
@@ -47,8 +54,8 @@ export class AckRetry {
 
   /** `final` names failures that a repeat would meet again (a refusal, not a lost reply): thrown at once. */
   async write<T>(work: () => Promise<T>, final: (error: unknown) => boolean = () => false): Promise<T> {
-    const giveUpAt = this.#clock.now() + 2 * this.#leaseMs;
-    let failed = false;
+    const began = { since: this.#clock.now() };
+    const giveUpAt = began.since + 2 * this.#leaseMs;
     try {
       for (let retry = 0; ; retry++) {
         try {
@@ -57,15 +64,14 @@ export class AckRetry {
           const late = this.#clock.now() + LATE_PAUSE_MS <= giveUpAt ? LATE_PAUSE_MS : undefined;
           const pause = RESEND_DELAYS_MS[retry] ?? late;
           if (pause === undefined || this.#hurry.signal.aborted || final(error)) throw error;
-          if (!failed) this.#failing++;
-          failed = true;
+          this.#failingSince.add(began);
           this.#retrying(error);
           // Cut short by hurry(): then the loop makes its last attempt at once.
           await this.#clock.sleep(pause, this.#hurry.signal).catch(() => {});
         }
       }
     } finally {
-      if (failed) this.#failing--;
+      this.#failingSince.delete(began);
     }
   }
 }
