@@ -1,4 +1,5 @@
-// Runs a Web-standard handler on node:http (and so in Express and Fastify, which sit on it).
+// Runs a Web-standard handler on node:http (and so in Express and Fastify, which sit on it), and
+// on node:http2's compatibility API.
 // Two things matter for SSE: headers go out at once, and when the client goes away the
 // response body is cancelled and the request's signal aborted, so the stream frees what it holds.
 // Express strips its mount path from req.url; req.originalUrl keeps it, and the handlers route
@@ -59,10 +60,13 @@ async function serve(handler: FetchHandler, req: IncomingMessage, res: ServerRes
 
 function toRequest(req: IncomingMessage, signal: AbortSignal): Request {
   const path = (req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url ?? "/";
-  const host = req.headers.host ?? "localhost";
+  // HTTP/2 (node:http2's compatibility API, Fastify with http2: true) names the host :authority.
+  const authority = req.headers[":authority"];
+  const host = req.headers.host ?? (typeof authority === "string" ? authority : "localhost");
   const protocol = "encrypted" in req.socket && req.socket.encrypted ? "https" : "http";
   const headers = new Headers();
   for (const [name, value] of Object.entries(req.headers)) {
+    if (name.startsWith(":")) continue; // HTTP/2 pseudo-headers: no header a Web Request can hold
     if (Array.isArray(value)) for (const v of value) headers.append(name, v);
     else if (value !== undefined) headers.set(name, value);
   }

@@ -2,6 +2,7 @@
 // clients that leave before the response is ready.
 import assert from "node:assert/strict";
 import { type IncomingMessage, type Server, type ServerResponse, createServer, request as httpRequest } from "node:http";
+import { connect as connectHttp2, createServer as createHttp2Server } from "node:http2";
 import { type AddressInfo, connect } from "node:net";
 import { Writable } from "node:stream";
 import { describe, it } from "node:test";
@@ -168,6 +169,37 @@ describe("toNodeListener", () => {
       assert.equal(body, "data: one\n\n", "the body as written, without chunk sizes");
     } finally {
       await close(server);
+    }
+  });
+
+  it("serves HTTP/2 through node:http2's compatibility API: pseudo-headers are no request headers, and a request body is read", async () => {
+    const listener = toNodeListener(async (request) => {
+      const body = request.method === "POST" ? await request.text() : "";
+      return new Response(`${request.method} ${new URL(request.url).host}${new URL(request.url).pathname} ${body}`, {
+        headers: { "content-type": "text/plain", connection: "keep-alive" }, // a header HTTP/2 forbids
+      });
+    });
+    const server = createHttp2Server((req, res) => listener(req as unknown as IncomingMessage, res as unknown as ServerResponse));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    const client = connectHttp2(`http://127.0.0.1:${port}`);
+    try {
+      const ask = (headers: Record<string, string>, body?: string): Promise<{ status: number; text: string }> => new Promise((resolve, reject) => {
+        const stream = client.request(headers);
+        let status = 0;
+        let text = "";
+        stream.on("response", (h) => (status = Number(h[":status"])));
+        stream.setEncoding("utf8");
+        stream.on("data", (chunk: string) => (text += chunk));
+        stream.on("end", () => resolve({ status, text }));
+        stream.on("error", reject);
+        stream.end(body);
+      });
+      assert.deepEqual(await ask({ ":path": "/jobs/x" }), { status: 200, text: `GET 127.0.0.1:${port}/jobs/x ` });
+      assert.deepEqual(await ask({ ":path": "/jobs/x/cancel", ":method": "POST" }, "a body"), { status: 200, text: `POST 127.0.0.1:${port}/jobs/x/cancel a body` });
+    } finally {
+      client.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   });
 });
