@@ -13,6 +13,7 @@ import type { Backend } from "../backend/backend.ts";
 import type { Clock } from "../core/clock.ts";
 import type { ClaimedJob } from "../core/job.ts";
 import type { Wakeup } from "../core/wakeup.ts";
+import { unlessAborted } from "../core/unless-aborted.ts";
 
 /** Claims a worker keeps in flight at once, where claims overlap (a server backend). */
 const CLAIMS_IN_FLIGHT = 2;
@@ -145,7 +146,11 @@ export class ClaimLoop {
     }
     if (this.#idleUntil === undefined || (free > 0 && !this.#idleUntilKnowsDue)) {
       try {
-        this.#idleUntil = clock.now() + (await this.#timeToLookAgain(free > 0));
+        // A look-ahead brings no job: a shutdown does not wait for its answer (a dead connection
+        // could hold it for minutes).
+        const wait = await unlessAborted(this.#timeToLookAgain(free > 0), stop);
+        if (wait === undefined) return;
+        this.#idleUntil = clock.now() + wait;
         this.#idleUntilKnowsDue = free > 0;
         this.#failures = 0; // the backend answers again: the back-off starts over at its next failure
       } catch (error) {

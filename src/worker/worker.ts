@@ -96,6 +96,7 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
   #batcher: CompleteBatcher | undefined;
   /** Outcome writes that failed are sent again through this; stop() hurries it after the grace. */
   #ackRetry: AckRetry | undefined;
+  #stopped: Promise<void> | undefined;
   #maintenance: Maintenance | undefined;
   #heartbeat: Promise<void> | undefined;
   #unwatch: (() => void) | undefined;
@@ -179,6 +180,13 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
    */
   async stop(options: { grace?: Duration } = {}): Promise<void> {
     const graceMs = options.grace === undefined ? this.#settings.shutdownGraceMs : toMs(options.grace, "grace");
+    // One shutdown, whoever asks: a second stop() (offload.close() after a signal handler's
+    // worker.stop()) ran the whole shutdown again, found every run already aborted by the first,
+    // and returned, ending the heartbeats, while the first one's hand-back was still on its way.
+    await (this.#stopped ??= this.#stop(graceMs));
+  }
+
+  async #stop(graceMs: number): Promise<void> {
     if (!this.#stopping.signal.aborted) this.#stopping.abort();
     this.#wakeup.notify();
     // A start() still opening the backend would otherwise set up its loops after this returned.

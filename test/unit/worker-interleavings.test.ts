@@ -373,6 +373,59 @@ describe("worker interleavings", () => {
     }
   });
 
+  it("two stop() calls at once are one shutdown: neither returns before the running job is handed back", { timeout: 20_000 }, async () => {
+    const real = await openBackend("sqlite::memory:");
+    const releaseSent = deferred();
+    const answer = deferred();
+    // A release on its way over the network: answered when the test says.
+    const backend = replacing(real, {
+      release: async (leases, now) => {
+        releaseSent.resolve();
+        await answer.promise;
+        return real.release(leases, now);
+      },
+    });
+    const offload = new Offload({ backend });
+    try {
+      const worker = await runningHeldJob(offload, { poll: "60s" });
+      const [job] = await offload.jobs.list({ state: "active" });
+      let returned = 0;
+      // A signal handler's worker.stop(), then the app's offload.close() stopping it again.
+      const first = worker.stop({ grace: 0 }).then(() => returned++);
+      await releaseSent.promise;
+      const second = worker.stop({ grace: 0 }).then(() => returned++);
+      for (let i = 0; i < 20; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+      assert.equal(returned, 0, "no stop() returned while the hand-back was on its way");
+      answer.resolve();
+      await Promise.all([first, second]);
+      assert.equal((await offload.jobs.find(job?.id ?? ""))?.state, "queued");
+    } finally {
+      await offload.close({ grace: 0 });
+      await real.close();
+    }
+  });
+
+  it("stop() returns while the idle loop's look-ahead (nextDueAt) hangs on a dead connection", { timeout: 20_000 }, async () => {
+    const real = await openBackend("sqlite::memory:");
+    const lookAheadSent = deferred();
+    const backend = replacing(real, {
+      nextDueAt: () => {
+        lookAheadSent.resolve();
+        return new Promise<never>(() => {}); // a server that vanished without closing its sockets
+      },
+    });
+    const offload = new Offload({ backend });
+    try {
+      const worker = offload.worker({ poll: "60s" });
+      await worker.start();
+      await lookAheadSent.promise;
+      await worker.stop({ grace: 0 });
+    } finally {
+      await offload.close({ grace: 0 });
+      await real.close();
+    }
+  });
+
   it("stop() returns while a heartbeat and a rescue sweep hang on a dead connection", { timeout: 20_000 }, async () => {
     const clock = new FakeClock();
     const real = await openBackend("sqlite::memory:");
