@@ -86,6 +86,9 @@ export interface FailRequest extends Lease {
 /** CANCELLED: a cancel was requested during the attempt, so the job ends cancelled instead. */
 export type FailStatus = "RETRYING" | "FAILED" | "CANCELLED" | "LEASE_LOST";
 
+/** What a hand-back did: queued again, or cancelled (its cancel was requested while it ran). */
+export type ReleaseStatus = "QUEUED" | "CANCELLED" | "LEASE_LOST";
+
 export type CancelStatus = "CANCELLED" | "CANCEL_REQUESTED" | "ALREADY_FINISHED" | "NOT_FOUND";
 export type RetryStatus = "QUEUED" | "NOT_FOUND" | "NOT_FINISHED" | "KEY_IN_USE";
 
@@ -196,10 +199,11 @@ export interface Backend {
   acknowledgeCancel(lease: Lease, now: number): Promise<AckStatus>;
   /**
    * Hands active jobs back to `queued` (graceful shutdown); the attempt is not counted. A job
-   * whose cancel was requested ends `cancelled` instead. One status per lease, in order, as if
-   * released one after the other: a lease named twice is LEASE_LOST the second time.
+   * whose cancel was requested ends `cancelled` instead, and says so (the worker reports it as
+   * cancelled, not released). One status per lease, in order, as if released one after the
+   * other: a lease named twice is LEASE_LOST the second time.
    */
-  release(leases: readonly Lease[], now: number): Promise<AckStatus[]>;
+  release(leases: readonly Lease[], now: number): Promise<ReleaseStatus[]>;
   progress(request: Lease & { readonly progress: number; readonly message: string | undefined; readonly now: number }): Promise<AckStatus>;
   log(request: Lease & { readonly line: string; readonly now: number }): Promise<AckStatus>;
 

@@ -238,7 +238,9 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     const leases: Lease[] = left.map((r) => ({ id: r.claimed.job.id, token: r.claimed.token }));
     const statuses = await this.#withRetry(() => backend.release(leases, this.#deps.clock.now()), leases.length);
     left.forEach((r, i) => {
-      if (statuses?.[i] === "OK") this.#emitJob({ type: "released", job: r.claimed.job });
+      // A cancel requested while it ran (unseen yet: heartbeats bring it) ends it cancelled.
+      if (statuses?.[i] === "QUEUED") this.#emitJob({ type: "released", job: r.claimed.job });
+      else if (statuses?.[i] === "CANCELLED") this.#emitJob({ type: "cancelled", job: r.claimed.job });
     });
   }
 

@@ -186,7 +186,7 @@ export function leaseCases(use: UseBackend): void {
     const id = await enqueueOne(b);
     const claimed = await claimOne(b);
     assert.equal(await b.cancel(id, T0 + 1), "CANCEL_REQUESTED");
-    assert.deepEqual(await b.release([{ id, token: claimed.token }], T0 + 2), ["OK"]);
+    assert.deepEqual(await b.release([{ id, token: claimed.token }], T0 + 2), ["CANCELLED"]);
     const job = await b.getJob(id);
     assert.equal(job?.state, "cancelled");
     assert.equal(job?.attempt, 1);
@@ -197,7 +197,7 @@ export function leaseCases(use: UseBackend): void {
   it("a release batch naming one lease twice hands the job back once: the repeat finds the lease gone", use(async (b) => {
     const id = await enqueueOne(b);
     const claimed = await claimOne(b);
-    assert.deepEqual(await b.release([{ id, token: claimed.token }, { id, token: claimed.token }], T0 + 1), ["OK", "LEASE_LOST"]);
+    assert.deepEqual(await b.release([{ id, token: claimed.token }, { id, token: claimed.token }], T0 + 1), ["QUEUED", "LEASE_LOST"]);
     const job = await b.getJob(id);
     assert.equal(job?.state, "queued");
     assert.equal(job?.attempt, 0, "the attempt is given back once");
@@ -208,7 +208,7 @@ export function leaseCases(use: UseBackend): void {
     const stale = await claimOne(b, T0, ["q"], 1_000);
     await b.rescueExpired(T0 + 2_000);
     const current = await claimOne(b, T0 + 2_001);
-    assert.deepEqual(await b.release([{ id, token: stale.token }, { id, token: current.token }], T0 + 2_002), ["LEASE_LOST", "OK"]);
+    assert.deepEqual(await b.release([{ id, token: stale.token }, { id, token: current.token }], T0 + 2_002), ["LEASE_LOST", "QUEUED"]);
     assert.equal((await b.getJob(id))?.state, "queued");
   }));
 
@@ -227,7 +227,7 @@ export function leaseCases(use: UseBackend): void {
   it("release hands an active job back to queued without counting the attempt", use(async (b) => {
     const id = await enqueueOne(b);
     const claimed = await claimOne(b);
-    assert.deepEqual(await b.release([{ id, token: claimed.token }], T0 + 1), ["OK"]);
+    assert.deepEqual(await b.release([{ id, token: claimed.token }], T0 + 1), ["QUEUED"]);
     const job = await b.getJob(id);
     assert.equal(job?.state, "queued");
     assert.equal(job?.attempt, 0);

@@ -426,6 +426,23 @@ describe("worker interleavings", () => {
     }
   });
 
+  it("a job handed back at shutdown whose cancel was requested meanwhile is reported cancelled, not released", async () => {
+    const offload = new Offload({ backend: "sqlite::memory:" });
+    try {
+      // A long heartbeat: the worker has not heard of the cancel when it stops.
+      const worker = await runningHeldJob(offload, { poll: "60s", heartbeat: "60s", lease: "5m" });
+      const [job] = await offload.jobs.list({ state: "active" });
+      await offload.jobs.cancel(job?.id ?? "");
+      const seen: string[] = [];
+      worker.on("job", (e) => seen.push(e.type));
+      await worker.stop({ grace: 0 });
+      assert.equal((await offload.jobs.find(job?.id ?? ""))?.state, "cancelled");
+      assert.deepEqual(seen.filter((t) => t === "released" || t === "cancelled"), ["cancelled"]);
+    } finally {
+      await offload.close({ grace: 0 });
+    }
+  });
+
   it("stop() returns while a heartbeat and a rescue sweep hang on a dead connection", { timeout: 20_000 }, async () => {
     const clock = new FakeClock();
     const real = await openBackend("sqlite::memory:");

@@ -7,7 +7,7 @@ import pg from "pg";
 import type { ClaimedJob, JobRecord, JobState } from "../../core/job.ts";
 import type {
   AckStatus, Backend, BackendCapabilities, CancelStatus, ClaimRequest, CompleteAck, EnqueueRequest, EnqueueResult,
-  FailRequest, FailStatus, HeartbeatRequest, HeartbeatResult, JobEvent, Lease, ListFilter,
+  FailRequest, FailStatus, ReleaseStatus, HeartbeatRequest, HeartbeatResult, JobEvent, Lease, ListFilter,
   QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus, WatchOptions,
 } from "../backend.ts";
 import { randomToken } from "../../core/ids.ts";
@@ -254,13 +254,17 @@ export class PostgresBackend implements Backend {
     return (await this.#write("acknowledge-cancel", [lease.id, lease.token, now])).length > 0 ? "OK" : "LEASE_LOST";
   }
 
-  async release(leases: readonly Lease[], now: number): Promise<AckStatus[]> {
+  async release(leases: readonly Lease[], now: number): Promise<ReleaseStatus[]> {
     if (leases.length === 0) return [];
     // Each lease once (lease-batch.ts): a repeat finds the lease released by its first.
     const once = distinctLeases(leases);
     const rows = await this.#write("release", [once.map((l) => l.id), once.map((l) => l.token), now]);
-    const released = new Set(rows.map((r) => leaseKey({ id: String(r["id"]), token: String(r["token"]) })));
-    return leases.map((l) => (released.delete(leaseKey(l)) ? "OK" : "LEASE_LOST"));
+    const released = new Map(rows.map((r) => [leaseKey({ id: String(r["id"]), token: String(r["token"]) }), r["state"] === "cancelled"]));
+    return leases.map((l) => {
+      const cancelled = released.get(leaseKey(l));
+      released.delete(leaseKey(l));
+      return cancelled === undefined ? "LEASE_LOST" : cancelled ? "CANCELLED" : "QUEUED";
+    });
   }
 
   async progress(request: Lease & { progress: number; message: string | undefined; now: number }): Promise<AckStatus> {

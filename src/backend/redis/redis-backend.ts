@@ -15,7 +15,7 @@ import { ConfigError } from "../../core/errors.ts";
 import { randomToken } from "../../core/ids.ts";
 import type {
   AckStatus, Backend, CancelStatus, ClaimRequest, CompleteAck, EnqueueRequest, EnqueueResult,
-  FailRequest, FailStatus, HeartbeatRequest, HeartbeatResult, JobEvent, Lease, ListFilter, NewJob,
+  FailRequest, FailStatus, ReleaseStatus, HeartbeatRequest, HeartbeatResult, JobEvent, Lease, ListFilter, NewJob,
   QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus, WatchOptions,
 } from "../backend.ts";
 import { ChangeFeed } from "./change-feed.ts";
@@ -227,10 +227,10 @@ export class RedisBackend implements Backend {
     return ack(await this.#write("acknowledge-cancel", now, [lease.id, lease.token]));
   }
 
-  async release(leases: readonly Lease[], now: number): Promise<AckStatus[]> {
+  async release(leases: readonly Lease[], now: number): Promise<ReleaseStatus[]> {
     if (leases.length === 0) return [];
     const reply = asArray(await this.#write("release", now, leases.flatMap((l) => [l.id, l.token])));
-    return leases.map((_, i) => ack(reply[i]));
+    return leases.map((_, i) => (reply[i] === 2 ? "CANCELLED" : reply[i] === 1 ? "QUEUED" : "LEASE_LOST"));
   }
 
   async progress(request: Lease & { progress: number; message: string | undefined; now: number }): Promise<AckStatus> {

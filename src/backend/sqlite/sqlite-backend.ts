@@ -5,7 +5,7 @@ import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlit
 import type { ClaimedJob, JobRecord, JobState } from "../../core/job.ts";
 import type {
   AckStatus, Backend, CancelStatus, ClaimRequest, CompleteAck, EnqueueRequest, EnqueueResult,
-  FailRequest, FailStatus, HeartbeatRequest, HeartbeatResult, JobEvent, Lease, ListFilter,
+  FailRequest, FailStatus, ReleaseStatus, HeartbeatRequest, HeartbeatResult, JobEvent, Lease, ListFilter,
   QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus, WatchOptions,
 } from "../backend.ts";
 import { countsFromRows } from "../decode.ts";
@@ -212,9 +212,12 @@ export class SqliteBackend implements Backend {
     return this.#get("lease-outcome", { id: lease.id, token: lease.token });
   }
 
-  async release(leases: readonly Lease[], now: number): Promise<AckStatus[]> {
+  async release(leases: readonly Lease[], now: number): Promise<ReleaseStatus[]> {
     if (leases.length === 0) return [];
-    return this.#write(() => leases.map((l) => (this.#get("release", { id: l.id, token: l.token, now }) ? "OK" : "LEASE_LOST")));
+    return this.#write(() => leases.map((l) => {
+      const row = this.#get("release", { id: l.id, token: l.token, now });
+      return row === undefined ? "LEASE_LOST" : row["state"] === "cancelled" ? "CANCELLED" : "QUEUED";
+    }));
   }
 
   async progress(request: Lease & { progress: number; message: string | undefined; now: number }): Promise<AckStatus> {

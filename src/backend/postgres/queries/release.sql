@@ -2,7 +2,8 @@
 -- cancelled when a cancel was requested meanwhile, with their state events. Locked in id order,
 -- each found through the primary key (see heartbeat.sql).
 -- $1 ids text[], $2 tokens text[], $3 now bigint, $4 channel text (the schema's NOTIFY channel)
--- Returns the id and token of each lease released; a lease not returned was lost. A job ended
+-- Returns the id, token and new state (queued or cancelled) of each lease released; a lease not
+-- returned was lost. A job ended
 -- cancelled keeps the worker that ran it, as every other way to a final state does.
 WITH held AS MATERIALIZED (
   SELECT j.id, l.token
@@ -33,4 +34,4 @@ WITH held AS MATERIALIZED (
 ), notified AS (
   SELECT pg_notify($4::text, coalesce(current_setting('offload_notify.origin', true), '')) FROM logged LIMIT 1
 )
-SELECT m.id, m.token FROM moved m LEFT JOIN notified ON true;
+SELECT m.id, m.token, m.state FROM moved m LEFT JOIN notified ON true;
