@@ -86,7 +86,16 @@ export function jobEventStream(c: Context, job: JobRecord, afterId: number, deps
     // The client may have hung up while the route was loading the job: no abort event follows.
     if (c.req.raw.signal.aborted) leave();
     const wakeup = new Wakeup();
-    const unsubscribe = await deps.subscribe(() => wakeup.notify());
+    let unsubscribe: () => void;
+    try {
+      unsubscribe = await deps.subscribe(() => wakeup.notify());
+    } catch (error) {
+      // To onError like every other fault (Hono would only print it); the stream ends, and the
+      // client reconnects with Last-Event-ID.
+      deps.report(error);
+      c.req.raw.signal.removeEventListener("abort", leave);
+      return;
+    }
     deps.tracker.opened();
     try {
       await pump(stream, job, afterId, { wakeup, signal: gone.signal }, deps);

@@ -206,7 +206,7 @@ describe("a job store that cannot be reached", () => {
   }
 });
 
-describe("shutdown and empty headers", () => {
+describe("shutdown, a failed subscription, empty headers", () => {
   it("a request after offload.close() (a graceful shutdown under way) answers 503 with Retry-After", async () => {
     const offload = new Offload({ backend: "sqlite::memory:" });
     const job = await offload.task({ name: "later", run: () => 1 }).enqueue(null, { delay: "1h" });
@@ -215,6 +215,22 @@ describe("shutdown and empty headers", () => {
     const response = await http.fetch(new Request(`http://x/jobs/${job.id}`));
     assert.equal(response.status, 503);
     assert.equal(response.headers.get("retry-after"), "2");
+  });
+
+  it("a stream whose change subscription fails goes to onError and ends, leaving no stream open", async () => {
+    const offload = new Offload({ backend: "sqlite::memory:" });
+    try {
+      const reported: unknown[] = [];
+      const http = createJobsHttp({ offload, secret: SECRET, onError: (error) => reported.push(error) });
+      const job = await offload.task({ name: "later", run: () => 1 }).enqueue(null, { delay: "1h" });
+      offload.jobs.watch = () => Promise.reject(new Error("subscription refused"));
+      const response = await http.fetch(new Request(`http://x/jobs/${job.id}/events`));
+      await response.text(); // the stream ends by itself
+      assert.deepEqual(reported.map((e) => (e as Error).message), ["subscription refused"]);
+      assert.equal(http.streams.open, 0);
+    } finally {
+      await offload.close();
+    }
   });
 
   it("an empty Last-Event-ID (header or query) is none: the stream starts at the job's first event", async () => {
