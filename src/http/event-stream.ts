@@ -127,43 +127,39 @@ async function pump(
   let lastWrite = Date.now();
   let lastLook = Date.now();
   await stream.write(`retry: ${RECONNECT_MS}\n\n`);
-  for (;;) {
-    while (!live.signal.aborted) {
-      const events = await deps.jobs.events({ jobId: job.id, afterId: after, limit: BATCH });
-      for (const event of events) {
-        await stream.writeSSE({ id: String(event.id), event: event.type, data: JSON.stringify(eventData(event)) });
-        after = event.id;
-        if (event.type === "state" && isJobState(event.data["state"])) done = isFinished(event.data["state"]);
-      }
-      if (events.length > 0) lastWrite = Date.now();
-      if (events.length === BATCH) continue;
-      if (done) break;
-      if (Date.now() - lastWrite >= deps.keepAliveMs) {
-        await stream.write(": keep-alive\n\n");
-        lastWrite = Date.now();
-      }
-      const untilKeepAlive = Math.max(1, deps.keepAliveMs - (Date.now() - lastWrite));
-      const untilLook = Math.max(1, deps.pollMs - (Date.now() - lastLook));
-      await live.wakeup.wait(Math.min(untilLook, untilKeepAlive), systemClock, live.signal);
-      // Safety net for a missed signal or a pruned feed: look at the job itself, on its own
-      // schedule, since on a busy backend other jobs' changes wake this loop all the time.
-      if (!live.signal.aborted && Date.now() - lastLook >= deps.pollMs) {
-        lastLook = Date.now();
-        const current = await deps.jobs.find(job.id);
-        if (!current) return;
-        if (isFinished(current.state)) done = true; // read the feed once more, then end
-      }
+  while (!live.signal.aborted) {
+    const events = await deps.jobs.events({ jobId: job.id, afterId: after, limit: BATCH });
+    for (const event of events) {
+      await stream.writeSSE({ id: String(event.id), event: event.type, data: JSON.stringify(eventData(event)) });
+      after = event.id;
+      if (event.type === "state" && isJobState(event.data["state"])) done = isFinished(event.data["state"]);
     }
-    if (live.signal.aborted) return;
-    const final = await deps.jobs.find(job.id);
-    if (!final) return;
-    // Retried since its last event was read: follow the next run instead of ending.
-    if (!isFinished(final.state)) {
-      done = false;
-      continue;
+    if (events.length > 0) lastWrite = Date.now();
+    if (events.length === BATCH) continue;
+    if (done) {
+      const final = await deps.jobs.find(job.id);
+      if (!final) return;
+      if (isFinished(final.state)) {
+        await stream.writeSSE({ event: "result", data: JSON.stringify(await deps.view(final)) });
+        return;
+      }
+      done = false; // retried since its last event was read: follow the next run
     }
-    await stream.writeSSE({ event: "result", data: JSON.stringify(await deps.view(final)) });
-    return;
+    if (Date.now() - lastWrite >= deps.keepAliveMs) {
+      await stream.write(": keep-alive\n\n");
+      lastWrite = Date.now();
+    }
+    const untilKeepAlive = Math.max(1, deps.keepAliveMs - (Date.now() - lastWrite));
+    const untilLook = Math.max(1, deps.pollMs - (Date.now() - lastLook));
+    await live.wakeup.wait(Math.min(untilLook, untilKeepAlive), systemClock, live.signal);
+    // Safety net for a missed signal or a pruned feed: look at the job itself, on its own
+    // schedule, since on a busy backend other jobs' changes wake this loop all the time.
+    if (!live.signal.aborted && Date.now() - lastLook >= deps.pollMs) {
+      lastLook = Date.now();
+      const current = await deps.jobs.find(job.id);
+      if (!current) return;
+      if (isFinished(current.state)) done = true; // read the feed once more, then end
+    }
   }
 }
 

@@ -261,8 +261,9 @@ export class PostgresBackend implements Backend {
     const rows = await this.#write("release", [once.map((l) => l.id), once.map((l) => l.token), now]);
     const released = new Map(rows.map((r) => [leaseKey({ id: String(r["id"]), token: String(r["token"]) }), r["state"] === "cancelled"]));
     return leases.map((l) => {
-      const cancelled = released.get(leaseKey(l));
-      released.delete(leaseKey(l));
+      const key = leaseKey(l);
+      const cancelled = released.get(key);
+      released.delete(key); // a lease named twice: the repeat is LEASE_LOST
       return cancelled === undefined ? "LEASE_LOST" : cancelled ? "CANCELLED" : "QUEUED";
     });
   }
