@@ -34,28 +34,39 @@ async function countedJobRunning(offload: Offload, lease: `${number}s`): Promise
   return { job: await task.enqueue(null), runs: () => runs };
 }
 
-/** An Offload on a fake clock whose backend answers every release with `release()`, counted. */
-async function withReleases(
-  release: () => Promise<never>,
-  body: (offload: Offload, clock: FakeClock, releases: () => number) => Promise<void>,
+/** An Offload on a fake clock over an in-memory backend, with the operations `replace` returns replaced. */
+async function onFakeClock(
+  replace: (real: Backend, clock: FakeClock) => Partial<Backend>,
+  body: (offload: Offload, clock: FakeClock) => Promise<void>,
 ): Promise<void> {
   const clock = new FakeClock();
   const real = await openBackend("sqlite::memory:");
-  let releases = 0;
-  const backend = replacing(real, {
-    release: () => {
-      releases++;
-      return release();
-    },
-  });
-  const offload = new Offload({ backend, clock });
+  const offload = new Offload({ backend: replacing(real, replace(real, clock)), clock });
   try {
-    await body(offload, clock, () => releases);
+    await body(offload, clock);
   } finally {
     await offload.close({ grace: 0 });
     await real.close();
   }
 }
+
+/** An Offload on a fake clock whose backend answers every release with `release()`, counted. */
+async function withReleases(
+  release: () => Promise<never>,
+  body: (offload: Offload, clock: FakeClock, releases: () => number) => Promise<void>,
+): Promise<void> {
+  let releases = 0;
+  const counted = (): Partial<Backend> => ({
+    release: () => {
+      releases++;
+      return release();
+    },
+  });
+  await onFakeClock(counted, (offload, clock) => body(offload, clock, () => releases));
+}
+
+/** A write refused as a master short of replicas refuses it (a Sentinel failover under min-replicas-to-write). */
+const noReplicas = (): Promise<never> => Promise.reject(new Error("NOREPLICAS Not enough good replicas to write."));
 
 /** stop() with no grace, watched: whether it has returned, after a few turns of the event loop. */
 function stopping(worker: Worker): { stopped(): boolean; turns(): Promise<void>; afterHardStop(clock: FakeClock): Promise<void> } {
@@ -319,18 +330,18 @@ describe("worker interleavings", () => {
   });
 
   it("a completion refused for longer than the resend schedule (a failover's NOREPLICAS) is tried until its lease would end, and lands: the job ran once", { timeout: 20_000 }, async () => {
-    const clock = new FakeClock();
-    const real = await openBackend("sqlite::memory:");
-    const refusedUntil = clock.now() + 12_000; // a Sentinel failover under min-replicas-to-write took about 10 s
     let tries = 0;
-    const backend = replacing(real, {
-      complete: (acks, now) => {
-        tries++;
-        return clock.now() < refusedUntil ? Promise.reject(new Error("NOREPLICAS Not enough good replicas to write.")) : real.complete(acks, now);
-      },
-    });
-    const offload = new Offload({ backend, clock });
-    try {
+    // Refused for 12 s: a Sentinel failover under min-replicas-to-write took 10-16 s.
+    const refusing = (real: Backend, clock: FakeClock): Partial<Backend> => {
+      const refusedUntil = clock.now() + 12_000;
+      return {
+        complete: (acks, now) => {
+          tries++;
+          return clock.now() < refusedUntil ? noReplicas() : real.complete(acks, now);
+        },
+      };
+    };
+    await onFakeClock(refusing, async (offload, clock) => {
       const { job, runs } = await countedJobRunning(offload, "15s");
       // The resend schedule (8.75 s in all), then a try every second while the lease runs.
       for (const ms of [50, 200, 500, 1_000, 2_000, 5_000, 1_000, 1_000, 1_000, 1_000]) {
@@ -341,23 +352,18 @@ describe("worker interleavings", () => {
       assert.equal(runs(), 1, "the handler ran once");
       assert.ok(tries > 7, `tried past the resend schedule's 7 tries (${tries})`);
       assert.equal((await offload.jobs.find(job.id))?.attempt, 1);
-    } finally {
-      await offload.close({ grace: 0 });
-      await real.close();
-    }
+    });
   });
 
   it("while its outcomes fail to write, a worker does not rescue the jobs they are about: past their leases, the outcomes still land", { timeout: 20_000 }, async () => {
-    const clock = new FakeClock();
-    const real = await openBackend("sqlite::memory:");
-    const refusedUntil = clock.now() + 12_000; // longer than the 8 s lease below
-    const refused = (): Promise<never> => Promise.reject(new Error("NOREPLICAS Not enough good replicas to write."));
-    const backend = replacing(real, {
-      complete: (acks, now) => (clock.now() < refusedUntil ? refused() : real.complete(acks, now)),
-      heartbeat: (request) => (clock.now() < refusedUntil ? refused() : real.heartbeat(request)),
-    });
-    const offload = new Offload({ backend, clock });
-    try {
+    const refusing = (real: Backend, clock: FakeClock): Partial<Backend> => {
+      const refusedUntil = clock.now() + 12_000; // longer than the 8 s lease below
+      return {
+        complete: (acks, now) => (clock.now() < refusedUntil ? noReplicas() : real.complete(acks, now)),
+        heartbeat: (request) => (clock.now() < refusedUntil ? noReplicas() : real.heartbeat(request)),
+      };
+    };
+    await onFakeClock(refusing, async (offload, clock) => {
       const { job, runs } = await countedJobRunning(offload, "8s");
       // Time moves in small steps, each followed by a few turns of the event loop.
       for (let elapsed = 0; elapsed < 14_000; elapsed += 50) {
@@ -367,10 +373,7 @@ describe("worker interleavings", () => {
       assert.equal(await job.result(), 1);
       assert.equal(runs(), 1, "the handler ran once: the job was not rescued");
       assert.equal((await offload.jobs.find(job.id))?.attempt, 1);
-    } finally {
-      await offload.close({ grace: 0 });
-      await real.close();
-    }
+    });
   });
 
   it("two stop() calls at once are one shutdown: neither returns before the running job is handed back", { timeout: 20_000 }, async () => {
