@@ -3,18 +3,14 @@
 // by the row it then sees (succeeded by the same token), not by its own older snapshot.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import pg from "pg";
 import { loadQueries } from "../../src/backend/postgres/queries.ts";
 import { LEASE, T0, newJob } from "../conformance/fixtures.ts";
-import { POSTGRES_URL, openIsolated, untilSessionWaits } from "./postgres-helpers.ts";
+import { connectedPair, openIsolated, untilSessionWaits } from "./postgres-helpers.ts";
 
 describe("postgres: repeated completions", () => {
   it("a repeat that waits on the first completion's commit is answered OK, and writes nothing", async () => {
     const b = await openIsolated();
-    const first = new pg.Client({ connectionString: POSTGRES_URL });
-    const observer = new pg.Client({ connectionString: POSTGRES_URL });
-    await first.connect();
-    await observer.connect();
+    const [first, observer] = await connectedPair();
     try {
       const job = newJob();
       await b.enqueue({ jobs: [job], now: T0 });

@@ -22,6 +22,13 @@ export async function dropSchema(schema: string, url = POSTGRES_URL): Promise<vo
   }
 }
 
+/** Two connected clients of the test server, for a test that plays other sessions; the test ends them. */
+export async function connectedPair(): Promise<[pg.Client, pg.Client]> {
+  const pair: [pg.Client, pg.Client] = [new pg.Client({ connectionString: POSTGRES_URL }), new pg.Client({ connectionString: POSTGRES_URL })];
+  await Promise.all(pair.map((client) => client.connect()));
+  return pair;
+}
+
 /** A backend in a fresh schema that drops its schema when closed. */
 export async function openIsolated(options: Partial<PostgresOptions> = {}): Promise<PostgresBackend> {
   const schema = options.schema ?? uniqueSchema();

@@ -8,7 +8,7 @@ import pg from "pg";
 import { Listener } from "../../src/backend/postgres/listener.ts";
 import { channelName } from "../../src/backend/postgres/queries.ts";
 import { T0, newJob } from "../conformance/fixtures.ts";
-import { POSTGRES_URL, openIsolated } from "./postgres-helpers.ts";
+import { POSTGRES_URL, connectedPair, openIsolated } from "./postgres-helpers.ts";
 
 describe("postgres: change notifications", () => {
   it("a claim over one queue notifies as quiet, over several as work: it locked candidates it let go, which other claims skipped", async () => {
@@ -45,10 +45,7 @@ describe("postgres: change notifications", () => {
 
   it("a claim stopped on the server after its reply timeout tells every process to look again", { timeout: 30_000 }, async () => {
     const b = await openIsolated();
-    const admin = new pg.Client({ connectionString: POSTGRES_URL });
-    const listening = new pg.Client({ connectionString: POSTGRES_URL });
-    await admin.connect();
-    await listening.connect();
+    const [admin, listening] = await connectedPair();
     try {
       await b.enqueue({ jobs: [newJob({ queue: "q" })], now: T0 });
       await listening.query(`LISTEN "${channelName(b.schema)}"`);

@@ -9,7 +9,6 @@
 import assert from "node:assert/strict";
 import { type Socket, connect, createServer } from "node:net";
 import { describe, it } from "node:test";
-import pg from "pg";
 import type { Backend } from "../../src/backend/backend.ts";
 import { LOCK_NAMESPACE } from "../../src/backend/postgres/migrate.ts";
 import { OutboxRelay } from "../../src/backend/postgres/outbox-relay.ts";
@@ -17,7 +16,7 @@ import { PostgresBackend } from "../../src/backend/postgres/postgres-backend.ts"
 import { SqliteBackend } from "../../src/backend/sqlite/sqlite-backend.ts";
 import { FakeClock } from "../../src/core/clock.ts";
 import { T0, newJob } from "../conformance/fixtures.ts";
-import { POSTGRES_URL, dropSchema, openIsolated, uniqueSchema, untilSessionWaits } from "./postgres-helpers.ts";
+import { POSTGRES_URL, connectedPair, dropSchema, openIsolated, uniqueSchema, untilSessionWaits } from "./postgres-helpers.ts";
 
 /** A TCP relay to the test server whose connections can be reset at once, as a network failure would. */
 async function openProxy(): Promise<{ url: string; cut: () => void; close: () => Promise<void> }> {
@@ -69,10 +68,7 @@ describe("postgres: outages around the adapter", () => {
   it("a migration whose connection drops while it waits for the migration lock rejects, and the process lives", async () => {
     const schema = uniqueSchema("rvm");
     const proxy = await openProxy();
-    const holder = new pg.Client({ connectionString: POSTGRES_URL });
-    const observer = new pg.Client({ connectionString: POSTGRES_URL });
-    await holder.connect();
-    await observer.connect();
+    const [holder, observer] = await connectedPair();
     try {
       // Another process is migrating this schema: it holds the lock the opening backend waits on.
       await holder.query("SELECT pg_advisory_lock($1, hashtext($2))", [LOCK_NAMESPACE, schema]);
