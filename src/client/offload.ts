@@ -123,7 +123,12 @@ export class Offload {
   /** A worker over this instance's tasks. Call start(); stop() hands active jobs back. */
   worker(options: WorkerOptions = {}): Worker {
     const worker = new Worker(
-      { backend: () => this.backend(), registry: this.registry, clock: this.clock, maxResultBytes: this.maxResultBytes, retention: this.retention },
+      {
+        backend: () => this.backend(), registry: this.registry, clock: this.clock, maxResultBytes: this.maxResultBytes, retention: this.retention,
+        // A stopped worker cannot start again, and close() has nothing left to wait for: kept, every
+        // worker an app ever made (one per test, one per reconfiguration) stayed alive with it.
+        onStopped: (stopped) => this.#workers.delete(stopped),
+      },
       options,
     );
     this.#workers.add(worker);

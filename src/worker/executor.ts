@@ -40,15 +40,24 @@ export async function execute(
   }
   const stopTimer = startTimeout(deps.clock, task, control);
   const signal = control.signal;
+  let result: unknown;
   try {
-    const result = await runUntilAborted(task, claimed, control, makeContext, deps.clock);
-    if (isAbandoned(signal)) return { outcome: abandoned(signal), resultJson: undefined, task };
-    const resultJson = encodeJson(result, `result of ${task.name}`, deps.maxResultBytes);
-    return { outcome: { kind: "succeeded", result }, resultJson, task };
+    result = await runUntilAborted(task, claimed, control, makeContext, deps.clock);
   } catch (caught) {
     return { outcome: normalizeFailure(task, signal, caught), resultJson: undefined, task };
   } finally {
     stopTimer();
+  }
+  if (isAbandoned(signal)) return { outcome: abandoned(signal), resultJson: undefined, task };
+  // The handler returned, so whatever aborted its signal (a timeout, a cancel request) did not
+  // end it: a result that cannot be stored fails the job as it would have without the abort. It
+  // used to be judged under the abort's reason, so a timed-out run's unstorable result was
+  // retried as a timeout, every attempt the same.
+  try {
+    const resultJson = encodeJson(result, `result of ${task.name}`, deps.maxResultBytes);
+    return { outcome: { kind: "succeeded", result }, resultJson, task };
+  } catch (error) {
+    return { outcome: classifyError(task, error), resultJson: undefined, task };
   }
 }
 
@@ -109,6 +118,11 @@ export function normalizeFailure(task: RegisteredTask, signal: AbortSignal, caug
   if (isAbandoned(signal)) return abandoned(signal);
   if (signal.aborted && signal.reason instanceof CancelRequested) return { kind: "cancelled" };
   if (signal.aborted && signal.reason instanceof TaskTimeoutError) return { kind: "retry", error: signal.reason, retryInMs: undefined };
+  return classifyError(task, caught);
+}
+
+/** What a thrown value asks for, when no abort explains it. */
+function classifyError(task: RegisteredTask, caught: unknown): Outcome {
   if (caught instanceof Retry) return { kind: "retry", error: caught, retryInMs: caught.delayMs };
   // Record the error the task wrapped, not the wrapper: operators want "SmtpError: mailbox full".
   if (caught instanceof Permanent) return { kind: "permanent", error: caught.cause instanceof Error ? caught.cause : caught };

@@ -66,6 +66,8 @@ export interface WorkerDeps {
   readonly clock: Clock;
   readonly maxResultBytes: number;
   readonly retention: Retention;
+  /** Called once the worker's shutdown is over: its owner need not keep it any longer. */
+  readonly onStopped?: (worker: Worker) => void;
 }
 
 export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }> {
@@ -183,7 +185,7 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     // One shutdown, whoever asks: a second stop() (offload.close() after a signal handler's
     // worker.stop()) ran the whole shutdown again, found every run already aborted by the first,
     // and returned, ending the heartbeats, while the first one's hand-back was still on its way.
-    await (this.#stopped ??= this.#stop(graceMs));
+    await (this.#stopped ??= this.#stop(graceMs).finally(() => this.#deps.onStopped?.(this)));
   }
 
   async #stop(graceMs: number): Promise<void> {

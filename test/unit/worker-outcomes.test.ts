@@ -1,0 +1,74 @@
+// What a run comes to when more than one thing ends it at once (a timeout and a return), and what
+// an Offload keeps of the workers it made once they are stopped.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import { Offload, type Worker } from "../../src/index.ts";
+import { FakeClock, nextEvent } from "../../src/testing/index.ts";
+import { deferred, turn } from "../support/deferred.ts";
+
+describe("worker outcomes", () => {
+  it("a handler that returns an unstorable result after its timeout fails the job at once, as it would without the timeout", async () => {
+    const clock = new FakeClock();
+    const offload = new Offload({ backend: "sqlite::memory:", clock });
+    try {
+      const returns = deferred();
+      const late = offload.task({
+        name: "late",
+        timeout: "1s",
+        retry: { attempts: 3 },
+        run: async () => {
+          await returns.promise;
+          return { total: 10n }; // BigInt: never storable, on any attempt
+        },
+      });
+      const worker = offload.worker({ poll: "60s" });
+      const started = nextEvent(worker, "started");
+      const ended = Promise.race([nextEvent(worker, "failed"), nextEvent(worker, "retrying")]);
+      await worker.start();
+      const job = await late.enqueue(null);
+      await started;
+      await clock.sleeping(1_000);
+      clock.advance(1_000); // the timeout aborts ctx.signal; the hard stop is 1 s away
+      returns.resolve(); // the handler returns anyway, within the hard stop
+      const event = await ended;
+      assert.equal(event.type, "failed");
+      assert.equal(event.error.name, "NotSerializableError");
+      const stored = await job.get();
+      assert.equal(stored.state, "failed", "no second attempt that would return the same BigInt");
+      assert.equal(stored.attempt, 1);
+      assert.equal(stored.errors.length, 1);
+      assert.equal(stored.errors[0]?.name, "NotSerializableError", "the history says why, not a timeout");
+    } finally {
+      await offload.close({ grace: 0 });
+    }
+  });
+
+  it("a stopped worker is not kept alive by the Offload that made it", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const offload = new Offload({ backend: "sqlite::memory:" });
+    try {
+      offload.task({ name: "noop", run: () => null });
+      // Made in a function of its own, so no variable of this test's scope holds the worker.
+      const made = async (): Promise<WeakRef<Worker>> => {
+        const worker = offload.worker({ poll: "60s" });
+        await worker.start();
+        await worker.stop();
+        return new WeakRef(worker);
+      };
+      const stopped = await made();
+      const running = offload.worker({ poll: "60s" });
+      await running.start();
+      const runningRef = new WeakRef(running);
+      // A WeakRef holds its target until the current turn ends.
+      await turn();
+      gc();
+      assert.equal(stopped.deref(), undefined, "the stopped worker was collected");
+      assert.ok(runningRef.deref(), "a running worker is still held (close() must stop it)");
+    } finally {
+      await offload.close({ grace: 0 });
+    }
+  });
+});
