@@ -140,6 +140,11 @@ async function pump(
       const final = await deps.jobs.find(job.id);
       if (!final) return;
       if (isFinished(final.state)) {
+        // Retried and run to its end between the feed read above and this look (one round
+        // trip): that run's events were written with its states, so they are in the feed now,
+        // and they go out before the result.
+        const missed = await deps.jobs.events({ jobId: job.id, afterId: after, limit: 1 });
+        if (missed.length > 0) continue;
         await stream.writeSSE({ event: "result", data: JSON.stringify(await deps.view(final)) });
         return;
       }

@@ -35,9 +35,10 @@ export class AckRetry {
   }
 
   /**
-   * Some write is between tries: the backend is refusing or dropping writes. The worker's rescue
-   * sweep waits meanwhile, so that when writes come back this worker's outcomes land before it
-   * rescues the very jobs they are about (their leases ran out while nothing could be written).
+   * Some write is between tries, or heartbeats fail (`failingFrom`): the backend is refusing or
+   * dropping writes. The worker's rescue sweep waits meanwhile, so that when writes come back this
+   * worker's outcomes and heartbeats land before it rescues the very jobs they are about (their
+   * leases ran out while nothing could be written).
    */
   get failing(): boolean {
     // Bounded by how long a write is tried, so that a write stuck on a call that never settles
@@ -45,6 +46,19 @@ export class AckRetry {
     const horizon = this.#clock.now() - Math.max(RESEND_TOTAL_MS, 2 * this.#leaseMs);
     for (const write of this.#failingSince) if (write.since > horizon) return true;
     return false;
+  }
+
+  /**
+   * Counts as a failing write from now until the returned function is called: the worker's
+   * heartbeats, from one that failed until one gets through. A handler still running through an
+   * outage has no outcome to retry, but its lease runs out just the same, and when writes came
+   * back this worker's own sweep could rescue it before the next heartbeat renewed it: the job
+   * was claimed again and ran twice.
+   */
+  failingFrom(): () => void {
+    const began = { since: this.#clock.now() };
+    this.#failingSince.add(began);
+    return () => this.#failingSince.delete(began);
   }
 
   /** Retries stop waiting: each write still failing gets one last attempt now (worker shutdown). */

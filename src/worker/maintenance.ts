@@ -16,7 +16,7 @@ export class Maintenance {
   readonly #holdRescue: () => boolean;
   #loop: Promise<void> | undefined;
 
-  /** `holdRescue`: true while the sweep should wait (this worker's own outcomes are failing to write). */
+  /** `holdRescue`: true while the sweep should wait (this worker's own outcomes or heartbeats are failing to write). */
   constructor(backend: Backend, clock: Clock, retention: Retention, report: (error: unknown) => void, holdRescue: () => boolean = () => false) {
     this.#backend = backend;
     this.#clock = clock;
@@ -45,8 +45,9 @@ export class Maintenance {
     while (!stop.aborted) {
       try {
         if (this.#holdRescue()) {
-          // This worker's outcomes are being retried: when writes come back they go first, or
-          // the sweep would rescue the jobs they are about (ack-retry.ts, `failing`).
+          // This worker's outcomes are being retried, or its heartbeats fail: when writes come back
+          // those go first, or the sweep would rescue the very jobs they are about (ack-retry.ts,
+          // `failing`).
           await this.#clock.sleep(RESCUE_EVERY_MS, stop).catch(() => {});
           continue;
         }

@@ -172,7 +172,7 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     const ackRetry = this.#ackRetry;
     this.#maintenance = new Maintenance(backend, this.#deps.clock, this.#deps.retention, (e) => this.#report(e), () => ackRetry.failing);
     this.#maintenance.start(this.#stopping.signal);
-    this.#heartbeat = this.#heartbeatLoop(backend);
+    this.#heartbeat = this.#heartbeatLoop(backend, ackRetry);
     this.#loop = claims.run(this.#stopping.signal);
   }
 
@@ -312,8 +312,14 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     }
   }
 
-  async #heartbeatLoop(backend: Backend): Promise<void> {
+  async #heartbeatLoop(backend: Backend, ackRetry: AckRetry): Promise<void> {
     const finished = this.#finished.signal;
+    /** Set while heartbeats fail: the rescue sweep waits for one to get through (ack-retry.ts). */
+    let failing: (() => void) | undefined;
+    const recovered = (): void => {
+      failing?.();
+      failing = undefined;
+    };
     while (!finished.aborted) {
       await this.#deps.clock.sleep(this.#settings.heartbeatMs, finished).catch(() => {});
       // Every run whose lease is still ours, aborted or not: a run stopped by its timeout or a
@@ -323,13 +329,17 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
       const running = [...this.#running.values(), ...this.#acking.values()].filter(
         (r) => this.#current.get(r.claimed.job.id) === r && !(r.control.signal.reason instanceof LeaseLost),
       );
-      if (running.length === 0) continue;
+      if (running.length === 0) {
+        recovered(); // no lease of ours is left for the sweep to take
+        continue;
+      }
       try {
         const leases = running.map((r) => ({ id: r.claimed.job.id, token: r.claimed.token }));
         // Once stop() has seen every run end, nothing is left for the reply to renew: a request
         // hanging on a dead connection must not hold stop() up.
         const result = await unlessAborted(backend.heartbeat({ worker: this.id, leases, leaseMs: this.#settings.leaseMs, now: this.#deps.clock.now() }), finished);
         if (result === undefined) break;
+        recovered();
         // Only the newest run of a job is heartbeated (a stale one was aborted), so ids are
         // unambiguous within this request. The answer is about the runs that were sent, not about
         // whichever run is newest when it arrives: while it was on its way the job may have been
@@ -341,9 +351,11 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
           if (run && this.#running.has(run.claimed.token)) run.control.abort(new CancelRequested());
         }
       } catch (error) {
+        failing ??= ackRetry.failingFrom();
         this.#report(error);
       }
     }
+    recovered();
   }
 
   /**

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { after, it } from "node:test";
 import { LocalFolderStore } from "../../src/artifacts/index.ts";
 import { createJobsHttp } from "../../src/http/index.ts";
-import { ConfigError, Offload } from "../../src/index.ts";
+import { ConfigError, type JobHandle, Offload } from "../../src/index.ts";
 import { drain } from "../../src/testing/index.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "offload-stream-"));
@@ -31,6 +31,20 @@ async function readUntilText(body: ReadableStream<Uint8Array>, wanted: RegExp): 
   const text = await readText(reader, wanted);
   await reader.cancel();
   return text;
+}
+
+/** A job whose first run failed (its last attempt): a retry runs it again, and that run succeeds. */
+async function failedOnce(offload: Offload): Promise<JobHandle<{ runs: number }>> {
+  let runs = 0;
+  const flaky = offload.task({ name: "flaky", retry: { attempts: 1 }, run: () => {
+    runs += 1;
+    if (runs === 1) throw new Error("first run fails");
+    return { runs };
+  } });
+  const job = await flaky.enqueue(null);
+  await drain(offload);
+  assert.equal(await job.state(), "failed");
+  return job;
 }
 
 it("a quiet stream gets keep-alive comments; ?lastEventId= resumes a first connection after that id", async () => {
@@ -68,15 +82,7 @@ it("a retried job's stream does not end at its old failure: it follows the rerun
   const offload = new Offload({ backend: "sqlite::memory:", artifacts: new LocalFolderStore(dir) });
   try {
     const http = createJobsHttp({ offload, secret: "stream-secret-0123456789", keepAlive: "50ms" });
-    let runs = 0;
-    const flaky = offload.task({ name: "flaky", retry: { attempts: 1 }, run: () => {
-      runs += 1;
-      if (runs === 1) throw new Error("first run fails");
-      return { runs };
-    } });
-    const job = await flaky.enqueue(null);
-    await drain(offload);
-    assert.equal(await job.state(), "failed");
+    const job = await failedOnce(offload);
     await offload.jobs.retry(job.id);
 
     // The feed holds `failed` and then `queued`: the stream must go on after both.
@@ -89,6 +95,35 @@ it("a retried job's stream does not end at its old failure: it follows the rerun
     const rest = await readText(reader, /event: result\n[^\n]*\n/);
     await reader.cancel();
     assert.match(rest, /event: result\ndata: \{[^\n]*"state":"succeeded"/);
+    await http.streams.idle();
+  } finally {
+    await offload.close();
+  }
+});
+
+it("a rerun that finishes between the stream's feed read and its look at the job has its events sent before the result", async () => {
+  const offload = new Offload({ backend: "sqlite::memory:", artifacts: new LocalFolderStore(dir) });
+  try {
+    const job = await failedOnce(offload);
+    // The stream reads the feed (ending in `failed`), then looks at the job. In that one round
+    // trip an operator retries the job and a worker runs it to its end.
+    const find = offload.jobs.find.bind(offload.jobs);
+    let looks = 0;
+    offload.jobs.find = async (id: string) => {
+      looks++;
+      if (looks === 2) { // the first look is the route loading the job
+        await offload.jobs.retry(job.id);
+        await drain(offload);
+      }
+      return find(id);
+    };
+    const http = createJobsHttp({ offload, secret: "stream-secret-0123456789" });
+    const response = await http.fetch(new Request(`http://x/jobs/${job.id}/events`));
+    const text = await readUntilText(response.body!, /event: result\n[^\n]*\n/);
+    const sent = [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+    const feed = (await offload.jobs.events({ jobId: job.id, afterId: 0 })).map((e) => e.id);
+    assert.deepEqual(sent, feed, "every event of the feed went out, the rerun's included");
+    assert.match(text, /"state":"succeeded"[^\n]*\nid: \d+\n\nevent: result\ndata: \{[^\n]*"state":"succeeded"/, "the result comes last");
     await http.streams.idle();
   } finally {
     await offload.close();

@@ -6,7 +6,7 @@ import type { Backend } from "../../src/backend/backend.ts";
 import { openBackend } from "../../src/backend/open.ts";
 import { ClosedError, ConfigError, type JobHandle, Offload, Worker, type WorkerOptions } from "../../src/index.ts";
 import { TaskRegistry } from "../../src/worker/task-registry.ts";
-import { FakeClock, nextEvent } from "../../src/testing/index.ts";
+import { FakeClock, nextEvent, recordEvents } from "../../src/testing/index.ts";
 import { replacing } from "../conformance/fixtures.ts";
 import { deferred } from "../support/deferred.ts";
 
@@ -32,6 +32,14 @@ async function countedJobRunning(offload: Offload, lease: `${number}s`): Promise
   worker.on("error", () => {});
   await worker.start();
   return { job: await task.enqueue(null), runs: () => runs };
+}
+
+/** Moves time on in 50 ms steps, each followed by a few turns of the event loop for what it woke. */
+async function advanceInSteps(clock: FakeClock, ms: number): Promise<void> {
+  for (let elapsed = 0; elapsed < ms; elapsed += 50) {
+    clock.advance(50);
+    for (let turn = 0; turn < 5; turn++) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
 }
 
 /** An Offload on a fake clock over an in-memory backend, with the operations `replace` returns replaced. */
@@ -365,15 +373,46 @@ describe("worker interleavings", () => {
     };
     await onFakeClock(refusing, async (offload, clock) => {
       const { job, runs } = await countedJobRunning(offload, "8s");
-      // Time moves in small steps, each followed by a few turns of the event loop.
-      for (let elapsed = 0; elapsed < 14_000; elapsed += 50) {
-        clock.advance(50);
-        for (let turn = 0; turn < 5; turn++) await new Promise<void>((resolve) => setImmediate(resolve));
-      }
+      await advanceInSteps(clock, 14_000);
       assert.equal(await job.result(), 1);
       assert.equal(runs(), 1, "the handler ran once: the job was not rescued");
       assert.equal((await offload.jobs.find(job.id))?.attempt, 1);
     });
+  });
+
+  it("a job still running when refused writes come back is not rescued by its own worker's sweep: its heartbeat renews it first", { timeout: 20_000 }, async () => {
+    const random = Math.random;
+    Math.random = () => 0; // the sweep's jitter at its shortest, so it comes before the heartbeat
+    const refusing = (real: Backend, clock: FakeClock): Partial<Backend> => {
+      const refusedUntil = clock.now() + 8_100; // longer than the 5 s lease below
+      const refused = (): boolean => clock.now() < refusedUntil;
+      return {
+        heartbeat: (request) => (refused() ? noReplicas() : real.heartbeat(request)),
+        rescueExpired: (now) => (refused() ? noReplicas() : real.rescueExpired(now)),
+      };
+    };
+    try {
+      await onFakeClock(refusing, async (offload, clock) => {
+        const finish = deferred<string>();
+        let runs = 0;
+        // A long job, healthy all along: only the writes about it fail.
+        const task = offload.task({ name: "long", run: () => (runs++, finish.promise) });
+        const worker = offload.worker({ poll: "60s", lease: "5s", heartbeat: "1s" });
+        worker.on("error", () => {});
+        const events = recordEvents(worker);
+        await worker.start();
+        const job = await task.enqueue(null);
+        await advanceInSteps(clock, 12_000);
+        const seen = events.map((e) => e.type);
+        finish.resolve("done"); // before asserting: a handler left running holds close() up
+        assert.deepEqual(seen, ["started"], "no lease lost, no second start");
+        assert.equal(await job.result(), "done");
+        assert.equal(runs, 1, "the handler ran once");
+        assert.equal((await offload.jobs.find(job.id))?.attempt, 1);
+      });
+    } finally {
+      Math.random = random;
+    }
   });
 
   it("two stop() calls at once are one shutdown: neither returns before the running job is handed back", { timeout: 20_000 }, async () => {
