@@ -6,7 +6,9 @@
 // - redis-server restarts mid-run with AOF on: every job it kept completes;
 // - behind Sentinel, the master fails over to its replica mid-run: workers follow, every job completes;
 // - a master short of the replicas min-replicas-to-write asks for refuses writes (NOREPLICAS):
-//   an enqueue is sent again, and lands once a replica is in sync.
+//   an enqueue is sent again, and lands once a replica is in sync;
+// - a full server (maxmemory, noeviction) refuses claims and lease rescues as it refuses
+//   heartbeats and outcomes: no run starts that could not be recorded, no attempt is charged.
 // Waits are on worker events and job results; the only loops poll a server for readiness.
 import assert from "node:assert/strict";
 import { setTimeout as delay } from "node:timers/promises";
@@ -17,6 +19,7 @@ import { Offload } from "../../src/index.ts";
 import type { JobHandle } from "../../src/client/job-handle.ts";
 import type { Worker } from "../../src/worker/worker.ts";
 import { TestCluster } from "./redis-cluster.ts";
+import { T0, newJob } from "../conformance/fixtures.ts";
 import { RedisProcesses, freePort, until } from "./redis-processes.ts";
 
 const servers = new RedisProcesses();
@@ -300,6 +303,44 @@ describe("redis: cluster, connection loss, server restart", () => {
       await Promise.all(offloads.map((o) => o.close()));
       master.disconnect();
       sentinel.disconnect();
+    }
+  });
+
+  it("a full server refuses claims and lease rescues, as it does heartbeats and outcomes: nothing is run or charged until memory is back", { timeout: 30_000 }, async () => {
+    const port = await freePort();
+    await servers.start(port, ["--maxmemory-policy", "noeviction"]);
+    const admin = new Redis(port, "127.0.0.1");
+    const backend = new RedisBackend({ url: `redis://127.0.0.1:${port}`, prefix: "full" });
+    const oom = /OOM command not allowed/;
+    try {
+      const [first, waiting, due] = [newJob(), newJob(), newJob({ runAt: T0 + 500 })]; // ids in this order
+      await backend.enqueue({ jobs: [first, waiting, due], now: T0 });
+      const [running] = await backend.claim({ queues: ["q"], limit: 1, worker: "w", leaseMs: 1_000, now: T0 });
+      assert.equal(running?.job.id, first.id);
+      const lease = { id: running.job.id, token: running.token };
+      await admin.config("SET", "maxmemory", "1"); // the server is now over its limit
+      // Refused whole, before any write: a claim used to pop and activate jobs here (its first
+      // write, ZPOPMIN, is not one Redis refuses), and a rescue to charge their attempts, while
+      // the heartbeats and outcomes of those runs were refused.
+      await assert.rejects(backend.heartbeat({ worker: "w", leases: [lease], leaseMs: 1_000, now: T0 + 500 }), oom);
+      await assert.rejects(backend.claim({ queues: ["q"], limit: 5, worker: "w", leaseMs: 1_000, now: T0 + 600 }), oom);
+      await assert.rejects(backend.stageDue(T0 + 600), oom);
+      await assert.rejects(backend.rescueExpired(T0 + 5_000), oom);
+      await assert.rejects(backend.complete([{ ...lease, resultJson: "1" }], T0 + 5_000), oom);
+      const stored = await backend.getJob(running.job.id);
+      assert.deepEqual([stored?.state, stored?.attempt, stored?.errors.length], ["active", 1, 0], "not rescued, no attempt charged");
+      assert.deepEqual([(await backend.getJob(waiting.id))?.state, (await backend.getJob(due.id))?.state], ["queued", "scheduled"]);
+      const [counts] = await backend.counts();
+      assert.deepEqual([counts?.counts.active, counts?.counts.queued, counts?.counts.scheduled], [1, 1, 1]);
+      // Memory is back: the outcome held meanwhile lands, as the worker's retry would send it.
+      await admin.config("SET", "maxmemory", "0");
+      assert.deepEqual(await backend.complete([{ ...lease, resultJson: "1" }], T0 + 5_000), ["OK"]);
+      const next = await backend.claim({ queues: ["q"], limit: 5, worker: "w", leaseMs: 1_000, now: T0 + 5_000 });
+      assert.deepEqual(next.map((c) => [c.job.id, c.job.attempt]).sort(), [[waiting.id, 1], [due.id, 1]].sort());
+      assert.equal(await admin.exists("{full}:oom-guard"), 0, "the guard never makes its key");
+    } finally {
+      await backend.close();
+      admin.disconnect();
     }
   });
 

@@ -20,6 +20,7 @@ local read = {}
 for i = 1, nfields do read[i] = ARGV[9 + i] end
 local FIRST_QUEUE = 10 + nfields
 local STAGE_BATCH = 1000
+refuse_when_full() -- a run whose heartbeats and outcome a full server would refuse: none
 
 -- 1. Due jobs of these queues become queued.
 for qi = FIRST_QUEUE, #ARGV do

@@ -24,6 +24,7 @@
 --   keys                 hash idempotency key → id of the unfinished job holding it
 --   events               stream, the global feed (see event_fields); capped by event id
 --   event-seq            string, last event id
+--   oom-guard            never written (refuse_when_full)
 --   changed              pub/sub channel: message = origin of the change
 local P = ARGV[1]
 local NOW = ARGV[2]
@@ -31,6 +32,15 @@ local EVENT_CAP = tonumber(ARGV[3])
 local ORIGIN = ARGV[4]
 
 local function jobkey(id) return P .. 'job:' .. id end
+
+-- A full server (maxmemory under noeviction) refuses a script at its first command that may grow
+-- memory only if the script has written nothing yet; a script whose first write is a ZPOPMIN or
+-- a ZREM runs whole. So under OOM claims went on and rescues charged attempts while every
+-- heartbeat and outcome (HSET first) was refused: jobs whose handlers succeeded were run again
+-- until they failed for good. A script that starts a run or charges one calls this before its
+-- first write: SETRANGE of an absent key with an empty value is refused like any write that may
+-- grow memory, and otherwise changes nothing (no key, nothing replicated).
+local function refuse_when_full() redis.call('SETRANGE', P .. 'oom-guard', 0, '') end
 
 -- Events are numbered here: INCR for the first, then locally; flush writes the counter back
 -- when a script added more than one. Each event is written twice, without a call of its own

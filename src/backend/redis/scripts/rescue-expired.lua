@@ -5,6 +5,8 @@
 -- Returns a flat array id, new state, id, new state, … (fewer than chunk pairs: nothing left).
 local out = {}
 local ids = redis.call('ZRANGEBYSCORE', P .. 'active', '-inf', '(' .. NOW, 'LIMIT', 0, tonumber(ARGV[5]))
+-- On a full server those leases ran out because heartbeats were refused: no attempt is charged.
+if #ids > 0 then refuse_when_full() end
 for _, id in ipairs(ids) do
   local k = jobkey(id)
   local f = redis.call('HMGET', k, 'state', 'queue', 'attempt', 'max_attempts', 'cancel', 'worker', 'key', 'errors', 'priority', 'run_at')

@@ -4,6 +4,7 @@
 -- Returns { staged, more } where more = 1 when the chunk was used up (call again).
 local chunk = tonumber(ARGV[5])
 local staged, taken, more = 0, 0, 0
+refuse_when_full() -- as claim.lua: nothing moves on a full server but what ends or frees
 for _, queue in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if taken == chunk then
     more = 1
