@@ -1,5 +1,8 @@
-// Every error Offload throws is an OffloadError with a stable `code`; callers branch on the class
-// or the code, never on message text. Backend status codes become these in backend/status.ts.
+// Every error Offload raises itself is an OffloadError with a stable `code`; callers branch on the
+// class or the code, never on message text. Backend status codes become these in
+// backend/status.ts. A server's refusal or a network failure passes through as the driver's own
+// error (pg's DatabaseError with its SQLSTATE code, ioredis's ReplyError) or the Redis adapter's
+// NoConnectionError / ReplyLostError, once the lost-replies resends are spent (README).
 
 export type ErrorCode =
   | "CONFIG"
