@@ -239,6 +239,12 @@ export interface Backend {
    * without a server this is always false.
    */
   unavailable?(error: unknown): boolean;
+  /**
+   * The server's clock, epoch ms; absent for a store in this process. Every call carries the
+   * caller's `now` (tests run on a fake clock), so hosts whose clocks disagree compare leases and
+   * run times across clocks: a worker checks its clock against this at start (clock-check.ts).
+   */
+  serverTime?(): Promise<number>;
   close(): Promise<void>;
   /** True from the moment close() is called: the backend is not to be used again (a wait stops there). */
   readonly closed: boolean;

@@ -27,6 +27,7 @@ import { JobControl } from "./job-control.ts";
 import { recordOutcome, type WorkerEvent } from "./record-outcome.ts";
 export type { WorkerEvent };
 import { Maintenance } from "./maintenance.ts";
+import { checkClock } from "./clock-check.ts";
 import type { TaskRegistry } from "./task-registry.ts";
 import { type WorkerSettings, workerSettings } from "./settings.ts";
 import { hostname } from "node:os";
@@ -173,6 +174,7 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     this.#maintenance = new Maintenance(backend, this.#deps.clock, this.#deps.retention, (e) => this.#report(e), () => ackRetry.failing);
     this.#maintenance.start(this.#stopping.signal);
     this.#heartbeat = this.#heartbeatLoop(backend, ackRetry);
+    void checkClock(this.#deps.clock, backend);
     this.#loop = claims.run(this.#stopping.signal);
   }
 

@@ -352,6 +352,10 @@ export class PostgresBackend implements Backend {
     return typeof at === "number" ? at : undefined;
   }
 
+  async serverTime(): Promise<number> {
+    return Number((await this.#first("server-time", []))?.["ms"]);
+  }
+
   async readEvents(request: { jobId?: string | undefined; afterId: number; limit: number }): Promise<JobEvent[]> {
     return (await this.#rows("read-events", [request.jobId ?? null, request.afterId, request.limit])).map(toJobEvent);
   }

@@ -8,7 +8,7 @@ import { ConfigError } from "../../core/errors.ts";
 const QUERY_NAMES = [
   "acknowledge-cancel", "cancel", "claim", "complete", "counts", "end-backend", "enqueue", "enqueue-find-key",
   "enqueue-find-last-key", "enqueue-keyed", "fail", "get-job", "heartbeat", "list-jobs", "log", "next-due", "notify-work", "progress",
-  "prune", "read-events", "reclaim", "release", "replay", "rescue-expired", "retry", "stage-due", "stored-ids",
+  "prune", "read-events", "reclaim", "release", "replay", "rescue-expired", "retry", "server-time", "stage-due", "stored-ids",
 ] as const;
 
 export type QueryName = (typeof QUERY_NAMES)[number];

@@ -351,6 +351,11 @@ export class RedisBackend implements Backend {
     return feedEvents(entries, request.afterId, request.limit);
   }
 
+  async serverTime(): Promise<number> {
+    const [seconds, micros] = await this.#scripts.read((c) => c.time());
+    return Number(seconds) * 1_000 + Math.floor(Number(micros) / 1_000);
+  }
+
   watch(listener: () => void, options?: WatchOptions): () => void {
     return this.#feed.subscribe(listener, options?.newWork === true);
   }

@@ -1,0 +1,110 @@
+// Hosts whose clocks disagree: every call carries the caller's `now`, so a worker compares its
+// clock with the server's at start and warns (OFFLOAD_CLOCK_SKEW) when they are seconds apart.
+// On the real servers: their clocks are this host's, so an offset clock stands in for a skewed host.
+import assert from "node:assert/strict";
+import { after, describe, it } from "node:test";
+import { Redis } from "ioredis";
+import type { Backend } from "../../src/backend/backend.ts";
+import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
+import { type Clock, FakeClock, systemClock } from "../../src/core/clock.ts";
+import { randomToken } from "../../src/core/ids.ts";
+import { Offload } from "../../src/index.ts";
+import { SKEW_WARN_MS, checkClock, measureSkew, skewWarning } from "../../src/worker/clock-check.ts";
+import { openIsolated } from "./postgres-helpers.ts";
+import { unlinkAndQuit } from "./redis-helpers.ts";
+
+const REDIS_URL = process.env["OFFLOAD_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379";
+const run = `skew${randomToken().slice(0, 8)}`;
+after(() => unlinkAndQuit(new Redis(REDIS_URL), `{${run}*`));
+
+/** The real clock, `offsetMs` off: the clock of a host that is that far ahead (or behind, negative). */
+const offset = (offsetMs: number): Clock => ({ now: () => Date.now() + offsetMs, sleep: systemClock.sleep });
+
+/** Collects the OFFLOAD_CLOCK_SKEW warnings this process emits, until `stop()`. */
+function skewWarnings(): { readonly seen: string[]; readonly next: Promise<string>; stop(): void } {
+  const seen: string[] = [];
+  let arrived!: (message: string) => void;
+  const next = new Promise<string>((resolve) => (arrived = resolve));
+  const listener = (warning: Error & { code?: string }): void => {
+    if (warning.code !== "OFFLOAD_CLOCK_SKEW") return;
+    seen.push(warning.message);
+    arrived(warning.message);
+  };
+  process.on("warning", listener);
+  return { seen, next, stop: () => process.off("warning", listener) };
+}
+
+/** One turn of the event loop: process.emitWarning delivers on the next tick. */
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+describe("clock skew: the arithmetic", () => {
+  it("the server's reading is compared with the middle of the round trip", async () => {
+    const clock = new FakeClock(1_000_000);
+    const skew = await measureSkew(clock, async () => {
+      clock.advance(40); // 40 ms there, 40 back: the server read its clock at +40
+      const at = clock.now() + 5_000;
+      clock.advance(40);
+      return at;
+    });
+    assert.equal(skew, 5_000);
+  });
+
+  it("warns past the threshold only, saying which way", () => {
+    assert.equal(skewWarning(SKEW_WARN_MS, "redis"), undefined);
+    assert.equal(skewWarning(-SKEW_WARN_MS, "redis"), undefined);
+    assert.match(skewWarning(30_000, "redis") ?? "", /30\.0 s behind the redis server's/);
+    assert.match(skewWarning(-4_500, "postgres") ?? "", /4\.5 s ahead of the postgres server's/);
+  });
+});
+
+const servers: Array<[string, () => Promise<Backend>]> = [
+  ["redis", async () => new RedisBackend({ url: REDIS_URL, prefix: `${run}-${randomToken().slice(0, 6)}` })],
+  ["postgres", () => openIsolated()],
+];
+
+for (const [name, open] of servers) {
+  describe(`clock skew: ${name}`, () => {
+    it("the server's clock, as read, is this host's within a second", async () => {
+      const backend = await open();
+      try {
+        assert.ok(Math.abs(await measureSkew(systemClock, () => backend.serverTime!())) < 1_000);
+      } finally {
+        await backend.close();
+      }
+    });
+
+    it("a worker whose host clock is 30 s ahead warns at start, once for the backend however many workers share it", async () => {
+      const backend = await open();
+      const warnings = skewWarnings();
+      const offload = new Offload({ backend, clock: offset(30_000) });
+      try {
+        offload.task({ name: "t", run: () => null });
+        await offload.worker({ poll: "60s" }).start();
+        assert.match(await warnings.next, new RegExp(`3\\d\\.\\d s ahead of the ${name} server's`));
+        // A second worker, and the check itself again: the warning was given.
+        await offload.worker({ poll: "60s" }).start();
+        await checkClock(offset(30_000), backend);
+        await turn();
+        assert.equal(warnings.seen.length, 1);
+      } finally {
+        warnings.stop();
+        await offload.close({ grace: 0 });
+        await backend.close();
+      }
+    });
+
+    it("clocks in step, or a fake clock, give no warning", async () => {
+      const backend = await open();
+      const warnings = skewWarnings();
+      try {
+        await checkClock(systemClock, backend);
+        await checkClock(new FakeClock(), backend); // 2030: far off on purpose, never checked
+        await turn();
+        assert.deepEqual(warnings.seen, []);
+      } finally {
+        warnings.stop();
+        await backend.close();
+      }
+    });
+  });
+}
