@@ -10,15 +10,23 @@ import { type Clock, FakeClock } from "../core/clock.ts";
 /** Past this, two hosts each this far off (opposite ways) disagree by a quarter of the default lease. */
 export const SKEW_WARN_MS = 2_000;
 
-/** How far the server's clock is ahead of `clock` (negative: behind), from one round trip. */
+/**
+ * How far the server's clock is at least ahead of `clock` (negative: behind), from one round trip.
+ * The server read its clock at some instant between the call and its reply, so only how far its
+ * reading lies outside that interval is certain: a slow reply (a busy server, a connection being
+ * made) proves less, never a skew that is not there.
+ */
 export async function measureSkew(clock: Clock, serverTime: () => Promise<number>): Promise<number> {
   const sent = clock.now();
   const server = await serverTime();
   const back = clock.now();
-  // The server read its clock somewhere within the round trip: the middle is the best guess, and
-  // the error is at most half the round trip, well under the threshold on any working network.
-  return server - (sent + back) / 2;
+  if (server > back) return server - back;
+  if (server < sent) return server - sent;
+  return 0;
 }
+
+/** Calls measured: the largest skew any of them proves (one slow reply cannot hide it). */
+const SAMPLES = 3;
 
 /** The warning for a measured skew, if it is large enough to matter. */
 export function skewWarning(skewMs: number, server: string): string | undefined {
@@ -46,7 +54,12 @@ export async function checkClock(clock: Clock, backend: Backend): Promise<void> 
   const serverTime = backend.serverTime.bind(backend);
   let warning: string | undefined;
   try {
-    warning = skewWarning(await measureSkew(clock, serverTime), backend.name);
+    let skew = 0;
+    for (let i = 0; i < SAMPLES; i++) {
+      const proven = await measureSkew(clock, serverTime);
+      if (Math.abs(proven) > Math.abs(skew)) skew = proven;
+    }
+    warning = skewWarning(skew, backend.name);
   } catch {
     return;
   }

@@ -33,34 +33,29 @@ export class Maintenance {
     await this.#loop;
   }
 
-  /** One pass: rescue expired leases, and prune when it is time. Exposed for tests. */
-  async tick(prune: boolean): Promise<void> {
-    const now = this.#clock.now();
-    await this.#backend.rescueExpired(now);
-    if (prune) await this.#backend.prune(this.#retention, now);
-  }
-
   async #run(stop: AbortSignal): Promise<void> {
     let lastPrune = 0;
     while (!stop.aborted) {
-      try {
-        if (this.#holdRescue()) {
-          // This worker's outcomes are being retried, or its heartbeats fail: when writes come back
-          // those go first, or the sweep would rescue the very jobs they are about (ack-retry.ts,
-          // `failing`).
-          await this.#clock.sleep(RESCUE_EVERY_MS, stop).catch(() => {});
-          continue;
-        }
-        const now = this.#clock.now();
-        const prune = now - lastPrune >= PRUNE_EVERY_MS;
-        // stop() waits for this loop: a sweep hanging on a dead connection must not hold it up.
-        await unlessAborted(this.tick(prune), stop);
-        if (prune) lastPrune = now;
-      } catch (error) {
-        this.#report(error);
-      }
+      const now = this.#clock.now();
+      // This worker's outcomes are being retried, or its heartbeats fail: when writes come back
+      // those go first, or the sweep would rescue the very jobs they are about (ack-retry.ts,
+      // `failing`). Pruning goes on meanwhile.
+      if (!this.#holdRescue()) await this.#attempt(() => this.#backend.rescueExpired(now), stop);
+      // On its own: a rescue that keeps failing (a full Redis refuses it, and never a prune, which
+      // frees memory) must not keep finished jobs from being pruned.
+      if (now - lastPrune >= PRUNE_EVERY_MS && (await this.#attempt(() => this.#backend.prune(this.#retention, now), stop))) lastPrune = now;
       // Jitter keeps many workers from doing the same sweep at the same instant.
       await this.#clock.sleep(RESCUE_EVERY_MS * (0.75 + Math.random() / 2), stop).catch(() => {});
+    }
+  }
+
+  /** Runs one step; whether it got through. stop() waits for this loop: a step hanging on a dead connection must not hold it up. */
+  async #attempt(step: () => Promise<unknown>, stop: AbortSignal): Promise<boolean> {
+    try {
+      return (await unlessAborted(step(), stop)) !== undefined;
+    } catch (error) {
+      this.#report(error);
+      return false;
     }
   }
 }

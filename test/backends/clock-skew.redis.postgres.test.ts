@@ -38,15 +38,19 @@ function skewWarnings(): { readonly seen: string[]; readonly next: Promise<strin
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 describe("clock skew: the arithmetic", () => {
-  it("the server's reading is compared with the middle of the round trip", async () => {
+  it("only how far the server's reading lies outside the round trip counts, so a slow reply is no skew", async () => {
     const clock = new FakeClock(1_000_000);
-    const skew = await measureSkew(clock, async () => {
-      clock.advance(40); // 40 ms there, 40 back: the server read its clock at +40
-      const at = clock.now() + 5_000;
-      clock.advance(40);
+    const reply = (aheadMs: number, tripMs: number) => async (): Promise<number> => {
+      clock.advance(tripMs / 2);
+      const at = clock.now() + aheadMs;
+      clock.advance(tripMs / 2);
       return at;
-    });
-    assert.equal(skew, 5_000);
+    };
+    assert.equal(await measureSkew(clock, reply(5_000, 80)), 4_960); // at least 5 s - 40 ms ahead
+    assert.equal(await measureSkew(clock, reply(-5_000, 80)), -4_960);
+    // A 5 s reply from a server whose clock is this one: nothing proven, whatever the middle says.
+    assert.equal(await measureSkew(clock, reply(0, 5_000)), 0);
+    assert.equal(await measureSkew(clock, reply(2_000, 5_000)), 0);
   });
 
   it("warns past the threshold only, saying which way", () => {

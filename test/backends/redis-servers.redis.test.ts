@@ -306,19 +306,23 @@ describe("redis: cluster, connection loss, server restart", () => {
     }
   });
 
-  it("a full server refuses claims and lease rescues, as it does heartbeats and outcomes: nothing is run or charged until memory is back", { timeout: 30_000 }, async () => {
+  it("a full server refuses claims and lease rescues, as it does heartbeats and completions: nothing is run or charged until memory is back; pruning still runs", { timeout: 30_000 }, async () => {
     const port = await freePort();
     await servers.start(port, ["--maxmemory-policy", "noeviction"]);
     const admin = new Redis(port, "127.0.0.1");
     const backend = new RedisBackend({ url: `redis://127.0.0.1:${port}`, prefix: "full" });
     const oom = /OOM command not allowed/;
     try {
-      const [first, waiting, due] = [newJob(), newJob(), newJob({ runAt: T0 + 500 })]; // ids in this order
-      await backend.enqueue({ jobs: [first, waiting, due], now: T0 });
+      const [old, first, waiting, due] = [newJob(), newJob(), newJob(), newJob({ runAt: T0 + 500 })]; // ids in this order
+      await backend.enqueue({ jobs: [old, first, waiting, due], now: T0 });
+      const [done] = await backend.claim({ queues: ["q"], limit: 1, worker: "w", leaseMs: 1_000, now: T0 });
+      assert.deepEqual(await backend.complete([{ id: old.id, token: done?.token ?? "", resultJson: "1" }], T0), ["OK"]);
       const [running] = await backend.claim({ queues: ["q"], limit: 1, worker: "w", leaseMs: 1_000, now: T0 });
       assert.equal(running?.job.id, first.id);
       const lease = { id: running.job.id, token: running.token };
       await admin.config("SET", "maxmemory", "1"); // the server is now over its limit
+      // Pruning frees memory, and still runs.
+      assert.equal(await backend.prune({ succeeded: 1, failed: 1, cancelled: 1 }, T0 + 10), 1);
       // Refused whole, before any write: a claim used to pop and activate jobs here (its first
       // write, ZPOPMIN, is not one Redis refuses), and a rescue to charge their attempts, while
       // the heartbeats and outcomes of those runs were refused.

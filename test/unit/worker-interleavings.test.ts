@@ -415,6 +415,34 @@ describe("worker interleavings", () => {
     }
   });
 
+  it("a rescue that keeps failing (a full Redis refuses it) does not keep the sweep from pruning, nor does a rescue held for failing heartbeats", { timeout: 20_000 }, async () => {
+    let prunes = 0;
+    const refusing = (real: Backend): Partial<Backend> => ({
+      rescueExpired: () => Promise.reject(new Error("OOM command not allowed when used memory > 'maxmemory'.")),
+      heartbeat: () => noReplicas(),
+      prune: (retention, now) => {
+        prunes++;
+        return real.prune(retention, now);
+      },
+    });
+    await onFakeClock(refusing, async (offload, clock) => {
+      const finish = deferred();
+      const task = offload.task({ name: "long", run: () => finish.promise });
+      const worker = offload.worker({ poll: "60s" });
+      worker.on("error", () => {});
+      await worker.start();
+      await task.enqueue(null); // its heartbeats fail: the rescue is held
+      try {
+        await advanceInSteps(clock, 2_000);
+        assert.equal(prunes, 1, "pruned at the first sweep");
+        await advanceInSteps(clock, 60_000);
+        assert.equal(prunes, 2, "and a minute later");
+      } finally {
+        finish.resolve(); // a handler left running holds close() up
+      }
+    });
+  });
+
   it("two stop() calls at once are one shutdown: neither returns before the running job is handed back", { timeout: 20_000 }, async () => {
     const real = await openBackend("sqlite::memory:");
     const releaseSent = deferred();

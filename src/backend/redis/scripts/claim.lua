@@ -20,13 +20,15 @@ local read = {}
 for i = 1, nfields do read[i] = ARGV[9 + i] end
 local FIRST_QUEUE = 10 + nfields
 local STAGE_BATCH = 1000
-refuse_when_full() -- a run whose heartbeats and outcome a full server would refuse: none
+-- Before the first write of each step: no run starts on a full server, which would refuse its
+-- heartbeats and outcome (refuse_when_full, lib.lua).
 
 -- 1. Due jobs of these queues become queued.
 for qi = FIRST_QUEUE, #ARGV do
   local queue = ARGV[qi]
   local due = redis.call('ZRANGEBYSCORE', P .. 'due:' .. queue, '-inf', NOW, 'LIMIT', 0, STAGE_BATCH)
   if #due > 0 then
+    refuse_when_full()
     redis.call('ZREM', P .. 'due:' .. queue, unpack(due))
     for _, id in ipairs(due) do
       local f = redis.call('HMGET', jobkey(id), 'state', 'priority', 'run_at', 'attempt')
@@ -53,6 +55,7 @@ for qi = FIRST_QUEUE, #ARGV do
   while taken < limit do
     local levels = redis.call('ZREVRANGE', prio_key, start, start + limit - 1)
     if #levels == 0 then break end
+    refuse_when_full()
     local dropped = 0
     for _, prio in ipairs(levels) do
       if taken >= limit then break end

@@ -36,11 +36,19 @@ local function jobkey(id) return P .. 'job:' .. id end
 -- A full server (maxmemory under noeviction) refuses a script at its first command that may grow
 -- memory only if the script has written nothing yet; a script whose first write is a ZPOPMIN or
 -- a ZREM runs whole. So under OOM claims went on and rescues charged attempts while every
--- heartbeat and outcome (HSET first) was refused: jobs whose handlers succeeded were run again
--- until they failed for good. A script that starts a run or charges one calls this before its
--- first write: SETRANGE of an absent key with an empty value is refused like any write that may
--- grow memory, and otherwise changes nothing (no key, nothing replicated).
-local function refuse_when_full() redis.call('SETRANGE', P .. 'oom-guard', 0, '') end
+-- heartbeat and completion (HSET first) was refused: jobs whose handlers succeeded were run
+-- again until they failed for good. A script that starts a run or charges one calls this right
+-- before its first write: SETRANGE of an absent key with an empty value is refused like any write
+-- that may grow memory, and otherwise changes nothing (no key, nothing replicated on Redis 7).
+-- Not at the top of the script: Redis 6.2 wraps a script's effects in MULTI/EXEC from its first
+-- write command on, even one that changed nothing, and an idle claim would send an empty
+-- MULTI/EXEC to the AOF and every replica.
+local guarded = false
+local function refuse_when_full()
+  if guarded then return end
+  guarded = true
+  redis.call('SETRANGE', P .. 'oom-guard', 0, '')
+end
 
 -- Events are numbered here: INCR for the first, then locally; flush writes the counter back
 -- when a script added more than one. Each event is written twice, without a call of its own

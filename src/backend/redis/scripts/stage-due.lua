@@ -4,7 +4,6 @@
 -- Returns { staged, more } where more = 1 when the chunk was used up (call again).
 local chunk = tonumber(ARGV[5])
 local staged, taken, more = 0, 0, 0
-refuse_when_full() -- as claim.lua: nothing moves on a full server but what ends or frees
 for _, queue in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if taken == chunk then
     more = 1
@@ -13,6 +12,7 @@ for _, queue in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local due = redis.call('ZRANGEBYSCORE', P .. 'due:' .. queue, '-inf', NOW, 'LIMIT', 0, chunk - taken)
   taken = taken + #due
   if taken == chunk then more = 1 end
+  if #due > 0 then refuse_when_full() end -- as claim.lua: nothing moves on to a run on a full server
   for _, id in ipairs(due) do
     local f = redis.call('HMGET', jobkey(id), 'state', 'priority', 'run_at', 'attempt')
     redis.call('ZREM', P .. 'due:' .. queue, id)
