@@ -108,6 +108,20 @@ export function lifecycleCases(use: UseBackend): void {
     assert.equal((await b.getJob(later))?.state, "scheduled");
   }));
 
+  it("a burst of due jobs is staged a bounded step per claim, oldest first, and stageDue stages all of it", use(async (b) => {
+    // 2,500 jobs due at one instant: the first claim after it must not stage them all (a burst of
+    // 100,000 made one claim take seconds, and blocked a Redis server meanwhile).
+    const jobs = Array.from({ length: 2_500 }, (_, i) => newJob({ id: uuidv7(T0), runAt: T0 + 1_000 + (i % 7) }));
+    await b.enqueue({ jobs, now: T0 });
+    const oldest = [...jobs].sort((x, y) => x.runAt - y.runAt || (x.id < y.id ? -1 : 1))[0];
+    const [first] = await b.claim({ queues: ["q"], limit: 1, worker: "w", leaseMs: LEASE, now: T0 + 2_000 });
+    assert.equal(first?.job.id, oldest?.id, "the oldest due job, as if all were staged");
+    const scheduled = (await b.counts())[0]?.counts.scheduled ?? 0;
+    assert.ok(scheduled > 0 && scheduled < 2_499, `one step staged, not the whole burst (${scheduled} left)`);
+    assert.equal(await b.stageDue(T0 + 2_000), scheduled);
+    assert.equal((await b.counts())[0]?.counts.queued, 2_499);
+  }));
+
   it("an idempotency key returns the unfinished job, and is free again once it finished", use(async (b) => {
     const [first] = await b.enqueue({ jobs: [newJob({ key: "report:1" })], now: T0 });
     const [again] = await b.enqueue({ jobs: [newJob({ id: uuidv7(T0), key: "report:1" })], now: T0 + 1 });

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { uuidv7 } from "../../src/core/ids.ts";
-import { type UseBackend, T0, attemptError, claimOne, enqueueOne, newJob } from "./fixtures.ts";
+import { type UseBackend, LEASE, T0, attemptError, claimOne, enqueueOne, newJob } from "./fixtures.ts";
 
 const DAY = 86_400_000;
 
@@ -87,6 +87,18 @@ export function readCases(use: UseBackend): void {
     assert.deepEqual(await b.readEvents({ jobId: done, afterId: 0, limit: 10 }), [], "events go with their job");
     assert.equal(await b.prune(retention, T0 + 31 * DAY), 1);
     assert.equal((await b.getJob(waiting))?.state, "scheduled");
+  }));
+
+  it("prune deletes every finished job past retention, however many (more than one of its bounded steps)", use(async (b) => {
+    const n = 2_100; // past one step on every backend but PostgreSQL's 5,000
+    await b.enqueue({ jobs: Array.from({ length: n }, () => newJob({ id: uuidv7(T0) })), now: T0 });
+    for (let done = 0; done < n; ) {
+      const claimed = await b.claim({ queues: ["q"], limit: 500, worker: "w", leaseMs: LEASE, now: T0 + 1 });
+      await b.complete(claimed.map((c) => ({ id: c.job.id, token: c.token, resultJson: "1" })), T0 + 2);
+      done += claimed.length;
+    }
+    assert.equal(await b.prune({ succeeded: DAY, failed: DAY, cancelled: DAY }, T0 + 2 * DAY), n);
+    assert.deepEqual(await b.listJobs({ limit: 10 }), []);
   }));
 
   it("a pruned job has no events of its own, even when it wrote the newest event", use(async (b) => {

@@ -28,6 +28,10 @@ export interface SqliteOptions {
 
 type Params = Record<string, SQLInputValue>;
 
+/** Due jobs staged per write (stage-due.sql): a claim stages one such step before it claims. */
+const STAGE_CHUNK = 1_000;
+/** Finished jobs deleted per write (prune.sql). */
+const PRUNE_CHUNK = 1_000;
 const ALWAYS = (): boolean => true;
 /** A write that brings nothing to claim (a completion, progress, a cancel): see ChangeListeners. */
 const QUIET = (): boolean => false;
@@ -144,7 +148,7 @@ export class SqliteBackend implements Backend {
     if (request.limit <= 0 || request.queues.length === 0) return [];
     let staged = 0;
     const rows = this.#write(() => {
-      staged = Number(this.#stmt("stage-due").run({ now: request.now }).changes);
+      staged = Number(this.#stmt("stage-due").run({ now: request.now, limit: STAGE_CHUNK }).changes);
       const ids = this.#candidates(request.queues, request.limit);
       if (ids.length === 0) return [];
       return this.#all("claim", { ids: JSON.stringify(ids), worker: request.worker, lease_until: request.now + request.leaseMs, now: request.now });
@@ -266,7 +270,12 @@ export class SqliteBackend implements Backend {
   }
 
   async stageDue(now: number): Promise<number> {
-    return this.#write(() => Number(this.#stmt("stage-due").run({ now }).changes), (staged) => staged > 0);
+    let total = 0;
+    for (;;) {
+      const staged = this.#write(() => Number(this.#stmt("stage-due").run({ now, limit: STAGE_CHUNK }).changes), (n) => n > 0);
+      total += staged;
+      if (staged < STAGE_CHUNK) return total;
+    }
   }
 
   async rescueExpired(now: number): Promise<RescueResult> {
@@ -276,12 +285,18 @@ export class SqliteBackend implements Backend {
   }
 
   async prune(retention: Retention, now: number): Promise<number> {
-    return this.#write(() => {
-      const params = {
-        succeeded_before: now - retention.succeeded, failed_before: now - retention.failed, cancelled_before: now - retention.cancelled,
-      };
-      return Number(this.#stmt("prune").run(params).changes);
-    }, () => false); // deleting finished jobs gives no worker anything to do
+    const params = {
+      succeeded_before: now - retention.succeeded, failed_before: now - retention.failed, cancelled_before: now - retention.cancelled, limit: PRUNE_CHUNK,
+    };
+    let total = 0;
+    for (;;) {
+      // Deleting finished jobs gives no worker anything to do: no signal.
+      const deleted = this.#write(() => Number(this.#stmt("prune").run(params).changes), () => false);
+      total += deleted;
+      if (deleted < PRUNE_CHUNK) return total;
+      // Between steps, the rest of this process (a claim, an enqueue) gets its turn.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
   }
 
   async getJob(id: string): Promise<JobRecord | undefined> {

@@ -18,8 +18,10 @@ for _, state in ipairs({ 'succeeded', 'failed', 'cancelled' }) do
   for _, id in ipairs(ids) do
     local queue = redis.call('HGET', jobkey(id), 'queue')
     -- events:<id> is the per-job event list of the first layout (before events moved into the
-    -- job's hash); deleting it costs nothing when it is not there.
-    redis.call('DEL', jobkey(id), P .. 'events:' .. id)
+    -- job's hash); deleting it costs nothing when it is not there. UNLINK, not DEL: a job's hash
+    -- holds all its events, and freeing one of 50,000 log lines in the script took 30 ms of the
+    -- server's time; UNLINK frees a large value on a background thread.
+    redis.call('UNLINK', jobkey(id), P .. 'events:' .. id)
     redis.call('ZREM', done, id)
     redis.call('ZREM', P .. 'jobs', id)
     if queue then count(queue, state, -1) end

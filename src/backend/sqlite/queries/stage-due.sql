@@ -1,4 +1,8 @@
--- Scheduled and retrying jobs whose run time has come become claimable.
--- :now
+-- Scheduled and retrying jobs whose run time has come become claimable, at most :limit, oldest
+-- first: a burst of 100,000 due at one instant was one 0.7 s write transaction, inside the claim
+-- that met it (the claims that follow stage the rest).
+-- :now :limit
 UPDATE offload_jobs SET state = 'queued', updated_at = :now
- WHERE state IN ('scheduled', 'retrying') AND run_at <= :now;
+ WHERE id IN (SELECT id FROM offload_jobs
+               WHERE state IN ('scheduled', 'retrying') AND run_at <= :now
+               ORDER BY run_at, id LIMIT :limit);
