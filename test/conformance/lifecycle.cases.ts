@@ -122,6 +122,14 @@ export function lifecycleCases(use: UseBackend): void {
     assert.equal((await b.counts())[0]?.counts.queued, 2_499);
   }));
 
+  it("a claim's own due job is not kept waiting behind another queue's burst of due jobs", use(async (b) => {
+    const burst = Array.from({ length: 2_500 }, () => newJob({ id: uuidv7(T0), queue: "bulk", runAt: T0 + 1_000 }));
+    await b.enqueue({ jobs: burst, now: T0 });
+    const own = await enqueueOne(b, { runAt: T0 + 1_500 }); // due after the whole burst
+    const [claimed] = await b.claim({ queues: ["q"], limit: 1, worker: "w", leaseMs: LEASE, now: T0 + 2_000 });
+    assert.equal(claimed?.job.id, own);
+  }));
+
   it("an idempotency key returns the unfinished job, and is free again once it finished", use(async (b) => {
     const [first] = await b.enqueue({ jobs: [newJob({ key: "report:1" })], now: T0 });
     const [again] = await b.enqueue({ jobs: [newJob({ id: uuidv7(T0), key: "report:1" })], now: T0 + 1 });

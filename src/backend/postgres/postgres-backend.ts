@@ -181,7 +181,7 @@ export class PostgresBackend implements Backend {
           let rows = await this.#rows("claim", [...params, true, tokenBase, suffix], replyTimeoutMs);
           if (rows[0]?.["due"] === true) {
             // Scheduled or retrying jobs are due, and claim.sql claimed nothing: stage them, then claim.
-            await this.#stageChunk(request.now);
+            await this.#stageChunk(request.now, request.queues);
             rows = await this.#rows("claim", [...params, false, tokenBase, suffix], replyTimeoutMs);
           }
           const jobs = claimed(rows);
@@ -316,15 +316,15 @@ export class PostgresBackend implements Backend {
   async stageDue(now: number): Promise<number> {
     let total = 0;
     for (;;) {
-      const staged = await this.#stageChunk(now);
+      const staged = await this.#stageChunk(now, null);
       total += staged;
       if (staged < STAGE_CHUNK) return total;
     }
   }
 
-  /** One bounded step of staging: a claim takes one, so its first job never waits for a whole burst. */
-  async #stageChunk(now: number): Promise<number> {
-    return (await this.#write("stage-due", [now, STAGE_CHUNK])).length;
+  /** One bounded step of staging (of `queues`, or all): a claim takes one, so its first job never waits for a whole burst. */
+  async #stageChunk(now: number, queues: readonly string[] | null): Promise<number> {
+    return (await this.#write("stage-due", [now, STAGE_CHUNK, queues])).length;
   }
 
   async rescueExpired(now: number): Promise<RescueResult> {

@@ -148,7 +148,7 @@ export class SqliteBackend implements Backend {
     if (request.limit <= 0 || request.queues.length === 0) return [];
     let staged = 0;
     const rows = this.#write(() => {
-      staged = Number(this.#stmt("stage-due").run({ now: request.now, limit: STAGE_CHUNK }).changes);
+      staged = Number(this.#stmt("stage-due").run({ now: request.now, limit: STAGE_CHUNK, queues: JSON.stringify(request.queues) }).changes);
       const ids = this.#candidates(request.queues, request.limit);
       if (ids.length === 0) return [];
       return this.#all("claim", { ids: JSON.stringify(ids), worker: request.worker, lease_until: request.now + request.leaseMs, now: request.now });
@@ -272,7 +272,7 @@ export class SqliteBackend implements Backend {
   async stageDue(now: number): Promise<number> {
     let total = 0;
     for (;;) {
-      const staged = this.#write(() => Number(this.#stmt("stage-due").run({ now, limit: STAGE_CHUNK }).changes), (n) => n > 0);
+      const staged = this.#write(() => Number(this.#stmt("stage-due").run({ now, limit: STAGE_CHUNK, queues: null }).changes), (n) => n > 0);
       total += staged;
       if (staged < STAGE_CHUNK) return total;
     }
