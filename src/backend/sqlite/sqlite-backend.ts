@@ -148,7 +148,9 @@ export class SqliteBackend implements Backend {
     if (request.limit <= 0 || request.queues.length === 0) return [];
     let staged = 0;
     const rows = this.#write(() => {
-      staged = Number(this.#stmt("stage-due").run({ now: request.now, limit: STAGE_CHUNK, queues: JSON.stringify(request.queues) }).changes);
+      if (this.#get("any-due", { now: request.now })) {
+        staged = Number(this.#stmt("stage-due").run({ now: request.now, limit: STAGE_CHUNK, queues: JSON.stringify(request.queues) }).changes);
+      }
       const ids = this.#candidates(request.queues, request.limit);
       if (ids.length === 0) return [];
       return this.#all("claim", { ids: JSON.stringify(ids), worker: request.worker, lease_until: request.now + request.leaseMs, now: request.now });
