@@ -108,18 +108,17 @@ export function lifecycleCases(use: UseBackend): void {
     assert.equal((await b.getJob(later))?.state, "scheduled");
   }));
 
-  it("a burst of due jobs is staged a bounded step per claim, oldest first, and stageDue stages all of it", use(async (b) => {
-    // 2,500 jobs due at one instant: the first claim after it must not stage them all (a burst of
-    // 100,000 made one claim take seconds, and blocked a Redis server meanwhile).
-    const jobs = Array.from({ length: 2_500 }, (_, i) => newJob({ id: uuidv7(T0), runAt: T0 + 1_000 + (i % 7) }));
-    await b.enqueue({ jobs, now: T0 });
-    const oldest = [...jobs].sort((x, y) => x.runAt - y.runAt || (x.id < y.id ? -1 : 1))[0];
-    const [first] = await b.claim({ queues: ["q"], limit: 1, worker: "w", leaseMs: LEASE, now: T0 + 2_000 });
-    assert.equal(first?.job.id, oldest?.id, "the oldest due job, as if all were staged");
-    const scheduled = (await b.counts())[0]?.counts.scheduled ?? 0;
-    assert.ok(scheduled > 0 && scheduled < 2_499, `one step staged, not the whole burst (${scheduled} left)`);
-    assert.equal(await b.stageDue(T0 + 2_000), scheduled);
-    assert.equal((await b.counts())[0]?.counts.queued, 2_499);
+  it("due jobs compete for a claim in claim order, as if staged with the rest: a due job of higher priority first, and none left behind newer work", use(async (b) => {
+    // 900 due at one instant: a step of staging that took the oldest first would leave the
+    // urgent one behind them, and a claim larger than such a step would take newer work ahead
+    // of older due jobs (docs/decisions.md, *Scale*).
+    await b.enqueue({ jobs: Array.from({ length: 900 }, () => newJob({ id: uuidv7(T0), runAt: T0 + 1_000 })), now: T0 });
+    const urgent = await enqueueOne(b, { id: uuidv7(T0), priority: 10, runAt: T0 + 1_500 });
+    const newer = await enqueueOne(b, { id: uuidv7(T0 + 1_600), runAt: T0 + 1_600 }, T0 + 1_600); // queued at once
+    const claimed = await b.claim({ queues: ["q"], limit: 901, worker: "w", leaseMs: LEASE, now: T0 + 2_000 });
+    assert.equal(claimed[0]?.job.id, urgent);
+    assert.equal(claimed.length, 901);
+    assert.ok(!claimed.some((c) => c.job.id === newer), "the newer job waits for every older due one");
   }));
 
   it("a claim's own due job is not kept waiting behind another queue's burst of due jobs", use(async (b) => {

@@ -33,8 +33,6 @@ export type { PostgresOptions };
  */
 const PREPARED: ReadonlySet<QueryName> = new Set(["claim", "complete", "heartbeat", "enqueue", "enqueue-keyed", "get-job", "fail", "next-due"]);
 const PRUNE_BATCH = 5_000;
-/** Due jobs staged per statement (stage-due.sql): about 20 ms of server time. */
-const STAGE_CHUNK = 1_000;
 const UNIQUE_VIOLATION = "23505";
 
 export class PostgresBackend implements Backend {
@@ -181,7 +179,7 @@ export class PostgresBackend implements Backend {
           let rows = await this.#rows("claim", [...params, true, tokenBase, suffix], replyTimeoutMs);
           if (rows[0]?.["due"] === true) {
             // Scheduled or retrying jobs are due, and claim.sql claimed nothing: stage them, then claim.
-            await this.#stageChunk(request.now, request.queues);
+            await this.stageDue(request.now);
             rows = await this.#rows("claim", [...params, false, tokenBase, suffix], replyTimeoutMs);
           }
           const jobs = claimed(rows);
@@ -314,17 +312,7 @@ export class PostgresBackend implements Backend {
   }
 
   async stageDue(now: number): Promise<number> {
-    let total = 0;
-    for (;;) {
-      const staged = await this.#stageChunk(now, null);
-      total += staged;
-      if (staged < STAGE_CHUNK) return total;
-    }
-  }
-
-  /** One bounded step of staging (of `queues`, or all): a claim takes one, so its first job never waits for a whole burst. */
-  async #stageChunk(now: number, queues: readonly string[] | null): Promise<number> {
-    return (await this.#write("stage-due", [now, STAGE_CHUNK, queues])).length;
+    return (await this.#write("stage-due", [now])).length;
   }
 
   async rescueExpired(now: number): Promise<RescueResult> {

@@ -3,7 +3,7 @@
 import { readFileSync, readdirSync } from "node:fs";
 
 const QUERY_NAMES = [
-  "acknowledge-cancel", "any-due", "cancel-active", "cancel-pending", "claim", "claim-candidates", "complete", "complete-repeated", "counts",
+  "acknowledge-cancel", "cancel-active", "cancel-pending", "claim", "claim-candidates", "complete", "complete-repeated", "counts",
   "enqueue-bulk", "enqueue-find-key", "enqueue-insert", "event-insert", "fail", "get-job", "heartbeat",
   "lease-held", "lease-outcome", "list-jobs", "next-due", "progress", "prune", "read-events", "release", "replay",
   "rescue-expired", "retry", "stage-due",

@@ -28,8 +28,6 @@ export interface SqliteOptions {
 
 type Params = Record<string, SQLInputValue>;
 
-/** Due jobs staged per write (stage-due.sql): a claim stages one such step before it claims. */
-const STAGE_CHUNK = 1_000;
 /** Finished jobs deleted per write (prune.sql). */
 const PRUNE_CHUNK = 1_000;
 const ALWAYS = (): boolean => true;
@@ -148,9 +146,7 @@ export class SqliteBackend implements Backend {
     if (request.limit <= 0 || request.queues.length === 0) return [];
     let staged = 0;
     const rows = this.#write(() => {
-      if (this.#get("any-due", { now: request.now })) {
-        staged = Number(this.#stmt("stage-due").run({ now: request.now, limit: STAGE_CHUNK, queues: JSON.stringify(request.queues) }).changes);
-      }
+      staged = Number(this.#stmt("stage-due").run({ now: request.now }).changes);
       const ids = this.#candidates(request.queues, request.limit);
       if (ids.length === 0) return [];
       return this.#all("claim", { ids: JSON.stringify(ids), worker: request.worker, lease_until: request.now + request.leaseMs, now: request.now });
@@ -272,12 +268,7 @@ export class SqliteBackend implements Backend {
   }
 
   async stageDue(now: number): Promise<number> {
-    let total = 0;
-    for (;;) {
-      const staged = this.#write(() => Number(this.#stmt("stage-due").run({ now, limit: STAGE_CHUNK, queues: null }).changes), (n) => n > 0);
-      total += staged;
-      if (staged < STAGE_CHUNK) return total;
-    }
+    return this.#write(() => Number(this.#stmt("stage-due").run({ now }).changes), (staged) => staged > 0);
   }
 
   async rescueExpired(now: number): Promise<RescueResult> {

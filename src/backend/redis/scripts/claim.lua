@@ -19,19 +19,14 @@ local nfields = tonumber(ARGV[9])
 local read = {}
 for i = 1, nfields do read[i] = ARGV[9 + i] end
 local FIRST_QUEUE = 10 + nfields
--- Due jobs staged per claim, shared between its queues: a burst of due jobs (100,000 delayed jobs
--- due at one instant) is staged a batch at a time by the claims that follow, oldest first in each
--- queue, instead of in one script that blocked the server for seconds (1,000 per queue had made
--- one claim over 20 queues a 320 ms script).
-local STAGE_BATCH = 500
-local stage_each = math.max(1, math.floor(STAGE_BATCH / (#ARGV - FIRST_QUEUE + 1)))
+local STAGE_BATCH = 1000
 -- Before the first write of each step: no run starts on a full server, which would refuse its
 -- heartbeats and outcome (refuse_when_full, lib.lua).
 
 -- 1. Due jobs of these queues become queued.
 for qi = FIRST_QUEUE, #ARGV do
   local queue = ARGV[qi]
-  local due = redis.call('ZRANGEBYSCORE', P .. 'due:' .. queue, '-inf', NOW, 'LIMIT', 0, stage_each)
+  local due = redis.call('ZRANGEBYSCORE', P .. 'due:' .. queue, '-inf', NOW, 'LIMIT', 0, STAGE_BATCH)
   if #due > 0 then
     refuse_when_full()
     redis.call('ZREM', P .. 'due:' .. queue, unpack(due))
