@@ -331,6 +331,7 @@ describe("redis: cluster, connection loss, server restart", () => {
       await assert.rejects(backend.stageDue(T0 + 600), oom);
       await assert.rejects(backend.rescueExpired(T0 + 5_000), oom);
       await assert.rejects(backend.complete([{ ...lease, resultJson: "1" }], T0 + 5_000), oom);
+      await assert.rejects(backend.cancel(running.job.id, T0 + 5_000), oom, "a cancel request for a running job adds data: refused too");
       const stored = await backend.getJob(running.job.id);
       assert.deepEqual([stored?.state, stored?.attempt, stored?.errors.length], ["active", 1, 0], "not rescued, no attempt charged");
       assert.deepEqual([(await backend.getJob(waiting.id))?.state, (await backend.getJob(due.id))?.state], ["queued", "scheduled"]);
