@@ -51,6 +51,8 @@ export class Maintenance {
 
   /** Runs one step; whether it got through. stop() waits for this loop: a step hanging on a dead connection must not hold it up. */
   async #attempt(step: () => Promise<unknown>, stop: AbortSignal): Promise<boolean> {
+    // stop() came while the last step hung: send nothing more (the backend may be closing).
+    if (stop.aborted) return false;
     try {
       return (await unlessAborted(step(), stop)) !== undefined;
     } catch (error) {

@@ -513,13 +513,14 @@ describe("worker interleavings", () => {
     }
   });
 
-  it("stop() returns while a heartbeat and a rescue sweep hang on a dead connection", { timeout: 20_000 }, async () => {
+  it("stop() returns while a heartbeat and a rescue sweep hang on a dead connection, and sends no prune after them", { timeout: 20_000 }, async () => {
     const clock = new FakeClock();
     const real = await openBackend("sqlite::memory:");
     const heartbeatSent = deferred();
     const sweepSent = deferred();
     // A server that vanished without closing its sockets: the requests are never answered.
     const never = new Promise<never>(() => {});
+    let prunes = 0;
     const backend = replacing(real, {
       heartbeat: () => {
         heartbeatSent.resolve();
@@ -528,6 +529,10 @@ describe("worker interleavings", () => {
       rescueExpired: () => {
         sweepSent.resolve();
         return never;
+      },
+      prune: (retention, now) => {
+        prunes++;
+        return real.prune(retention, now);
       },
     });
     const offload = new Offload({ backend, clock });
@@ -548,6 +553,7 @@ describe("worker interleavings", () => {
       await succeeded;
       await worker.stop({ grace: 0 });
       assert.equal((await job.get()).state, "succeeded");
+      assert.equal(prunes, 0, "nothing more is sent once stop() has given up on the sweep");
     } finally {
       await offload.close({ grace: 0 });
       await real.close();
