@@ -16,7 +16,7 @@ export class AckRetry {
   readonly #leaseMs: number;
   readonly #retrying: (error: unknown) => void;
   readonly #hurry = new AbortController();
-  /** When each write now between tries began. */
+  /** Since when each failing write (an outcome between tries, or the heartbeats) has failed. */
   readonly #failingSince = new Set<{ readonly since: number }>();
 
   /**
@@ -49,8 +49,8 @@ export class AckRetry {
   }
 
   /**
-   * Counts as a failing write from now until the returned function is called: the worker's
-   * heartbeats, from one that failed until one gets through. A handler still running through an
+   * Counts as a failing write from now until the returned function is called: an outcome between
+   * tries (write), and the worker's heartbeats, from one that failed until one gets through. A handler still running through an
    * outage has no outcome to retry, but its lease runs out just the same, and when writes came
    * back this worker's own sweep could rescue it before the next heartbeat renewed it: the job
    * was claimed again and ran twice.
@@ -68,8 +68,8 @@ export class AckRetry {
 
   /** `final` names failures that a repeat would meet again (a refusal, not a lost reply): thrown at once. */
   async write<T>(work: () => Promise<T>, final: (error: unknown) => boolean = () => false): Promise<T> {
-    const began = { since: this.#clock.now() };
-    const giveUpAt = began.since + 2 * this.#leaseMs;
+    const giveUpAt = this.#clock.now() + 2 * this.#leaseMs;
+    let recovered: (() => void) | undefined;
     try {
       for (let retry = 0; ; retry++) {
         try {
@@ -78,14 +78,14 @@ export class AckRetry {
           const late = this.#clock.now() + LATE_PAUSE_MS <= giveUpAt ? LATE_PAUSE_MS : undefined;
           const pause = RESEND_DELAYS_MS[retry] ?? late;
           if (pause === undefined || this.#hurry.signal.aborted || final(error)) throw error;
-          this.#failingSince.add(began);
+          recovered ??= this.failingFrom();
           this.#retrying(error);
           // Cut short by hurry(): then the loop makes its last attempt at once.
           await this.#clock.sleep(pause, this.#hurry.signal).catch(() => {});
         }
       }
     } finally {
-      this.#failingSince.delete(began);
+      recovered?.();
     }
   }
 }
