@@ -137,17 +137,27 @@ export interface RecoverClaim<T> {
   readonly leaseUntil: number;
 }
 
-/** Claim: the claim, and after a lost reply the jobs it took, found by its token base (see the top). */
+/**
+ * Claim: the claim, and after a lost reply the jobs it took, found by its token base (see the top).
+ * If none are found, the claim fails with the lost reply's error rather than answer "no jobs": a
+ * claim that never reached the server took nothing, but says nothing of the queue, and a claim
+ * loop that read the empty answer as an empty queue would sleep until its poll beside waiting work.
+ */
 export function claimRecovering<T>(deps: RecoverClaim<T>): Promise<T[]> {
   const started = performance.now();
   return resending(async (resend) => {
     if (resend === 0) return deps.claim();
     // Once the claim's leases have run out its jobs are rescue's: handed over now, they could run
     // here and on another worker at once.
-    if (deps.now + (performance.now() - started) >= deps.leaseUntil) return [];
-    return deps.reclaim();
-  }, deps.resendable, { notSent: deps.notSent });
+    if (deps.now + (performance.now() - started) >= deps.leaseUntil) throw new NothingRecovered();
+    const found = await deps.reclaim();
+    if (found.length === 0) throw new NothingRecovered();
+    return found;
+  }, (error) => !(error instanceof NothingRecovered) && deps.resendable(error), { notSent: deps.notSent });
 }
+
+/** Ends a claim's recovery empty-handed: resending() then throws the lost reply's error. */
+class NothingRecovered extends Error {}
 
 /** Enqueue: sends the batch, and again as it was while its reply is lost (see the top). */
 export function enqueueResending(jobs: readonly NewJob[], now: number, deps: ResendEnqueue): Promise<EnqueueResult[]> {

@@ -123,3 +123,22 @@ export async function claimSurvivesLostReply(proxy: FreezingProxy, viaProxy: Bac
   const acks = claimed.map((c) => ({ id: c.job.id, token: c.token, resultJson: "true" }));
   assert.deepEqual(await direct.complete(acks, now + 1), ["OK", "OK", "OK"]);
 }
+
+/**
+ * A claim written to a connection that has gone silent never reaches the server. Its recovery
+ * finds no job it took, and the claim must fail (the worker backs off and claims again) rather than
+ * answer "no jobs": a worker reads a short claim as an empty queue and sleeps until its poll beside
+ * waiting jobs. `viaProxy` has a short reply timeout; the claim fails with the error of its lost
+ * reply (`lostReply`), and the next claim takes the jobs.
+ */
+export async function claimLostOnTheWayFails(proxy: FreezingProxy, viaProxy: Backend, direct: Backend, lostReply: RegExp): Promise<void> {
+  const now = Date.now();
+  const queue = "claim-lost-on-the-way";
+  const jobs = [newJob({ queue, runAt: now }), newJob({ queue, runAt: now })];
+  await direct.enqueue({ jobs, now });
+  await viaProxy.counts(); // a connection is open, to go silent
+  assert.ok(proxy.freeze() >= 1);
+  const claim = (): Promise<readonly { job: { id: string } }[]> => viaProxy.claim({ queues: [queue], limit: 10, worker: "w", leaseMs: 60_000, now });
+  await assert.rejects(claim(), lostReply, "a claim that took nothing and never reached the server is no answer");
+  assert.deepEqual((await claim()).map((c) => c.job.id).sort(), jobs.map((j) => j.id).sort());
+}

@@ -4,7 +4,7 @@
 // server) and finish every job. Without a reply timeout, a frozen worker waits for many minutes.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { claimSurvivesLostReply, enqueueSurvivesLostReplies, workerOutlivesFrozenConnections } from "./dead-connection-scenarios.ts";
+import { claimLostOnTheWayFails, claimSurvivesLostReply, enqueueSurvivesLostReplies, workerOutlivesFrozenConnections } from "./dead-connection-scenarios.ts";
 import { FreezingProxy } from "./freezing-proxy.ts";
 import { POSTGRES_URL, dropSchema, openIsolated, uniqueSchema } from "./postgres-helpers.ts";
 import { T0, newJob } from "../conformance/fixtures.ts";
@@ -59,6 +59,10 @@ describe("postgres: connections that stop answering without closing", () => {
       await enqueueSurvivesLostReplies(proxy, backend, direct);
       await claimSurvivesLostReply(proxy, backend, direct);
     });
+  });
+
+  it("a claim that never reached the server fails rather than answer that there are no jobs; the next claim takes them", { timeout: 30_000 }, async () => {
+    await inOwnSchema({ replyTimeout: "300ms" }, (backend, direct) => claimLostOnTheWayFails(proxy, backend, direct, /Query read timeout/));
   });
 
   it("a claim whose reply is lost on a silent connection is recovered within its lease, at the default reply timeout", { timeout: 30_000 }, async () => {

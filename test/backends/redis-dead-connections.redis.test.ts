@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
-import { claimSurvivesLostReply, enqueueSurvivesLostReplies, watcherHearsAgainAfterFreeze, workerOutlivesFrozenConnections } from "./dead-connection-scenarios.ts";
+import { claimLostOnTheWayFails, claimSurvivesLostReply, enqueueSurvivesLostReplies, watcherHearsAgainAfterFreeze, workerOutlivesFrozenConnections } from "./dead-connection-scenarios.ts";
 import { FreezingProxy } from "./freezing-proxy.ts";
 import { unlinkMatching } from "./redis-helpers.ts";
 import { RESEND_BUDGET_MS } from "../../src/backend/lost-replies.ts";
@@ -54,6 +54,19 @@ describe("redis: connections that stop answering without closing", () => {
     try {
       await enqueueSurvivesLostReplies(proxy, backend, direct);
       await claimSurvivesLostReply(proxy, backend, direct);
+    } finally {
+      await backend.close();
+      await direct.close();
+      await unlinkMatching(admin, `{${own}}:*`);
+    }
+  });
+
+  it("a claim that never reached the server fails rather than answer that there are no jobs; the next claim takes them", { timeout: 30_000 }, async () => {
+    const own = `${prefix}-unsent`;
+    const backend = new RedisBackend({ url: `redis://127.0.0.1:${proxy.port}`, prefix: own, replyTimeout: "300ms" });
+    const direct = new RedisBackend({ url: `redis://${server.host}`, prefix: own });
+    try {
+      await claimLostOnTheWayFails(proxy, backend, direct, /outcome is unknown/);
     } finally {
       await backend.close();
       await direct.close();

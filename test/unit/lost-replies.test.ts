@@ -1,10 +1,10 @@
-// The rules for sending an enqueue again after its reply was lost (src/backend/lost-replies.ts),
+// The rules for sending an enqueue again after its reply was lost, and for recovering a claim's (src/backend/lost-replies.ts),
 // over a real store (SQLite in memory) whose replies a wrapper loses on purpose. The server
 // adapters' own tests lose real replies through a proxy (test/backends/*-dead-connections.*).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { NewJob } from "../../src/backend/backend.ts";
-import { type ResendEnqueue, RESEND_DELAYS_MS, enqueueResending } from "../../src/backend/lost-replies.ts";
+import { type ResendEnqueue, RESEND_DELAYS_MS, claimRecovering, enqueueResending } from "../../src/backend/lost-replies.ts";
 import { SqliteBackend } from "../../src/backend/sqlite/sqlite-backend.ts";
 import { T0, newJob } from "../conformance/fixtures.ts";
 
@@ -143,5 +143,40 @@ describe("enqueue sent again after a lost reply", () => {
     assert.equal(h.attempts.length, RESEND_DELAYS_MS.length + 1);
     assert.deepEqual(h.pauses, RESEND_DELAYS_MS);
     assert.equal(await h.count(), 0);
+  });
+});
+
+describe("claim recovered after a lost reply", () => {
+  const lost = new LostReply("reply lost");
+  /** A claim whose reply is lost; each look for its jobs finds the next entry of `found`. */
+  function recovering(found: string[][], leaseMs = 60_000) {
+    let looks = 0;
+    const now = Date.now();
+    const claimed = claimRecovering<string>({
+      claim: () => Promise.reject(lost),
+      reclaim: async () => found[looks++] ?? [],
+      resendable: () => true, // as PostgreSQL's adapter has it: any error without a server code
+      now,
+      leaseUntil: now + leaseMs,
+    });
+    return { claimed, looks: () => looks };
+  }
+
+  it("hands over the jobs the lost claim took", async () => {
+    const r = recovering([["a", "b"]]);
+    assert.deepEqual(await r.claimed, ["a", "b"]);
+    assert.equal(r.looks(), 1);
+  });
+
+  it("fails with the lost reply's error when the lost claim took nothing: an empty answer reads as an empty queue", async () => {
+    const r = recovering([[]]);
+    await assert.rejects(r.claimed, (error) => error === lost);
+    assert.equal(r.looks(), 1, "one look settles it: nothing is looked for again");
+  });
+
+  it("fails likewise once the claim's leases have run out, without looking (the jobs are rescue's)", async () => {
+    const r = recovering([["a"]], 0);
+    await assert.rejects(r.claimed, (error) => error === lost);
+    assert.equal(r.looks(), 0);
   });
 });
