@@ -8,6 +8,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { Hono } from "hono";
 import { createJobsHttp, toNodeListener } from "../../src/http/index.ts";
+import { BackendOpenError, BackendUnavailableError } from "../../src/index.ts";
 import { ensureDataDirs, mailboxDir, signingSecret } from "./config.ts";
 import { homePage, recentJobsPage } from "./pages.ts";
 import { deliverWebhook, offload, renderReport, sendWelcomeEmail } from "./tasks.ts";
@@ -89,6 +90,14 @@ app.get("/api/mailbox", async (c) => {
 });
 
 app.all("/jobs/*", (c) => http.fetch(c.req.raw));
+
+// The queue's server cannot take work now (down, full, failing over): nothing is wrong with the
+// request, so say "try again shortly" rather than 500. Enqueues with a key are safe to repeat.
+app.onError((error, c) => {
+  if (error instanceof BackendUnavailableError || error instanceof BackendOpenError) return c.json({ error: { code: error.code, message: "the job queue is unavailable; try again shortly" } }, 503, { "retry-after": "5" });
+  console.error(error);
+  return c.json({ error: { code: "INTERNAL", message: "internal error" } }, 500);
+});
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null;

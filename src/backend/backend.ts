@@ -234,9 +234,10 @@ export interface Backend {
    */
   watch(listener: () => void, options?: WatchOptions): () => void;
   /**
-   * Whether `error`, from a call of this backend, means the server could not be reached or did not
-   * answer (so a caller may try again later), rather than a refusal or a fault. For adapters
-   * without a server this is always false.
+   * Whether `error`, from a call of this backend, means the server could not be reached, did not
+   * answer, or could not take the call now (full, overloaded, read-only in a failover), so a
+   * caller may try again later, rather than a refusal of the call itself or a fault. The app's
+   * calls then get a BackendUnavailableError. For adapters without a server this is always false.
    */
   unavailable?(error: unknown): boolean;
   /**

@@ -9,6 +9,7 @@ import { checkQueueName, describe, isName, isStorableText } from "../core/names.
 import { uuidv7 } from "../core/ids.ts";
 import { encodeJson } from "../core/json.ts";
 import { type StandardSchemaV1, validate } from "../core/schema.ts";
+import { callForCaller } from "./backend-errors.ts";
 import type { InlineRunner } from "./inline-runner.ts";
 import { JobHandle } from "./job-handle.ts";
 import type { Offload } from "./offload.ts";
@@ -113,7 +114,7 @@ export function defineTask(
       throw new ConfigError(`enqueue({ tx }): the ${backend.name} backend cannot join your transaction, and the job would be stored at once whatever the transaction does; enqueue into PostgreSQL inside the transaction (the outbox relay then moves jobs to this backend: docs/postgres.md), or leave tx out`);
     }
     // null is no transaction, as undefined is (docs/decisions.md): backends test for undefined.
-    const results = await backend.enqueue({ jobs, now: offload.clock.now(), tx: tx ?? undefined });
+    const results = await callForCaller(backend, (b) => b.enqueue({ jobs, now: offload.clock.now(), tx: tx ?? undefined }));
     if (inline) {
       for (const r of results) if (r.created) await inline.runToEnd(r.job.id);
     }

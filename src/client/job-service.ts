@@ -1,13 +1,14 @@
 // The service layer that the public API, the CLI, the HTTP handlers and the dashboard share.
 // None of them reaches into a backend directly.
 import type { Clock } from "../core/clock.ts";
-import { ClosedError, ConfigError, JobNotFoundError, OffloadError } from "../core/errors.ts";
+import { BackendUnavailableError, ClosedError, ConfigError, JobNotFoundError, OffloadError } from "../core/errors.ts";
 import type { JobRecord } from "../core/job.ts";
 import { Wakeup } from "../core/wakeup.ts";
 import type { Backend, JobEvent, ListFilter, QueueCounts, ReplayFilter, Retention } from "../backend/backend.ts";
 import { assertCancelled, assertRetried } from "../backend/status.ts";
 import { isJobId } from "../core/ids.ts";
 import { describe } from "../core/names.ts";
+import { callForCaller } from "./backend-errors.ts";
 import { eventsRequest, listFilter, replayFilter } from "./job-filters.ts";
 
 /** How often a waiter looks again when no change signal arrives (a safety net, not the main path). */
@@ -41,43 +42,43 @@ export class JobService {
   /** The job, or undefined when there is none with this id. */
   async find(id: string): Promise<JobRecord | undefined> {
     if (!mayNameAJob(id)) return undefined;
-    const job = await (await this.#backend()).getJob(id);
+    const job = await this.#call((b) => b.getJob(id));
     return job ? this.#withExpiry(job) : undefined;
   }
 
   async list(filter: Partial<ListFilter> = {}): Promise<JobRecord[]> {
-    const jobs = await (await this.#backend()).listJobs(listFilter(filter));
+    const jobs = await this.#call((b) => b.listJobs(listFilter(filter)));
     return jobs.map((j) => this.#withExpiry(j));
   }
 
   async counts(): Promise<QueueCounts[]> {
-    return (await this.#backend()).counts();
+    return this.#call((b) => b.counts());
   }
 
   async cancel(id: string): Promise<void> {
     if (!mayNameAJob(id)) throw new JobNotFoundError(id);
-    assertCancelled(id, await (await this.#backend()).cancel(id, this.#clock.now()));
+    assertCancelled(id, await this.#call((b) => b.cancel(id, this.#clock.now())));
   }
 
   async retry(id: string): Promise<void> {
     if (!mayNameAJob(id)) throw new JobNotFoundError(id);
-    assertRetried(id, await (await this.#backend()).retry(id, this.#clock.now()));
+    assertRetried(id, await this.#call((b) => b.retry(id, this.#clock.now())));
   }
 
   /** Puts failed jobs matching the filter back in their queues; returns how many. */
   async replay(filter: ReplayFilter = {}): Promise<number> {
-    return (await this.#backend()).replay(replayFilter(filter), this.#clock.now());
+    return this.#call((b) => b.replay(replayFilter(filter), this.#clock.now()));
   }
 
   async events(request: { jobId?: string; afterId: number; limit?: number }): Promise<JobEvent[]> {
     const checked = eventsRequest(request);
     if (checked.jobId !== undefined && !mayNameAJob(checked.jobId)) return []; // as find(): no such job
-    return (await this.#backend()).readEvents(checked);
+    return this.#call((b) => b.readEvents(checked));
   }
 
   /** Deletes finished jobs past their retention; returns how many. */
   async prune(): Promise<number> {
-    return (await this.#backend()).prune(this.#retention, this.#clock.now());
+    return this.#call((b) => b.prune(this.#retention, this.#clock.now()));
   }
 
   /**
@@ -121,7 +122,7 @@ export class JobService {
           // Offload's own errors (no such job) are answers. Anything else is the network or the
           // server: reads are safe to repeat, so the wait goes on, as the workers do; unless the
           // backend's owner closed it, when no retry can succeed.
-          if (error instanceof OffloadError) throw error;
+          if (error instanceof OffloadError && !(error instanceof BackendUnavailableError)) throw error;
           if (backend.closed) throw new ClosedError("the backend was closed while a wait was pending");
           failure = error;
           failingSince ??= this.#clock.now();
@@ -165,6 +166,11 @@ export class JobService {
       signal?.removeEventListener("abort", onAbort);
       read.catch(() => {}); // a read given up on may still fail later: nobody waits for it
     }
+  }
+
+  /** A call of the backend; the server's failures reach the caller as BackendUnavailableError. */
+  async #call<T>(call: (backend: Backend) => Promise<T>): Promise<T> {
+    return callForCaller(await this.#backend(), call);
   }
 
   #withExpiry(job: JobRecord): JobRecord {

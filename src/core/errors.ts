@@ -1,8 +1,9 @@
 // Every error Offload raises itself is an OffloadError with a stable `code`; callers branch on the
 // class or the code, never on message text. Backend status codes become these in
-// backend/status.ts. A server's refusal or a network failure passes through as the driver's own
-// error (pg's DatabaseError with its SQLSTATE code, ioredis's ReplyError) or the Redis adapter's
-// NoConnectionError / ReplyLostError, once the lost-replies resends are spent (README).
+// backend/status.ts. A server that cannot be reached, or cannot take a call now (full, overloaded,
+// read-only in a failover), is a BackendUnavailableError for the app's calls (enqueue, reads,
+// waits), with the driver's error as its `cause`, once the lost-replies resends are spent; any
+// other error of the server's passes through as the driver's own (README, "Errors").
 
 export type ErrorCode =
   | "CONFIG"
@@ -10,6 +11,7 @@ export type ErrorCode =
   | "NOT_SERIALIZABLE"
   | "PAYLOAD_TOO_LARGE"
   | "BACKEND_OPEN"
+  | "BACKEND_UNAVAILABLE"
   | "JOB_NOT_FOUND"
   | "INVALID_STATE"
   | "LEASE_LOST"
@@ -80,6 +82,23 @@ export class BackendOpenError extends OffloadError {
     const shown = withoutPassword(url);
     super("BACKEND_OPEN", `cannot open backend ${shown}: ${reason}`, options);
     this.url = shown;
+  }
+}
+
+/**
+ * The backend's server could not be reached, or could not take the call now: full (Redis OOM,
+ * PostgreSQL out of disk or connections), overloaded (a statement or lock timeout), read-only or
+ * restarting in a failover. Nothing is wrong with the call itself: try it again later (a web route
+ * answers 503). `cause` is the driver's error. An enqueue whose reply was lost may have been
+ * stored (the cause is then a lost reply or a closed connection): give it a `key`, and enqueuing
+ * it again is safe.
+ */
+export class BackendUnavailableError extends OffloadError {
+  /** The backend's name: "redis", "postgres"… */
+  readonly backend: string;
+  constructor(backend: string, cause: unknown) {
+    super("BACKEND_UNAVAILABLE", `the ${backend} backend is unavailable: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.backend = backend;
   }
 }
 

@@ -4,7 +4,7 @@ import { Hono } from "hono";
 import type { Signer } from "../artifacts/signer.ts";
 import { isArtifactName } from "../artifacts/store.ts";
 import type { Offload } from "../client/offload.ts";
-import { BackendOpenError, ClosedError, JobNotFoundError } from "../core/errors.ts";
+import { BackendOpenError, BackendUnavailableError, ClosedError, JobNotFoundError } from "../core/errors.ts";
 import { isJobId } from "../core/ids.ts";
 import type { JobRecord } from "../core/job.ts";
 import { type Authorize, type JobAction, isAllowed } from "./access.ts";
@@ -92,7 +92,7 @@ async function cancel(job: JobRecord, deps: RouteDeps): Promise<Response> {
  * closed (a request that arrives during a graceful shutdown): 503, not 500.
  */
 async function storeUnavailable(error: unknown, offload: Offload): Promise<boolean> {
-  if (error instanceof BackendOpenError || error instanceof ClosedError) return true;
+  if (error instanceof BackendOpenError || error instanceof ClosedError || error instanceof BackendUnavailableError) return true;
   const backend = await offload.backend().catch(() => undefined);
   return backend?.unavailable?.(error) === true;
 }

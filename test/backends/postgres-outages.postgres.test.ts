@@ -9,12 +9,14 @@
 import assert from "node:assert/strict";
 import { type Socket, connect, createServer } from "node:net";
 import { describe, it } from "node:test";
+import pg from "pg";
 import type { Backend } from "../../src/backend/backend.ts";
 import { LOCK_NAMESPACE } from "../../src/backend/postgres/migrate.ts";
 import { OutboxRelay } from "../../src/backend/postgres/outbox-relay.ts";
 import { PostgresBackend } from "../../src/backend/postgres/postgres-backend.ts";
 import { SqliteBackend } from "../../src/backend/sqlite/sqlite-backend.ts";
 import { FakeClock } from "../../src/core/clock.ts";
+import { BackendUnavailableError, Offload } from "../../src/index.ts";
 import { T0, newJob } from "../conformance/fixtures.ts";
 import { POSTGRES_URL, connectedPair, dropSchema, openIsolated, uniqueSchema, untilSessionWaits } from "./postgres-helpers.ts";
 
@@ -147,6 +149,34 @@ describe("postgres: a pooled session the server ended while idle", () => {
       assert.equal((await backend.getJob(job.id))?.state, "queued");
     } finally {
       await backend.close();
+    }
+  });
+});
+
+describe("postgres: the app's calls when the server cannot take them", () => {
+  it("an enqueue that meets a server limit (a lock timeout, 55P03) fails with BackendUnavailableError, pg's error as its cause; once the lock is gone, it is taken", async () => {
+    const schema = uniqueSchema("unav");
+    const setup = await PostgresBackend.open({ url: POSTGRES_URL, schema }); // migrates the schema
+    const limited = await PostgresBackend.open({ url: POSTGRES_URL, schema, migrate: false, pg: { lock_timeout: 100 } });
+    const offload = new Offload({ backend: limited });
+    const locker = new pg.Client({ connectionString: POSTGRES_URL });
+    await locker.connect();
+    try {
+      const task = offload.task({ name: "t", run: () => 1 });
+      await locker.query("BEGIN");
+      await locker.query(`LOCK TABLE "${schema}".jobs IN ACCESS EXCLUSIVE MODE`); // a migration of the DBA's, say
+      const refused = await task.enqueue(null).then(() => undefined, (error: unknown) => error);
+      assert.ok(refused instanceof BackendUnavailableError, `a BackendUnavailableError, got ${String(refused)}`);
+      assert.deepEqual([refused.code, refused.backend, (refused.cause as { code?: unknown }).code], ["BACKEND_UNAVAILABLE", "postgres", "55P03"]);
+      await locker.query("ROLLBACK");
+      assert.equal((await offload.jobs.list({ limit: 10 })).length, 0, "nothing was stored");
+      const taken = await task.enqueue(null);
+      assert.equal((await offload.jobs.get(taken.id)).state, "queued");
+    } finally {
+      await offload.close();
+      await setup.close();
+      await locker.end();
+      await dropSchema(schema);
     }
   });
 });

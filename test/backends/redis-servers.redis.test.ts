@@ -15,7 +15,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
-import { Offload } from "../../src/index.ts";
+import { BackendUnavailableError, Offload } from "../../src/index.ts";
 import type { JobHandle } from "../../src/client/job-handle.ts";
 import type { Worker } from "../../src/worker/worker.ts";
 import { TestCluster } from "./redis-cluster.ts";
@@ -303,6 +303,29 @@ describe("redis: cluster, connection loss, server restart", () => {
       await Promise.all(offloads.map((o) => o.close()));
       master.disconnect();
       sentinel.disconnect();
+    }
+  });
+
+  it("an app's enqueue on a full server fails with BackendUnavailableError, the server's refusal as its cause; reads go on, and the enqueue is taken once memory is back", { timeout: 30_000 }, async () => {
+    const port = await freePort();
+    await servers.start(port, ["--maxmemory-policy", "noeviction"]);
+    const admin = new Redis(port, "127.0.0.1");
+    const offload = new Offload({ backend: `redis://127.0.0.1:${port}?prefix=unavailable` });
+    try {
+      const task = offload.task({ name: "t", run: () => 1 });
+      const first = await task.enqueue(null);
+      await admin.config("SET", "maxmemory", "1");
+      const refused = await task.enqueue(null).then(() => undefined, (error: unknown) => error);
+      assert.ok(refused instanceof BackendUnavailableError, `a BackendUnavailableError, got ${String(refused)}`);
+      assert.deepEqual([refused.code, refused.backend], ["BACKEND_UNAVAILABLE", "redis"]);
+      assert.match((refused.cause as Error).message, /^OOM command not allowed/);
+      assert.deepEqual((await offload.jobs.list({ limit: 10 })).map((j) => [j.id, j.state]), [[first.id, "queued"]], "reads go on; nothing of the refused enqueue was stored");
+      await admin.config("SET", "maxmemory", "0");
+      const taken = await task.enqueue(null);
+      assert.equal((await offload.jobs.get(taken.id)).state, "queued");
+    } finally {
+      await offload.close();
+      admin.disconnect();
     }
   });
 

@@ -134,3 +134,14 @@ export function resendable(error: unknown): boolean {
   if (typeof code !== "string") return true;
   return /^E[A-Z]/.test(code) || code.startsWith("08") || /^57P0[1235]$/.test(code) || code === "25006";
 }
+
+/**
+ * The server ran out of something it may have again soon: class 53 (disk full, out of memory, too
+ * many connections) or time (57014, a statement timeout; 55P03, a lock timeout). The statement did
+ * not happen, and the adapter does not send it again at once (it would meet the same limit), but
+ * the app may try later: its calls get a BackendUnavailableError (client/backend-errors.ts).
+ */
+export function refusedForNow(error: unknown): boolean {
+  const code = error instanceof Error ? (error as { code?: unknown }).code : undefined;
+  return typeof code === "string" && (code.startsWith("53") || code === "57014" || code === "55P03");
+}

@@ -192,6 +192,18 @@ export function resendable(error: unknown): boolean {
   return error instanceof ReplyLostError || error.message === "Connection is closed." || error.message.startsWith("Socket timeout.");
 }
 
+/** Refusals of a server that may take the call later: full (OOM), busy with a long script (BUSY), unable to persist (MISCONF). */
+const REFUSED_FOR_NOW = /(?:^|: -)(?:OOM|BUSY|MISCONF) /;
+
+/**
+ * Redis refused the call before it wrote anything, for a reason that can pass: it is not sent again
+ * at once (it would be refused again), but the app may try later: its calls get a
+ * BackendUnavailableError (client/backend-errors.ts).
+ */
+export function refusedForNow(error: unknown): boolean {
+  return error instanceof Error && error.name === "ReplyError" && REFUSED_FOR_NOW.test(error.message);
+}
+
 /**
  * A call given up before it was written (no connection in time): nothing of it reached the
  * server. For a resend of a call whose outcome is unknown, not an answer (lost-replies.ts).

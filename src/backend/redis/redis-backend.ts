@@ -22,7 +22,7 @@ import { ChangeFeed } from "./change-feed.ts";
 import { QUIET_OPERATIONS } from "../change-listeners.ts";
 import { watchServer } from "./server-check.ts";
 import { claimRecovering, enqueueResending } from "../lost-replies.ts";
-import { DEFAULT_REPLY_TIMEOUT_MS, closeClient, createClient, notSent, parseRedisUrl, resendable } from "./connection.ts";
+import { DEFAULT_REPLY_TIMEOUT_MS, closeClient, createClient, notSent, parseRedisUrl, refusedForNow, resendable } from "./connection.ts";
 import { type Arg, type ScriptName, ScriptRunner } from "./scripts.ts";
 import { CLAIM_FIELDS, claimedRecord, eventFieldsAfter, feedEvents, jobEvents, toFields, toJobRecord } from "./records.ts";
 
@@ -361,7 +361,7 @@ export class RedisBackend implements Backend {
   }
 
   unavailable(error: unknown): boolean {
-    return resendable(error) || notSent(error);
+    return resendable(error) || notSent(error) || refusedForNow(error);
   }
 
   #closed = false;

@@ -1,0 +1,59 @@
+// Which server errors reach the app as BackendUnavailableError (src/client/backend-errors.ts and
+// the adapters' refusedForNow), and which pass through as they are.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { Backend } from "../../src/backend/backend.ts";
+import { refusedForNow as postgresRefusedForNow } from "../../src/backend/postgres/connection.ts";
+import { refusedForNow as redisRefusedForNow } from "../../src/backend/redis/connection.ts";
+import { forCaller } from "../../src/client/backend-errors.ts";
+import { BackendUnavailableError, JobNotFoundError } from "../../src/index.ts";
+
+/** A backend whose unavailable() says yes to errors whose message says "down". */
+const server = { name: "redis", unavailable: (error: unknown) => error instanceof Error && error.message.includes("down") } as unknown as Backend;
+
+function replyError(message: string): Error {
+  const error = new Error(message);
+  error.name = "ReplyError";
+  return error;
+}
+
+function sqlError(code: string): Error {
+  return Object.assign(new Error(`sqlstate ${code}`), { code });
+}
+
+describe("errors the app's calls throw", () => {
+  it("a server error the adapter calls unavailable becomes a BackendUnavailableError, the driver's error its cause", () => {
+    const down = new Error("server down");
+    const error = forCaller(server, down);
+    assert.ok(error instanceof BackendUnavailableError);
+    assert.deepEqual([error.code, error.backend, error.cause, error.message], ["BACKEND_UNAVAILABLE", "redis", down, "the redis backend is unavailable: server down"]);
+  });
+
+  it("any other error passes through as it is: the server's other answers, Offload's own errors, and every error of a backend without a server", () => {
+    const refusal = new Error("ERR wrong number of arguments");
+    assert.equal(forCaller(server, refusal), refusal);
+    const own = new JobNotFoundError("x");
+    assert.equal(forCaller({ ...server, unavailable: () => true } as Backend, own), own);
+    const down = new Error("down");
+    assert.equal(forCaller({ name: "sqlite" } as Backend, down), down);
+  });
+
+  it("Redis: OOM, BUSY and MISCONF are refusals that can pass, whether Redis 7 or a Redis 6 script error reports them", () => {
+    for (const message of [
+      "OOM command not allowed when used memory > 'maxmemory'. script: d7fc, on @user_script:72.",
+      "ERR Error running script (call to f_d7fc): @user_script:72: @user_script: 72: -OOM command not allowed when used memory > 'maxmemory'. ",
+      "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+      "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk.",
+    ]) assert.equal(redisRefusedForNow(replyError(message)), true, message);
+    for (const message of ["ERR syntax error", "NOSCRIPT No matching script.", "WRONGTYPE Operation against a key holding the wrong kind of value", "ERR value is not an integer or out of range OOM"]) {
+      assert.equal(redisRefusedForNow(replyError(message)), false, message);
+    }
+    assert.equal(redisRefusedForNow(new Error("OOM command not allowed")), false, "only the server's replies");
+  });
+
+  it("PostgreSQL: class 53 (disk, memory, connections), a statement timeout and a lock timeout are refusals that can pass", () => {
+    for (const code of ["53000", "53100", "53200", "53300", "53400", "57014", "55P03"]) assert.equal(postgresRefusedForNow(sqlError(code)), true, code);
+    for (const code of ["23505", "42P01", "42501", "22P02", "25P02"]) assert.equal(postgresRefusedForNow(sqlError(code)), false, code);
+    assert.equal(postgresRefusedForNow(new Error("Connection terminated")), false, "no SQLSTATE: the adapter's resendable() judges those");
+  });
+});
