@@ -132,6 +132,20 @@ export interface QueueCounts {
 
 export type JobEventType = "state" | "progress" | "log";
 
+/**
+ * Log lines one run of a job keeps in its history. Events live as long as their job, and on Redis
+ * in memory: a handler that logs in a loop would otherwise grow one job's history without bound.
+ * BullMQ's job logs grow until `keepLogs` trims them to the newest; here a run keeps its first
+ * lines (trimming the oldest would cost a search of the history per line), and its error is
+ * recorded apart from its log in any case.
+ */
+export const MAX_LOG_LINES_PER_RUN = 10_000;
+
+/** The line that takes the place of a run's first log line past `maxLines`. */
+export function logCapLine(maxLines: number): string {
+  return `[offload] this run logged more than ${maxLines} lines; later lines are not kept`;
+}
+
 /** One entry of the event feed. Ids increase; a reader resumes after the last id it saw. */
 export interface JobEvent {
   readonly id: number;
@@ -204,8 +218,18 @@ export interface Backend {
    * other: a lease named twice is LEASE_LOST the second time.
    */
   release(leases: readonly Lease[], now: number): Promise<ReleaseStatus[]>;
+  /**
+   * Records progress on the job and as an event. Progress is a gauge: of one run's progress events
+   * (one lease token's), the job's history keeps only the newest, so a handler that reports per
+   * row cannot grow it without bound; a reader following the feed live still sees each.
+   */
   progress(request: Lease & { readonly progress: number; readonly message: string | undefined; readonly now: number }): Promise<AckStatus>;
-  log(request: Lease & { readonly line: string; readonly now: number }): Promise<AckStatus>;
+  /**
+   * Appends a log line to the job's history. A run keeps at most `maxLines` (default
+   * MAX_LOG_LINES_PER_RUN) lines; the next is replaced by logCapLine(maxLines) and later ones are
+   * acknowledged but not kept. A new run (a retry, a rescue) starts counting again.
+   */
+  log(request: Lease & { readonly line: string; readonly now: number; readonly maxLines?: number }): Promise<AckStatus>;
 
   cancel(id: string, now: number): Promise<CancelStatus>;
   /** A failed or cancelled job back to `queued` with a fresh set of attempts; its error history is kept. */

@@ -21,7 +21,7 @@ describe("postgres: the order of one job's events", () => {
       const lease = { id: claimed.job.id, token: claimed.token };
       // The first line's statement has run but not committed (a handler's log call still in flight).
       await first.query("BEGIN");
-      await first.query(loadQueries(backend.schema).log, [lease.id, lease.token, "first", T0 + 1, channelName(backend.schema)]);
+      await first.query(loadQueries(backend.schema).log, [lease.id, lease.token, "first", T0 + 1, 10, "cap", channelName(backend.schema)]);
       const second = backend.log({ ...lease, line: "second", now: T0 + 2 });
       await untilSessionWaits(observer, "wait_event_type = 'Lock' AND query LIKE $1", ["%'line'%"], second);
       await first.query("COMMIT");

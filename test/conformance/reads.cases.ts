@@ -1,6 +1,7 @@
 // Read models: get, list, counts, the event feed; pruning by retention.
 import assert from "node:assert/strict";
 import { it } from "node:test";
+import { logCapLine } from "../../src/backend/backend.ts";
 import { uuidv7 } from "../../src/core/ids.ts";
 import { type UseBackend, LEASE, T0, attemptError, claimOne, enqueueOne, newJob } from "./fixtures.ts";
 
@@ -65,6 +66,42 @@ export function readCases(use: UseBackend): void {
     const all = await b.readEvents({ afterId: 0, limit: 100 });
     assert.ok(all.some((e) => e.jobId === other));
     assert.equal((await b.readEvents({ afterId: 0, limit: 2 })).length, 2);
+  }));
+
+  it("progress is a gauge: of one run's progress events the history keeps the newest; an earlier run's newest stays", use(async (b) => {
+    const id = await enqueueOne(b);
+    const first = await claimOne(b, T0 + 1);
+    const progress = (token: string, value: number, now: number) => b.progress({ id, token, progress: value, message: `at ${value}`, now });
+    assert.equal(await progress(first.token, 0.1, T0 + 2), "OK");
+    assert.equal(await progress(first.token, 0.2, T0 + 3), "OK");
+    assert.equal(await b.log({ id, token: first.token, line: "between", now: T0 + 4 }), "OK");
+    assert.equal(await progress(first.token, 0.3, T0 + 5), "OK");
+    assert.deepEqual(await b.release([{ id, token: first.token }], T0 + 6), ["QUEUED"]);
+    const second = await claimOne(b, T0 + 7);
+    assert.equal(await progress(second.token, 0.5, T0 + 8), "OK");
+    assert.equal(await progress(second.token, 0.6, T0 + 9), "OK");
+    assert.equal(await progress(first.token, 0.9, T0 + 10), "LEASE_LOST");
+
+    const events = await b.readEvents({ jobId: id, afterId: 0, limit: 100 });
+    assert.deepEqual(events.map((e) => [e.type, e.data["state"] ?? e.data["progress"] ?? e.data["line"]]), [
+      ["state", "queued"], ["state", "active"], ["log", "between"], ["progress", 0.3], ["state", "queued"], ["state", "active"], ["progress", 0.6],
+    ]);
+    assert.deepEqual([events[3]?.data["message"], events[3]?.at], ["at 0.3", T0 + 5]);
+    assert.equal((await b.getJob(id))?.progress, 0.6);
+    const feed = (await b.readEvents({ afterId: 0, limit: 100 })).filter((e) => e.jobId === id);
+    assert.deepEqual(feed, events, "the global feed holds the same events");
+  }));
+
+  it("a run keeps its first log lines up to the cap, then one line that says so; a new run logs again", use(async (b) => {
+    const id = await enqueueOne(b);
+    const first = await claimOne(b, T0 + 1);
+    for (let n = 1; n <= 5; n++) assert.equal(await b.log({ id, token: first.token, line: `line ${n}`, now: T0 + 1 + n, maxLines: 3 }), "OK");
+    assert.deepEqual(await b.release([{ id, token: first.token }], T0 + 7), ["QUEUED"]);
+    assert.equal(await b.log({ id, token: first.token, line: "late", now: T0 + 8, maxLines: 3 }), "LEASE_LOST", "past the cap, a lost lease is still refused");
+    const second = await claimOne(b, T0 + 9);
+    assert.equal(await b.log({ id, token: second.token, line: "again", now: T0 + 10, maxLines: 3 }), "OK");
+    const lines = (await b.readEvents({ jobId: id, afterId: 0, limit: 100 })).filter((e) => e.type === "log").map((e) => e.data["line"]);
+    assert.deepEqual(lines, ["line 1", "line 2", "line 3", logCapLine(3), "again"]);
   }));
 
   it("prune deletes finished jobs past their retention, and nothing unfinished", use(async (b) => {

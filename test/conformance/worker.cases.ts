@@ -223,24 +223,35 @@ export function workerCases(use: UseBackend): void {
     assert.ok(log >= 0 && log < succeeded, "the log line was written before the job succeeded");
   }));
 
-  it("progress reported faster than it can be written collapses to the newest value; awaited progress is each written", withOffload(use, async ({ offload }) => {
-    const rows = 1_000;
-    const importer = offload.task({ name: "import", run: async (_: null, ctx) => {
-      await ctx.progress(0, "starting");
-      // A loop that does not wait for its progress writes: one write in flight, the rest collapse.
-      for (let i = 1; i <= rows; i++) void ctx.progress(i / rows, `row ${i}`);
-      await ctx.progress(1, "done");
-      return rows;
-    } });
-    const worker = offload.worker();
-    await worker.start();
-    const job = await importer.enqueue(null);
-    assert.equal(await job.result(), rows);
-    const stored = await job.get();
-    assert.equal(stored.progress, 1);
-    assert.equal(stored.progressMessage, "done", "the newest value wins");
-    const progress = (await offload.jobs.events({ jobId: job.id, afterId: 0 })).filter((e) => e.type === "progress").map((e) => e.data["message"]);
-    assert.deepEqual(progress, ["starting", "row 1", "done"], "the first call of the loop goes out at once; the rest waited and collapsed into the last");
+  it("progress reported faster than it can be written collapses to the newest value; awaited progress is each written", use(async (real) => {
+    const written: (string | undefined)[] = [];
+    const backend = withOperation(real, "progress", (request) => {
+      written.push(request.message);
+      return real.progress(request);
+    });
+    const offload = new Offload({ backend, clock: new FakeClock() });
+    try {
+      const rows = 1_000;
+      const importer = offload.task({ name: "import", run: async (_: null, ctx) => {
+        await ctx.progress(0, "starting");
+        // A loop that does not wait for its progress writes: one write in flight, the rest collapse.
+        for (let i = 1; i <= rows; i++) void ctx.progress(i / rows, `row ${i}`);
+        await ctx.progress(1, "done");
+        return rows;
+      } });
+      const worker = offload.worker();
+      await worker.start();
+      const job = await importer.enqueue(null);
+      assert.equal(await job.result(), rows);
+      const stored = await job.get();
+      assert.equal(stored.progress, 1);
+      assert.equal(stored.progressMessage, "done", "the newest value wins");
+      assert.deepEqual(written, ["starting", "row 1", "done"], "the first call of the loop goes out at once; the rest waited and collapsed into the last");
+      const progress = (await offload.jobs.events({ jobId: job.id, afterId: 0 })).filter((e) => e.type === "progress").map((e) => e.data["message"]);
+      assert.deepEqual(progress, ["done"], "the history keeps the run's newest progress event");
+    } finally {
+      await offload.close({ grace: 0 });
+    }
   }));
 
   it("progress writes that fail under a loop that does not await them are reported; the job still succeeds, the process lives", use(async (backend) => {

@@ -10,6 +10,7 @@ import type {
   FailRequest, FailStatus, ReleaseStatus, HeartbeatRequest, HeartbeatResult, JobEvent, Lease, ListFilter,
   QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus, WatchOptions,
 } from "../backend.ts";
+import { MAX_LOG_LINES_PER_RUN, logCapLine } from "../backend.ts";
 import { randomToken } from "../../core/ids.ts";
 import { countsFromRows } from "../decode.ts";
 import { QUIET_OPERATIONS } from "../change-listeners.ts";
@@ -274,8 +275,9 @@ export class PostgresBackend implements Backend {
     return rows.length > 0 ? "OK" : "LEASE_LOST";
   }
 
-  async log(request: Lease & { line: string; now: number }): Promise<AckStatus> {
-    const rows = await this.#write("log", [request.id, request.token, storableText(request.line), request.now]);
+  async log(request: Lease & { line: string; now: number; maxLines?: number }): Promise<AckStatus> {
+    const maxLines = request.maxLines ?? MAX_LOG_LINES_PER_RUN;
+    const rows = await this.#write("log", [request.id, request.token, storableText(request.line), request.now, maxLines, logCapLine(maxLines)]);
     return rows.length > 0 ? "OK" : "LEASE_LOST";
   }
 

@@ -18,6 +18,7 @@ import type {
   FailRequest, FailStatus, ReleaseStatus, HeartbeatRequest, HeartbeatResult, JobEvent, Lease, ListFilter, NewJob,
   QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus, WatchOptions,
 } from "../backend.ts";
+import { MAX_LOG_LINES_PER_RUN, logCapLine } from "../backend.ts";
 import { ChangeFeed } from "./change-feed.ts";
 import { QUIET_OPERATIONS } from "../change-listeners.ts";
 import { watchServer } from "./server-check.ts";
@@ -239,8 +240,10 @@ export class RedisBackend implements Backend {
     return ack(await this.#write("progress", request.now, [request.id, request.token, request.progress, message, data]));
   }
 
-  async log(request: Lease & { line: string; now: number }): Promise<AckStatus> {
-    return ack(await this.#write("log", request.now, [request.id, request.token, JSON.stringify({ line: request.line })]));
+  async log(request: Lease & { line: string; now: number; maxLines?: number }): Promise<AckStatus> {
+    const maxLines = request.maxLines ?? MAX_LOG_LINES_PER_RUN;
+    const args = [request.id, request.token, JSON.stringify({ line: request.line }), maxLines, JSON.stringify({ line: logCapLine(maxLines) })];
+    return ack(await this.#write("log", request.now, args));
   }
 
   async cancel(id: string, now: number): Promise<CancelStatus> {

@@ -8,6 +8,7 @@ import type {
   FailRequest, FailStatus, ReleaseStatus, HeartbeatRequest, HeartbeatResult, JobEvent, Lease, ListFilter,
   QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus, WatchOptions,
 } from "../backend.ts";
+import { MAX_LOG_LINES_PER_RUN, logCapLine } from "../backend.ts";
 import { countsFromRows } from "../decode.ts";
 import { distinctLeases, leaseKey } from "../lease-batch.ts";
 import { ChangeFeed } from "./change-feed.ts";
@@ -224,18 +225,28 @@ export class SqliteBackend implements Backend {
 
   async progress(request: Lease & { progress: number; message: string | undefined; now: number }): Promise<AckStatus> {
     return this.#write(() => {
-      const params = { id: request.id, token: request.token, progress: request.progress, message: request.message ?? null, now: request.now };
-      if (!this.#get("progress", params)) return "LEASE_LOST";
+      const run = this.#get("run-history", { id: request.id, token: request.token });
+      if (!run) return "LEASE_LOST";
       const data = JSON.stringify({ progress: request.progress, message: request.message ?? null });
-      this.#stmt("event-insert").run({ job_id: request.id, type: "progress", data, at: request.now });
+      const event = this.#stmt("event-insert").run({ job_id: request.id, type: "progress", data, at: request.now }).lastInsertRowid;
+      this.#stmt("progress").run({ id: request.id, token: request.token, progress: request.progress, message: request.message ?? null, now: request.now, event });
+      // Progress is a gauge: the run's newest progress event replaces its previous one.
+      const previous = run["progress_event"];
+      if (typeof previous === "number" || typeof previous === "bigint") this.#stmt("event-delete").run({ id: previous });
       return "OK";
     }, ALWAYS, QUIET);
   }
 
-  async log(request: Lease & { line: string; now: number }): Promise<AckStatus> {
+  async log(request: Lease & { line: string; now: number; maxLines?: number }): Promise<AckStatus> {
+    const maxLines = request.maxLines ?? MAX_LOG_LINES_PER_RUN;
     return this.#write(() => {
-      if (!this.#get("lease-held", { id: request.id, token: request.token })) return "LEASE_LOST";
-      this.#stmt("event-insert").run({ job_id: request.id, type: "log", data: JSON.stringify({ line: request.line }), at: request.now });
+      const run = this.#get("run-history", { id: request.id, token: request.token });
+      if (!run) return "LEASE_LOST";
+      const lines = Number(run["log_lines"]) + 1;
+      if (lines > maxLines + 1) return "OK"; // past the cap, and its line was written: not kept
+      const line = lines > maxLines ? logCapLine(maxLines) : request.line;
+      this.#stmt("event-insert").run({ job_id: request.id, type: "log", data: JSON.stringify({ line }), at: request.now });
+      this.#stmt("run-log-lines").run({ id: request.id, token: request.token, lines });
       return "OK";
     }, ALWAYS, QUIET);
   }

@@ -1,6 +1,7 @@
--- Record progress of an active job, if the caller still holds its lease.
--- :id :token :progress :message :now
--- Returns id, or no row when the lease was lost.
-UPDATE offload_jobs SET progress = :progress, progress_message = :message, updated_at = :now
- WHERE id = :id AND state = 'active' AND lease_token = :token
-RETURNING id;
+-- Record progress of an active job whose lease the caller holds (checked by run-history.sql in
+-- the same transaction), and its newest progress event of this run.
+-- :id :token :progress :message :now :event
+UPDATE offload_jobs SET progress = :progress, progress_message = :message, updated_at = :now,
+       run_log_lines = CASE WHEN run_token = :token THEN run_log_lines ELSE 0 END,
+       run_token = :token, run_progress_event = :event
+ WHERE id = :id;
