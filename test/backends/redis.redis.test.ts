@@ -121,6 +121,51 @@ describe("redis adapter specifics", () => {
     }
   });
 
+  it("a claim that staged due jobs and may have left some queued tells every watcher of new work, in this process and others: no look-ahead finds jobs no longer due", async () => {
+    const prefix = `${run}-staged`;
+    const a = new RedisBackend({ url, prefix });
+    const b = new RedisBackend({ url, prefix });
+    /** Counts a backend's change signals, and those that bring new work. */
+    const tally = (backend: RedisBackend): { work: number; next: () => Promise<void> } => {
+      const t = { work: 0, next: () => new Promise<void>((resolve) => {
+        const stop = backend.watch(() => {
+          stop();
+          resolve();
+        });
+      }) };
+      backend.watch(() => t.work++, { newWork: true });
+      return t;
+    };
+    try {
+      const [ta, tb] = [tally(a), tally(b)];
+      // The first signal of each is its subscription in place (look again: anything may have changed).
+      await Promise.all([ta.next(), tb.next()]);
+      const heard = Promise.all([ta.next(), tb.next()]);
+      const due = [newJob({ id: uuidv7(T0), runAt: T0 + 1_000 }), newJob({ id: uuidv7(T0), runAt: T0 + 1_000 })];
+      await b.enqueue({ jobs: due, now: T0 });
+      await heard;
+      const before = [ta.work, tb.work];
+
+      // Stages both, takes one: the other is queued, and no longer due for anyone's look-ahead.
+      let heardHere = ta.next();
+      let heardThere = tb.next();
+      assert.equal((await a.claim({ queues: ["q"], limit: 1, worker: "w", leaseMs: 60_000, now: T0 + 1_000 })).length, 1);
+      assert.equal(await b.nextDueAt(["q"]), undefined);
+      await Promise.all([heardHere, heardThere]);
+      assert.deepEqual([ta.work, tb.work], [before[0]! + 1, before[1]! + 1], "both processes' claim loops hear of the job left queued");
+
+      // A claim that staged nothing stays quiet for claim loops.
+      heardHere = ta.next();
+      heardThere = tb.next();
+      assert.equal((await a.claim({ queues: ["q"], limit: 1, worker: "w", leaseMs: 60_000, now: T0 + 1_001 })).length, 1);
+      await Promise.all([heardHere, heardThere]);
+      assert.deepEqual([ta.work, tb.work], [before[0]! + 1, before[1]! + 1]);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it("caps the global event feed, and keeps each job's own events", async () => {
     const backend = new RedisBackend({ url, prefix: `${run}-cap`, maxEvents: 100 });
     try {

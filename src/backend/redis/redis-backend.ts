@@ -170,8 +170,8 @@ export class RedisBackend implements Backend {
     // are found by its token base instead (lost-replies.ts).
     return claimRecovering({
       claim: async () => {
-        // Quiet for this process's claim loops (announced below); its result waiters and event
-        // streams see `active`.
+        // Quiet for this process's claim loops (announced below) unless it left staged jobs
+        // queued; its result waiters and event streams see `active`.
         const reply = asArray(await this.#scripts.runBuffer("claim", request.now, args));
         const claimed: ClaimedJob[] = [];
         for (let i = 0; i + 1 < reply.length; i += 2) {
@@ -179,7 +179,10 @@ export class RedisBackend implements Backend {
           const job = claimedRecord(reply[i + 1], { token: leaseToken, leaseUntil, worker: request.worker, now: request.now });
           claimed.push({ job, token: leaseToken });
         }
-        if (claimed.length > 0) this.#feed.announce(false);
+        // An odd last element: due jobs this claim staged may be left queued (claim.lua), and
+        // other workers here must hear of them as they do in other processes.
+        const leftStaged = reply.length % 2 === 1;
+        if (claimed.length > 0 || leftStaged) this.#feed.announce(leftStaged);
         return claimed.sort(claimOrder);
       },
       reclaim: () => this.#reclaim(request.now, leaseUntil, token),

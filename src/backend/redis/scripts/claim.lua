@@ -4,7 +4,8 @@
 -- KEYS[1] <prefix>queues   ARGV[1..4] common (lib.lua)
 -- ARGV[5] limit  ARGV[6] worker  ARGV[7] lease_until  ARGV[8] token base (random, per call)
 -- ARGV[9] number of fields to read, ARGV[10…] those field names (attempt first), then the queue names
--- Returns a flat array: index, packed fields, index, …. Packed fields are the HMGET values as they
+-- Returns a flat array: index, packed fields, index, …, and a last element 1 when due jobs it staged
+-- may be left queued (see the end). Packed fields are the HMGET values as they
 -- were before the claim, in one string: separated by byte 255, an absent field written as byte
 -- 254. Neither byte occurs in UTF-8 text, and every value is UTF-8 (ioredis writes JS strings so),
 -- so the split is exact; one string per job instead of an array of 14 costs less to convert here
@@ -24,12 +25,14 @@ local STAGE_BATCH = 1000
 -- heartbeats and outcome (refuse_when_full, lib.lua).
 
 -- 1. Due jobs of these queues become queued.
+local staged = 0
 for qi = FIRST_QUEUE, #ARGV do
   local queue = ARGV[qi]
   local due = redis.call('ZRANGEBYSCORE', P .. 'due:' .. queue, '-inf', NOW, 'LIMIT', 0, STAGE_BATCH)
   if #due > 0 then
     refuse_when_full()
     redis.call('ZREM', P .. 'due:' .. queue, unpack(due))
+    staged = staged + #due
     for _, id in ipairs(due) do
       local f = redis.call('HMGET', jobkey(id), 'state', 'priority', 'run_at', 'attempt')
       if f[1] then
@@ -128,5 +131,16 @@ for i = 1, n do
   end
 end
 zadd_many(P .. 'active', active)
-flush('quiet')
+-- A claim is quiet (it brings nothing to claim) unless it staged due jobs and may have left some
+-- queued: a full claim does not say it took them all. Those jobs are no longer due, so no other
+-- worker's look-ahead (next-due.lua) finds them, and one that looked after this claim sleeps until
+-- its poll beside them: it must hear that there is work. A short claim took every queued job of
+-- its queues.
+local left = staged > 0 and n >= limit
+if left then
+  flush()
+  out[#out + 1] = 1
+else
+  flush('quiet')
+end
 return out
