@@ -8,7 +8,7 @@ import pg from "pg";
 import { Listener } from "../../src/backend/postgres/listener.ts";
 import { channelName } from "../../src/backend/postgres/queries.ts";
 import { T0, newJob } from "../conformance/fixtures.ts";
-import { POSTGRES_URL, connectedPair, openIsolated } from "./postgres-helpers.ts";
+import { POSTGRES_URL, connectedPair, openIsolated, untilSessionWaits } from "./postgres-helpers.ts";
 
 describe("postgres: change notifications", () => {
   it("a claim over one queue notifies as quiet, over several as work: it locked candidates it let go, which other claims skipped", async () => {
@@ -39,6 +39,36 @@ describe("postgres: change notifications", () => {
       assert.equal(await next(), origin);
     } finally {
       await listening.end();
+      await b.close();
+    }
+  });
+
+  it("a full claim over several queues tells this process's claim loops too: another claim here that skipped the candidates it let go came back short", { timeout: 30_000 }, async () => {
+    const b = await openIsolated({ pollMs: 600_000 }); // no safety poll in this test's time
+    const [admin, observer] = await connectedPair();
+    try {
+      await b.enqueue({ jobs: [newJob({ queue: "a" }), newJob({ queue: "b" })], now: T0 });
+      // A claim's state events wait for an advisory lock the test holds: the claim has locked its
+      // candidates, one in each queue, and holds them until the test lets it go on.
+      await admin.query(`CREATE FUNCTION "${b.schema}".hold() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_xact_lock_shared(4242); RETURN NEW; END $$`);
+      await admin.query(`CREATE TRIGGER hold BEFORE INSERT ON "${b.schema}".events FOR EACH ROW EXECUTE FUNCTION "${b.schema}".hold()`);
+      await admin.query("SELECT pg_advisory_lock(4242)");
+      let work = 0;
+      b.watch(() => work++, { newWork: true });
+      await b.listening();
+      await new Promise<void>((resolve) => setImmediate(resolve)); // the listener's first look-again
+      const before = work;
+      const first = b.claim({ queues: ["a", "b"], limit: 1, worker: "w1", leaseMs: 60_000, now: T0 });
+      await untilSessionWaits(observer, "wait_event = 'advisory' AND query LIKE $1", ["%CROSS JOIN LATERAL%"], first);
+      assert.deepEqual(await b.claim({ queues: ["a", "b"], limit: 1, worker: "w2", leaseMs: 60_000, now: T0 }), [], "both jobs are locked by the first claim");
+      await admin.query("SELECT pg_advisory_unlock(4242)");
+      assert.equal((await first).length, 1);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      assert.equal(work, before + 1, "the job the first claim let go is there to claim, and the worker whose claim skipped it hears so");
+    } finally {
+      await admin.query("SELECT pg_advisory_unlock_all()").catch(() => {});
+      await admin.end();
+      await observer.end();
       await b.close();
     }
   });

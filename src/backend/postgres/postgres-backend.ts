@@ -184,8 +184,12 @@ export class PostgresBackend implements Backend {
             rows = await this.#rows("claim", [...params, false, tokenBase, suffix], replyTimeoutMs);
           }
           const jobs = claimed(rows);
-          // Quiet for this process's claim loops; its result waiters and event streams see `active`.
-          if (jobs.length > 0) this.#listener.announce(false);
+          // Quiet for this process's claim loops (its result waiters and event streams see
+          // `active`), unless it may have hidden jobs from them: over several queues, a full claim
+          // locked up to its limit of candidates in each and let the extras go at commit, and a
+          // claim of another worker here that skipped them meanwhile came back short. Its
+          // notification says so to other processes (claim.sql, $9), but is skipped here as our own.
+          if (jobs.length > 0) this.#listener.announce(queues.length > 1 && jobs.length === request.limit);
           return jobs;
         } catch (error) {
           stalled = serverPidOf(error);
