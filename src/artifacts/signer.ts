@@ -6,6 +6,7 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 import type { Clock } from "../core/clock.ts";
 import { systemClock } from "../core/clock.ts";
 import { ConfigError } from "../core/errors.ts";
+import { describe } from "../core/names.ts";
 
 const MIN_SECRET_BYTES = 16;
 
@@ -16,6 +17,11 @@ export class Signer {
   readonly #clock: Clock;
 
   constructor(secret: string | Uint8Array, clock: Clock = systemClock) {
+    // `secret: process.env.OFFLOAD_HTTP_SECRET!` with the variable unset is the usual first run:
+    // Buffer.from(undefined) threw a TypeError that named neither the option nor the variable.
+    if (typeof secret !== "string" && !(secret instanceof Uint8Array)) {
+      throw new ConfigError(`the signing secret (createJobsHttp's secret) must be a string or bytes of at least ${MIN_SECRET_BYTES} bytes, got ${describe(secret)}: is the variable it comes from (say, OFFLOAD_HTTP_SECRET) set?`);
+    }
     const key = typeof secret === "string" ? Buffer.from(secret, "utf8") : Buffer.from(secret);
     if (key.length < MIN_SECRET_BYTES) throw new ConfigError(`the signing secret must be at least ${MIN_SECRET_BYTES} bytes`);
     this.#key = key;

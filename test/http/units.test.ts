@@ -8,8 +8,9 @@ import { Readable } from "node:stream";
 import { after, describe, it } from "node:test";
 import { LocalFolderStore, Signer, artifactRef, parseArtifactRef } from "../../src/artifacts/index.ts";
 import { createJobToken, tokenAllows } from "../../src/http/access.ts";
+import { createJobsHttp } from "../../src/http/index.ts";
 import { publicJob } from "../../src/http/job-view.ts";
-import { Offload } from "../../src/index.ts";
+import { ConfigError, Offload } from "../../src/index.ts";
 import type { JobRecord } from "../../src/index.ts";
 import { FakeClock } from "../../src/testing/index.ts";
 
@@ -53,6 +54,11 @@ describe("Signer", () => {
 
   it("will not work with a short secret", () => {
     assert.throws(() => new Signer("short"), /at least 16 bytes/);
+  });
+
+  it("names the missing secret when it is undefined (an unset environment variable)", () => {
+    assert.throws(() => new Signer(undefined as never), (e: unknown) => e instanceof ConfigError && /signing secret \(createJobsHttp's secret\).*got undefined.*OFFLOAD_HTTP_SECRET/.test(e.message));
+    assert.throws(() => createJobsHttp({ offload: new Offload({ backend: "sqlite::memory:" }), secret: process.env["OFFLOAD_TEST_NO_SUCH_VARIABLE"] as string }), ConfigError);
   });
 });
 
