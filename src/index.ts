@@ -2,7 +2,7 @@
 export { Offload, type OffloadOptions } from "./client/offload.ts";
 export type { Task, TaskDefinition, TaskDefinitionWithSchema, JobContext, EnqueueOptions } from "./client/task.ts";
 export { JobHandle } from "./client/job-handle.ts";
-export type { JobService } from "./client/job-service.ts";
+export type { JobService, ReplayRequest } from "./client/job-service.ts";
 export { Worker, type WorkerOptions, type WorkerEvent } from "./worker/worker.ts";
 export { Retry, Permanent } from "./core/outcome.ts";
 export type { JobState, JobRecord, AttemptError } from "./core/job.ts";

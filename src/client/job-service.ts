@@ -4,7 +4,7 @@ import type { Clock } from "../core/clock.ts";
 import { BackendUnavailableError, ClosedError, ConfigError, JobNotFoundError, OffloadError } from "../core/errors.ts";
 import type { JobRecord } from "../core/job.ts";
 import { Wakeup } from "../core/wakeup.ts";
-import type { Backend, JobEvent, ListFilter, QueueCounts, ReplayFilter, Retention } from "../backend/backend.ts";
+import type { Backend, JobEvent, ListFilter, QueueCounts, Retention } from "../backend/backend.ts";
 import { assertCancelled, assertRetried } from "../backend/status.ts";
 import { isJobId } from "../core/ids.ts";
 import { describe } from "../core/names.ts";
@@ -21,6 +21,16 @@ export const WAIT_OUTAGE_MS = 30_000;
 
 /** What #readBefore answers when the deadline or an abort came first. */
 const TIMED_OUT = Symbol("timed out");
+
+/** Which failed jobs `offload.jobs.replay()` puts back: `since` and `until` as a Date or epoch ms. */
+export interface ReplayRequest {
+  readonly queue?: string | undefined;
+  readonly task?: string | undefined;
+  /** Only jobs that failed at or after this instant. */
+  readonly since?: Date | number | undefined;
+  /** Only jobs that failed at or before this instant. */
+  readonly until?: Date | number | undefined;
+}
 
 export class JobService {
   readonly #backend: () => Promise<Backend>;
@@ -66,7 +76,7 @@ export class JobService {
   }
 
   /** Puts failed jobs matching the filter back in their queues; returns how many. */
-  async replay(filter: ReplayFilter = {}): Promise<number> {
+  async replay(filter: ReplayRequest = {}): Promise<number> {
     return this.#call((b) => b.replay(replayFilter(filter), this.#clock.now()));
   }
 
