@@ -66,8 +66,13 @@ export function makeJobContext(
       // message failed in the driver): rejected, and reported, as a failed write is. Not thrown:
       // progress is often reported from a timer or a stream callback, where a throw would end
       // the process.
+      // Out of range is a mistake too: ctx.progress(50), a percentage as BullMQ's updateProgress
+      // takes it, was stored as 1 (done) at the first report, and NaN as 0, without a word. A
+      // fraction summed in steps may pass 1 by a rounding error: that much is kept, as 1.
       const mistake = fraction !== undefined && typeof fraction !== "number"
         ? `ctx.progress(fraction): a number from 0 to 1, got ${describe(fraction)}`
+        : typeof fraction === "number" && !(fraction >= 0 && fraction <= 1 + 1e-9)
+        ? `ctx.progress(fraction): a number from 0 to 1, got ${fraction}${fraction > 1 && fraction <= 100 ? ` (a fraction: ${fraction}% is ${fraction / 100})` : ""}`
         : message != null && typeof message !== "string" ? `ctx.progress(fraction, message): message must be a string, got ${describe(message)}` : undefined;
       if (mistake !== undefined) {
         const error = new ConfigError(mistake);

@@ -273,9 +273,16 @@ describe("bad input", () => {
     assert.throws(() => new Offload({ backend: "sqlite::memory:", clock: {} as never }), /clock must have now\(\) and sleep/);
   });
 
-  it("a handler's ctx.progress with a wrong type fails that attempt with a ConfigError; long messages and log lines are cut, and say so", async () => {
+  it("a handler's ctx.progress with a wrong type or a fraction out of 0..1 fails that attempt with a ConfigError; long messages and log lines are cut, and say so", async () => {
     const offload = new Offload({ mode: "inline" });
-    const cases = [[() => "0.7", /ctx.progress\(fraction\): a number from 0 to 1, got string/], [() => 0.5, /message must be a string, got object/]] as const;
+    const cases = [
+      [() => "0.7", /ctx.progress\(fraction\): a number from 0 to 1, got string/],
+      [() => 0.5, /message must be a string, got object/],
+      // A percentage (BullMQ's updateProgress(50)) was stored as 1, done, at the first report.
+      [() => 50, /ctx.progress\(fraction\): a number from 0 to 1, got 50 \(a fraction: 50% is 0.5\)/],
+      [() => -0.1, /a number from 0 to 1, got -0.1/],
+      [() => Number.NaN, /a number from 0 to 1, got NaN/],
+    ] as const;
     for (const [i, [fraction, expected]] of cases.entries()) {
       // Three attempts allowed, one made: the same code would make the same mistake every time.
       const task = offload.task({ name: `progress.${i}`, retry: { attempts: 3 }, run: async (_p: null, ctx) => {
@@ -293,6 +300,13 @@ describe("bad input", () => {
       }, 0);
     }) });
     assert.equal(await (await careless.enqueue(null)).result(), "done");
+    // A fraction summed in steps may pass 1 by a rounding error: kept, as 1.
+    const summed = offload.task({ name: "summed", run: async (_p: null, ctx) => {
+      await ctx.progress(0.1 + 0.2 + 0.7 + Number.EPSILON * 4);
+    } });
+    const sum = await summed.enqueue(null);
+    await sum.result();
+    assert.equal((await sum.get()).progress, 1);
     const chatty = offload.task({ name: "chatty", run: async (_p: null, ctx) => {
       await ctx.progress(0.5, "p".repeat(5_000));
       ctx.log(`${"l".repeat(100_000)}\ud83d\ude00`);
