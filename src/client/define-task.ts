@@ -5,7 +5,7 @@ import type { NewJob } from "../backend/backend.ts";
 import { checkAttempts, retryPolicy } from "../core/backoff.ts";
 import { toMs } from "../core/duration.ts";
 import { ConfigError } from "../core/errors.ts";
-import { checkQueueName, describe, isName, isStorableText } from "../core/names.ts";
+import { checkQueueName, describe, isName, isStorableText, refuseUnknownOptions } from "../core/names.ts";
 import { uuidv7 } from "../core/ids.ts";
 import { encodeJson } from "../core/json.ts";
 import { type StandardSchemaV1, validate } from "../core/schema.ts";
@@ -36,6 +36,11 @@ function checkPriority(priority: unknown, what: string): number {
 /** The largest |epoch ms| a JavaScript Date can show: a run time past it broke every view of the job. */
 const MAX_TIME_MS = 8.64e15;
 
+/** Every field of a task definition, no more and no fewer (the compiler checks both ways). */
+const TASK_OPTIONS = Object.keys({
+  name: true, queue: true, schema: true, retry: true, timeout: true, retryIf: true, priority: true, run: true,
+} satisfies Record<keyof TaskDefinitionWithSchema<StandardSchemaV1, unknown>, true>);
+
 type AnyDefinition = TaskDefinition<unknown, unknown> | TaskDefinitionWithSchema<StandardSchemaV1, unknown>;
 
 export function defineTask(
@@ -48,6 +53,8 @@ export function defineTask(
   if (!isName(name)) {
     throw new ConfigError("a task needs a name of 1-200 characters, without U+0000 or a lone surrogate");
   }
+  // A misspelt field (`timout`, Celery's `max_retries`) left the task without it, silently.
+  refuseUnknownOptions(definition, TASK_OPTIONS, `task ${name}`);
   // Checked here, once, for plain JavaScript callers: a bad one failed every job at run time, or
   // every enqueue (retry options are checked by retryPolicy).
   if (typeof definition.run !== "function") throw new ConfigError(`task ${name}: run must be a function, got ${describe(definition.run)}`);
@@ -150,6 +157,11 @@ export function defineTask(
   return { task, registered };
 }
 
+/** Every option of EnqueueOptions, no more and no fewer (the compiler checks both ways). */
+const ENQUEUE_OPTIONS = Object.keys({
+  delay: true, runAt: true, priority: true, queue: true, key: true, attempts: true, owner: true, tx: true,
+} satisfies Record<keyof EnqueueOptions, true>);
+
 /** Options as given by plain JavaScript too: `null` or a string there is a mistake, not "no options". */
 function enqueueOptions(given: EnqueueOptions | undefined): EnqueueOptions {
   if (given === undefined) return {};
@@ -157,6 +169,7 @@ function enqueueOptions(given: EnqueueOptions | undefined): EnqueueOptions {
     // A Promise: an async per-job options function, whose options would all be ignored.
     throw new ConfigError(`enqueue options must be an object${given instanceof Promise ? " (per-job options cannot be async)" : ""}, got ${given instanceof Promise ? "a Promise" : describe(given)}`);
   }
+  refuseUnknownOptions(given, ENQUEUE_OPTIONS, "enqueue");
   if (given.runAt !== undefined && given.delay !== undefined && given.delay !== 0) {
     throw new ConfigError("give delay or runAt, not both: one of them would be ignored");
   }

@@ -33,3 +33,14 @@ export function checkQueueName(queue: unknown): string {
 export function describe(value: unknown): string {
   return value === null ? "null" : Array.isArray(value) ? "an array" : typeof value;
 }
+
+/**
+ * For plain JavaScript callers, and option objects built elsewhere (TypeScript checks only object
+ * literals): a misspelt option (`dealy`, `concurency`) was ignored, and the job ran at once or
+ * the worker ran with its defaults, without a word. A field set to undefined is no field.
+ */
+export function refuseUnknownOptions(given: object, known: readonly string[], what: string): void {
+  for (const [key, value] of Object.entries(given)) {
+    if (value !== undefined && !known.includes(key)) throw new ConfigError(`${what} has no option ${JSON.stringify(key)} (it takes ${known.join(", ")})`);
+  }
+}

@@ -1,6 +1,7 @@
 // Worker options with their defaults applied and checked once, at construction.
 import { ConfigError } from "../core/errors.ts";
 import { positiveMs, toMs } from "../core/duration.ts";
+import { refuseUnknownOptions } from "../core/names.ts";
 import type { WorkerOptions } from "./worker.ts";
 
 export interface WorkerSettings {
@@ -11,11 +12,18 @@ export interface WorkerSettings {
   readonly shutdownGraceMs: number;
 }
 
+/** Every option of WorkerOptions, no more and no fewer (the compiler checks both ways). */
+const WORKER_OPTIONS = Object.keys({
+  queues: true, concurrency: true, lease: true, heartbeat: true, poll: true, shutdownGrace: true, id: true,
+} satisfies Record<keyof WorkerOptions, true>);
+
 /** More handlers than this in one process is a mistake, not a setting: each holds a lease. */
 export const MAX_CONCURRENCY = 100_000;
 
 export function workerSettings(options: WorkerOptions): WorkerSettings {
   if (typeof options !== "object" || options === null) throw new ConfigError(`worker options must be an object, got ${options === null ? "null" : typeof options}`);
+  // `grace` is the CLI's flag and stop()'s option; here it is shutdownGrace.
+  refuseUnknownOptions(options, WORKER_OPTIONS, "offload.worker()");
   const concurrency = options.concurrency ?? 10;
   // The ceiling is every backend's: a claim's limit is a 32-bit integer on PostgreSQL, and a worker
   // asking for 2^40 jobs was refused on every claim, for ever.

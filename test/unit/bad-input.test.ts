@@ -229,6 +229,14 @@ describe("bad input", () => {
     assert.throws(() => offload.worker({ queues: ["bad queue"] }), /queue name "bad queue"/);
     assert.throws(() => offload.worker({ concurrency: 2 ** 40 }), /concurrency must be an integer from 1 to 100,000/);
     assert.throws(() => offload.worker(null as never), /worker options must be an object, got null/);
+    // A misspelt option (TypeScript checks object literals only) was ignored: the job ran at once,
+    // the worker ran with its defaults, the task had no timeout. Undefined is no option.
+    const built: Record<string, unknown> = { dealy: "10m" };
+    await assert.rejects(loose.enqueue(1, built), /enqueue has no option "dealy" \(it takes delay, runAt/);
+    await assert.rejects(loose.enqueueMany([1], () => ({ priorty: 5 }) as never), /enqueue has no option "priorty"/);
+    assert.throws(() => offload.worker({ grace: "30s" } as never), /offload.worker\(\) has no option "grace" \(it takes .*shutdownGrace/);
+    assert.throws(() => offload.task({ name: "t9", run: () => 1, timout: "60s" } as never), /task t9 has no option "timout"/);
+    await loose.enqueue(1, { delay: undefined, tx: undefined });
     await offload.close();
   });
 
