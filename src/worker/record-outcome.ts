@@ -2,10 +2,16 @@
 // Used by the worker and by inline mode, so both record jobs identically.
 import type { AckStatus, Backend, CompleteAck } from "../backend/backend.ts";
 import { backoffDelay } from "../core/backoff.ts";
-import type { AttemptError, ClaimedJob, JobRecord } from "../core/job.ts";
+import type { AttemptError, ClaimedJob, JobRecord, JobState } from "../core/job.ts";
 import type { AckRetry } from "./ack-retry.ts";
 import type { Execution } from "./executor.ts";
 
+/**
+ * What a worker did with a job. `job` is the record as claimed, with `state` set to the state the
+ * event recorded (`queued` for released, `retrying`, a final state); for lease-lost, where another
+ * worker now has the job, it stays `active`. Other fields (result, errors, finishedAt) are as
+ * claimed: `offload.jobs.get(id)` reads the stored record.
+ */
 export type WorkerEvent =
   | { readonly type: "started"; readonly job: JobRecord }
   | { readonly type: "succeeded"; readonly job: JobRecord; readonly result: unknown; readonly ms: number }
@@ -37,7 +43,7 @@ export async function recordOutcome(ctx: RecordContext, claimed: ClaimedJob, exe
   switch (outcome.kind) {
     case "succeeded": {
       const status = await ctx.complete({ ...lease, resultJson: execution.resultJson ?? "null" });
-      return status === "OK" ? { type: "succeeded", job, result: outcome.result, ms: ctx.now - ctx.startedAt } : { type: "lease-lost", job };
+      return status === "OK" ? { type: "succeeded", job: inState(job, "succeeded"), result: outcome.result, ms: ctx.now - ctx.startedAt } : { type: "lease-lost", job };
     }
     case "retry":
     case "permanent": {
@@ -47,18 +53,23 @@ export async function recordOutcome(ctx: RecordContext, claimed: ClaimedJob, exe
       const error = attemptError(outcome.error, job.attempt, ctx.worker, ctx.now);
       const status = await write(() => ctx.backend.fail({ ...lease, error, retryAt, now: ctx.now }));
       if (status === "LEASE_LOST") return { type: "lease-lost", job };
-      if (status === "CANCELLED") return { type: "cancelled", job };
-      if (status === "RETRYING" && retryAt !== undefined) return { type: "retrying", job, error: outcome.error, retryAt };
-      return { type: "failed", job, error: outcome.error };
+      if (status === "CANCELLED") return { type: "cancelled", job: inState(job, "cancelled") };
+      if (status === "RETRYING" && retryAt !== undefined) return { type: "retrying", job: inState(job, "retrying"), error: outcome.error, retryAt };
+      return { type: "failed", job: inState(job, "failed"), error: outcome.error };
     }
     case "cancelled": {
       const status = await write(() => ctx.backend.acknowledgeCancel(lease, ctx.now));
-      return status === "OK" ? { type: "cancelled", job } : { type: "lease-lost", job };
+      return status === "OK" ? { type: "cancelled", job: inState(job, "cancelled") } : { type: "lease-lost", job };
     }
     case "abandoned":
       // A lost lease belongs to someone else now; a shutdown hand-back was written by release().
       return outcome.reason === "lease-lost" ? { type: "lease-lost", job } : undefined;
   }
+}
+
+/** The claimed record, in the state an event recorded (see WorkerEvent). */
+export function inState(job: JobRecord, state: JobState): JobRecord {
+  return { ...job, state };
 }
 
 function attemptError(error: Error, attempt: number, worker: string, now: number): AttemptError {

@@ -24,7 +24,7 @@ import { AckRetry } from "./ack-retry.ts";
 import { CompleteBatcher } from "./complete-batcher.ts";
 import { execute } from "./executor.ts";
 import { JobControl } from "./job-control.ts";
-import { recordOutcome, type WorkerEvent } from "./record-outcome.ts";
+import { inState, recordOutcome, type WorkerEvent } from "./record-outcome.ts";
 export type { WorkerEvent };
 import { Maintenance } from "./maintenance.ts";
 import { checkClock } from "./clock-check.ts";
@@ -243,8 +243,8 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     const statuses = await this.#withRetry(() => backend.release(leases, this.#deps.clock.now()), leases.length);
     left.forEach((r, i) => {
       // A cancel requested while it ran (unseen yet: heartbeats bring it) ends it cancelled.
-      if (statuses?.[i] === "QUEUED") this.#emitJob({ type: "released", job: r.claimed.job });
-      else if (statuses?.[i] === "CANCELLED") this.#emitJob({ type: "cancelled", job: r.claimed.job });
+      if (statuses?.[i] === "QUEUED") this.#emitJob({ type: "released", job: inState(r.claimed.job, "queued") });
+      else if (statuses?.[i] === "CANCELLED") this.#emitJob({ type: "cancelled", job: inState(r.claimed.job, "cancelled") });
     });
   }
 

@@ -9,6 +9,32 @@ import { FakeClock, nextEvent } from "../../src/testing/index.ts";
 import { deferred, turn } from "../support/deferred.ts";
 
 describe("worker outcomes", () => {
+  it("a worker's job events carry the state they recorded, not the claimed record's `active`", async () => {
+    const offload = new Offload({ backend: "sqlite::memory:" });
+    try {
+      const ok = offload.task({ name: "ok", run: () => 1 });
+      const flaky = offload.task({ name: "flaky", retry: { attempts: 2, base: "1ms", jitter: false }, run: () => {
+        throw new Error("boom");
+      } });
+      const worker = offload.worker({ poll: "60s" });
+      const events: string[] = [];
+      const seen = new Promise<void>((resolve) => {
+        worker.on("job", (event) => {
+          events.push(`${event.type}:${event.job.state}`);
+          if (event.type === "failed") resolve();
+        });
+      });
+      await worker.start();
+      await ok.enqueue(null);
+      await flaky.enqueue(null);
+      await seen;
+      assert.deepEqual(events.filter((e) => !e.startsWith("started")).sort(), ["failed:failed", "retrying:retrying", "succeeded:succeeded"]);
+      assert.ok(events.filter((e) => e.startsWith("started")).every((e) => e === "started:active"));
+    } finally {
+      await offload.close({ grace: 0 });
+    }
+  });
+
   it("a handler that returns an unstorable result after its timeout fails the job at once, as it would without the timeout", async () => {
     const clock = new FakeClock();
     const offload = new Offload({ backend: "sqlite::memory:", clock });
