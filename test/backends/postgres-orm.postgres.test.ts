@@ -11,7 +11,7 @@ import { type SQL, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/node-postgres";
 import { CamelCasePlugin, CompiledQuery, Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
-import type { JobHandle, Offload } from "../../src/index.ts";
+import { BackendUnavailableError, type JobHandle, type Offload } from "../../src/index.ts";
 import { POSTGRES_URL, withOrdersSchema } from "./postgres-helpers.ts";
 
 interface Fixture {
@@ -130,6 +130,21 @@ describe("postgres: transactional enqueue through ORMs (the docs' adapters)", ()
       throw new Rollback();
     }), Rollback);
     await onlyTheCommittedJobRuns(offload, committed, rolledBack);
+  }));
+
+  it("Drizzle: an enqueue into a transaction that has failed rejects with the driver's error, not BackendUnavailableError", () => withFixture(async ({ offload, pool }) => {
+    const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => ({ confirmed: p.order }) });
+    const db = drizzle({ client: pool });
+    let enqueued: unknown;
+    // Its COMMIT rolls back, as PostgreSQL ends a failed transaction.
+    await db.transaction(async (tx) => {
+      await assert.rejects(tx.execute(sql.raw("SELECT 1/0"))); // the app caught it: its transaction has failed
+      enqueued = await confirm.enqueue({ order: 1 }, { tx: drizzleTx(tx) }).catch((error: unknown) => error);
+    });
+    // Drizzle wraps pg's error (25P02) in one without a SQLSTATE: that is an answer of the server,
+    // not an outage a later try would get past (a web app would answer 503 "try again shortly").
+    assert.ok(enqueued instanceof Error && !(enqueued instanceof BackendUnavailableError), String(enqueued));
+    assert.equal((enqueued.cause as { code?: unknown } | undefined)?.code, "25P02");
   }));
 
   it("Prisma: commit → the job runs; rollback → no job, ever", () => withFixture(async ({ schema, offload }) => {

@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Backend } from "../../src/backend/backend.ts";
-import { refusedForNow as postgresRefusedForNow } from "../../src/backend/postgres/connection.ts";
+import { DrizzleQueryError } from "drizzle-orm";
+import { refusedForNow as postgresRefusedForNow, unavailable as postgresUnavailable } from "../../src/backend/postgres/connection.ts";
 import { refusedForNow as redisRefusedForNow } from "../../src/backend/redis/connection.ts";
 import { forCaller } from "../../src/client/backend-errors.ts";
 import { BackendUnavailableError, JobNotFoundError } from "../../src/index.ts";
@@ -55,5 +56,15 @@ describe("errors the app's calls throw", () => {
     for (const code of ["53000", "53100", "53200", "53300", "53400", "57014", "55P03"]) assert.equal(postgresRefusedForNow(sqlError(code)), true, code);
     for (const code of ["23505", "42P01", "42501", "22P02", "25P02"]) assert.equal(postgresRefusedForNow(sqlError(code)), false, code);
     assert.equal(postgresRefusedForNow(new Error("Connection terminated")), false, "no SQLSTATE: the adapter's resendable() judges those");
+  });
+
+  it("PostgreSQL: an ORM's error around pg's (a transactional enqueue through Drizzle) is judged by pg's SQLSTATE, not read as no answer", () => {
+    const wrapped = (cause: Error): Error => new DrizzleQueryError("INSERT INTO offload.jobs …", [], cause);
+    for (const code of ["25P02", "42P01", "42501", "23505"]) assert.equal(postgresUnavailable(wrapped(sqlError(code))), false, code);
+    for (const code of ["08006", "57P01", "53300", "57014"]) assert.equal(postgresUnavailable(wrapped(sqlError(code))), true, code);
+    assert.equal(postgresUnavailable(wrapped(new Error("Connection terminated unexpectedly"))), true, "pg's own error, without a SQLSTATE");
+    assert.equal(postgresUnavailable(wrapped(new TypeError("x is not a function"))), false, "a fault in code");
+    assert.equal(postgresUnavailable(new Error("Connection terminated unexpectedly")), true);
+    assert.equal(postgresUnavailable(sqlError("25P02")), false);
   });
 });

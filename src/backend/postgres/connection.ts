@@ -145,3 +145,31 @@ export function refusedForNow(error: unknown): boolean {
   const code = error instanceof Error ? (error as { code?: unknown }).code : undefined;
   return typeof code === "string" && (code.startsWith("53") || code === "57014" || code === "55P03");
 }
+
+/**
+ * The error to judge: `error`, or for a wrapper without a code of its own, the first error down
+ * its `cause` chain that has one (else the last). An ORM's adapter for a transactional enqueue
+ * wraps pg's error: Drizzle's DrizzleQueryError ("Failed query: …") carries no SQLSTATE, and was
+ * read as "no verdict from the server", so a transaction that had failed (25P02) or a missing
+ * table (42P01) reached the app as a BackendUnavailableError, to be tried again for ever.
+ */
+function judged(error: unknown): unknown {
+  let current = error;
+  for (let depth = 0; depth < 10; depth++) {
+    if (!(current instanceof Error) || typeof (current as { code?: unknown }).code === "string") return current;
+    if (!(current.cause instanceof Error)) return current;
+    current = current.cause;
+  }
+  return current;
+}
+
+/**
+ * Whether the server could not be reached, did not answer, or could not take the call now
+ * (Backend.unavailable): resendable() or refusedForNow(). resendable() takes any error without a
+ * SQLSTATE for pg's own ("Connection terminated"): a fault in code (a TypeError, a RangeError)
+ * is not one of those.
+ */
+export function unavailable(error: unknown): boolean {
+  const driver = judged(error);
+  return !(driver instanceof TypeError || driver instanceof RangeError) && (resendable(driver) || refusedForNow(driver));
+}

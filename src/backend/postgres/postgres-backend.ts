@@ -16,7 +16,7 @@ import { countsFromRows } from "../decode.ts";
 import { QUIET_OPERATIONS } from "../change-listeners.ts";
 import { distinctLeases, leaseKey } from "../lease-batch.ts";
 import { claimRecovering, enqueueResending } from "../lost-replies.ts";
-import { type PostgresOptions, connectionSettings, refusedForNow, resendable } from "./connection.ts";
+import { type PostgresOptions, connectionSettings, resendable, unavailable as serverUnavailable } from "./connection.ts";
 import { type EnqueueStatements, enqueueJobs } from "./enqueue.ts";
 import { Listener } from "./listener.ts";
 import { type MigrateResult, migrate } from "./migrate.ts";
@@ -371,9 +371,7 @@ export class PostgresBackend implements Backend {
   }
 
   unavailable(error: unknown): boolean {
-    // resendable() takes any error without a SQLSTATE for pg's own ("Connection terminated"):
-    // a fault in code is not one of those.
-    return !(error instanceof TypeError || error instanceof RangeError) && (resendable(error) || refusedForNow(error));
+    return serverUnavailable(error);
   }
 
   get closed(): boolean {
