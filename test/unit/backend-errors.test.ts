@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Backend } from "../../src/backend/backend.ts";
 import { DrizzleQueryError } from "drizzle-orm";
-import { refusedForNow as postgresRefusedForNow, unavailable as postgresUnavailable } from "../../src/backend/postgres/connection.ts";
+import { resendable as postgresResendable, refusedForNow as postgresRefusedForNow, unavailable as postgresUnavailable } from "../../src/backend/postgres/connection.ts";
 import { refusedForNow as redisRefusedForNow } from "../../src/backend/redis/connection.ts";
 import { forCaller } from "../../src/client/backend-errors.ts";
 import { BackendUnavailableError, JobNotFoundError } from "../../src/index.ts";
@@ -56,6 +56,11 @@ describe("errors the app's calls throw", () => {
     for (const code of ["53000", "53100", "53200", "53300", "53400", "57014", "55P03"]) assert.equal(postgresRefusedForNow(sqlError(code)), true, code);
     for (const code of ["23505", "42P01", "42501", "22P02", "25P02"]) assert.equal(postgresRefusedForNow(sqlError(code)), false, code);
     assert.equal(postgresRefusedForNow(new Error("Connection terminated")), false, "no SQLSTATE: the adapter's resendable() judges those");
+  });
+
+  it("PostgreSQL: node's socket errors are sent again, its ERR_* codes (a refused TLS certificate) are not", () => {
+    for (const code of ["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "EAI_AGAIN"]) assert.equal(postgresResendable(sqlError(code)), true, code);
+    for (const code of ["ERR_TLS_CERT_ALTNAME_INVALID", "ERR_INVALID_ARG_TYPE"]) assert.equal(postgresResendable(sqlError(code)), false, code);
   });
 
   it("PostgreSQL: an ORM's error around pg's (a transactional enqueue through Drizzle) is judged by pg's SQLSTATE, not read as no answer", () => {

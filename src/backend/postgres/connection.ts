@@ -132,7 +132,9 @@ export function resendable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   const code = (error as { code?: unknown }).code;
   if (typeof code !== "string") return true;
-  return /^E[A-Z]/.test(code) || code.startsWith("08") || /^57P0[1235]$/.test(code) || code === "25006";
+  // Node's socket errors (ECONNRESET, EPIPE, EAI_AGAIN…), not its ERR_* codes (a TLS certificate
+  // refused, an invalid argument): those fail again the same way.
+  return (/^E[A-Z]/.test(code) && !code.startsWith("ERR_")) || code.startsWith("08") || /^57P0[1235]$/.test(code) || code === "25006";
 }
 
 /**
