@@ -26,6 +26,12 @@ export interface ExecutorDeps {
   readonly maxResultBytes: number;
 }
 
+/**
+ * How long a job of an unknown task waits before its next attempt, times the attempt: with the
+ * default 5 attempts, 30 s, 1, 1.5 and 2 min, five minutes for a deploy to finish.
+ */
+export const UNKNOWN_TASK_RETRY_MS = 30_000;
+
 export async function execute(
   deps: ExecutorDeps,
   claimed: ClaimedJob,
@@ -36,7 +42,10 @@ export async function execute(
   try {
     task = deps.registry.resolve(claimed.job.task);
   } catch (error) {
-    return { outcome: { kind: "permanent", error: toError(error) }, resultJson: undefined, task: undefined };
+    // A task this worker does not know: in a rolling deploy, a job of a new task that an old
+    // worker claimed. Retried later (its attempts count), for a worker that knows it; failed at
+    // once, every job of it would wait in the dead letter for a replay by hand.
+    return { outcome: { kind: "retry", error: toError(error), retryInMs: UNKNOWN_TASK_RETRY_MS * claimed.job.attempt }, resultJson: undefined, task: undefined };
   }
   const stopTimer = startTimeout(deps.clock, task, control);
   const signal = control.signal;

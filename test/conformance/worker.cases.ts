@@ -2,10 +2,11 @@
 // Permanent, retryIf, cancel of an active job, timeouts, unknown tasks, results.
 import assert from "node:assert/strict";
 import { it } from "node:test";
-import type { Backend } from "../../src/backend/backend.ts";
+import type { Backend, NewJob } from "../../src/backend/backend.ts";
 import { Offload, Permanent, Retry, JobFailedError, JobCancelledError, ClosedError, WaitTimeoutError } from "../../src/index.ts";
 import { FakeClock, nextEvent } from "../../src/testing/index.ts";
 import { type UseBackend, replacing } from "./fixtures.ts";
+import { UNKNOWN_TASK_RETRY_MS } from "../../src/worker/executor.ts";
 
 type Body = (ctx: { offload: Offload; clock: FakeClock; backend: Backend }) => Promise<void>;
 
@@ -177,19 +178,24 @@ export function workerCases(use: UseBackend): void {
     assert.equal((await job.get()).errors[0]?.name, "TaskTimeoutError");
   }));
 
-  it("a job of a task this worker does not know fails permanently, naming the task", withOffload(use, async ({ offload, backend, clock }) => {
+  it("a job of a task this worker does not know is retried later for a worker that knows it (a rolling deploy), and fails on its last attempt, naming the task", withOffload(use, async ({ offload, backend, clock }) => {
     offload.task({ name: "known", run: () => 1 });
     const worker = offload.worker({ queues: ["default"] });
     await worker.start();
+    const ghost = (id: string, maxAttempts: number): NewJob => ({ id, task: "ghost", queue: "default", payloadJson: "{}", priority: 0, runAt: clock.now(), maxAttempts, key: undefined, owner: undefined });
+    const retrying = nextEvent(worker, "retrying");
+    await backend.enqueue({ jobs: [ghost("01890000-0000-7000-8000-0000000000aa", 5)], now: clock.now() });
+    const retry = await retrying;
+    assert.equal(retry.error.name, "UnknownTaskError");
+    assert.match(retry.error.message, /ghost/);
+    assert.equal(retry.retryAt, clock.now() + UNKNOWN_TASK_RETRY_MS, "the first wait; later ones grow with the attempt");
+    assert.equal((await offload.job(retry.job.id).get()).state, "retrying");
+
     const failed = nextEvent(worker, "failed");
-    await backend.enqueue({
-      jobs: [{ id: "01890000-0000-7000-8000-0000000000aa", task: "ghost", queue: "default", payloadJson: "{}", priority: 0, runAt: clock.now(), maxAttempts: 5, key: undefined, owner: undefined }],
-      now: clock.now(),
-    });
+    await backend.enqueue({ jobs: [ghost("01890000-0000-7000-8000-0000000000ab", 1)], now: clock.now() });
     const event = await failed;
     assert.equal(event.error.name, "UnknownTaskError");
-    assert.match(event.error.message, /ghost/);
-    assert.equal((await offload.job(event.job.id).get()).attempt, 1, "no crash loop: one attempt");
+    assert.equal((await offload.job(event.job.id).get()).attempt, 1, "its last attempt: failed, no loop");
   }));
 
   it("a queue named twice is one queue: every job runs once, on its first attempt", withOffload(use, async ({ offload }) => {
