@@ -338,6 +338,21 @@ describe("bad input", () => {
     await assert.rejects(task.enqueue(1), BackendOpenError);
   });
 
+  it("a misspelt URL parameter is refused, naming the one meant; Redis URLs take no other, PostgreSQL's pass pg's own on", async () => {
+    const refused = async (url: string, message: RegExp): Promise<void> => {
+      const offload = new Offload({ backend: url });
+      await assert.rejects(offload.backend(), (e: unknown) => e instanceof BackendOpenError && message.test(e.message), url);
+    };
+    await refused("redis://127.0.0.1:1?replyTimout=5s", /unknown parameter "replyTimout" \(did you mean replyTimeout\?\)/);
+    await refused("redis://127.0.0.1:1?prefix=a&maxevents=10", /unknown parameter "maxevents" \(did you mean maxEvents\?\)/);
+    await refused("redis://127.0.0.1:1?family=6", /unknown parameter "family"; a Redis URL takes prefix, maxEvents, replyTimeout, sentinelPassword/);
+    await refused("postgres://127.0.0.1:1/db?shema=app", /unknown URL parameter "shema" \(did you mean schema\?\)/);
+    await refused("postgres://127.0.0.1:1/db?replyTimout=5s", /did you mean replyTimeout\?/);
+    // pg's own parameters, and ours, go on: this one fails on the closed port, not on its URL.
+    const fine = new Offload({ backend: "postgres://127.0.0.1:1/db?sslmode=disable&application_name=x&schema=app&pool=2&poll=100" });
+    await assert.rejects(fine.backend(), (e: unknown) => e instanceof BackendOpenError && /ECONNREFUSED/.test(e.message));
+  });
+
   it("a backend URL's password never reaches an error message", async () => {
     const offload = new Offload({ backend: "postgres://app:s3cret@127.0.0.1:1/db?schema=bad-schema!" });
     await assert.rejects(offload.backend(), (e: unknown) => e instanceof BackendOpenError && !e.message.includes("s3cret") && e.url === "postgres://app:***@127.0.0.1:1/db?schema=bad-schema!");

@@ -5,6 +5,7 @@
 import pg from "pg";
 import { type Duration, positiveMs } from "../../core/duration.ts";
 import { ConfigError } from "../../core/errors.ts";
+import { nearMiss } from "../../core/near-miss.ts";
 import { DEFAULT_SCHEMA, checkSchemaName } from "./queries.ts";
 
 export interface PostgresOptions {
@@ -93,6 +94,12 @@ export function connectionSettings(options: PostgresOptions): ConnectionSettings
     throw new ConfigError("not a valid postgres:// URL", { cause: error });
   }
   const params = parsed.searchParams;
+  for (const name of params.keys()) {
+    // pg reads the rest (sslmode, application_name, options…) and ignores what it does not know: a
+    // misspelt ?shema=app used the default schema without a word.
+    const guess = (OWN_PARAMS as readonly string[]).includes(name) ? undefined : nearMiss(name, OWN_PARAMS);
+    if (guess) throw new ConfigError(`unknown URL parameter ${JSON.stringify(name)} (did you mean ${guess}?)`);
+  }
   const schema = checkSchemaName(options.schema ?? params.get("schema") ?? DEFAULT_SCHEMA);
   const migrate = options.migrate ?? flag(params.get("migrate"), "migrate") ?? true;
   const poolSize = positiveInt(options.poolSize ?? params.get("pool"), "pool size") ?? 10;

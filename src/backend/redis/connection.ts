@@ -8,6 +8,7 @@
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { positiveMs } from "../../core/duration.ts";
 import { BackendOpenError } from "../../core/errors.ts";
+import { nearMiss } from "../../core/near-miss.ts";
 
 export interface RedisUrlOptions {
   readonly prefix: string | undefined;
@@ -44,10 +45,19 @@ export const CLIENT_OPTIONS: RedisOptions = {
   reconnectOnError: (error) => (error.message.startsWith("READONLY") || error.message.includes(": -READONLY ") ? 1 : false),
 };
 
+/** The query parameters a Redis URL may carry: ioredis sees none of the query. */
+const URL_PARAMS = ["prefix", "maxEvents", "replyTimeout", "sentinelPassword"] as const;
+
 export function parseRedisUrl(url: string): { base: string; options: RedisUrlOptions } {
   const query = url.indexOf("?");
   const base = query < 0 ? url : url.slice(0, query);
   const params = new URLSearchParams(query < 0 ? "" : url.slice(query + 1));
+  for (const name of params.keys()) {
+    if ((URL_PARAMS as readonly string[]).includes(name)) continue;
+    // Dropped without a word, a misspelt ?replyTimout= or an ioredis option (?family=6) did nothing.
+    const guess = nearMiss(name, URL_PARAMS);
+    throw new BackendOpenError(url, `unknown parameter ${JSON.stringify(name)}${guess ? ` (did you mean ${guess}?)` : ""}; a Redis URL takes ${URL_PARAMS.join(", ")}. Other ioredis options: new RedisBackend({ client })`);
+  }
   const maxEvents = params.get("maxEvents");
   // Written out in decimal digits: Number() would also take "1e3", "0x10" or " 7 ", and a number
   // past 2^53 is no longer the one written.
