@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
-import { unlinkAndQuit } from "./redis-helpers.ts";
+import { keyField, unlinkAndQuit } from "./redis-helpers.ts";
 import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
 import { ScriptRunner } from "../../src/backend/redis/scripts.ts";
 import { JOB_STATES, type JobState } from "../../src/core/job.ts";
@@ -31,11 +31,11 @@ async function checkStore(backend: RedisBackend): Promise<Record<string, Record<
   const wantKeys: Record<string, string> = {};
   const queues = await admin.smembers(`${p}queues`);
   for (const id of ids) {
-    const [state, queue, priority, key] = await admin.hmget(`${p}job:${id}`, "state", "queue", "priority", "key");
+    const [state, queue, priority, key, task] = await admin.hmget(`${p}job:${id}`, "state", "queue", "priority", "key", "task");
     assert.ok(typeof state === "string" && typeof queue === "string" && typeof priority === "string", `job ${id} is listed but its hash is gone`);
     const counts = (real[queue] ??= Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>);
     counts[state as JobState] += 1;
-    if (typeof key === "string" && !FINAL.includes(state as JobState)) wantKeys[key] = id;
+    if (typeof key === "string" && !FINAL.includes(state as JobState)) wantKeys[keyField(task ?? "", key)] = id;
     // Every index this job could be in, and whether it should be there.
     const places: Array<[string, boolean]> = [
       [`${p}active`, state === "active"],

@@ -19,3 +19,8 @@ export async function unlinkAndQuit(admin: Redis, pattern: string): Promise<void
     await admin.quit();
   }
 }
+
+/** The field of the keys hash that holds `task`'s idempotency `key` (lib.lua key_field: keys are per task). */
+export function keyField(task: string, key: string): string {
+  return `${Buffer.byteLength(task)}:${task}${key}`;
+}

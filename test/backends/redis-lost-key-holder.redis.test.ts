@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after, it } from "node:test";
 import { Redis } from "ioredis";
-import { unlinkAndQuit } from "./redis-helpers.ts";
+import { keyField, unlinkAndQuit } from "./redis-helpers.ts";
 import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
 import { randomToken, uuidv7 } from "../../src/core/ids.ts";
 import { T0, attemptError, claimOne, enqueueOne } from "../conformance/fixtures.ts";
@@ -21,7 +21,7 @@ it("an enqueue with a key whose holder's hash is gone stores the new job and han
     const id = uuidv7(T0);
     const [result] = await b.enqueue({ jobs: [{ id, task: "t", queue: "q", payloadJson: "1", priority: 0, runAt: T0, maxAttempts: 1, key: "k", owner: undefined }], now: T0 });
     assert.deepEqual(result, { job: { id, state: "queued" }, created: true });
-    assert.equal(await admin.hget(`${b.keyPrefix}keys`, "k"), id);
+    assert.equal(await admin.hget(`${b.keyPrefix}keys`, keyField("t", "k")), id);
   } finally {
     await b.close();
   }
@@ -36,7 +36,7 @@ it("retry of a job whose key is held by a job whose hash is gone requeues it", a
     const holder = await enqueueOne(b, { id: uuidv7(T0 + 1), key: "k" }, T0 + 1);
     await admin.del(`${b.keyPrefix}job:${holder}`);
     assert.equal(await b.retry(failed, T0 + 2), "QUEUED");
-    assert.equal(await admin.hget(`${b.keyPrefix}keys`, "k"), failed);
+    assert.equal(await admin.hget(`${b.keyPrefix}keys`, keyField("t", "k")), failed);
   } finally {
     await b.close();
   }

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { uuidv7 } from "../../src/core/ids.ts";
-import { type UseBackend, LEASE, T0, claimOne, enqueueOne, newJob, nextChange } from "./fixtures.ts";
+import { type UseBackend, LEASE, T0, attemptError, claimOne, enqueueOne, newJob, nextChange } from "./fixtures.ts";
 
 export function lifecycleCases(use: UseBackend): void {
   it("enqueue → claim → complete stores the result and the times", use(async (b) => {
@@ -150,6 +150,29 @@ export function lifecycleCases(use: UseBackend): void {
     const results = await b.enqueue({ jobs: [newJob({ id: uuidv7(T0), key: "k" }), newJob({ id: uuidv7(T0), key: "k" })], now: T0 });
     assert.deepEqual(results.map((r) => r.created), [true, false]);
     assert.equal(results[0]?.job.id, results[1]?.job.id);
+  }));
+
+  it("an idempotency key is held per task: another task's job with the same key is its own; retry and replay go by the task's key", use(async (b) => {
+    const [mail, charge, mailAgain] = await b.enqueue({
+      jobs: [newJob({ id: uuidv7(T0), task: "mail", key: "order:1" }), newJob({ id: uuidv7(T0), task: "charge", key: "order:1" }), newJob({ id: uuidv7(T0), task: "mail", key: "order:1" })],
+      now: T0,
+    });
+    assert.deepEqual([mail?.created, charge?.created, mailAgain?.created], [true, true, false]);
+    assert.equal(mailAgain?.job.id, mail?.job.id);
+    assert.notEqual(charge?.job.id, mail?.job.id);
+    const [later] = await b.enqueue({ jobs: [newJob({ id: uuidv7(T0 + 1), task: "charge", key: "order:1" })], now: T0 + 1 });
+    assert.deepEqual([later?.created, later?.job.id], [false, charge?.job.id]);
+
+    // The mail job fails for good; while another mail job holds the key, it cannot be retried, and
+    // the charge job holding the same key does not stand in its way.
+    const claimed = await b.claim({ queues: ["q"], limit: 2, worker: "w", leaseMs: LEASE, now: T0 + 2 });
+    const mailRun = claimed.find((c) => c.job.task === "mail");
+    assert.ok(mailRun);
+    assert.equal(await b.fail({ id: mailRun.job.id, token: mailRun.token, error: attemptError(1, T0 + 3), retryAt: undefined, now: T0 + 3 }), "FAILED");
+    const [otherMail] = await b.enqueue({ jobs: [newJob({ id: uuidv7(T0 + 4), task: "mail", key: "order:1" })], now: T0 + 4 });
+    assert.equal(otherMail?.created, true, "the failed job let go of its key");
+    assert.equal(await b.retry(mailRun.job.id, T0 + 5), "KEY_IN_USE");
+    assert.equal(await b.replay({ task: "mail" }, T0 + 5), 0);
   }));
 
   it("a batch is atomic: when one job cannot be stored, none is", use(async (b) => {

@@ -2,8 +2,8 @@
 // the jobs' first state events in a CTE), so it is atomic and costs one round trip whatever its
 // size. Batches without idempotency keys (the common, fast path) read nothing back: the id and
 // state of each job are known from what was sent, and that is all the port promises.
-// Batches with keys go through ON CONFLICT on the partial unique index and read back the jobs that
-// already held a key.
+// Batches with keys go through ON CONFLICT on the partial unique index (per task and key) and read
+// back the jobs that already held a key.
 import type { EnqueueResult, NewJob } from "../backend.ts";
 import type { QueryName } from "./queries.ts";
 import { type Row, toJobRecord } from "./rows.ts";
@@ -41,29 +41,40 @@ export async function enqueueJobs(
   const keys = jobs.map((j) => (j.key === undefined ? undefined : storableText(j.key)));
   const rows = await run(sql["enqueue-keyed"], [...columns, keys.map((k) => k ?? null), owners, now, channel]);
   const created = new Set<string>();
-  const byKey = new Map<string, Row>();
+  const holders = new Map<string, Row>(); // by keySlot(task, key): keys are per task
   for (const row of rows) {
     if (row["created"] === true) created.add(String(row["id"]));
-    if (typeof row["key"] === "string") byKey.set(row["key"], row);
+    if (typeof row["key"] === "string") holders.set(keySlot(String(row["task"]), row["key"]), row);
   }
-  const missing = (): string[] => jobs.flatMap((j, i) => {
-    const key = keys[i];
-    return !created.has(j.id) && key !== undefined && !byKey.has(key) ? [key] : [];
-  });
-  if (missing().length > 0) {
+  const missing = (): [string[], string[]] => {
+    const pairs = jobs.flatMap((j, i) => {
+      const key = keys[i];
+      return !created.has(j.id) && key !== undefined && !holders.has(keySlot(j.task, key)) ? [[j.task, key] as const] : [];
+    });
+    return [pairs.map(([task]) => task), pairs.map(([, key]) => key)];
+  };
+  const found = (row: Row): void => {
+    holders.set(keySlot(String(row["task"]), String(row["key"])), row);
+  };
+  if (missing()[0].length > 0) {
     // The holder committed while our statement ran, after its snapshot: a new statement sees it.
-    for (const row of await run(sql["enqueue-find-key"], [missing()])) byKey.set(String(row["key"]), row);
+    for (const row of await run(sql["enqueue-find-key"], missing())) found(row);
   }
-  if (missing().length > 0) {
+  if (missing()[0].length > 0) {
     // ...unless it has finished since, freeing the key: it is still the job that held the key
     // during this enqueue, so it is the answer (a new job would be a second one for that moment).
-    for (const row of await run(sql["enqueue-find-last-key"], [missing()])) byKey.set(String(row["key"]), row);
+    for (const row of await run(sql["enqueue-find-last-key"], missing())) found(row);
   }
   return jobs.map((job, i) => {
     if (created.has(job.id)) return { job: inserted(job, now), created: true };
     const key = keys[i];
-    const holder = key === undefined ? undefined : byKey.get(key);
+    const holder = key === undefined ? undefined : holders.get(keySlot(job.task, key));
     if (!holder) throw new Error(`enqueue: job ${job.id} was neither stored nor matched by key ${String(job.key)}`);
     return { job: toJobRecord(holder), created: false };
   });
+}
+
+/** A task and one of its keys, as one map key (keys are per task). */
+function keySlot(task: string, key: string): string {
+  return JSON.stringify([task, key]);
 }

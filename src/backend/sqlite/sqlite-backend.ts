@@ -130,7 +130,7 @@ export class SqliteBackend implements Backend {
     return this.#write(() =>
       jobs.map((job) => {
         if (job.key !== undefined) {
-          const existing = this.#get("enqueue-find-key", { key: job.key });
+          const existing = this.#get("enqueue-find-key", { task: job.task, key: job.key });
           if (existing) return { job: { id: String(existing["id"]), state: existing["state"] as JobState }, created: false };
         }
         const row = this.#get("enqueue-insert", {

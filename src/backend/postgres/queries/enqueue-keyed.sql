@@ -1,8 +1,8 @@
 -- Insert a batch of new jobs, some with idempotency keys, and the first state events of those
--- inserted: one statement, so all or none. A job whose key an unfinished job holds is not
--- inserted (ON CONFLICT on the partial unique index); the same key twice in the batch inserts the
--- first only (rows of one key go in batch order).
--- Rows go in key order: an insert that meets a key another open transaction has just taken waits
+-- inserted: one statement, so all or none. A job whose key an unfinished job of its task holds is
+-- not inserted (ON CONFLICT on the partial unique index, per task and key); the same task and key
+-- twice in the batch inserts the first only (rows of one key go in batch order).
+-- Rows go in task and key order: an insert that meets a key another open transaction has just taken waits
 -- for that transaction, so two batches taking shared keys in different orders would each wait
 -- for the other (deadlock, 40P01). In one order, one of them simply waits.
 -- May run on the caller's transaction (enqueue with tx): columns are cast to text and float8 so
@@ -20,8 +20,8 @@ WITH input AS (
   INSERT INTO offload.jobs (id, task, queue, state, payload, priority, run_at, max_attempts, key, owner, created_at, updated_at)
   SELECT id, task, queue, CASE WHEN run_at > $10::bigint THEN 'scheduled' ELSE 'queued' END,
          payload::json, priority, run_at, max_attempts, key, owner, $10::bigint, $10::bigint
-    FROM input ORDER BY key, ord
-  ON CONFLICT (key) WHERE key IS NOT NULL AND state IN ('scheduled', 'queued', 'active', 'retrying') DO NOTHING
+    FROM input ORDER BY task, key, ord
+  ON CONFLICT (task, key) WHERE key IS NOT NULL AND state IN ('scheduled', 'queued', 'active', 'retrying') DO NOTHING
   RETURNING *
 ), logged AS (
   INSERT INTO offload.events (job_id, type, data, at)
@@ -31,7 +31,7 @@ WITH input AS (
   SELECT pg_notify($11::text, coalesce(current_setting('offload_notify.origin', true), '')) FROM logged LIMIT 1
 ), held AS (
   SELECT * FROM offload.jobs
-   WHERE key IN (SELECT key FROM input WHERE key IS NOT NULL) AND state IN ('scheduled', 'queued', 'active', 'retrying')
+   WHERE (task, key) IN (SELECT task, key FROM input WHERE key IS NOT NULL) AND state IN ('scheduled', 'queued', 'active', 'retrying')
 ), found AS (
   SELECT true AS created, * FROM inserted
   UNION ALL

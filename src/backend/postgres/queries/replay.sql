@@ -1,5 +1,5 @@
--- Bulk retry of failed jobs matching the filters. A job whose idempotency key an unfinished job
--- holds now is skipped, and of several failed jobs sharing a key only the one that failed last
+-- Bulk retry of failed jobs matching the filters. A job whose idempotency key an unfinished job of
+-- its task holds now is skipped, and of several failed jobs of a task sharing a key only the one that failed last
 -- (the latest finished_at, then the highest id) is replayed, as on every backend, so
 -- the statement never trips the unique key index. Keyless jobs are told apart from keyed ones
 -- (`key IS NULL` leads the DISTINCT), or a key equal to another job's id would merge the two.
@@ -7,7 +7,7 @@
 -- $6 channel text (the schema's NOTIFY channel)
 -- Returns the id of each job queued.
 WITH candidates AS (
-  SELECT DISTINCT ON (j.key IS NULL, coalesce(j.key, j.id)) j.id
+  SELECT DISTINCT ON (j.key IS NULL, j.task, coalesce(j.key, j.id)) j.id
     FROM offload.jobs j
    WHERE j.state = 'failed'
      AND ($1::text IS NULL OR j.queue = $1::text)
@@ -15,8 +15,8 @@ WITH candidates AS (
      AND ($3::bigint IS NULL OR j.finished_at >= $3::bigint)
      AND ($4::bigint IS NULL OR j.finished_at <= $4::bigint)
      AND (j.key IS NULL OR NOT EXISTS (
-           SELECT FROM offload.jobs u WHERE u.key = j.key AND u.state IN ('scheduled', 'queued', 'active', 'retrying')))
-   ORDER BY j.key IS NULL, coalesce(j.key, j.id), j.finished_at DESC, j.id DESC
+           SELECT FROM offload.jobs u WHERE u.task = j.task AND u.key = j.key AND u.state IN ('scheduled', 'queued', 'active', 'retrying')))
+   ORDER BY j.key IS NULL, j.task, coalesce(j.key, j.id), j.finished_at DESC, j.id DESC
 ), locked AS MATERIALIZED (
   -- Two replays at once over the same jobs would each wait on rows the other holds (a deadlock):
   -- rows another statement holds are left to it. Locking re-reads the row, so a job that left

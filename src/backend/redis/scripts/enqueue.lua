@@ -1,6 +1,6 @@
 -- Insert a batch of jobs atomically: scheduled (run_at > now) or queued. A job whose idempotency
--- key an unfinished job holds (or an earlier job of this batch) is not inserted; that job is
--- returned instead. When any id already exists, nothing of the batch is written.
+-- key an unfinished job of its task holds (or an earlier job of this batch) is not inserted; that
+-- job is returned instead. When any id already exists, nothing of the batch is written.
 -- KEYS[1] <prefix>queues   ARGV[1..4] common (lib.lua)
 -- ARGV[5] n, then 9 per job: id, task, queue, payload, priority, run_at, max_attempts,
 --         key ("-" none, else "+" .. key), owner ("-" none, else "+" .. owner)
@@ -19,7 +19,7 @@ for i = 0, n - 1 do
   local id, key = ARGV[o], ARGV[o + 7]
   local holder = false
   if key ~= '-' then
-    key = string.sub(key, 2)
+    key = key_field(ARGV[o + 1], string.sub(key, 2)) -- keys are per task
     holder = batch_keys[key]
     if not holder then
       holder = redis.call('HGET', P .. 'keys', key)
@@ -66,7 +66,7 @@ for i = 0, n - 1 do
     if key ~= '-' then
       key = string.sub(key, 2)
       redis.call('HSET', k, 'key', key)
-      redis.call('HSET', P .. 'keys', key, id)
+      redis.call('HSET', P .. 'keys', key_field(task, key), id)
     end
     if owner ~= '-' then redis.call('HSET', k, 'owner', string.sub(owner, 2)) end
     local index

@@ -21,7 +21,7 @@
 --   due:<q>              zset score run_at: scheduled and retrying jobs
 --   active               zset score lease_until: active jobs (rescue scans the head)
 --   done:<state>         zset score finished_at, per final state (prune, replay)
---   keys                 hash idempotency key → id of the unfinished job holding it
+--   keys                 hash key_field(task, idempotency key) → id of the unfinished job holding it
 --   events               stream, the global feed (see event_fields); capped by event id
 --   event-seq            string, last event id
 --   oom-guard            never written (refuse_when_full)
@@ -150,10 +150,17 @@ local function unindex(id, state, queue, priority)
   end
 end
 
+-- The field of the keys hash for a task's idempotency key: keys are per task. The task's length
+-- in bytes first, so no task name and key can read as another pair.
+local function key_field(task, key)
+  return string.format('%d', #task) .. ':' .. task .. key
+end
+
 -- Frees the idempotency key, if this job is the one holding it.
 local function release_key(id, key)
-  if key and key ~= '' and redis.call('HGET', P .. 'keys', key) == id then
-    redis.call('HDEL', P .. 'keys', key)
+  if key and key ~= '' then
+    local field = key_field(redis.call('HGET', jobkey(id), 'task') or '', key)
+    if redis.call('HGET', P .. 'keys', field) == id then redis.call('HDEL', P .. 'keys', field) end
   end
 end
 
@@ -217,15 +224,15 @@ end
 -- Returns 'QUEUED', 'NOT_FOUND', 'NOT_FINISHED' or 'KEY_IN_USE'.
 local function requeue(id)
   local k = jobkey(id)
-  local f = redis.call('HMGET', k, 'state', 'queue', 'priority', 'key')
+  local f = redis.call('HMGET', k, 'state', 'queue', 'priority', 'key', 'task')
   if not f[1] then return 'NOT_FOUND' end
   if f[1] ~= 'failed' and f[1] ~= 'cancelled' then return 'NOT_FINISHED' end
-  local key = f[4]
-  if key then
-    local holder = redis.call('HGET', P .. 'keys', key)
+  if f[4] then
+    local field = key_field(f[5] or '', f[4])
+    local holder = redis.call('HGET', P .. 'keys', field)
     -- A holder whose hash is gone (deleted by hand) holds nothing, as in enqueue.lua.
     if holder and holder ~= id and redis.call('EXISTS', jobkey(holder)) == 1 then return 'KEY_IN_USE' end
-    redis.call('HSET', P .. 'keys', key, id)
+    redis.call('HSET', P .. 'keys', field, id)
   end
   redis.call('ZREM', P .. 'done:' .. f[1], id)
   redis.call('HSET', k, 'attempt', 0, 'run_at', NOW, 'cancel', 0)
