@@ -42,4 +42,18 @@ it("retry of a job whose key is held by a job whose hash is gone requeues it", a
   }
 });
 
+it("a job enqueued before keys were per task (its key under the bare key) frees it when it finishes", async () => {
+  const b = new RedisBackend({ url, prefix: `${run}-${n++}` });
+  try {
+    const id = await enqueueOne(b, { key: "k" });
+    await admin.hdel(`${b.keyPrefix}keys`, keyField("t", "k"));
+    await admin.hset(`${b.keyPrefix}keys`, "k", id); // the layout before per-task keys
+    const c = await claimOne(b);
+    assert.deepEqual(await b.complete([{ id, token: c.token, resultJson: "1" }], T0 + 1), ["OK"]);
+    assert.deepEqual(await admin.hgetall(`${b.keyPrefix}keys`), {}, "no field left for good");
+  } finally {
+    await b.close();
+  }
+});
+
 after(() => unlinkAndQuit(admin, `{${run}-*`));

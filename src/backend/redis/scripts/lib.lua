@@ -156,11 +156,16 @@ local function key_field(task, key)
   return string.format('%d', #task) .. ':' .. task .. key
 end
 
--- Frees the idempotency key, if this job is the one holding it.
+-- Frees the idempotency key, if this job is the one holding it. A job enqueued before keys were
+-- per task holds its key under the bare key: freed too, or its field would stay for good.
 local function release_key(id, key)
   if key and key ~= '' then
     local field = key_field(redis.call('HGET', jobkey(id), 'task') or '', key)
-    if redis.call('HGET', P .. 'keys', field) == id then redis.call('HDEL', P .. 'keys', field) end
+    if redis.call('HGET', P .. 'keys', field) == id then
+      redis.call('HDEL', P .. 'keys', field)
+    elseif redis.call('HGET', P .. 'keys', key) == id then
+      redis.call('HDEL', P .. 'keys', key)
+    end
   end
 end
 
