@@ -203,6 +203,16 @@ describe("postgres: transactional enqueue", () => {
     assert.equal((await offload.jobs.list()).length, 1);
   }));
 
+  it("a read-only transaction is refused with a ConfigError that says so, not taken for a server to try again later", () => withFixture(async ({ offload, client }) => {
+    const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => p.order });
+    await client.query("BEGIN READ ONLY");
+    const refused = await confirm.enqueue({ order: 1 }, { tx: client }).then(() => undefined, (error: unknown) => error);
+    assert.ok(refused instanceof ConfigError && /read-only transaction/.test(refused.message), `a ConfigError, got ${String(refused)}`);
+    assert.equal((refused.cause as { code?: unknown }).code, "25006");
+    await client.query("ROLLBACK");
+    assert.equal((await offload.jobs.list()).length, 0);
+  }));
+
   it("transaction control still in flight is read as PostgreSQL runs it: ROLLBACK TO a savepoint, COMMIT WORK, AND CHAIN", () => withFixture(async ({ offload, client }) => {
     const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => p.order });
     const stored = async (): Promise<number[]> => (await offload.jobs.list()).map((j) => (j.payload as { order: number }).order).sort((a, b) => a - b);

@@ -162,7 +162,7 @@ export function refusedForNow(error: unknown): boolean {
  * read as "no verdict from the server", so a transaction that had failed (25P02) or a missing
  * table (42P01) reached the app as a BackendUnavailableError, to be tried again for ever.
  */
-function judged(error: unknown): unknown {
+export function judged(error: unknown): unknown {
   let current = error;
   for (let depth = 0; depth < 10; depth++) {
     if (!(current instanceof Error) || typeof (current as { code?: unknown }).code === "string") return current;

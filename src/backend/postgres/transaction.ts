@@ -4,6 +4,7 @@
 // Drizzle, Kysely or Prisma (docs/postgres.md). The result may be pg's `{ rows }` or a bare array.
 import { ConfigError } from "../../core/errors.ts";
 import type { Row } from "./rows.ts";
+import { judged } from "./connection.ts";
 
 export interface Queryable {
   query(text: string, values?: unknown[]): Promise<unknown>;
@@ -98,5 +99,18 @@ export function transactionRunner(tx: unknown): RunQuery {
   if (status === "E") {
     throw new ConfigError("enqueue({ tx }) was given a pg client whose transaction has failed: roll it back");
   }
-  return async (text, values) => rowsOf(await tx.query(text, values));
+  return async (text, values) => {
+    try {
+      return rowsOf(await tx.query(text, values));
+    } catch (error) {
+      // A read-only transaction (BEGIN READ ONLY, or a client of a standby's pool) can never take
+      // the job: say so, rather than let it pass for a server to try again later (25006 is that
+      // for the adapter's own connections, which a failover can leave on a standby).
+      const driver = judged(error);
+      if (driver instanceof Error && (driver as { code?: unknown }).code === "25006") {
+        throw new ConfigError("enqueue({ tx }) was given a read-only transaction (BEGIN READ ONLY, or a standby's connection): enqueue in a read-write transaction on the primary", { cause: error });
+      }
+      throw error;
+    }
+  };
 }
