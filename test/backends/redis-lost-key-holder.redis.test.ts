@@ -1,5 +1,6 @@
 // Redis: an idempotency key whose holder's hash is gone (deleted by hand, as in the bookkeeping
-// test's claim case) is free, instead of failing every later enqueue or retry with that key.
+// test's claim case), or whose holder has finished, is free, instead of failing every later
+// enqueue or retry with that key.
 import assert from "node:assert/strict";
 import { after, it } from "node:test";
 import { Redis } from "ioredis";
@@ -51,6 +52,29 @@ it("a job enqueued before keys were per task (its key under the bare key) frees 
     const c = await claimOne(b);
     assert.deepEqual(await b.complete([{ id, token: c.token, resultJson: "1" }], T0 + 1), ["OK"]);
     assert.deepEqual(await admin.hgetall(`${b.keyPrefix}keys`), {}, "no field left for good");
+  } finally {
+    await b.close();
+  }
+});
+
+it("a key whose field names a finished job (left by a process on code from before per-task keys) is free for enqueue and retry", async () => {
+  const b = new RedisBackend({ url, prefix: `${run}-${n++}` });
+  try {
+    const done = await enqueueOne(b, { key: "k" });
+    const c = await claimOne(b);
+    assert.deepEqual(await b.complete([{ id: done, token: c.token, resultJson: "1" }], T0 + 1), ["OK"]);
+    // Code from before per-task keys frees only the bare key when it ends a job: the field stays.
+    await admin.hset(`${b.keyPrefix}keys`, keyField("t", "k"), done);
+    const id = uuidv7(T0 + 2);
+    const [result] = await b.enqueue({ jobs: [{ id, task: "t", queue: "q", payloadJson: "1", priority: 0, runAt: T0 + 2, maxAttempts: 1, key: "k", owner: undefined }], now: T0 + 2 });
+    assert.deepEqual(result, { job: { id, state: "queued" }, created: true }, "a new job, not the succeeded one");
+    assert.equal(await admin.hget(`${b.keyPrefix}keys`, keyField("t", "k")), id);
+
+    const failed = await enqueueOne(b, { task: "u", key: "k", queue: "f", maxAttempts: 1 }, T0 + 3);
+    const f = await claimOne(b, T0 + 3, ["f"]);
+    assert.equal(await b.fail({ id: failed, token: f.token, error: attemptError(1, T0 + 3), retryAt: undefined, now: T0 + 3 }), "FAILED");
+    await admin.hset(`${b.keyPrefix}keys`, keyField("u", "k"), done); // a stale field naming a finished job
+    assert.equal(await b.retry(failed, T0 + 4), "QUEUED");
   } finally {
     await b.close();
   }

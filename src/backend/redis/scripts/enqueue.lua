@@ -19,13 +19,9 @@ for i = 0, n - 1 do
   local id, key = ARGV[o], ARGV[o + 7]
   local holder = false
   if key ~= '-' then
-    key = key_field(ARGV[o + 1], string.sub(key, 2)) -- keys are per task
-    holder = batch_keys[key]
-    if not holder then
-      holder = redis.call('HGET', P .. 'keys', key)
-      -- A holder whose hash is gone (deleted by hand) holds nothing: its record would be empty.
-      if holder and redis.call('EXISTS', jobkey(holder)) == 0 then holder = false end
-    end
+    local task, bare = ARGV[o + 1], string.sub(key, 2)
+    key = key_field(task, bare) -- keys are per task
+    holder = batch_keys[key] or key_holder(task, bare)
   end
   if holder then
     holders[i] = holder

@@ -156,6 +156,20 @@ local function key_field(task, key)
   return string.format('%d', #task) .. ':' .. task .. key
 end
 
+-- The unfinished job of `task` that holds its idempotency `key`, or false. What the keys hash names
+-- is checked, not trusted: a job whose hash is gone (deleted by hand) holds nothing, nor does one
+-- that has finished (a process on code from before keys were per task frees only the bare key
+-- when it ends a job, leaving the job's field behind for as long as the job is kept).
+local function key_holder(task, key)
+  local id = redis.call('HGET', P .. 'keys', key_field(task, key))
+  if not id then return false end
+  local f = redis.call('HMGET', jobkey(id), 'state', 'task', 'key')
+  if f[2] == task and f[3] == key and (f[1] == 'scheduled' or f[1] == 'queued' or f[1] == 'active' or f[1] == 'retrying') then
+    return id
+  end
+  return false
+end
+
 -- Frees the idempotency key, if this job is the one holding it. A job enqueued before keys were
 -- per task holds its key under the bare key: freed too, or its field would stay for good.
 local function release_key(id, key)
@@ -233,11 +247,8 @@ local function requeue(id)
   if not f[1] then return 'NOT_FOUND' end
   if f[1] ~= 'failed' and f[1] ~= 'cancelled' then return 'NOT_FINISHED' end
   if f[4] then
-    local field = key_field(f[5] or '', f[4])
-    local holder = redis.call('HGET', P .. 'keys', field)
-    -- A holder whose hash is gone (deleted by hand) holds nothing, as in enqueue.lua.
-    if holder and holder ~= id and redis.call('EXISTS', jobkey(holder)) == 1 then return 'KEY_IN_USE' end
-    redis.call('HSET', P .. 'keys', field, id)
+    if key_holder(f[5] or '', f[4]) then return 'KEY_IN_USE' end -- never this job: it is finished
+    redis.call('HSET', P .. 'keys', key_field(f[5] or '', f[4]), id)
   end
   redis.call('ZREM', P .. 'done:' .. f[1], id)
   redis.call('HSET', k, 'attempt', 0, 'run_at', NOW, 'cancel', 0)
