@@ -1,6 +1,6 @@
 // Redis: an idempotency key whose holder's hash is gone (deleted by hand, as in the bookkeeping
 // test's claim case), or whose holder has finished, is free, instead of failing every later
-// enqueue or retry with that key.
+// enqueue or retry with that key; keys held in the layout before per-task keys still hold.
 import assert from "node:assert/strict";
 import { after, it } from "node:test";
 import { Redis } from "ioredis";
@@ -75,6 +75,25 @@ it("a key whose field names a finished job (left by a process on code from befor
     assert.equal(await b.fail({ id: failed, token: f.token, error: attemptError(1, T0 + 3), retryAt: undefined, now: T0 + 3 }), "FAILED");
     await admin.hset(`${b.keyPrefix}keys`, keyField("u", "k"), done); // a stale field naming a finished job
     assert.equal(await b.retry(failed, T0 + 4), "QUEUED");
+  } finally {
+    await b.close();
+  }
+});
+
+it("a job enqueued before keys were per task (its key under the bare key) holds it for its own task, for enqueue and retry", async () => {
+  const b = new RedisBackend({ url, prefix: `${run}-${n++}` });
+  try {
+    const failed = await enqueueOne(b, { key: "k", queue: "f", maxAttempts: 1 });
+    const f = await claimOne(b, T0, ["f"]);
+    assert.equal(await b.fail({ id: failed, token: f.token, error: attemptError(1), retryAt: undefined, now: T0 }), "FAILED");
+    const legacy = await enqueueOne(b, { id: uuidv7(T0 + 1), key: "k" }, T0 + 1);
+    await admin.hdel(`${b.keyPrefix}keys`, keyField("t", "k"));
+    await admin.hset(`${b.keyPrefix}keys`, "k", legacy); // the layout before per-task keys
+    const job = (task: string, at: number) => ({ id: uuidv7(at), task, queue: "q", payloadJson: "1", priority: 0, runAt: at, maxAttempts: 1, key: "k", owner: undefined });
+    const [same, other] = await b.enqueue({ jobs: [job("t", T0 + 2), job("u", T0 + 2)], now: T0 + 2 });
+    assert.deepEqual([same?.created, same?.job.id], [false, legacy], "the same task and key: the job from before");
+    assert.equal(other?.created, true, "another task's key is its own");
+    assert.equal(await b.retry(failed, T0 + 3), "KEY_IN_USE");
   } finally {
     await b.close();
   }

@@ -159,13 +159,18 @@ end
 -- The unfinished job of `task` that holds its idempotency `key`, or false. What the keys hash names
 -- is checked, not trusted: a job whose hash is gone (deleted by hand) holds nothing, nor does one
 -- that has finished (a process on code from before keys were per task frees only the bare key
--- when it ends a job, leaving the job's field behind for as long as the job is kept).
+-- when it ends a job, leaving the job's field behind for as long as the job is kept), nor one of
+-- another task or key. A job enqueued before keys were per task holds its key under the bare key:
+-- found there (a bare key may read as another pair's field, hence the task and key check).
 local function key_holder(task, key)
-  local id = redis.call('HGET', P .. 'keys', key_field(task, key))
-  if not id then return false end
-  local f = redis.call('HMGET', jobkey(id), 'state', 'task', 'key')
-  if f[2] == task and f[3] == key and (f[1] == 'scheduled' or f[1] == 'queued' or f[1] == 'active' or f[1] == 'retrying') then
-    return id
+  for _, field in ipairs({ key_field(task, key), key }) do
+    local id = redis.call('HGET', P .. 'keys', field)
+    if id then
+      local f = redis.call('HMGET', jobkey(id), 'state', 'task', 'key')
+      if f[2] == task and f[3] == key and (f[1] == 'scheduled' or f[1] == 'queued' or f[1] == 'active' or f[1] == 'retrying') then
+        return id
+      end
+    end
   end
   return false
 end
