@@ -19,7 +19,7 @@ export interface NewJob {
   /** Due time; a job whose runAt is after `now` starts `scheduled`, else `queued`. */
   readonly runAt: number;
   readonly maxAttempts: number;
-  /** Idempotency key: while an unfinished job holds it, enqueueing it again returns that job. */
+  /** Idempotency key, per task: while an unfinished job of the same task holds it, enqueueing it again returns that job. */
   readonly key: string | undefined;
   readonly owner: string | undefined;
 }
@@ -34,7 +34,7 @@ export interface EnqueueRequest {
 export interface EnqueueResult {
   /** The stored job (only id and state are promised: reading the whole row back would slow bulk enqueue). */
   readonly job: Pick<JobRecord, "id" | "state">;
-  /** false when an unfinished job with the same key was returned instead. */
+  /** false when an unfinished job with the same task and key was returned instead. */
   readonly created: boolean;
 }
 
@@ -181,7 +181,7 @@ export interface Backend {
   /**
    * Stores the batch all or nothing. A job whose id is already stored makes the whole batch fail
    * and stores none of it (the outbox relay and the resend of a lost reply rely on this); a job
-   * whose key an unfinished job holds is not stored, and that job is returned instead.
+   * whose key an unfinished job of its task holds is not stored, and that job is returned instead.
    */
   enqueue(request: EnqueueRequest): Promise<EnqueueResult[]>;
   /**

@@ -30,7 +30,7 @@ export interface EnqueueOptions {
   readonly priority?: number;
   /** Overrides the task's queue for this job. */
   readonly queue?: string;
-  /** Idempotency key: while a job with this key is unfinished, enqueue returns that job. */
+  /** Idempotency key, per task: while a job of this task with this key is unfinished, enqueue returns that job. */
   readonly key?: string;
   /** Overrides the task's retry.attempts for this job. */
   readonly attempts?: number;
