@@ -325,7 +325,10 @@ export class SqliteBackend implements Backend {
   }
 
   async readEvents(request: { jobId?: string | undefined; afterId: number; limit: number }): Promise<JobEvent[]> {
-    return this.#all("read-events", { job_id: request.jobId ?? null, after_id: request.afterId, limit: request.limit }).map(toJobEvent);
+    const rows = request.jobId === undefined
+      ? this.#all("read-events", { after_id: request.afterId, limit: request.limit })
+      : this.#all("read-job-events", { job_id: request.jobId, after_id: request.afterId, limit: request.limit });
+    return rows.map(toJobEvent);
   }
 
   watch(listener: () => void, options?: WatchOptions): () => void {
