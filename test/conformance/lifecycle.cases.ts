@@ -75,6 +75,32 @@ export function lifecycleCases(use: UseBackend): void {
     assert.deepEqual(batch.map((c) => c.job.priority), [2, 1, 0], "a batch claim comes back in claim order");
   }));
 
+  it("a claim over more queues than its limit takes the best jobs of all of them, in claim order, claim after claim", use(async (b) => {
+    // 12 queues, claims of 3: a queue may hold several of a claim's jobs, or none; levels emptied
+    // by a cancel are passed over. Every job is claimed once, in the order of one sorted list.
+    let seed = 7;
+    const random = (n: number): number => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+      return seed % n;
+    };
+    const queues = Array.from({ length: 12 }, (_, i) => `mq${i}`);
+    const jobs = Array.from({ length: 60 }, (_, i) => newJob({
+      id: uuidv7(T0 + i), queue: queues[random(queues.length)] ?? "mq0", priority: random(4), runAt: T0 - random(5) * 10,
+    }));
+    await b.enqueue({ jobs, now: T0 });
+    const cancelled = new Set(jobs.filter((j) => j.priority === 3 && j.queue === "mq1").map((j) => j.id));
+    for (const id of cancelled) assert.equal(await b.cancel(id, T0), "CANCELLED");
+    const expected = jobs.filter((j) => !cancelled.has(j.id))
+      .sort((x, y) => y.priority - x.priority || x.runAt - y.runAt || (x.id < y.id ? -1 : 1))
+      .map((j) => j.id);
+    const claimed: string[] = [];
+    for (let n = 0; n < 30 && claimed.length < expected.length; n++) {
+      const batch = await b.claim({ queues, limit: 3, worker: "w", leaseMs: LEASE, now: T0 + 1 + n });
+      claimed.push(...batch.map((c) => c.job.id));
+    }
+    assert.deepEqual(claimed, expected);
+  }));
+
   it("a claim fills its batch across many priority levels, past levels whose jobs were all cancelled", use(async (b) => {
     // 12 levels above the rest hold only cancelled jobs; 40 more levels hold one job each.
     const cancelled = Array.from({ length: 12 }, (_, i) => newJob({ id: uuidv7(T0), priority: 1_000 + i }));

@@ -43,7 +43,43 @@ for qi = FIRST_QUEUE, #ARGV do
   end
 end
 
--- 2. Candidates: per queue, the best `limit` across its priority levels (highest first), as
+-- Claim order: priority DESC, run_at ASC, id ASC (ids are UUIDv7 text: their order is their age).
+local function before(a_prio, a_run, a_id, b_prio, b_run, b_id)
+  if a_prio ~= b_prio then return a_prio > b_prio end
+  if a_run ~= b_run then return a_run < b_run end
+  return a_id < b_id
+end
+
+-- 2. The queues to take candidates from. Over more queues than the claim's limit, only those whose
+--    best job ranks among the `limit` best of all the queues' best jobs can give this claim a job:
+--    any other queue's jobs all rank below `limit` jobs of other queues. So each queue's best job
+--    is read first (two calls; an empty level met on the way is dropped from `prios`, as below),
+--    and candidates come from at most `limit` queues: a claim of 25 over 1,000 queues read and
+--    sorted 25,000 candidates (about 100 ms of the server), now 1,000 heads and 625 candidates.
+local from = {}
+for qi = FIRST_QUEUE, #ARGV do from[#from + 1] = ARGV[qi] end
+if #from > limit then
+  local heads = {}
+  for _, queue in ipairs(from) do
+    local prio_key = P .. 'prios:' .. queue
+    while true do
+      local level = redis.call('ZREVRANGE', prio_key, 0, 0)[1]
+      if not level then break end
+      local row = redis.call('ZRANGE', P .. 'queued:' .. queue .. ':' .. level, 0, 0, 'WITHSCORES')
+      if #row > 0 then
+        heads[#heads + 1] = { queue, tonumber(level), tonumber(row[2]), row[1] }
+        break
+      end
+      refuse_when_full()
+      redis.call('ZREM', prio_key, level)
+    end
+  end
+  table.sort(heads, function(a, b) return before(a[2], a[3], a[4], b[2], b[3], b[4]) end)
+  from = {}
+  for i = 1, math.min(limit, #heads) do from[i] = heads[i][1] end
+end
+
+-- 3. Candidates: per queue, the best `limit` across its priority levels (highest first), as
 --    parallel lists of id, queue and (several queues only) index key, priority and run_at.
 --    With one queue the order is final, so the candidates are popped at once.
 local single = #ARGV == FIRST_QUEUE
@@ -51,8 +87,7 @@ local ids, queues, zkeys, prios, runs = {}, {}, {}, {}, {}
 --    The levels are read a page of `limit` at a time: a claim needs at most that many levels with
 --    jobs, and a queue may have thousands. A level found empty is dropped from `prios`, which
 --    moves the levels after it up the ranking, so the next page starts that much earlier.
-for qi = FIRST_QUEUE, #ARGV do
-  local queue = ARGV[qi]
+for _, queue in ipairs(from) do
   local prio_key = P .. 'prios:' .. queue
   local taken, start = 0, 0
   while taken < limit do
@@ -91,14 +126,10 @@ end
 local order = {}
 for j = 1, #ids do order[j] = j end
 if not single then
-  table.sort(order, function(a, b)
-    if prios[a] ~= prios[b] then return prios[a] > prios[b] end
-    if runs[a] ~= runs[b] then return runs[a] < runs[b] end
-    return ids[a] < ids[b]
-  end)
+  table.sort(order, function(a, b) return before(prios[a], runs[a], ids[a], prios[b], runs[b], ids[b]) end)
 end
 
--- 3. Activate.
+-- 4. Activate.
 local out = {}
 local active = {}
 local n = math.min(limit, #ids)
