@@ -99,4 +99,20 @@ it("a job enqueued before keys were per task (its key under the bare key) holds 
   }
 });
 
+it("prune removes a field of the keys hash that still names the pruned job (left by a process on code from before per-task keys)", async () => {
+  const b = new RedisBackend({ url, prefix: `${run}-${n++}` });
+  try {
+    const done = await enqueueOne(b, { key: "k" });
+    const c = await claimOne(b);
+    assert.deepEqual(await b.complete([{ id: done, token: c.token, resultJson: "1" }], T0 + 1), ["OK"]);
+    // Code from before per-task keys frees only the bare key when it ends a job: the field stays.
+    await admin.hset(`${b.keyPrefix}keys`, keyField("t", "k"), done);
+    const other = await enqueueOne(b, { id: uuidv7(T0 + 2), task: "u", key: "k" }, T0 + 2); // another task's key: kept
+    assert.equal(await b.prune({ succeeded: 0, failed: 0, cancelled: 0 }, T0 + 5), 1);
+    assert.deepEqual(await admin.hgetall(`${b.keyPrefix}keys`), { [keyField("u", "k")]: other }, "no field left for good");
+  } finally {
+    await b.close();
+  }
+});
+
 after(() => unlinkAndQuit(admin, `{${run}-*`));

@@ -16,7 +16,16 @@ for _, state in ipairs({ 'succeeded', 'failed', 'cancelled' }) do
   local ids = redis.call('ZRANGEBYSCORE', done, '-inf', '(' .. befores[state], 'LIMIT', 0, chunk - deleted)
   if deleted + #ids == chunk then more = 1 end
   for _, id in ipairs(ids) do
-    local queue = redis.call('HGET', jobkey(id), 'queue')
+    local f = redis.call('HMGET', jobkey(id), 'queue', 'task', 'key')
+    local queue = f[1]
+    -- A field of the keys hash that still names this job goes with it: a process on code from
+    -- before keys were per task frees only the bare key when it ends a job that newer code
+    -- enqueued, and the field it leaves (read as free, key_holder) would otherwise stay for good.
+    if f[3] and f[3] ~= '' then
+      for _, field in ipairs({ key_field(f[2] or '', f[3]), f[3] }) do
+        if redis.call('HGET', P .. 'keys', field) == id then redis.call('HDEL', P .. 'keys', field) end
+      end
+    end
     -- events:<id> is the per-job event list of the first layout (before events moved into the
     -- job's hash); deleting it costs nothing when it is not there. UNLINK, not DEL: a job's hash
     -- holds all its events, and freeing one of 50,000 log lines in the script took 30 ms of the
