@@ -5,8 +5,8 @@
 import { BackendUnavailableError, OffloadError } from "../core/errors.ts";
 import type { Backend } from "../backend/backend.ts";
 
-/** `error` as the app's caller sees it. */
-export function forCaller(backend: Backend, error: unknown): unknown {
+/** `error` as the app's caller sees it: the backend's name and its judgement are all it takes. */
+export function forCaller(backend: Pick<Backend, "name" | "unavailable">, error: unknown): unknown {
   if (error instanceof OffloadError) return error;
   return backend.unavailable?.(error) === true ? new BackendUnavailableError(backend.name, error) : error;
 }

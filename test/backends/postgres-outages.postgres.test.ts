@@ -167,7 +167,8 @@ describe("postgres: the app's calls when the server cannot take them", () => {
       await locker.query(`LOCK TABLE "${schema}".jobs IN ACCESS EXCLUSIVE MODE`); // a migration of the DBA's, say
       const refused = await task.enqueue(null).then(() => undefined, (error: unknown) => error);
       assert.ok(refused instanceof BackendUnavailableError, `a BackendUnavailableError, got ${String(refused)}`);
-      assert.deepEqual([refused.code, refused.backend, (refused.cause as { code?: unknown }).code], ["BACKEND_UNAVAILABLE", "postgres", "55P03"]);
+      assert.ok(refused.cause instanceof pg.DatabaseError, "pg's error as its cause");
+      assert.deepEqual([refused.code, refused.backend, refused.cause.code], ["BACKEND_UNAVAILABLE", "postgres", "55P03"]);
       await locker.query("ROLLBACK");
       assert.equal((await offload.jobs.list({ limit: 10 })).length, 0, "nothing was stored");
       const taken = await task.enqueue(null);

@@ -57,8 +57,10 @@ describe("Signer", () => {
   });
 
   it("names the missing secret when it is undefined (an unset environment variable)", () => {
-    assert.throws(() => new Signer(undefined as never), (e: unknown) => e instanceof ConfigError && /signing secret \(createJobsHttp's secret\).*got undefined.*OFFLOAD_HTTP_SECRET/.test(e.message));
-    assert.throws(() => createJobsHttp({ offload: new Offload({ backend: "sqlite::memory:" }), secret: process.env["OFFLOAD_TEST_NO_SUCH_VARIABLE"] as string }), ConfigError);
+    // The README's own line, `secret: process.env.OFFLOAD_HTTP_SECRET!`, with the variable unset.
+    const unset = process.env["OFFLOAD_TEST_NO_SUCH_VARIABLE"]!;
+    assert.throws(() => new Signer(unset), (e: unknown) => e instanceof ConfigError && /signing secret \(createJobsHttp's secret\).*got undefined.*OFFLOAD_HTTP_SECRET/.test(e.message));
+    assert.throws(() => createJobsHttp({ offload: new Offload({ backend: "sqlite::memory:" }), secret: unset }), ConfigError);
   });
 });
 

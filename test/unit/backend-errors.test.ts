@@ -2,7 +2,6 @@
 // the adapters' refusedForNow), and which pass through as they are.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { Backend } from "../../src/backend/backend.ts";
 import { DrizzleQueryError } from "drizzle-orm";
 import { resendable as postgresResendable, refusedForNow as postgresRefusedForNow, unavailable as postgresUnavailable } from "../../src/backend/postgres/connection.ts";
 import { refusedForNow as redisRefusedForNow } from "../../src/backend/redis/connection.ts";
@@ -10,7 +9,7 @@ import { forCaller } from "../../src/client/backend-errors.ts";
 import { BackendUnavailableError, JobNotFoundError } from "../../src/index.ts";
 
 /** A backend whose unavailable() says yes to errors whose message says "down". */
-const server = { name: "redis", unavailable: (error: unknown) => error instanceof Error && error.message.includes("down") } as unknown as Backend;
+const server = { name: "redis", unavailable: (error: unknown) => error instanceof Error && error.message.includes("down") };
 
 function replyError(message: string): Error {
   const error = new Error(message);
@@ -34,9 +33,9 @@ describe("errors the app's calls throw", () => {
     const refusal = new Error("ERR wrong number of arguments");
     assert.equal(forCaller(server, refusal), refusal);
     const own = new JobNotFoundError("x");
-    assert.equal(forCaller({ ...server, unavailable: () => true } as Backend, own), own);
+    assert.equal(forCaller({ ...server, unavailable: () => true }, own), own);
     const down = new Error("down");
-    assert.equal(forCaller({ name: "sqlite" } as Backend, down), down);
+    assert.equal(forCaller({ name: "sqlite" }, down), down);
   });
 
   it("Redis: OOM, BUSY and MISCONF are refusals that can pass, whether Redis 7 or a Redis 6 script error reports them", () => {
