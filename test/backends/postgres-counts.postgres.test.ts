@@ -10,18 +10,8 @@ import type { Backend } from "../../src/backend/backend.ts";
 import { PostgresBackend } from "../../src/backend/postgres/postgres-backend.ts";
 import { loadMigrations, loadQueries, quoteIdent } from "../../src/backend/postgres/queries.ts";
 import { LEASE, T0, newJob } from "../conformance/fixtures.ts";
+import { type Tally, counted, finishMany } from "./counts-tally.ts";
 import { POSTGRES_URL, dropSchema, openIsolated, uniqueSchema } from "./postgres-helpers.ts";
-
-type Tally = Record<string, number>; // "queue/state" → jobs
-
-/** What counts() says, as "queue/state" → n. */
-async function counted(backend: Backend): Promise<Tally> {
-  const out: Tally = {};
-  for (const q of await backend.counts()) {
-    for (const [state, n] of Object.entries(q.counts)) if (n !== 0) out[`${q.queue}/${state}`] = n;
-  }
-  return out;
-}
 
 /** The truth, from a scan of the jobs table. */
 async function scanned(client: pg.Client, schema: string): Promise<Tally> {
@@ -41,15 +31,6 @@ async function withClient<T>(body: (client: pg.Client) => Promise<T>): Promise<T
 }
 
 /** Enqueues `n` jobs of `queue` in batches and runs them all to success. */
-async function finishMany(backend: Backend, queue: string, n: number, now: number): Promise<void> {
-  for (let i = 0; i < n; i += 1_000) {
-    const jobs = Array.from({ length: Math.min(1_000, n - i) }, () => newJob({ queue }));
-    await backend.enqueue({ jobs, now });
-    const claimed = await backend.claim({ queues: [queue], limit: jobs.length, worker: "w", leaseMs: LEASE, now });
-    await backend.complete(claimed.map((c) => ({ id: c.job.id, token: c.token, resultJson: "null" })), now);
-  }
-}
-
 interface PlanNode { readonly "Node Type": string; readonly "Relation Name"?: string; readonly Plans?: readonly PlanNode[] }
 
 function nodes(plan: PlanNode): PlanNode[] {

@@ -10,25 +10,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { after, describe, it } from "node:test";
-import type { Backend } from "../../src/backend/backend.ts";
 import { loadMigrations, loadQueries } from "../../src/backend/sqlite/queries.ts";
 import { SqliteBackend } from "../../src/backend/sqlite/sqlite-backend.ts";
+import { type Tally, counted, finishMany } from "./counts-tally.ts";
 import { LEASE, T0, attemptError, newJob } from "../conformance/fixtures.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "offload-sqlite-counts-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 let files = 0;
 const newFile = (): string => join(dir, `c${files++}.db`);
-
-type Tally = Record<string, number>; // "queue/state" → jobs
-
-async function counted(backend: Backend): Promise<Tally> {
-  const out: Tally = {};
-  for (const q of await backend.counts()) {
-    for (const [state, n] of Object.entries(q.counts)) if (n !== 0) out[`${q.queue}/${state}`] = n;
-  }
-  return out;
-}
 
 /** The truth, from a scan of the jobs table. */
 function scanned(file: string): Tally {
@@ -38,15 +28,6 @@ function scanned(file: string): Tally {
     return Object.fromEntries(rows.map((r) => [`${String(r["queue"])}/${String(r["state"])}`, Number(r["n"])]));
   } finally {
     db.close();
-  }
-}
-
-async function finishMany(backend: Backend, queue: string, n: number, now: number): Promise<void> {
-  for (let i = 0; i < n; i += 1_000) {
-    const jobs = Array.from({ length: Math.min(1_000, n - i) }, () => newJob({ queue }));
-    await backend.enqueue({ jobs, now });
-    const claimed = await backend.claim({ queues: [queue], limit: jobs.length, worker: "w", leaseMs: LEASE, now });
-    await backend.complete(claimed.map((c) => ({ id: c.job.id, token: c.token, resultJson: "null" })), now);
   }
 }
 
