@@ -4,7 +4,7 @@
 // as driver errors.
 import { ConfigError } from "../core/errors.ts";
 import { isJobState } from "../core/job.ts";
-import { describe } from "../core/names.ts";
+import { describe, refuseUnknownOptions } from "../core/names.ts";
 import type { ListFilter, ReplayFilter } from "../backend/backend.ts";
 
 /** The most jobs or events one read returns: a page, not an export. */
@@ -44,7 +44,7 @@ export function listFilter(given: unknown): ListFilter {
   };
 }
 
-const REPLAY_KEYS: ReadonlySet<string> = new Set(["queue", "task", "since", "until"]);
+const REPLAY_FIELDS = ["queue", "task", "since", "until"] as const;
 
 /** An instant as epoch ms: a number, a Date, or a date-time string, valid. */
 function optionalInstant(value: unknown, what: string): number | undefined {
@@ -61,9 +61,7 @@ function optionalInstant(value: unknown, what: string): number | undefined {
 export function replayFilter(given: unknown): ReplayFilter {
   // replay() is every failed job; replay(null) is a mistake, not a second way of saying so.
   const filter = checkObject(given === undefined ? {} : given, "the replay filter");
-  for (const [key, value] of Object.entries(filter)) {
-    if (value !== undefined && !REPLAY_KEYS.has(key)) throw new ConfigError(`the replay filter has no field ${JSON.stringify(key)} (it takes queue, task, since, until)`);
-  }
+  refuseUnknownOptions(filter, REPLAY_FIELDS, "the replay filter", "field");
   return {
     queue: optionalString(filter["queue"], "queue"),
     task: optionalString(filter["task"], "task"),

@@ -3,6 +3,7 @@
 // failures out instead of retrying them in lockstep against a struggling dependency.
 import { ConfigError } from "./errors.ts";
 import { type Duration, toMs } from "./duration.ts";
+import { refuseUnknownOptions } from "./names.ts";
 
 export interface RetryOptions {
   /** Total attempts including the first. Default 5. */
@@ -26,7 +27,7 @@ export interface RetryPolicy {
 
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, backoff: "exponential", baseMs: 1_000, maxMs: 3_600_000, jitter: true };
 
-const RETRY_KEYS: ReadonlySet<string> = new Set(["attempts", "backoff", "base", "max", "jitter"]);
+const RETRY_OPTIONS = ["attempts", "backoff", "base", "max", "jitter"] as const;
 
 export function retryPolicy(given: RetryOptions | undefined | null): RetryPolicy {
   // For plain JavaScript callers: `retry: 5` or a misspelt field ({ attemps: 3 }) gave the
@@ -34,9 +35,7 @@ export function retryPolicy(given: RetryOptions | undefined | null): RetryPolicy
   if (given != null && (typeof given !== "object" || Array.isArray(given))) {
     throw new ConfigError(`retry must be an object like { attempts: 5 }, got ${Array.isArray(given) ? "an array" : typeof given}`);
   }
-  for (const [key, value] of Object.entries(given ?? {})) {
-    if (value !== undefined && !RETRY_KEYS.has(key)) throw new ConfigError(`retry has no option ${JSON.stringify(key)} (it takes attempts, backoff, base, max, jitter)`);
-  }
+  refuseUnknownOptions(given ?? {}, RETRY_OPTIONS, "retry");
   const options = given ?? undefined;
   const attempts = checkAttempts(options?.attempts ?? DEFAULT_RETRY.attempts, "retry.attempts");
   // Checked for plain JavaScript callers: "linear" would otherwise back off exponentially, silently.

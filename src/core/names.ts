@@ -1,6 +1,7 @@
 // Names and labels that every backend must store exactly as given (queue names, task names,
 // keys, owners, worker ids), checked in one place for the client and the worker.
 import { ConfigError } from "./errors.ts";
+import { nearMiss } from "./near-miss.ts";
 
 /** Queue names also form Redis hash tags and URL segments: keep them plain. */
 const QUEUE_NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
@@ -39,8 +40,10 @@ export function describe(value: unknown): string {
  * literals): a misspelt option (`dealy`, `concurency`) was ignored, and the job ran at once or
  * the worker ran with its defaults, without a word. A field set to undefined is no field.
  */
-export function refuseUnknownOptions(given: object, known: readonly string[], what: string): void {
+export function refuseUnknownOptions(given: object, known: readonly string[], what: string, noun = "option"): void {
   for (const [key, value] of Object.entries(given)) {
-    if (value !== undefined && !known.includes(key)) throw new ConfigError(`${what} has no option ${JSON.stringify(key)} (it takes ${known.join(", ")})`);
+    if (value === undefined || known.includes(key)) continue;
+    const guess = nearMiss(key, known);
+    throw new ConfigError(`${what} has no ${noun} ${JSON.stringify(key)}${guess ? ` (did you mean ${guess}?)` : ""} (it takes ${known.join(", ")})`);
   }
 }

@@ -232,14 +232,14 @@ describe("bad input", () => {
     // A misspelt option (TypeScript checks object literals only) was ignored: the job ran at once,
     // the worker ran with its defaults, the task had no timeout. Undefined is no option.
     const built: Record<string, unknown> = { dealy: "10m" };
-    await assert.rejects(loose.enqueue(1, built), /enqueue has no option "dealy" \(it takes delay, runAt/);
+    await assert.rejects(loose.enqueue(1, built), /enqueue has no option "dealy" \(did you mean delay\?\) \(it takes delay, runAt/);
     // Objects built away from the call, as plain JavaScript or a config file gives them.
     const perJob = { priority: 1, priorty: 5 };
     await assert.rejects(loose.enqueueMany([1], () => perJob), /enqueue has no option "priorty"/);
     const workerOptions = { concurrency: 2, grace: "30s" };
     assert.throws(() => offload.worker(workerOptions), /offload.worker\(\) has no option "grace" \(it takes .*shutdownGrace/);
     const definition = { name: "t9", run: () => 1, timout: "60s" };
-    assert.throws(() => offload.task(definition), /task t9 has no option "timout"/);
+    assert.throws(() => offload.task(definition), /task t9 has no option "timout" \(did you mean timeout\?\)/);
     await loose.enqueue(1, { delay: undefined, tx: undefined });
     await offload.close();
   });
