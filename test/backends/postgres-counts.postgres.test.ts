@@ -93,6 +93,36 @@ describe("postgres: counts", () => {
     }
   });
 
+  it("queues whose jobs are all pruned leave no counter rows behind, however many connections finished them", async () => {
+    // Each connection counts into its own shard, so a queue's finished jobs are spread over many
+    // rows that prune, on its own connection, cannot bring to zero one by one. Queues named per
+    // tenant would leave rows for every name ever used, and counts() sums them all.
+    const schema = uniqueSchema("cnt");
+    const backends = await Promise.all(Array.from({ length: 4 }, () => PostgresBackend.open({ url: POSTGRES_URL, schema, poolSize: 1 })));
+    try {
+      const queues = Array.from({ length: 30 }, (_, i) => `tenant-${i}`);
+      await Promise.all(backends.map(async (backend) => {
+        for (const queue of queues) await finishMany(backend, queue, 2, T0);
+      }));
+      const [first] = backends;
+      assert.ok(first);
+      await first.enqueue({ jobs: [newJob({ queue: "tenant-0" })], now: T0 });
+      assert.equal(await first.prune({ succeeded: 0, failed: 0, cancelled: 0 }, T0 + 1), 240);
+      await withClient(async (client) => {
+        const { rows } = await client.query<{ queue: string; n: string }>(`SELECT queue, n FROM ${quoteIdent(schema)}.finished_counts`);
+        assert.deepEqual(rows, [], "no counter row is left for a queue with no finished job");
+        assert.deepEqual(await counted(first), await scanned(client, schema));
+      });
+      assert.deepEqual(await counted(first), { "tenant-0/queued": 1 });
+      // Counting goes on from zero.
+      await finishMany(first, "tenant-1", 3, T0 + 2);
+      assert.deepEqual(await counted(first), { "tenant-0/queued": 1, "tenant-1/succeeded": 3 });
+    } finally {
+      await Promise.all(backends.map((b) => b.close()));
+      await dropSchema(schema);
+    }
+  });
+
   it("a schema at version 2 that holds finished jobs has them counted once migrated", async () => {
     const schema = uniqueSchema("cnt");
     try {

@@ -188,3 +188,29 @@ describe("redis store bookkeeping", () => {
 });
 
 after(() => unlinkAndQuit(admin, `{${run}-*`));
+
+describe("redis store: queues that empty", () => {
+  it("a queue whose last job is pruned leaves no name, counters or priority levels behind; one that still holds a job keeps them", () => using(async (b) => {
+    // Apps that make queues per tenant or per customer would otherwise grow `queues` and a
+    // counters hash by one for every name ever used (docs/redis.md, *Limits*).
+    const p = b.keyPrefix;
+    await b.enqueue({ jobs: ["qa", "qb", "qc"].flatMap((queue) => [newJob({ queue, priority: 1 }), newJob({ queue, priority: 5 })]), now: T0 });
+    await b.enqueue({ jobs: [newJob({ queue: "qd", runAt: T0 + 10_000 })], now: T0 });
+    const claimed = await b.claim({ queues: ["qa", "qb", "qc"], limit: 6, worker: "w1", leaseMs: LEASE, now: T0 });
+    assert.equal(claimed.length, 6);
+    // qc keeps one job unfinished: it must survive the prune whole.
+    const [keep, ...rest] = claimed.filter((c) => c.job.queue === "qc").concat(claimed.filter((c) => c.job.queue !== "qc"));
+    assert.ok(keep);
+    assert.deepEqual(await b.complete(rest.map((c) => ({ id: c.job.id, token: c.token, resultJson: "1" })), T0 + 1), rest.map(() => "OK"));
+    assert.equal(await b.prune({ succeeded: 0, failed: 0, cancelled: 0 }, T0 + 2), 5);
+    assert.deepEqual((await admin.smembers(`${p}queues`)).sort(), ["qc", "qd"]);
+    const left = (await admin.keys(`${p}*`)).map((k) => k.slice(p.length)).filter((k) => !k.startsWith("job:")).sort();
+    assert.deepEqual(left, ["active", "counts:qc", "counts:qd", "due:qd", "event-seq", "events", "jobs", "prios:qc", "queues"]);
+    await checkStore(b);
+    // The queue comes back with its next job, counted from zero.
+    await b.enqueue({ jobs: [newJob({ queue: "qa" })], now: T0 + 3 });
+    assert.deepEqual((await b.counts()).map((c) => [c.queue, c.counts.queued, c.counts.active, c.counts.scheduled]).sort(), [["qa", 1, 0, 0], ["qc", 0, 1, 0], ["qd", 0, 0, 1]]);
+    assert.equal((await b.claim({ queues: ["qa"], limit: 1, worker: "w1", leaseMs: LEASE, now: T0 + 3 })).length, 1);
+    await checkStore(b);
+  }));
+});

@@ -103,6 +103,29 @@ describe("sqlite: counts", () => {
     }
   });
 
+  it("queues whose jobs are all pruned leave no counter rows behind", async () => {
+    // Queues named per tenant would otherwise keep a row for every name ever used.
+    const file = newFile();
+    const backend = new SqliteBackend({ path: file });
+    try {
+      for (let i = 0; i < 30; i++) await finishMany(backend, `tenant-${i}`, 2, T0);
+      await backend.enqueue({ jobs: [newJob({ queue: "tenant-0" })], now: T0 });
+      assert.equal(await backend.prune({ succeeded: 0, failed: 0, cancelled: 0 }, T0 + 1), 60);
+      const db = new DatabaseSync(file, { readOnly: true });
+      try {
+        assert.deepEqual(db.prepare("SELECT queue, state, n FROM offload_finished_counts").all(), []);
+      } finally {
+        db.close();
+      }
+      assert.deepEqual(await counted(backend), { "tenant-0/queued": 1 });
+      await finishMany(backend, "tenant-1", 3, T0 + 2);
+      assert.deepEqual(await counted(backend), scanned(file));
+      assert.deepEqual(await counted(backend), { "tenant-0/queued": 1, "tenant-1/succeeded": 3 });
+    } finally {
+      await backend.close();
+    }
+  });
+
   it("a file at version 1 that holds finished jobs has them counted once migrated", async () => {
     const file = newFile();
     const db = new DatabaseSync(file);

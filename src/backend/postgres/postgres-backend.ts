@@ -333,8 +333,13 @@ export class PostgresBackend implements Backend {
     for (;;) {
       const n = Number((await this.#first("prune", params))?.["n"] ?? 0);
       total += n;
-      if (n < PRUNE_BATCH) return total;
+      if (n < PRUNE_BATCH) break;
     }
+    if (total > 0) {
+      await this.#first("fold-counts", []);
+      await this.#first("drop-zero-counts", []);
+    }
+    return total;
   }
 
   async getJob(id: string): Promise<JobRecord | undefined> {

@@ -305,7 +305,10 @@ export class SqliteBackend implements Backend {
       // Deleting finished jobs gives no worker anything to do: no signal.
       const deleted = this.#write(() => Number(this.#stmt("prune").run(params).changes), () => false);
       total += deleted;
-      if (deleted < PRUNE_CHUNK) return total;
+      if (deleted < PRUNE_CHUNK) {
+        if (total > 0) this.#write(() => this.#stmt("prune-counts").run(), () => false);
+        return total;
+      }
       // Between steps, the rest of this process (a claim, an enqueue) gets its turn.
       await new Promise<void>((resolve) => setImmediate(resolve));
     }

@@ -14,7 +14,7 @@
 -- Keys under the prefix:
 --   job:<id>             hash, one job (fields below)
 --   jobs                 zset (score 0), every job id: the lex index behind listJobs
---   queues               set of queue names ever used
+--   queues               set of queue names with jobs (prune forgets a queue left with none)
 --   counts:<q>           hash state → number of jobs (O(1) counts)
 --   prios:<q>            zset of the priority levels that may have queued jobs
 --   queued:<q>:<prio>    zset score run_at, member id: ZSET order (score, member) is run_at, id

@@ -4,9 +4,28 @@
 -- KEYS[1] <prefix>queues   ARGV[1..4] common (lib.lua)
 -- ARGV[5] succeeded_before  ARGV[6] failed_before  ARGV[7] cancelled_before  ARGV[8] chunk
 -- Returns { deleted, more } where more = 1 when the chunk was used up (call again).
+-- A queue left with no job at all is forgotten: its name in `queues`, its counters and its
+-- priority levels (an app that names queues per tenant would otherwise keep every name it ever
+-- used). The next enqueue into it starts it afresh.
+
+-- Empty means every counter is 0 and, so that a counter off by one (a job hash deleted by hand)
+-- can never make a waiting job unclaimable, no due or queued index of the queue holds a job.
+local function forget_if_empty(queue)
+  for _, n in ipairs(redis.call('HVALS', P .. 'counts:' .. queue)) do
+    if n ~= '0' then return end
+  end
+  if redis.call('EXISTS', P .. 'due:' .. queue) == 1 then return end
+  for _, prio in ipairs(redis.call('ZRANGE', P .. 'prios:' .. queue, 0, -1)) do
+    if redis.call('EXISTS', P .. 'queued:' .. queue .. ':' .. prio) == 1 then return end
+  end
+  redis.call('DEL', P .. 'counts:' .. queue, P .. 'prios:' .. queue)
+  redis.call('SREM', KEYS[1], queue)
+end
+
 local chunk = tonumber(ARGV[8])
 local deleted, more = 0, 0
 local befores = { succeeded = ARGV[5], failed = ARGV[6], cancelled = ARGV[7] }
+local touched = {}
 for _, state in ipairs({ 'succeeded', 'failed', 'cancelled' }) do
   if deleted == chunk then
     more = 1
@@ -33,9 +52,13 @@ for _, state in ipairs({ 'succeeded', 'failed', 'cancelled' }) do
     redis.call('UNLINK', jobkey(id), P .. 'events:' .. id)
     redis.call('ZREM', done, id)
     redis.call('ZREM', P .. 'jobs', id)
-    if queue then count(queue, state, -1) end
+    if queue then
+      count(queue, state, -1)
+      touched[queue] = true
+    end
     deleted = deleted + 1
   end
 end
 flush(false)
+for queue in pairs(touched) do forget_if_empty(queue) end
 return { deleted, more }
