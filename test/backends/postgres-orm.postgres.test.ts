@@ -11,7 +11,7 @@ import { type SQL, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/node-postgres";
 import { CamelCasePlugin, CompiledQuery, Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
-import { BackendUnavailableError, type JobHandle, type Offload } from "../../src/index.ts";
+import { BackendUnavailableError, ConfigError, type JobHandle, type Offload } from "../../src/index.ts";
 import { POSTGRES_URL, withOrdersSchema } from "./postgres-helpers.ts";
 
 interface Fixture {
@@ -174,6 +174,38 @@ describe("postgres: transactional enqueue through ORMs (the docs' adapters)", ()
       assert.equal(again.id, holder.id, "the key's holder, not a second job");
       assert.equal((await offload.jobs.find(holder.id))?.state, "scheduled");
     } finally {
+      await prisma.$disconnect();
+    }
+  }));
+
+  it("Prisma: a lock timeout is a BackendUnavailableError and a read-only transaction a ConfigError, read from Prisma's error", () => withFixture(async ({ schema, offload, pool }) => {
+    // Prisma reports a failed raw query as its own error (code P2010), pg's SQLSTATE inside its
+    // meta: read as an error without a verdict, a lock timeout was not "try later", and a
+    // read-only transaction was not named as the caller's mistake.
+    const PrismaClient = await loadPrismaClient();
+    const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => ({ confirmed: p.order }) });
+    const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: POSTGRES_URL, max: 2 }, { schema }) });
+    const other = await pool.connect();
+    try {
+      // Another transaction holds the key, uncommitted: a second keyed insert waits for it.
+      await other.query("BEGIN");
+      await confirm.enqueue({ order: 7 }, { tx: other, key: "order-7" });
+      const waited = await prisma.$transaction(async (tx) => {
+        await tx.$queryRawUnsafe("SET LOCAL lock_timeout = '100ms'");
+        return confirm.enqueue({ order: 7 }, { tx: prismaTx(tx), key: "order-7" }).then(() => undefined, (error: unknown) => error);
+      }).catch((error: unknown) => error);
+      assert.ok(waited instanceof BackendUnavailableError, String(waited));
+      assert.match(String(waited.cause), /55P03|lock timeout/);
+      await other.query("ROLLBACK");
+      const readOnly = await prisma.$transaction(async (tx) => {
+        await tx.$queryRawUnsafe("SET TRANSACTION READ ONLY");
+        return confirm.enqueue({ order: 8 }, { tx: prismaTx(tx) }).then(() => undefined, (error: unknown) => error);
+      }).catch((error: unknown) => error);
+      assert.ok(readOnly instanceof ConfigError, String(readOnly));
+      assert.match(readOnly.message, /read-only transaction/);
+      assert.deepEqual(await offload.jobs.counts(), [], "no job was stored");
+    } finally {
+      other.release();
       await prisma.$disconnect();
     }
   }));

@@ -71,4 +71,18 @@ describe("errors the app's calls throw", () => {
     assert.equal(postgresUnavailable(new Error("Connection terminated unexpectedly")), true);
     assert.equal(postgresUnavailable(sqlError("25P02")), false);
   });
+
+  it("PostgreSQL: Prisma 7's errors are judged by the verdict in their meta, not by Prisma's own code", () => {
+    // The shapes Prisma 7 with @prisma/adapter-pg throws (seen against the real server; the test
+    // of postgres-orm.postgres.test.ts runs the timeout and read-only cases through Prisma itself).
+    const prisma = (code: string, cause: Record<string, unknown>): Error =>
+      Object.assign(new Error(`prisma ${code}`), { code, meta: { driverAdapterError: { name: "DriverAdapterError", cause } } });
+    assert.equal(postgresUnavailable(prisma("P1001", { kind: "DatabaseNotReachable", host: "127.0.0.1", port: 1 })), true, "unreachable");
+    assert.equal(postgresUnavailable(prisma("P2010", { kind: "ConnectionClosed" })), true, "connection closed");
+    assert.equal(postgresUnavailable(prisma("P2010", { kind: "TooManyConnections" })), true, "out of connections");
+    assert.equal(postgresUnavailable(prisma("P2010", { kind: "postgres", code: "57P01", originalCode: "57P01" })), true, "terminated");
+    assert.equal(postgresUnavailable(prisma("P2010", { kind: "postgres", code: "55P03", originalCode: "55P03" })), true, "lock timeout");
+    assert.equal(postgresUnavailable(prisma("P2010", { kind: "UniqueConstraintViolation", originalCode: "23505" })), false, "a refusal of the call as sent");
+    assert.equal(postgresUnavailable(prisma("P2010", { kind: "TableDoesNotExist" })), false, "a kind without a SQLSTATE that is not about the connection");
+  });
 });

@@ -160,16 +160,43 @@ export function refusedForNow(error: unknown): boolean {
  * its `cause` chain that has one (else the last). An ORM's adapter for a transactional enqueue
  * wraps pg's error: Drizzle's DrizzleQueryError ("Failed query: …") carries no SQLSTATE, and was
  * read as "no verdict from the server", so a transaction that had failed (25P02) or a missing
- * table (42P01) reached the app as a BackendUnavailableError, to be tried again for ever.
+ * table (42P01) reached the app as a BackendUnavailableError, to be tried again for ever. Prisma
+ * has codes of its own and keeps pg's in its `meta` (prismaDriverError).
  */
 export function judged(error: unknown): unknown {
   let current = error;
   for (let depth = 0; depth < 10; depth++) {
-    if (!(current instanceof Error) || typeof (current as { code?: unknown }).code === "string") return current;
+    if (!(current instanceof Error)) return current;
+    const prisma = prismaDriverError(current);
+    if (prisma) return prisma;
+    if (typeof (current as { code?: unknown }).code === "string") return current;
     if (!(current.cause instanceof Error)) return current;
     current = current.cause;
   }
   return current;
+}
+
+/** Prisma's driver-adapter error kinds that mean the server gave no verdict. */
+const PRISMA_NO_VERDICT = new Set(["DatabaseNotReachable", "ConnectionClosed", "SocketTimeout"]);
+
+/**
+ * pg's verdict inside an error of Prisma 7 (driver adapters), which has codes of its own: a raw
+ * query that failed is `P2010` with the SQLSTATE in `meta.driverAdapterError.cause.originalCode`;
+ * a server that could not be reached is `P1001` with only a `kind` there. Returned as an error
+ * with the SQLSTATE as its code (none when the server gave no verdict, as pg's own errors), with
+ * Prisma's as its cause; undefined for any other error.
+ */
+function prismaDriverError(error: Error): Error | undefined {
+  const meta: unknown = (error as { meta?: unknown }).meta;
+  if (typeof meta !== "object" || meta === null) return undefined;
+  const adapter: unknown = (meta as { driverAdapterError?: unknown }).driverAdapterError;
+  const cause: unknown = typeof adapter === "object" && adapter !== null ? (adapter as { cause?: unknown }).cause : undefined;
+  if (typeof cause !== "object" || cause === null) return undefined;
+  const { originalCode, kind } = cause as { originalCode?: unknown; kind?: unknown };
+  if (typeof originalCode === "string") return Object.assign(new Error(error.message, { cause: error }), { code: originalCode });
+  if (kind === "TooManyConnections") return Object.assign(new Error(error.message, { cause: error }), { code: "53300" });
+  if (typeof kind === "string" && PRISMA_NO_VERDICT.has(kind)) return new Error(error.message, { cause: error });
+  return undefined;
 }
 
 /**
