@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { DrizzleQueryError } from "drizzle-orm";
 import { resendable as postgresResendable, refusedForNow as postgresRefusedForNow, unavailable as postgresUnavailable } from "../../src/backend/postgres/connection.ts";
-import { refusedForNow as redisRefusedForNow } from "../../src/backend/redis/connection.ts";
+import { refusedForNow as redisRefusedForNow, resendable as redisResendable } from "../../src/backend/redis/connection.ts";
 import { forCaller } from "../../src/client/backend-errors.ts";
 import { BackendUnavailableError, JobNotFoundError } from "../../src/index.ts";
 
@@ -38,17 +38,23 @@ describe("errors the app's calls throw", () => {
     assert.equal(forCaller({ name: "sqlite" }, down), down);
   });
 
-  it("Redis: OOM, BUSY and MISCONF are refusals that can pass, whether Redis 7 or a Redis 6 script error reports them", () => {
+  it("Redis: OOM and MISCONF are refusals that can pass, whether Redis 7 or a Redis 6 script error reports them", () => {
     for (const message of [
       "OOM command not allowed when used memory > 'maxmemory'. script: d7fc, on @user_script:72.",
       "ERR Error running script (call to f_d7fc): @user_script:72: @user_script: 72: -OOM command not allowed when used memory > 'maxmemory'. ",
-      "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
       "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk.",
     ]) assert.equal(redisRefusedForNow(replyError(message)), true, message);
     for (const message of ["ERR syntax error", "NOSCRIPT No matching script.", "WRONGTYPE Operation against a key holding the wrong kind of value", "ERR value is not an integer or out of range OOM"]) {
       assert.equal(redisRefusedForNow(replyError(message)), false, message);
     }
     assert.equal(redisRefusedForNow(new Error("OOM command not allowed")), false, "only the server's replies");
+  });
+
+  it("Redis: BUSY (another client's script past busy-reply-threshold) says the call did not run: the adapter sends it again", () => {
+    const busy = replyError("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.");
+    assert.equal(redisResendable(busy), true);
+    assert.equal(redisRefusedForNow(busy), false);
+    assert.equal(redisResendable(replyError("BUSYKEY Target key name already exists.")), false);
   });
 
   it("PostgreSQL: class 53 (disk, memory, connections), a statement timeout and a lock timeout are refusals that can pass", () => {

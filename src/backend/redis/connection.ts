@@ -36,6 +36,14 @@ export const CLIENT_OPTIONS: RedisOptions = {
   enableAutoPipelining: false,
   autoResendUnfulfilledCommands: false,
   autoResubscribe: false, // the change feed subscribes again itself, then tells its listeners
+  // ioredis's ready check asks INFO before a connection may carry calls, and a server where INFO is
+  // renamed away (a common hardening, with CONFIG) fails it: the client reconnected for ever and
+  // every call failed with "no connection". Where an ACL denies INFO, ioredis printed a warning on
+  // each connection (every 2 s under `timeout 2`). What the check waits for is a server still
+  // loading its data; without it, calls then are answered LOADING, which the adapter takes as
+  // "not run" (sent again, like a claim or an ack after a failover), and a replica reached behind
+  // Sentinel answers writes READONLY, which makes the client reconnect (below).
+  enableReadyCheck: false,
   retryStrategy: (times) => Math.min(50 * times, 1_000),
   // After a failover the old master answers writes with READONLY until it drops us: reconnect
   // (to the new master, through Sentinel or DNS) without resending; the call fails as "outcome
@@ -168,10 +176,25 @@ export class ReplyLostError extends Error {
  * kept such a call queued for as long: `offload queues` against a dead Sentinel never returned).
  */
 export class NoConnectionError extends Error {
-  constructor(waitedMs: number) {
-    super(`redis: no connection within ${waitedMs} ms (is the server reachable?); the call was not sent`);
+  /**
+   * `lastError`: why the latest connection attempt failed, when the client said. A server that
+   * answers and then closes (maxclients reached, a refused password, a command the handshake
+   * needs renamed away) is reachable: "is the server reachable?" alone sent users to the network.
+   */
+  constructor(waitedMs: number, lastError?: string) {
+    const why = lastError === undefined ? "is the server reachable?" : `last connection error: ${lastError}`;
+    super(`redis: no connection within ${waitedMs} ms (${why}); the call was not sent`);
     this.name = "NoConnectionError";
   }
+}
+
+/**
+ * The server's error reply that `error` carries, if it does: a ReplyError, or the reply ioredis
+ * quotes when it came before any command was sent (maxclients answers at once, then closes).
+ */
+function serverAnswer(error: Error): string | undefined {
+  if (error.name === "ReplyError") return error.message;
+  return /^Command queue state error\..* Last error: (.+)$/s.exec(error.message)?.[1];
 }
 
 /** ioredis states in which a connection is being made: a call now would wait in its offline queue. */
@@ -180,10 +203,13 @@ const CONNECTING: ReadonlySet<string> = new Set(["connecting", "connect", "recon
 /**
  * Error replies that say the server did not run the call: a replica, a server still loading, a
  * cluster not serving, a master short of the replicas `min-replicas-to-write` asks for (as a
- * promoted replica is for about 10 s after a Sentinel failover). In a script, the refusal comes
- * at its first write, and the condition cannot change while the script runs: nothing was written.
+ * promoted replica is for about 10 s after a Sentinel failover), a server busy with another
+ * client's script past `busy-reply-threshold` (BUSY: refused before it ran, and over once that
+ * script ends, usually within milliseconds: an enqueue failed 503 for a prune that ran 20 ms
+ * over a low threshold). In a script, the refusal comes at its first write, and the condition
+ * cannot change while the script runs: nothing was written.
  */
-const NOT_RUN = /(?:^|: -)(?:READONLY|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOREPLICAS) /;
+const NOT_RUN = /(?:^|: -)(?:READONLY|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOREPLICAS|BUSY) /;
 
 /**
  * May a failed call be sent again? Yes when no reply came (its connection closed or timed out
@@ -202,8 +228,8 @@ export function resendable(error: unknown): boolean {
   return error instanceof ReplyLostError || error.message === "Connection is closed." || error.message.startsWith("Socket timeout.");
 }
 
-/** Refusals of a server that may take the call later: full (OOM), busy with a long script (BUSY), unable to persist (MISCONF). */
-const REFUSED_FOR_NOW = /(?:^|: -)(?:OOM|BUSY|MISCONF) /;
+/** Refusals of a server that may take the call later: full (OOM), unable to persist (MISCONF). */
+const REFUSED_FOR_NOW = /(?:^|: -)(?:OOM|MISCONF) /;
 
 /**
  * Redis refused the call before it wrote anything, for a reason that can pass: it is not sent again
@@ -244,6 +270,14 @@ export class InFlightCalls {
   readonly #held: Array<{ readonly send: () => void; readonly fail: (error: Error) => void; readonly timer: NodeJS.Timeout }> = [];
   readonly #status: () => string;
   readonly #connectWithinMs: number;
+  /** The client's latest error since its connection was last ready: told with NoConnectionError. */
+  #lastError: Error | undefined;
+  /** The latest error reply the server gave since then (see #whyNoConnection). */
+  #lastAnswer: string | undefined;
+  /** The latest connection was accepted (TCP), and is not closed yet. */
+  #accepted = false;
+  /** The latest error was that connection reset, before it was ready (see #whyNoConnection). */
+  #closedAtOnce = false;
   #closed = false;
 
   constructor(client: Redis | Cluster, connectWithinMs: number = DEFAULT_REPLY_TIMEOUT_MS) {
@@ -254,8 +288,18 @@ export class InFlightCalls {
       this.#written.clear();
       for (const reject of rejects) reject(new ReplyLostError());
     });
+    client.on("connect", () => (this.#accepted = true));
+    client.on("close", () => (this.#accepted = false));
+    client.on("error", (error: unknown) => {
+      if (!(error instanceof Error)) return;
+      this.#lastError = error;
+      this.#lastAnswer = serverAnswer(error) ?? this.#lastAnswer;
+      this.#closedAtOnce = this.#accepted && this.#status() !== "ready" && "code" in error && (error.code === "EPIPE" || error.code === "ECONNRESET");
+    });
     // ioredis writes its offline queue right after "ready" is emitted.
     client.on("ready", () => {
+      this.#lastError = undefined;
+      this.#lastAnswer = undefined;
       for (const reject of this.#queued) this.#written.add(reject);
       this.#queued.clear();
       // ioredis sets the status at once and emits "ready" on a later tick: a connection lost in
@@ -300,11 +344,28 @@ export class InFlightCalls {
         timer: setTimeout(() => {
           const at = this.#held.indexOf(held);
           if (at >= 0) this.#held.splice(at, 1);
-          reject(new NoConnectionError(this.#connectWithinMs));
+          reject(new NoConnectionError(this.#connectWithinMs, this.#whyNoConnection()));
         }, this.#connectWithinMs),
       };
       this.#held.push(held);
     });
+  }
+
+  /**
+   * Why the client has no connection, as far as it can tell. A server that refuses a client
+   * answers with an error and closes the connection, and the client's next write fails with
+   * ECONNRESET or EPIPE: the answer, when the client read it (a password refused, a command of the
+   * handshake renamed away), says more than the reset, unless nothing listens any more. At
+   * maxclients Redis answers at once, before the client has sent anything, and the client's first
+   * write usually meets the closed connection before the answer is read: said as such.
+   */
+  #whyNoConnection(): string | undefined {
+    const last = this.#lastError;
+    if (last === undefined) return undefined;
+    const gone = "code" in last && (last.code === "ECONNREFUSED" || last.code === "EHOSTUNREACH" || last.code === "ETIMEDOUT");
+    if (this.#lastAnswer !== undefined && !gone) return this.#lastAnswer;
+    if (this.#closedAtOnce) return `${last.message}: the server accepted each connection and closed it at once, as Redis does when maxclients is reached`;
+    return serverAnswer(last) ?? last.message;
   }
 
   #send<T>(call: () => Promise<T>): Promise<T> {
