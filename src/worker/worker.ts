@@ -9,7 +9,7 @@
 //   handed back to `queued` (unless the backend was unreachable: then it is left to its lease).
 import { EventEmitter } from "node:events";
 import type { Backend, Lease, Retention } from "../backend/backend.ts";
-import type { Clock } from "../core/clock.ts";
+import { type Clock, FakeClock } from "../core/clock.ts";
 import { type Duration, toMs } from "../core/duration.ts";
 import { ClosedError, ConfigError, toError } from "../core/errors.ts";
 import { randomToken } from "../core/ids.ts";
@@ -28,6 +28,7 @@ import { inState, recordOutcome, type WorkerEvent } from "./record-outcome.ts";
 export type { WorkerEvent };
 import { Maintenance } from "./maintenance.ts";
 import { checkClock } from "./clock-check.ts";
+import { blockedLoopWarning } from "./blocked-loop.ts";
 import type { TaskRegistry } from "./task-registry.ts";
 import { type WorkerSettings, workerSettings } from "./settings.ts";
 import { hostname } from "node:os";
@@ -103,6 +104,8 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
   #maintenance: Maintenance | undefined;
   #heartbeat: Promise<void> | undefined;
   #unwatch: (() => void) | undefined;
+  /** Runs launched so far: the heartbeat loop's way to tell that jobs ran while it slept. */
+  #launched = 0;
   /** Set once stop() hands jobs back: a claim answered after that runs nothing. */
   #handingBack = false;
   /** Hand-backs of jobs whose claim was answered after that: stop() waits for them. */
@@ -255,6 +258,7 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
       this.#releaseLate(backend, claimed);
       return;
     }
+    this.#launched += 1;
     const control = new JobControl();
     const writes = new Set<Promise<unknown>>();
     const running: Running = { claimed, control, writes, done: Promise.resolve() };
@@ -322,8 +326,18 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
       failing?.();
       failing = undefined;
     };
+    const { clock } = this.#deps;
     while (!finished.aborted) {
-      await this.#deps.clock.sleep(this.#settings.heartbeatMs, finished).catch(() => {});
+      const sleptAt = clock.now();
+      const launched = this.#launched;
+      const held = this.#running.size + this.#acking.size > 0;
+      await clock.sleep(this.#settings.heartbeatMs, finished).catch(() => {});
+      // Late by the time the event loop was kept from running it: a handler blocking it holds up
+      // every heartbeat (blocked-loop.ts). A fake clock moves in steps a test chooses: no block.
+      if (!(clock instanceof FakeClock) && (held || launched !== this.#launched || this.#running.size + this.#acking.size > 0)) {
+        const warning = blockedLoopWarning(clock.now() - sleptAt - this.#settings.heartbeatMs, this.#settings.leaseMs, this.id);
+        if (warning !== undefined) process.emitWarning(warning, { code: "OFFLOAD_EVENT_LOOP_BLOCKED" });
+      }
       // Every run whose lease is still ours, aborted or not: a run stopped by its timeout or a
       // cancel request is writing that outcome (retried for seconds if the backend is failing), and
       // its lease must outlive the write, or the job is rescued and the outcome is lost. Left out:

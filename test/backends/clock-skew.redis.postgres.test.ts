@@ -12,6 +12,7 @@ import { Offload } from "../../src/index.ts";
 import { SKEW_WARN_MS, checkClock, measureSkew, skewWarning } from "../../src/worker/clock-check.ts";
 import { openIsolated } from "./postgres-helpers.ts";
 import { unlinkAndQuit } from "./redis-helpers.ts";
+import { warningsOf } from "../support/warnings.ts";
 
 const REDIS_URL = process.env["OFFLOAD_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379";
 const run = `skew${randomToken().slice(0, 8)}`;
@@ -20,19 +21,7 @@ after(() => unlinkAndQuit(new Redis(REDIS_URL), `{${run}*`));
 /** The real clock, `offsetMs` off: the clock of a host that is that far ahead (or behind, negative). */
 const offset = (offsetMs: number): Clock => ({ now: () => Date.now() + offsetMs, sleep: systemClock.sleep });
 
-/** Collects the OFFLOAD_CLOCK_SKEW warnings this process emits, until `stop()`. */
-function skewWarnings(): { readonly seen: string[]; readonly next: Promise<string>; stop(): void } {
-  const seen: string[] = [];
-  let arrived!: (message: string) => void;
-  const next = new Promise<string>((resolve) => (arrived = resolve));
-  const listener = (warning: Error & { code?: string }): void => {
-    if (warning.code !== "OFFLOAD_CLOCK_SKEW") return;
-    seen.push(warning.message);
-    arrived(warning.message);
-  };
-  process.on("warning", listener);
-  return { seen, next, stop: () => process.off("warning", listener) };
-}
+const skewWarnings = (): ReturnType<typeof warningsOf> => warningsOf("OFFLOAD_CLOCK_SKEW");
 
 /** One turn of the event loop: process.emitWarning delivers on the next tick. */
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
