@@ -144,6 +144,11 @@ export function resendable(error: unknown): boolean {
   return (/^E[A-Z]/.test(code) && !code.startsWith("ERR_")) || code.startsWith("08") || /^57P0[1235]$/.test(code) || code === "25006";
 }
 
+/** The server ended the session because it sat idle longer than its idle_session_timeout (57P05). */
+export function endedWhileIdle(error: unknown): boolean {
+  return error instanceof Error && (error as { code?: unknown }).code === "57P05";
+}
+
 /**
  * The server ran out of something it may have again soon: class 53 (disk full, out of memory, too
  * many connections) or time (57014, a statement timeout; 55P03, a lock timeout). The statement did

@@ -11,6 +11,16 @@ import pg from "pg";
 import { quoteIdent } from "./queries.ts";
 
 const MIN_BACKOFF_MS = 50;
+
+/**
+ * A LISTEN session is idle by design, so a server's idle_session_timeout (PostgreSQL 14+, set by
+ * some providers and DBAs to reclaim forgotten sessions) ended it every time it elapsed: it was
+ * made again, each time reported as lost, and each time announced a change, which sent every
+ * idle worker of the process to claim for nothing (and notifications sent in the gap were
+ * lost). This one session per process opts out; pooled sessions keep the server's setting. Read
+ * from pg_settings, so that a server without the setting (13) skips it instead of failing.
+ */
+const KEEP_WHILE_IDLE = "SELECT set_config(name, '0', false) FROM pg_settings WHERE name = 'idle_session_timeout'";
 const MAX_BACKOFF_MS = 2_000;
 
 interface Deferred {
@@ -125,6 +135,7 @@ export class Listener {
     });
     try {
       await client.connect();
+      await client.query(KEEP_WHILE_IDLE);
       await client.query(`LISTEN ${quoteIdent(this.#channel)}`);
     } catch (error) {
       onLost(error instanceof Error ? error : new Error(String(error)));

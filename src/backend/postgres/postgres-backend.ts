@@ -16,7 +16,7 @@ import { countsFromRows } from "../decode.ts";
 import { QUIET_OPERATIONS } from "../change-listeners.ts";
 import { distinctLeases, leaseKey } from "../lease-batch.ts";
 import { claimRecovering, enqueueResending } from "../lost-replies.ts";
-import { type PostgresOptions, connectionSettings, resendable, unavailable as serverUnavailable } from "./connection.ts";
+import { type PostgresOptions, connectionSettings, endedWhileIdle, resendable, unavailable as serverUnavailable } from "./connection.ts";
 import { type EnqueueStatements, enqueueJobs } from "./enqueue.ts";
 import { Listener } from "./listener.ts";
 import { type MigrateResult, migrate } from "./migrate.ts";
@@ -59,7 +59,12 @@ export class PostgresBackend implements Backend {
     // An idle pooled connection that breaks (server restart) is dropped by the pool; the next
     // query opens a fresh one. Without a listener this event would crash the process.
     const onError = options.onConnectionError ?? ((): void => {});
-    this.#pool.on("error", onError);
+    // ...except one the server ended for sitting idle (57P05, idle_session_timeout): that is the
+    // server's policy at work, not trouble, and under a short timeout it was reported every few
+    // seconds for as long as the app ran.
+    this.#pool.on("error", (error) => {
+      if (!endedWhileIdle(error)) onError(error);
+    });
     // Every writing statement NOTIFYs with its session's origin (the queries' pg_notify), and the
     // listener skips its own: this process announces its writes directly, and a worker woken by
     // its own claims and completions claimed again for nothing, about three times per job run one
