@@ -8,6 +8,8 @@ import pg from "pg";
 import { PostgresBackend } from "../../src/backend/postgres/postgres-backend.ts";
 import { Offload } from "../../src/index.ts";
 import { nextEvent } from "../../src/testing/index.ts";
+import { uuidv7 } from "../../src/core/ids.ts";
+import { newJob } from "../conformance/fixtures.ts";
 import { type PrivateServer, startPrivateServer } from "./postgres-server.ts";
 
 let server: PrivateServer;
@@ -108,6 +110,41 @@ describe("postgres: server settings", () => {
         await app.close();
         await workerSide.close();
         await appSide.close();
+      }
+    });
+  });
+
+  it("statement_timeout: a burst of due jobs is staged, and finished jobs pruned, in steps the timeout allows", { timeout: 60_000 }, async () => {
+    const schema = "statement_timeout";
+    const setup = await PostgresBackend.open({ url: server.url, schema });
+    const now = Date.now();
+    const burst = 20_000; // staged in one statement, ~0.4 s here: four times the timeout below
+    try {
+      for (let i = 0; i < burst; i += 5_000) {
+        await setup.enqueue({ jobs: Array.from({ length: 5_000 }, () => newJob({ id: uuidv7(), runAt: now + 1_000 })), now });
+      }
+    } finally {
+      await setup.close();
+    }
+    const states = async (): Promise<Record<string, number>> => {
+      const { rows } = await admin.query<{ state: string; n: number }>(`SELECT state, count(*)::int AS n FROM ${schema}.jobs GROUP BY state`);
+      return Object.fromEntries(rows.map((r) => [r.state, r.n]));
+    };
+    await withSetting("statement_timeout", "100ms", async () => {
+      const backend = await PostgresBackend.open({ url: server.url, schema });
+      try {
+        // The claim that meets the burst stages all of it before it claims (in claim order).
+        const claimed = await backend.claim({ queues: ["q"], limit: 10, worker: "w", leaseMs: 30_000, now: now + 2_000 });
+        assert.equal(claimed.length, 10);
+        assert.deepEqual(await states(), { queued: burst - 10, active: 10 });
+        await admin.query(`UPDATE ${schema}.jobs SET state = 'succeeded', finished_at = $1, lease_token = NULL, lease_until = NULL`, [now + 2_000]);
+        // As autovacuum would have by the time they are past retention: without statistics the
+        // planner scans every event for each step's few jobs.
+        await admin.query(`ANALYZE ${schema}.jobs, ${schema}.events`);
+        assert.equal(await backend.prune({ succeeded: 0, failed: 0, cancelled: 0 }, now + 3_000), burst);
+        assert.deepEqual(await states(), {});
+      } finally {
+        await backend.close();
       }
     });
   });

@@ -33,8 +33,12 @@ export type { PostgresOptions };
  * (pooled-query.ts); the rest are planned with their actual parameters.
  */
 const PREPARED: ReadonlySet<QueryName> = new Set(["claim", "complete", "heartbeat", "enqueue", "enqueue-keyed", "get-job", "fail", "next-due"]);
-const PRUNE_BATCH = 5_000;
+/** Rows per statement of the bulk steps (prune, staging due jobs), until a statement_timeout says less. */
+const BULK_STEP = 5_000;
+/** The smallest step: a server that cannot stage or prune this many rows within its timeout fails the call. */
+const MIN_BULK_STEP = 10;
 const UNIQUE_VIOLATION = "23505";
+const STATEMENT_CANCELLED = "57014";
 
 export class PostgresBackend implements Backend {
   readonly name = "postgres";
@@ -46,6 +50,8 @@ export class PostgresBackend implements Backend {
   readonly #channel: string;
   readonly #statements: EnqueueStatements;
   readonly #replyTimeoutMs: number;
+  /** Rows per statement of each bulk step (#inSteps). */
+  readonly #stepSizes = { "stage-due": BULK_STEP, prune: BULK_STEP };
   #closed: Promise<void> | undefined;
 
   private constructor(options: PostgresOptions) {
@@ -323,7 +329,7 @@ export class PostgresBackend implements Backend {
   }
 
   async stageDue(now: number): Promise<number> {
-    return (await this.#write("stage-due", [now])).length;
+    return this.#inSteps("stage-due", async (size) => (await this.#write("stage-due", [now, size])).length);
   }
 
   async rescueExpired(now: number): Promise<RescueResult> {
@@ -333,18 +339,38 @@ export class PostgresBackend implements Backend {
   }
 
   async prune(retention: Retention, now: number): Promise<number> {
-    const params = [now - retention.succeeded, now - retention.failed, now - retention.cancelled, PRUNE_BATCH];
-    let total = 0;
-    for (;;) {
-      const n = Number((await this.#first("prune", params))?.["n"] ?? 0);
-      total += n;
-      if (n < PRUNE_BATCH) break;
-    }
+    const before = [now - retention.succeeded, now - retention.failed, now - retention.cancelled];
+    const total = await this.#inSteps("prune", async (size) => Number((await this.#first("prune", [...before, size]))?.["n"] ?? 0));
     if (total > 0) {
       await this.#first("fold-counts", []);
       await this.#first("drop-zero-counts", []);
     }
     return total;
+  }
+
+  /**
+   * Runs a bulk statement one step of rows at a time, until a step comes back short. A step the
+   * server cancels (57014: its statement_timeout, which a provider or DBA may set at a fraction
+   * of a second) is tried again at half the size, and this backend keeps the smaller size. In one
+   * statement, a burst of due jobs or a prune that took longer than the timeout failed on every
+   * try: the burst's jobs never ran, and finished jobs piled up. A statement rolled back by a
+   * cancel did nothing, so trying it again is safe.
+   */
+  async #inSteps(name: "stage-due" | "prune", step: (size: number) => Promise<number>): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const size = this.#stepSizes[name];
+      let n: number;
+      try {
+        n = await step(size);
+      } catch (error) {
+        if (!isCode(error, STATEMENT_CANCELLED) || size <= MIN_BULK_STEP) throw error;
+        this.#stepSizes[name] = Math.max(MIN_BULK_STEP, Math.floor(size / 2));
+        continue;
+      }
+      total += n;
+      if (n < size) return total;
+    }
   }
 
   async getJob(id: string): Promise<JobRecord | undefined> {
