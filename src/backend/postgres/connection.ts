@@ -29,8 +29,9 @@ export interface PostgresOptions {
   readonly pg?: pg.PoolConfig;
   /**
    * Told about connection trouble the backend recovers from by itself: a broken idle pooled
-   * connection, a lost LISTEN connection and each failed reconnect. Default: ignored (failing
-   * queries still reject as usual).
+   * connection, a lost LISTEN connection and each failed reconnect; not an idle pooled session
+   * the server ended under its idle_session_timeout (57P05), which is its policy, not trouble.
+   * Default: ignored (failing queries still reject as usual).
    */
   readonly onConnectionError?: (error: Error) => void;
 }
