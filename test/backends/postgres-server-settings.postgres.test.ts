@@ -114,7 +114,7 @@ describe("postgres: server settings", () => {
     });
   });
 
-  it("statement_timeout: a burst of due jobs is staged, and finished jobs pruned, in steps the timeout allows", { timeout: 60_000 }, async () => {
+  it("statement_timeout: a burst of due jobs is staged, expired leases rescued, and finished jobs pruned, in steps the timeout allows", { timeout: 60_000 }, async () => {
     const schema = "statement_timeout";
     const setup = await PostgresBackend.open({ url: server.url, schema });
     const now = Date.now();
@@ -137,6 +137,12 @@ describe("postgres: server settings", () => {
         const claimed = await backend.claim({ queues: ["q"], limit: 10, worker: "w", leaseMs: 30_000, now: now + 2_000 });
         assert.equal(claimed.length, 10);
         assert.deepEqual(await states(), { queued: burst - 10, active: 10 });
+        // A fleet of workers that died holding every job: their leases run out together, and
+        // one rescue statement for all of them was cancelled on every sweep (jobs active for good).
+        await admin.query(`UPDATE ${schema}.jobs SET state = 'active', attempt = 1, lease_token = 'gone.' || id, lease_until = $1, worker = 'gone'`, [now + 2_500]);
+        const rescued = await backend.rescueExpired(now + 2_600);
+        assert.equal(rescued.requeued.length, burst);
+        assert.deepEqual(await states(), { queued: burst });
         await admin.query(`UPDATE ${schema}.jobs SET state = 'succeeded', finished_at = $1, lease_token = NULL, lease_until = NULL`, [now + 2_000]);
         // As autovacuum would have by the time they are past retention: without statistics the
         // planner scans every event for each step's few jobs.

@@ -33,7 +33,7 @@ export type { PostgresOptions };
  * (pooled-query.ts); the rest are planned with their actual parameters.
  */
 const PREPARED: ReadonlySet<QueryName> = new Set(["claim", "complete", "heartbeat", "enqueue", "enqueue-keyed", "get-job", "fail", "next-due"]);
-/** Rows per statement of the bulk steps (prune, staging due jobs), until a statement_timeout says less. */
+/** Rows per statement of the bulk steps (staging due jobs, rescue, prune), until a statement_timeout says less. */
 const BULK_STEP = 5_000;
 /** The smallest step: a server that cannot stage or prune this many rows within its timeout fails the call. */
 const MIN_BULK_STEP = 10;
@@ -51,7 +51,7 @@ export class PostgresBackend implements Backend {
   readonly #statements: EnqueueStatements;
   readonly #replyTimeoutMs: number;
   /** Rows per statement of each bulk step (#inSteps). */
-  readonly #stepSizes = { "stage-due": BULK_STEP, prune: BULK_STEP };
+  readonly #stepSizes = { "stage-due": BULK_STEP, "rescue-expired": BULK_STEP, prune: BULK_STEP };
   #closed: Promise<void> | undefined;
 
   private constructor(options: PostgresOptions) {
@@ -333,7 +333,12 @@ export class PostgresBackend implements Backend {
   }
 
   async rescueExpired(now: number): Promise<RescueResult> {
-    const rows = await this.#write("rescue-expired", [now]);
+    const rows: Row[] = [];
+    await this.#inSteps("rescue-expired", async (size) => {
+      const step = await this.#write("rescue-expired", [now, size]);
+      rows.push(...step);
+      return step.length;
+    });
     const pick = (state: JobState): string[] => rows.filter((r) => r["state"] === state).map((r) => String(r["id"]));
     return { requeued: pick("queued"), failed: pick("failed"), cancelled: pick("cancelled") };
   }
@@ -356,7 +361,7 @@ export class PostgresBackend implements Backend {
    * try: the burst's jobs never ran, and finished jobs piled up. A statement rolled back by a
    * cancel did nothing, so trying it again is safe.
    */
-  async #inSteps(name: "stage-due" | "prune", step: (size: number) => Promise<number>): Promise<number> {
+  async #inSteps(name: "stage-due" | "rescue-expired" | "prune", step: (size: number) => Promise<number>): Promise<number> {
     let total = 0;
     for (;;) {
       const size = this.#stepSizes[name];

@@ -1,8 +1,11 @@
 -- Active jobs whose lease ran out (their worker died or hung) go back to queued, or to failed when
 -- that was their last attempt, or to cancelled when a cancel was requested. Clearing the token
 -- kills the old lease: a late acknowledgement from the lost worker is refused. SKIP LOCKED: a row
--- being completed right now is left to that completion.
--- $1 now bigint, $2 channel text (the schema's NOTIFY channel)
+-- being completed right now is left to that completion. Up to $2 jobs, the longest expired first:
+-- the caller repeats until fewer come back (a step bounds one statement's time, for a server's
+-- statement_timeout: a fleet that died holding thousands of jobs was one statement, cancelled on
+-- every sweep, and its jobs stayed active for good).
+-- $1 now bigint, $2 limit int, $3 channel text (the schema's NOTIFY channel)
 -- Returns id and the new state of each rescued job.
 WITH moved AS (
   UPDATE offload.jobs
@@ -14,7 +17,8 @@ WITH moved AS (
            'message', 'lease expired: worker ' || coalesce(worker, '?') || ' stopped renewing it',
            'worker', worker, 'at', $1::bigint)),
          lease_token = NULL, lease_until = NULL, updated_at = $1::bigint
-   WHERE id IN (SELECT id FROM offload.jobs WHERE state = 'active' AND lease_until < $1::bigint FOR UPDATE SKIP LOCKED)
+   WHERE id IN (SELECT id FROM offload.jobs WHERE state = 'active' AND lease_until < $1::bigint
+                 ORDER BY lease_until LIMIT $2::int FOR UPDATE SKIP LOCKED)
      AND state = 'active' AND lease_until < $1::bigint
   RETURNING id, state, attempt, queue
 ), counted AS (
@@ -28,6 +32,6 @@ WITH moved AS (
   SELECT id, 'state', jsonb_build_object('state', state, 'attempt', attempt), $1::bigint FROM moved ORDER BY id
   RETURNING job_id
 ), notified AS (
-  SELECT pg_notify($2::text, coalesce(current_setting('offload_notify.origin', true), '')) FROM logged LIMIT 1
+  SELECT pg_notify($3::text, coalesce(current_setting('offload_notify.origin', true), '')) FROM logged LIMIT 1
 )
 SELECT m.id, m.state FROM moved m LEFT JOIN notified ON true;
