@@ -78,6 +78,31 @@ describe("postgres: claim and due jobs", () => {
     }
   });
 
+  it("over more queues than its limit, a claim whose best queues' jobs are held by others claims from the next queues", async () => {
+    // claim.sql, $10: best first takes candidates only from the `limit` queues whose best jobs
+    // rank highest. Rows another transaction holds there are skipped: the claim must then look
+    // at every queue, or a worker would sit idle beside jobs of the others.
+    const b = await openIsolated();
+    const other = new pg.Client({ connectionString: POSTGRES_URL });
+    await other.connect();
+    try {
+      const jobs = [9, 8, 1, 0].map((priority, i) => newJob({ id: uuidv7(T0), queue: `q${i}`, priority }));
+      await b.enqueue({ jobs, now: T0 });
+      const queues = jobs.map((j) => j.queue);
+      await other.query("BEGIN");
+      await other.query(`SELECT id FROM "${b.schema}".jobs WHERE queue IN ('q0', 'q1') FOR UPDATE`);
+      const claimed = await b.claim({ queues, limit: 2, worker: "w", leaseMs: 1_000, now: T0 });
+      assert.deepEqual(claimed.map((c) => c.job.queue), ["q2", "q3"]);
+      await other.query("ROLLBACK");
+      // Unheld, the best queues' jobs come first again.
+      const [best] = await b.claim({ queues, limit: 1, worker: "w", leaseMs: 1_000, now: T0 });
+      assert.equal(best?.job.queue, "q0");
+    } finally {
+      await other.end();
+      await b.close();
+    }
+  });
+
   it("the hot statements' generic plans reach jobs by index, never by a scan of the table", async () => {
     // They run in the session settings of pooled-query.ts (force_generic_plan, enable_seqscan
     // off), where LIMIT $2 and the arrays' lengths are guesses, and a plan is kept until the
@@ -91,7 +116,8 @@ describe("postgres: claim and due jobs", () => {
       await session.query(MODE_SETTINGS.generic);
       const sql = loadQueries(b.schema);
       const args: Record<string, string> = {
-        claim: `(ARRAY['a', 'b'], 50, 'w', ${T0 + 1_000}, ${T0}, 'c', true, 'base.', '')`,
+        claim: `(ARRAY['a', 'b'], 50, 'w', ${T0 + 1_000}, ${T0}, 'c', true, 'base.', '', false)`,
+        "claim best first": `(ARRAY['a', 'b'], 1, 'w', ${T0 + 1_000}, ${T0}, 'c', true, 'base.', '', true)`,
         complete: `(ARRAY['x'], ARRAY['t'], ARRAY['null'], ${T0}, 'c')`,
         heartbeat: `(ARRAY['x'], ARRAY['t'], ${T0})`,
         fail: `('x', 't', '{}', NULL, ${T0}, 'c')`,
@@ -99,10 +125,11 @@ describe("postgres: claim and due jobs", () => {
         "next-due": "(ARRAY['a'])",
       };
       const checkPlans = async (when: string): Promise<void> => {
-        for (const [name, values] of Object.entries(args)) {
+        for (const [label, values] of Object.entries(args)) {
+          const name = label.split(" ")[0] ?? label;
           await session.query(`PREPARE "${name}" AS ${sql[name as keyof typeof sql]}`);
           const plan = (await session.query(`EXPLAIN EXECUTE "${name}"${values}`)).rows.map((r: Record<string, string>) => r["QUERY PLAN"]).join("\n");
-          assert.doesNotMatch(plan, /Seq Scan on jobs/, `${name}, ${when}:\n${plan}`);
+          assert.doesNotMatch(plan, /Seq Scan on jobs/, `${label}, ${when}:\n${plan}`);
           await session.query(`DEALLOCATE "${name}"`);
         }
       };

@@ -47,9 +47,11 @@ describe("postgres: change notifications", () => {
     const b = await openIsolated({ pollMs: 600_000 }); // no safety poll in this test's time
     const [admin, observer] = await connectedPair();
     try {
-      await b.enqueue({ jobs: [newJob({ queue: "a" }), newJob({ queue: "b" })], now: T0 });
+      // Two queues, no more than the claims' limit: each claim locks up to its limit of candidates
+      // in every queue (over more queues than its limit, it looks at the best queues only).
+      await b.enqueue({ jobs: ["a", "a", "b", "b"].map((queue) => newJob({ queue })), now: T0 });
       // A claim's state events wait for an advisory lock the test holds: the claim has locked its
-      // candidates, one in each queue, and holds them until the test lets it go on.
+      // candidates, two in each queue, and holds them until the test lets it go on.
       await admin.query(`CREATE FUNCTION "${b.schema}".hold() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_xact_lock_shared(4242); RETURN NEW; END $$`);
       await admin.query(`CREATE TRIGGER hold BEFORE INSERT ON "${b.schema}".events FOR EACH ROW EXECUTE FUNCTION "${b.schema}".hold()`);
       await admin.query("SELECT pg_advisory_lock(4242)");
@@ -58,13 +60,13 @@ describe("postgres: change notifications", () => {
       await b.listening();
       await new Promise<void>((resolve) => setImmediate(resolve)); // the listener's first look-again
       const before = work;
-      const first = b.claim({ queues: ["a", "b"], limit: 1, worker: "w1", leaseMs: 60_000, now: T0 });
+      const first = b.claim({ queues: ["a", "b"], limit: 2, worker: "w1", leaseMs: 60_000, now: T0 });
       await untilSessionWaits(observer, "wait_event = 'advisory' AND query LIKE $1", ["%CROSS JOIN LATERAL%"], first);
-      assert.deepEqual(await b.claim({ queues: ["a", "b"], limit: 1, worker: "w2", leaseMs: 60_000, now: T0 }), [], "both jobs are locked by the first claim");
+      assert.deepEqual(await b.claim({ queues: ["a", "b"], limit: 2, worker: "w2", leaseMs: 60_000, now: T0 }), [], "every job is locked by the first claim");
       await admin.query("SELECT pg_advisory_unlock(4242)");
-      assert.equal((await first).length, 1);
+      assert.equal((await first).length, 2);
       await new Promise<void>((resolve) => setImmediate(resolve));
-      assert.equal(work, before + 1, "the job the first claim let go is there to claim, and the worker whose claim skipped it hears so");
+      assert.equal(work, before + 1, "the jobs the first claim let go are there to claim, and the worker whose claim skipped them hears so");
     } finally {
       await admin.query("SELECT pg_advisory_unlock_all()").catch(() => {});
       await admin.end();

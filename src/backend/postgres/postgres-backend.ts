@@ -170,8 +170,12 @@ export class PostgresBackend implements Backend {
     // Every lease token of this claim starts with it, so that the jobs of a claim whose reply was
     // lost can be found again instead of waiting for their leases to run out (lost-replies.ts).
     const tokenBase = `${randomToken()}.`;
-    const params = [queues, request.limit, request.worker, leaseUntil, request.now, this.#channel];
     const suffix = queues.length > 1 ? "" : " quiet"; // claim.sql, $9
+    // Over more queues than its limit, candidates come from the queues whose best jobs rank
+    // highest only (claim.sql, $10).
+    const bestFirst = queues.length > request.limit;
+    const claimWith = (checkDue: boolean, best: boolean, limit: number): Promise<Row[]> =>
+      this.#rows("claim", [queues, limit, request.worker, leaseUntil, request.now, this.#channel, checkDue, tokenBase, suffix, best], replyTimeoutMs);
     const claimed = (rows: Row[]): ClaimedJob[] =>
       rows.filter((row) => row["id"] !== null).map((row) => ({ job: toJobRecord(row), token: String(row["lease_token"]) })).sort(claimOrder);
     // A claim never waits on a lock (SKIP LOCKED), so its reply is due within a third of the lease
@@ -188,13 +192,18 @@ export class PostgresBackend implements Backend {
     return claimRecovering({
       claim: async () => {
         try {
-          let rows = await this.#rows("claim", [...params, true, tokenBase, suffix], replyTimeoutMs);
+          let rows = await claimWith(true, bestFirst, request.limit);
           if (rows[0]?.["due"] === true) {
             // Scheduled or retrying jobs are due, and claim.sql claimed nothing: stage them, then claim.
             await this.stageDue(request.now);
-            rows = await this.#rows("claim", [...params, false, tokenBase, suffix], replyTimeoutMs);
+            rows = await claimWith(false, bestFirst, request.limit);
           }
-          const jobs = claimed(rows);
+          let jobs = claimed(rows);
+          if (jobs.length < request.limit && rows[0]?.["more_queues"] === true) {
+            // Best first came back short while more queues than it looked at have jobs: rows that
+            // other claims held were skipped. Every queue, for the slots left (claim.sql, $10).
+            jobs = [...jobs, ...claimed(await claimWith(false, false, request.limit - jobs.length))].sort(claimOrder);
+          }
           // Quiet for this process's claim loops (its result waiters and event streams see
           // `active`), unless it may have hidden jobs from them: over several queues, a full claim
           // locked up to its limit of candidates in each and let the extras go at commit, and a

@@ -18,12 +18,30 @@
 -- the claim can hide no work from others, '' when it can (several queues: it locks up to $2
 -- candidates in each and lets the extras go at commit, and a claim that skipped them meanwhile
 -- came back short: it must look again)
--- Returns the claimed rows in no particular order (the caller sorts), each with due = false; or
--- one row of NULLs with due = true or false when nothing was claimed.
+-- $10 best_first boolean: over more queues than $2, take candidates only from the $2 queues whose
+-- best queued jobs rank highest (read without locks first): the claim's jobs can come from no
+-- other queue, as each of those holds a job that ranks above any other queue's best. Locking up
+-- to $2 candidates in every queue took 25 ms per claim over 1,000 queues; the caller passes it
+-- when there are more queues than $2, and claims again without it when the claim comes back
+-- short while more queues have jobs (more_queues: rows other claims held kept it short).
+-- Returns the claimed rows in no particular order (the caller sorts), each with due = false and
+-- more_queues; or one row of NULLs with due and more_queues when nothing was claimed.
 WITH due AS MATERIALIZED (
   SELECT $7::boolean AND EXISTS (SELECT FROM offload.jobs
                                   WHERE state IN ('scheduled', 'retrying') AND run_at <= $5::bigint AND queue = ANY ($1::text[])) AS pending,
          set_config('synchronous_commit', 'off', true) AS synchronous_commit
+), best AS MATERIALIZED (
+  SELECT q.name, b.priority, b.run_at, b.id
+    FROM unnest($1::text[]) AS q(name)
+   CROSS JOIN LATERAL (
+         SELECT priority, run_at, id FROM offload.jobs
+          WHERE state = 'queued' AND queue = q.name
+          ORDER BY priority DESC, run_at, id
+          LIMIT 1) b
+   WHERE $10::boolean AND NOT (SELECT pending FROM due)
+), chosen AS MATERIALIZED (
+  SELECT ARRAY(SELECT name FROM best ORDER BY priority DESC, run_at, id LIMIT $2::int) AS names,
+         (SELECT count(*) FROM best) > $2::int AS more
 ), claimed AS (
   UPDATE offload.jobs j
      SET state = 'active', attempt = j.attempt + 1, lease_token = $8::text || j.id,
@@ -31,7 +49,7 @@ WITH due AS MATERIALIZED (
          cancel_requested = false
    WHERE j.id = ANY (ARRAY(
            SELECT c.id
-             FROM unnest($1::text[]) AS q(name)
+             FROM unnest(CASE WHEN $10::boolean THEN (SELECT names FROM chosen) ELSE $1::text[] END) AS q(name)
             CROSS JOIN LATERAL (
                   SELECT id, priority, run_at FROM offload.jobs
                    WHERE state = 'queued' AND queue = q.name AND NOT (SELECT pending FROM due)
@@ -49,5 +67,5 @@ WITH due AS MATERIALIZED (
 ), notified AS (
   SELECT pg_notify($6::text, coalesce(current_setting('offload_notify.origin', true), '') || $9::text) FROM logged LIMIT 1
 )
-SELECT c.*, d.pending AS due
+SELECT c.*, d.pending AS due, $10::boolean AND (SELECT more FROM chosen) AS more_queues
   FROM due d LEFT JOIN (claimed c LEFT JOIN notified ON true) ON true;
