@@ -9,7 +9,7 @@ import { uuidv7 } from "../../src/core/ids.ts";
 import { newJob, T0 } from "../conformance/fixtures.ts";
 import { MODE_SETTINGS } from "../../src/backend/postgres/pooled-query.ts";
 import { loadQueries } from "../../src/backend/postgres/queries.ts";
-import { POSTGRES_URL, openIsolated } from "./postgres-helpers.ts";
+import { POSTGRES_URL, connectedPair, openIsolated } from "./postgres-helpers.ts";
 
 describe("postgres: claim and due jobs", () => {
   it("a due scheduled job with a higher priority is claimed before a queued one, with its events in order", async () => {
@@ -98,6 +98,57 @@ describe("postgres: claim and due jobs", () => {
       const [best] = await b.claim({ queues, limit: 1, worker: "w", leaseMs: 1_000, now: T0 });
       assert.equal(best?.job.queue, "q0");
     } finally {
+      await other.end();
+      await b.close();
+    }
+  });
+
+  it("over more queues than its limit, a second statement the server refuses leaves the first one's jobs claimed, handed over, not stranded active", { timeout: 30_000 }, async () => {
+    // Best first came back short (rows another transaction holds), so the claim looks at every
+    // queue in a second statement. The first one has committed: if the server refuses the second
+    // (here a lock timeout at its event insert; a statement timeout or a server out of
+    // connections alike), its jobs are the claim's, and must not sit active under a lease nobody
+    // knows of until rescue charges them an attempt they never ran.
+    const b = await openIsolated({ pollMs: 600_000 });
+    const [admin, other] = await connectedPair();
+    try {
+      const held = newJob({ id: uuidv7(T0), queue: "q0", priority: 9 });
+      const next = newJob({ id: uuidv7(T0), queue: "q0", priority: 9 });
+      const jobs = [held, next, newJob({ id: uuidv7(T0), queue: "q1", priority: 8 }), newJob({ id: uuidv7(T0), queue: "q2", priority: 1 }), newJob({ id: uuidv7(T0), queue: "q3", priority: 0 })];
+      await b.enqueue({ jobs, now: T0 });
+      const queues = ["q0", "q1", "q2", "q3"];
+      await other.query("BEGIN");
+      await other.query(`SELECT id FROM "${b.schema}".jobs WHERE id = $1 OR queue = 'q1' FOR UPDATE`, [held.id]);
+      // The event insert of a claim of q2's job waits on a lock the test holds, past a lock timeout.
+      await admin.query(`CREATE FUNCTION "${b.schema}".hold() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF (SELECT queue FROM "${b.schema}".jobs WHERE id = NEW.job_id) = 'q2' THEN
+            PERFORM set_config('lock_timeout', '100ms', true);
+            PERFORM pg_advisory_xact_lock_shared(4243);
+          END IF;
+          RETURN NEW;
+        END $$`);
+      await admin.query(`CREATE TRIGGER hold BEFORE INSERT ON "${b.schema}".events FOR EACH ROW EXECUTE FUNCTION "${b.schema}".hold()`);
+      await admin.query("SELECT pg_advisory_lock(4243)");
+      let work = 0;
+      b.watch(() => work++, { newWork: true });
+      await b.listening();
+      await new Promise<void>((resolve) => setImmediate(resolve)); // the listener's first look-again
+      const before = work;
+      const claimed = await b.claim({ queues, limit: 2, worker: "w", leaseMs: 60_000, now: T0 });
+      assert.deepEqual(claimed.map((c) => c.job.id), [next.id]);
+      const { rows } = await admin.query(`SELECT id, state, lease_token FROM "${b.schema}".jobs WHERE state <> 'queued'`);
+      assert.deepEqual(rows, [{ id: next.id, state: "active", lease_token: claimed[0]?.token }], "the refused statement took nothing");
+      // The refused statement could not look at q2 and q3: this process's claim loops look again
+      // (the one that asked has a slot left), rather than sleep until the poll beside their jobs.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      assert.equal(work, before + 1);
+      await admin.query("SELECT pg_advisory_unlock(4243)");
+      await other.query("ROLLBACK");
+    } finally {
+      await admin.query("SELECT pg_advisory_unlock_all()").catch(() => {});
+      await other.query("ROLLBACK").catch(() => {});
+      await admin.end();
       await other.end();
       await b.close();
     }

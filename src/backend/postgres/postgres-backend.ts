@@ -202,7 +202,18 @@ export class PostgresBackend implements Backend {
           if (jobs.length < request.limit && rows[0]?.["more_queues"] === true) {
             // Best first came back short while more queues than it looked at have jobs: rows that
             // other claims held were skipped. Every queue, for the slots left (claim.sql, $10).
-            jobs = [...jobs, ...claimed(await claimWith(false, false, request.limit - jobs.length))].sort(claimOrder);
+            try {
+              jobs = [...jobs, ...claimed(await claimWith(false, false, request.limit - jobs.length))].sort(claimOrder);
+            } catch (error) {
+              // The first statement's jobs are claimed (it committed). A lost reply is recovered
+              // below: the reclaim finds the jobs of both statements by their token base. Refused
+              // by the server (a statement or lock timeout, no connection to spare…), the second
+              // statement took nothing, and the claim hands over the first one's jobs: thrown,
+              // they sat active under a lease nobody held until rescue charged them an attempt
+              // they never ran. This process's claim loops look again, for the queues it missed.
+              if (jobs.length === 0 || resendable(error)) throw error;
+              this.#listener.announce();
+            }
           }
           // Quiet for this process's claim loops (its result waiters and event streams see
           // `active`), unless it may have hidden jobs from them: over several queues, a full claim
