@@ -155,6 +155,16 @@ export interface JobEvent {
   readonly at: number;
 }
 
+/**
+ * What a waiter needs to decide whether to read a job again: its state and the id of its newest
+ * event (0 when none is kept). Many waiters are answered by one peekJobs() call.
+ */
+export interface JobPeek {
+  readonly id: string;
+  readonly state: JobState;
+  readonly lastEventId: number;
+}
+
 export interface BackendCapabilities {
   /** enqueue({ tx }) joins the caller's own database transaction. */
   readonly transactionalEnqueue: boolean;
@@ -244,6 +254,12 @@ export interface Backend {
   prune(retention: Retention, now: number): Promise<number>;
 
   getJob(id: string): Promise<JobRecord | undefined>;
+  /**
+   * Each stored job of `ids`, in one round trip (any order; ids of no job are left out). What the
+   * app's waiters (job.result(), SSE streams) read on every change signal, all at once, instead of
+   * each reading its own job: never the payload, the result or the events themselves.
+   */
+  peekJobs(ids: readonly string[]): Promise<JobPeek[]>;
   listJobs(filter: ListFilter): Promise<JobRecord[]>;
   counts(): Promise<QueueCounts[]>;
   /** The earliest run_at among scheduled and retrying jobs in these queues, to sleep until then. */

@@ -2,7 +2,7 @@
 // (one field list for all stores), the attempt-error history, and per-queue counts.
 import type { AttemptError, JobRecord, JobState } from "../core/job.ts";
 import { JOB_STATES, isJobState } from "../core/job.ts";
-import type { JobEvent, JobEventType, QueueCounts } from "./backend.ts";
+import type { JobEvent, JobEventType, JobPeek, QueueCounts } from "./backend.ts";
 
 /** The attempt errors in a parsed JSON array; fields of the wrong type fall back to neutral values. */
 export function attemptErrors(parsed: unknown): AttemptError[] {
@@ -15,6 +15,14 @@ export function attemptErrors(parsed: unknown): AttemptError[] {
     worker: typeof e["worker"] === "string" ? e["worker"] : undefined,
     at: typeof e["at"] === "number" ? e["at"] : 0,
   }));
+}
+
+/** One peekJobs() answer from stored values, checked as a record's are. */
+export function jobPeek(where: string, id: unknown, state: unknown, lastEvent: unknown): JobPeek {
+  if (!isJobState(state)) throw new Error(`${where}.state: unknown state ${String(state)}`);
+  const lastEventId = Number(lastEvent ?? 0);
+  if (!Number.isSafeInteger(lastEventId) || lastEventId < 0) throw new Error(`${where}: newest event id ${String(lastEvent)} is not an id`);
+  return { id: String(id), state, lastEventId };
 }
 
 export function zeroCounts(): Record<JobState, number> {

@@ -12,6 +12,40 @@ export function readCases(use: UseBackend): void {
     assert.equal(await b.getJob("01890000-0000-7000-8000-000000000000"), undefined);
   }));
 
+  it("peekJobs answers many jobs at once: each one's state and newest event id, which every event moves on", use(async (b) => {
+    const id = await enqueueOne(b);
+    const other = await enqueueOne(b, { queue: "other" });
+    const unknown = "01890000-0000-7000-8000-000000000000";
+    assert.deepEqual(await b.peekJobs([]), []);
+    const newest = async (jobId: string): Promise<number> => (await b.readEvents({ jobId, afterId: 0, limit: 100 })).at(-1)?.id ?? -1;
+    const peek = async (): Promise<Map<string, { state: string; lastEventId: number }>> =>
+      new Map((await b.peekJobs([unknown, id, other])).map((p) => [p.id, { state: p.state, lastEventId: p.lastEventId }]));
+
+    let seen = await peek();
+    assert.deepEqual([...seen.keys()].sort(), [id, other].sort(), "an id of no job is left out");
+    assert.deepEqual(seen.get(id), { state: "queued", lastEventId: await newest(id) });
+    assert.deepEqual(seen.get(other), { state: "queued", lastEventId: await newest(other) });
+
+    // Each kind of event moves the job's newest id on, whether or not its state changes.
+    const c = await claimOne(b, T0 + 1);
+    const steps: Array<[string, () => Promise<unknown>]> = [
+      ["active", async () => {}], // the claim, made above
+      ["active", () => b.progress({ id, token: c.token, progress: 0.5, message: undefined, now: T0 + 2 })],
+      ["active", () => b.progress({ id, token: c.token, progress: 0.6, message: undefined, now: T0 + 3 })], // replaces the previous one
+      ["active", () => b.log({ id, token: c.token, line: "a line", now: T0 + 4 })],
+      ["succeeded", () => b.complete([{ id, token: c.token, resultJson: "1" }], T0 + 5)],
+    ];
+    for (const [state, step] of steps) {
+      const before = seen.get(id)?.lastEventId ?? 0;
+      await step();
+      seen = await peek();
+      assert.equal(seen.get(id)?.state, state);
+      assert.equal(seen.get(id)?.lastEventId, await newest(id));
+      assert.ok((seen.get(id)?.lastEventId ?? 0) > before, `a new event (${state}) moves the newest id on`);
+    }
+    assert.deepEqual(seen.get(other), { state: "queued", lastEventId: await newest(other) }, "the other job's answer is its own");
+  }));
+
   it("counts jobs per queue and state, with the oldest queued job's run time", use(async (b) => {
     await enqueueOne(b, { runAt: T0 - 5_000 });
     await enqueueOne(b, { runAt: T0 - 1_000 });

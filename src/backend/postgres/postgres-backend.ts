@@ -7,12 +7,12 @@ import pg from "pg";
 import type { ClaimedJob, JobRecord, JobState } from "../../core/job.ts";
 import type {
   AckStatus, Backend, BackendCapabilities, CancelStatus, ClaimRequest, CompleteAck, EnqueueRequest, EnqueueResult,
-  FailRequest, FailStatus, ReleaseStatus, HeartbeatRequest, HeartbeatResult, JobEvent, Lease, ListFilter,
+  FailRequest, FailStatus, ReleaseStatus, HeartbeatRequest, HeartbeatResult, JobEvent, JobPeek, Lease, ListFilter,
   QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus, WatchOptions,
 } from "../backend.ts";
 import { MAX_LOG_LINES_PER_RUN, logCapLine } from "../backend.ts";
 import { randomToken } from "../../core/ids.ts";
-import { countsFromRows } from "../decode.ts";
+import { countsFromRows, jobPeek } from "../decode.ts";
 import { QUIET_OPERATIONS } from "../change-listeners.ts";
 import { distinctLeases, leaseKey } from "../lease-batch.ts";
 import { claimRecovering, enqueueResending } from "../lost-replies.ts";
@@ -32,7 +32,7 @@ export type { PostgresOptions };
  * Hot statements are prepared once per connection (named) and run on a generic plan
  * (pooled-query.ts); the rest are planned with their actual parameters.
  */
-const PREPARED: ReadonlySet<QueryName> = new Set(["claim", "complete", "heartbeat", "enqueue", "enqueue-keyed", "get-job", "fail", "next-due"]);
+const PREPARED: ReadonlySet<QueryName> = new Set(["claim", "complete", "heartbeat", "enqueue", "enqueue-keyed", "get-job", "fail", "next-due", "peek-jobs"]);
 /** Rows per statement of the bulk steps (staging due jobs, rescue, prune), until a statement_timeout says less. */
 const BULK_STEP = 5_000;
 /** The smallest step: a server that cannot stage or prune this many rows within its timeout fails the call. */
@@ -401,6 +401,12 @@ export class PostgresBackend implements Backend {
   async getJob(id: string): Promise<JobRecord | undefined> {
     const row = await this.#first("get-job", [id]);
     return row ? toJobRecord(row) : undefined;
+  }
+
+  async peekJobs(ids: readonly string[]): Promise<JobPeek[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.#rows("peek-jobs", [ids]);
+    return rows.map((r) => jobPeek("postgres job", r["id"], r["state"], r["last_event"]));
   }
 
   async listJobs(filter: ListFilter): Promise<JobRecord[]> {

@@ -15,7 +15,7 @@ import { ConfigError } from "../../core/errors.ts";
 import { randomToken } from "../../core/ids.ts";
 import type {
   AckStatus, Backend, CancelStatus, ClaimRequest, CompleteAck, EnqueueRequest, EnqueueResult,
-  FailRequest, FailStatus, ReleaseStatus, HeartbeatRequest, HeartbeatResult, JobEvent, Lease, ListFilter, NewJob,
+  FailRequest, FailStatus, ReleaseStatus, HeartbeatRequest, HeartbeatResult, JobEvent, JobPeek, Lease, ListFilter, NewJob,
   QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus, WatchOptions,
 } from "../backend.ts";
 import { MAX_LOG_LINES_PER_RUN, logCapLine } from "../backend.ts";
@@ -25,6 +25,7 @@ import { watchServer } from "./server-check.ts";
 import { claimRecovering, enqueueResending } from "../lost-replies.ts";
 import { DEFAULT_REPLY_TIMEOUT_MS, closeClient, createClient, notSent, parseRedisUrl, refusedForNow, resendable } from "./connection.ts";
 import { type Arg, type ScriptName, ScriptRunner } from "./scripts.ts";
+import { jobPeek } from "../decode.ts";
 import { CLAIM_FIELDS, claimedRecord, eventFieldsAfter, feedEvents, jobEvents, toFields, toJobRecord } from "./records.ts";
 
 export interface RedisBackendOptions {
@@ -306,6 +307,14 @@ export class RedisBackend implements Backend {
   async getJob(id: string): Promise<JobRecord | undefined> {
     const fields = toFields(await this.#scripts.run("get-job", 0, [id]));
     return fields["state"] === undefined ? undefined : toJobRecord(fields);
+  }
+
+  async peekJobs(ids: readonly string[]): Promise<JobPeek[]> {
+    if (ids.length === 0) return [];
+    const reply = asArray(await this.#scripts.run("peek-jobs", 0, ids));
+    const peeks: JobPeek[] = [];
+    for (let i = 0; i + 2 < reply.length; i += 3) peeks.push(jobPeek("redis job hash", reply[i], reply[i + 1], reply[i + 2]));
+    return peeks;
   }
 
   async listJobs(filter: ListFilter): Promise<JobRecord[]> {

@@ -9,7 +9,7 @@ import { InFlightCalls } from "./connection.ts";
 
 const SCRIPT_NAMES = [
   "acknowledge-cancel", "cancel", "claim", "complete", "counts", "enqueue", "fail", "get-job", "heartbeat",
-  "list-jobs", "log", "next-due", "progress", "prune", "reclaim", "release", "replay", "rescue-expired",
+  "list-jobs", "log", "next-due", "peek-jobs", "progress", "prune", "reclaim", "release", "replay", "rescue-expired",
   "retry", "stage-due",
 ] as const;
 

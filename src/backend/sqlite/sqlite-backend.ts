@@ -5,11 +5,11 @@ import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlit
 import type { ClaimedJob, JobRecord, JobState } from "../../core/job.ts";
 import type {
   AckStatus, Backend, CancelStatus, ClaimRequest, CompleteAck, EnqueueRequest, EnqueueResult,
-  FailRequest, FailStatus, ReleaseStatus, HeartbeatRequest, HeartbeatResult, JobEvent, Lease, ListFilter,
+  FailRequest, FailStatus, ReleaseStatus, HeartbeatRequest, HeartbeatResult, JobEvent, JobPeek, Lease, ListFilter,
   QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus, WatchOptions,
 } from "../backend.ts";
 import { MAX_LOG_LINES_PER_RUN, logCapLine } from "../backend.ts";
-import { countsFromRows } from "../decode.ts";
+import { countsFromRows, jobPeek } from "../decode.ts";
 import { distinctLeases, leaseKey } from "../lease-batch.ts";
 import { ChangeFeed } from "./change-feed.ts";
 import { loadQueries, type QueryName } from "./queries.ts";
@@ -317,6 +317,11 @@ export class SqliteBackend implements Backend {
   async getJob(id: string): Promise<JobRecord | undefined> {
     const row = this.#get("get-job", { id });
     return row ? toJobRecord(row) : undefined;
+  }
+
+  async peekJobs(ids: readonly string[]): Promise<JobPeek[]> {
+    if (ids.length === 0) return [];
+    return this.#all("peek-jobs", { ids: JSON.stringify(ids) }).map((r) => jobPeek("sqlite job", r["id"], r["state"], r["last_event"]));
   }
 
   async listJobs(filter: ListFilter): Promise<JobRecord[]> {

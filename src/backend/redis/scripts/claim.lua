@@ -153,7 +153,7 @@ for i = 1, n do
     local attempt = string.format('%d', tonumber(fields[1]) + 1)
     local ef, ev = event_fields(id, 'state', state_json('active', attempt))
     redis.call('HSET', k, 'state', 'active', 'attempt', attempt, 'token', token_base .. string.format('%d', i),
-      'lease_until', lease_until, 'worker', worker, 'started_at', NOW, ef, ev)
+      'lease_until', lease_until, 'worker', worker, 'started_at', NOW, ef, ev, 'last_event', string.sub(ef, 2))
     count(queue, 'queued', -1)
     count(queue, 'active', 1)
     active[#active + 1] = lease_until

@@ -23,7 +23,7 @@ for i = 5, #ARGV, 3 do
     count(f[2], 'succeeded', 1)
     -- lease_until is blanked, not deleted: one call per job instead of two.
     local ef, ev = event_fields(id, 'state', state_json('succeeded', f[3]))
-    redis.call('HSET', k, 'state', 'succeeded', 'finished_at', NOW, 'result', ARGV[i + 2], 'lease_until', '', ef, ev)
+    redis.call('HSET', k, 'state', 'succeeded', 'finished_at', NOW, 'result', ARGV[i + 2], 'lease_until', '', ef, ev, 'last_event', string.sub(ef, 2))
     release_key(id, f[4])
     gone[#gone + 1] = id
     done[#done + 1] = NOW

@@ -58,7 +58,7 @@ for i = 0, n - 1 do
     local ef, ev = event_fields(id, 'state', state_json(state, '0'))
     -- One HSET, its arguments written out: no table per job on this path.
     redis.call('HSET', k, 'id', id, 'task', task, 'queue', queue, 'state', state, 'payload', payload,
-      'priority', priority, 'run_at', run_at, 'attempt', '0', 'max_attempts', max_attempts, 'created_at', NOW, ef, ev)
+      'priority', priority, 'run_at', run_at, 'attempt', '0', 'max_attempts', max_attempts, 'created_at', NOW, ef, ev, 'last_event', string.sub(ef, 2))
     if key ~= '-' then
       key = string.sub(key, 2)
       redis.call('HSET', k, 'key', key)

@@ -12,7 +12,7 @@
 -- formatting can change a value.
 --
 -- Keys under the prefix:
---   job:<id>             hash, one job (fields below)
+--   job:<id>             hash, one job (fields below; "last_event": the id of its newest event)
 --   jobs                 zset (score 0), every job id: the lex index behind listJobs
 --   queues               set of queue names with jobs (prune forgets a queue left with none)
 --   counts:<q>           hash state → number of jobs (O(1) counts)
@@ -66,7 +66,9 @@ local last_seq = nil -- event_seq as text
 local feed = {} -- the lines of this script's events, for the one XADD in flush
 local changed = false
 
--- The field/value pair of a new event for its job's hash; the global copy waits for flush.
+-- The field/value pair of a new event for its job's hash; the global copy waits for flush. Every
+-- HSET that carries one also sets "last_event" to its id (string.sub(ef, 2)): peek-jobs.lua reads
+-- it, so the app's many waiters learn whether a job has new events without listing its fields.
 local function event_fields(id, etype, json)
   if not event_seq then
     event_seq = redis.call('INCR', P .. 'event-seq')
@@ -126,9 +128,9 @@ local function set_state(id, queue, from, to, attempt, extra)
   count(queue, to, 1)
   local ef, ev = event_fields(id, 'state', state_json(to, attempt))
   if extra then
-    redis.call('HSET', jobkey(id), 'state', to, ef, ev, unpack(extra))
+    redis.call('HSET', jobkey(id), 'state', to, ef, ev, 'last_event', string.sub(ef, 2), unpack(extra))
   else
-    redis.call('HSET', jobkey(id), 'state', to, ef, ev)
+    redis.call('HSET', jobkey(id), 'state', to, ef, ev, 'last_event', string.sub(ef, 2))
   end
 end
 

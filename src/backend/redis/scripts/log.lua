@@ -16,6 +16,6 @@ if lines > max + 1 then return 1 end
 local data = ARGV[7]
 if lines > max then data = ARGV[9] end
 local ef, ev = event_fields(id, 'log', data)
-redis.call('HSET', k, ef, ev, 'run_logs', tag .. string.format('%d', lines))
+redis.call('HSET', k, ef, ev, 'last_event', string.sub(ef, 2), 'run_logs', tag .. string.format('%d', lines))
 flush('quiet')
 return 1

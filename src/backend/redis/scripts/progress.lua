@@ -17,7 +17,7 @@ if f[3] and string.sub(f[3], 1, #tag) == tag then
   redis.call('XDEL', P .. 'events', previous .. '-0')
 end
 local ef, ev = event_fields(id, 'progress', ARGV[9])
-redis.call('HSET', k, 'progress', ARGV[7], ef, ev, 'run_progress', tag .. string.sub(ef, 2))
+redis.call('HSET', k, 'progress', ARGV[7], ef, ev, 'last_event', string.sub(ef, 2), 'run_progress', tag .. string.sub(ef, 2))
 if ARGV[8] == '-' then
   redis.call('HDEL', k, 'progress_message')
 else
