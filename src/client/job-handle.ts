@@ -30,7 +30,7 @@ export class JobHandle<R = unknown> {
    */
   async result(options: { timeout?: Duration; signal?: AbortSignal } = {}): Promise<R> {
     const timeoutMs = options.timeout === undefined ? undefined : toMs(options.timeout, "timeout");
-    const job = await this.#service.waitFor(this.id, isFinishedRecord, { timeoutMs, signal: options.signal });
+    const job = await this.#service.waitFor(this.id, isFinished, { timeoutMs, signal: options.signal });
     if (!job) {
       if (options.signal?.aborted) throw options.signal.reason;
       throw new WaitTimeoutError(`job ${this.id} to finish`, timeoutMs ?? 0);
@@ -46,10 +46,6 @@ export class JobHandle<R = unknown> {
   async retry(): Promise<void> {
     await this.#service.retry(this.id);
   }
-}
-
-function isFinishedRecord(job: JobRecord): boolean {
-  return isFinished(job.state);
 }
 
 function settled<R>(job: JobRecord): R {

@@ -2,7 +2,7 @@
 // None of them reaches into a backend directly.
 import type { Clock } from "../core/clock.ts";
 import { BackendUnavailableError, ClosedError, ConfigError, JobNotFoundError, OffloadError } from "../core/errors.ts";
-import type { JobRecord } from "../core/job.ts";
+import type { JobRecord, JobState } from "../core/job.ts";
 import { Wakeup } from "../core/wakeup.ts";
 import type { Backend, JobEvent, ListFilter, QueueCounts, Retention } from "../backend/backend.ts";
 import { assertCancelled, assertRetried } from "../backend/status.ts";
@@ -10,8 +10,12 @@ import { isJobId } from "../core/ids.ts";
 import { describe } from "../core/names.ts";
 import { callForCaller } from "./backend-errors.ts";
 import { eventsRequest, listFilter, replayFilter } from "./job-filters.ts";
+import { JobWatch, type Look } from "./job-watch.ts";
 
-/** How often a waiter looks again when no change signal arrives (a safety net, not the main path). */
+/**
+ * How often the waiters of one backend look again, together (job-watch.ts), when no change signal
+ * arrives (a safety net, not the main path); also how often a wait whose reads fail tries again.
+ */
 const WAIT_POLL_MS = 500;
 /**
  * How long a waiter rides out a backend whose reads all fail (a failover, a restart, a dropped
@@ -36,6 +40,10 @@ export class JobService {
   readonly #backend: () => Promise<Backend>;
   readonly #clock: Clock;
   readonly #retention: Retention;
+  /** One shared look per backend for every wait and stream of this instance. */
+  readonly #watches = new WeakMap<Backend, JobWatch>();
+  /** Backends with a JobWatch, to end their waits on close (a WeakMap cannot be walked). */
+  readonly #watched = new Set<WeakRef<JobWatch>>();
 
   constructor(backend: () => Promise<Backend>, clock: Clock, retention: Retention) {
     this.#backend = backend;
@@ -99,16 +107,44 @@ export class JobService {
     return (await this.#backend()).watch(listener);
   }
 
-  /** Waits until `predicate` holds for the job; undefined on timeout or abort. */
+  /**
+   * Calls `hear` with what each shared look (one peekJobs() per change signal, and per safety poll,
+   * for every follower of this instance) learned of job `id`; resolves with the unsubscribe function.
+   */
+  async follow(id: string, hear: (look: Look) => void): Promise<() => void> {
+    return this.#watchOf(await this.#backend()).follow(id, hear);
+  }
+
+  /** Ends the waits and streams of this instance: each reads once more, and meets ClosedError. */
+  closed(): void {
+    for (const ref of this.#watched) ref.deref()?.wakeAll();
+    this.#watched.clear();
+  }
+
+  #watchOf(backend: Backend): JobWatch {
+    let watch = this.#watches.get(backend);
+    if (!watch) {
+      watch = new JobWatch(backend, this.#clock, WAIT_POLL_MS);
+      this.#watches.set(backend, watch);
+      this.#watched.add(new WeakRef(watch));
+    }
+    return watch;
+  }
+
+  /** Waits until the job's state satisfies `predicate`; undefined on timeout or abort. */
   async waitFor(
     id: string,
-    predicate: (job: JobRecord) => boolean,
+    predicate: (state: JobState) => boolean,
     options: { timeoutMs?: number | undefined; signal?: AbortSignal | undefined } = {},
   ): Promise<JobRecord | undefined> {
     const backend = await this.#backend();
     const deadline = options.timeoutMs === undefined ? undefined : this.#clock.now() + options.timeoutMs;
     const wakeup = new Wakeup();
-    const unsubscribe = backend.watch(() => wakeup.notify());
+    // Woken only when the shared look says the job may be what we wait for (or is gone, or the
+    // look failed): a wait reads its own job once more when it ends, not on every signal.
+    const unsubscribe = this.#watchOf(backend).follow(id, (look) => {
+      if (look === "gone" || look === "unknown" || predicate(look.state)) wakeup.notify();
+    });
     let failingSince: number | undefined;
     let failure: unknown; // of the latest read, when it failed
     // The first read may outlast a short timeout by up to WAIT_POLL_MS: else `timeout: 0` (or one
@@ -138,13 +174,14 @@ export class JobService {
           failingSince ??= this.#clock.now();
           if (this.#clock.now() - failingSince >= WAIT_OUTAGE_MS) throw error;
         }
-        if (job && predicate(job)) return job;
-        const remaining = deadline === undefined ? WAIT_POLL_MS : deadline - this.#clock.now();
+        if (job && predicate(job.state)) return job;
+        const remaining = deadline === undefined ? Number.POSITIVE_INFINITY : deadline - this.#clock.now();
         if (remaining <= 0 || options.signal?.aborted) {
           if (failure !== undefined) throw failure;
           return undefined;
         }
-        await wakeup.wait(Math.min(remaining, WAIT_POLL_MS), this.#clock, options.signal);
+        // The shared looks wake us; a wait whose own read failed also tries again on its own.
+        await wakeup.wait(failure === undefined ? remaining : Math.min(remaining, WAIT_POLL_MS), this.#clock, options.signal);
       }
     } finally {
       unsubscribe();

@@ -139,6 +139,7 @@ export class Offload {
   async close(options: { grace?: Duration } = {}): Promise<void> {
     await Promise.all([...this.#workers].map((w) => w.stop(options)));
     this.#closed = true;
+    this.jobs.closed(); // pending waits read once more and reject with ClosedError
     // A backend passed in as an object belongs to the caller, who closes it.
     if (this.#backend && !this.#given) await (await this.#backend.catch(() => undefined))?.close();
     this.#backend = undefined;
