@@ -4,14 +4,20 @@
 // - every SSE id is the feed's own numeric event id, and events go out in id order, so a client
 //   that reconnects with Last-Event-ID gets exactly the events after the last one it saw: none
 //   lost, none repeated;
-// - the stream wakes on the backend's change signal (which also fires for writes by worker
-//   processes), re-reads the feed after the last id, and polls slowly as a safety net;
+// - the stream follows its job through the shared look of its Offload (JobService.follow: one
+//   peekJobs() per change signal for every stream and wait of the process, which also fires for
+//   writes by worker processes), and re-reads the feed after its last id only when the look says
+//   the job has a newer event, has finished, is gone, or could not be seen. 500 streams each
+//   re-reading on every signal made 18 reads per signal and p99 1.5 s (docs/decisions.md). The
+//   shared look also polls, twice a second; the stream's own look at its job (`pollMs`) is a
+//   last resort;
 // - the final `result` event carries the job's public view and no id (it is not a feed event);
 //   the stream then ends. A client that resumes after the end gets the `result` again;
 // - when the client goes away the watch subscription and timers are released at once.
 import type { Context } from "hono";
 import { streamSSE, type SSEStreamingApi } from "hono/streaming";
 import type { JobService } from "../client/job-service.ts";
+import type { Look } from "../client/job-watch.ts";
 import { systemClock } from "../core/clock.ts";
 import type { JobEvent } from "../backend/backend.ts";
 import { type JobRecord, isFinished, isJobState } from "../core/job.ts";
@@ -23,12 +29,12 @@ const BATCH = 200;
 /** Tells EventSource how soon to reconnect after a dropped connection. */
 const RECONNECT_MS = 1_000;
 
-export type Subscribe = (listener: () => void) => Promise<() => void>;
+/** Follows one job through the shared look (JobService.follow); resolves with the unsubscribe function. */
+export type Follow = (jobId: string, hear: (look: Look) => void) => Promise<() => void>;
 
 export interface EventStreamDeps {
   readonly jobs: JobService;
-  /** Subscribes to the backend's change signal; resolves with the unsubscribe function. */
-  readonly subscribe: Subscribe;
+  readonly follow: Follow;
   readonly view: (job: JobRecord) => Promise<PublicJob>;
   readonly tracker: StreamTracker;
   readonly pollMs: number;
@@ -85,10 +91,16 @@ export function jobEventStream(c: Context, job: JobRecord, afterId: number, deps
     c.req.raw.signal.addEventListener("abort", leave, { once: true });
     // The client may have hung up while the route was loading the job: no abort event follows.
     if (c.req.raw.signal.aborted) leave();
-    const wakeup = new Wakeup();
+    const live: Live = { wakeup: new Wakeup(), signal: gone.signal, after: afterId, newest: 0, ended: false };
     let unsubscribe: () => void;
     try {
-      unsubscribe = await deps.subscribe(() => wakeup.notify());
+      unsubscribe = await deps.follow(job.id, (look) => {
+        // Only news for this stream wakes it: other jobs' changes cost it nothing.
+        if (look !== "gone" && look !== "unknown") live.newest = Math.max(live.newest, look.lastEventId);
+        if (look !== "gone" && look !== "unknown" && look.lastEventId <= live.after && !isFinished(look.state)) return;
+        if (look === "gone" || look === "unknown" || isFinished(look.state)) live.ended = true;
+        live.wakeup.notify();
+      });
     } catch (error) {
       // To onError like every other fault (Hono would only print it); the stream ends, and the
       // client reconnects with Last-Event-ID.
@@ -98,7 +110,7 @@ export function jobEventStream(c: Context, job: JobRecord, afterId: number, deps
     }
     deps.tracker.opened();
     try {
-      await pump(stream, job, afterId, { wakeup, signal: gone.signal }, deps);
+      await pump(stream, job, live, deps);
     } catch (error) {
       deps.report(error); // the client reconnects with Last-Event-ID and loses nothing
     } finally {
@@ -112,14 +124,19 @@ export function jobEventStream(c: Context, job: JobRecord, afterId: number, deps
   return response;
 }
 
-async function pump(
-  stream: SSEStreamingApi,
-  job: JobRecord,
-  afterId: number,
-  live: { readonly wakeup: Wakeup; readonly signal: AbortSignal },
-  deps: EventStreamDeps,
-): Promise<void> {
-  let after = afterId;
+/** What the stream and its follower share. */
+interface Live {
+  readonly wakeup: Wakeup;
+  readonly signal: AbortSignal;
+  /** The last event id sent: the follower wakes the stream for newer ones. */
+  after: number;
+  /** The newest event id a shared look has seen. */
+  newest: number;
+  /** The shared look saw the job finished, gone or not at all: look at the job itself. */
+  ended: boolean;
+}
+
+async function pump(stream: SSEStreamingApi, job: JobRecord, live: Live, deps: EventStreamDeps): Promise<void> {
   // A job already finished when we looked has all its events in the feed: send them and end.
   // Past events do not end the stream by themselves: a job that failed and was retried or
   // replayed has a `failed` event followed by `queued`. Each state event says where the job is.
@@ -128,10 +145,10 @@ async function pump(
   let lastLook = Date.now();
   await stream.write(`retry: ${RECONNECT_MS}\n\n`);
   while (!live.signal.aborted) {
-    const events = await deps.jobs.events({ jobId: job.id, afterId: after, limit: BATCH });
+    const events = await deps.jobs.events({ jobId: job.id, afterId: live.after, limit: BATCH });
     for (const event of events) {
       await stream.writeSSE({ id: String(event.id), event: event.type, data: JSON.stringify(eventData(event)) });
-      after = event.id;
+      live.after = event.id;
       if (event.type === "state" && isJobState(event.data["state"])) done = isFinished(event.data["state"]);
     }
     if (events.length > 0) lastWrite = Date.now();
@@ -143,7 +160,7 @@ async function pump(
         // Retried and run to its end between the feed read above and this look (one round
         // trip): that run's events were written with its states, so they are in the feed now,
         // and they go out before the result.
-        const missed = await deps.jobs.events({ jobId: job.id, afterId: after, limit: 1 });
+        const missed = await deps.jobs.events({ jobId: job.id, afterId: live.after, limit: 1 });
         if (missed.length > 0) continue;
         await stream.writeSSE({ event: "result", data: JSON.stringify(await deps.view(final)) });
         return;
@@ -154,12 +171,19 @@ async function pump(
       await stream.write(": keep-alive\n\n");
       lastWrite = Date.now();
     }
-    const untilKeepAlive = Math.max(1, deps.keepAliveMs - (Date.now() - lastWrite));
-    const untilLook = Math.max(1, deps.pollMs - (Date.now() - lastLook));
-    await live.wakeup.wait(Math.min(untilLook, untilKeepAlive), systemClock, live.signal);
-    // Safety net for a missed signal or a pruned feed: look at the job itself, on its own
-    // schedule, since on a busy backend other jobs' changes wake this loop all the time.
-    if (!live.signal.aborted && Date.now() - lastLook >= deps.pollMs) {
+    for (;;) {
+      const untilKeepAlive = Math.max(1, deps.keepAliveMs - (Date.now() - lastWrite));
+      const untilLook = Math.max(1, deps.pollMs - (Date.now() - lastLook));
+      const woken = await live.wakeup.wait(Math.min(untilLook, untilKeepAlive), systemClock, live.signal);
+      // A look taken while the last read was under way may name events that read already sent:
+      // nothing new to read, so wait on.
+      if (!woken || live.signal.aborted || live.ended || live.newest > live.after) break;
+    }
+    // The job itself, when the shared look saw it end (or not at all), or as a last resort on the
+    // stream's own schedule: a job resumed past its last event, or pruned, has no newer event.
+    const ended = live.ended;
+    live.ended = false;
+    if (!live.signal.aborted && (ended || Date.now() - lastLook >= deps.pollMs)) {
       lastLook = Date.now();
       const current = await deps.jobs.find(job.id);
       if (!current) return;

@@ -32,7 +32,10 @@ export interface JobsHttpOptions {
   readonly tokenTtl?: Duration;
   /** Lifetime of artifact download URLs. Default "15m". */
   readonly urlTtl?: Duration;
-  /** SSE safety-net poll, for a missed change signal. Default "1s". */
+  /**
+   * How often an SSE stream looks at its job itself, as a last resort. Missed change signals are
+   * covered twice a second by the look that all streams and waits of the Offload share. Default "30s".
+   */
   readonly pollInterval?: Duration;
   /** SSE comment sent on a quiet stream so proxies keep it open. Default "15s". */
   readonly keepAlive?: Duration;
@@ -85,8 +88,8 @@ export function createJobsHttp(options: JobsHttpOptions): JobsHttp {
     offload, signer, authorize: options.authorize, view, report,
     stream: {
       jobs: offload.jobs, view, tracker, report,
-      subscribe: (listener) => offload.jobs.watch(listener),
-      pollMs: positiveMs(options.pollInterval ?? "1s", "pollInterval"),
+      follow: (jobId, hear) => offload.jobs.follow(jobId, hear),
+      pollMs: positiveMs(options.pollInterval ?? "30s", "pollInterval"),
       keepAliveMs: positiveMs(options.keepAlive ?? "15s", "keepAlive"),
     },
   });

@@ -14,6 +14,7 @@ import type { Backend } from "../../src/backend/backend.ts";
 import { PostgresBackend } from "../../src/backend/postgres/postgres-backend.ts";
 import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
 import { randomToken } from "../../src/core/ids.ts";
+import { createJobsHttp } from "../../src/http/index.ts";
 import { Offload } from "../../src/index.ts";
 import { FakeClock } from "../../src/testing/index.ts";
 import { openIsolated } from "./postgres-helpers.ts";
@@ -85,6 +86,21 @@ const backends: Record<string, () => Promise<Pair>> = {
 
 const WAITERS = 300;
 const BATCH = 30;
+const STREAMS = 100;
+const STEPS = 3;
+
+/** Reads an SSE body to its end, counting progress events; resolves with the whole text. */
+async function readStream(body: ReadableStream<Uint8Array>, progressSeen: (n: number) => void): Promise<string> {
+  const decoder = new TextDecoder();
+  const reader = body.getReader();
+  let text = "";
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return text;
+    text += decoder.decode(value, { stream: true });
+    progressSeen(text.split("event: progress\n").length - 1);
+  }
+}
 
 for (const [name, open] of Object.entries(backends)) {
   describe(`many waiters on ${name}`, () => {
@@ -149,6 +165,47 @@ for (const [name, open] of Object.entries(backends)) {
       } finally {
         await offload.close();
         await Promise.allSettled(waits); // ended by close(): ClosedError
+        await pair.close();
+      }
+    });
+
+    it(`${STREAMS} SSE streams: one peek per change signal, and each reads its feed only when its job has new events`, { timeout: 25_000 }, async () => {
+      const pair = await open();
+      const offload = new Offload({ backend: pair.web });
+      try {
+        const reads = counting(pair.web);
+        const http = createJobsHttp({ offload, secret: "many-streams-secret-0123456789" });
+        const task = offload.task({ name: "t", run: () => null });
+        const handles = await task.enqueueMany(Array.from({ length: STREAMS }, (_, i) => i));
+        const seen = new Map<string, number>(handles.map((h) => [h.id, 0]));
+        const streams = await Promise.all(handles.map(async (h) => {
+          const response = await http.fetch(new Request(`http://x/jobs/${h.id}/events`));
+          assert.equal(response.status, 200);
+          // Wrapped: an async function returning the promise itself would wait for the stream's end.
+          return { text: readStream(response.body ?? new ReadableStream(), (n) => seen.set(h.id, n)) };
+        }));
+        await until(() => `${STREAMS} streams open (${http.streams.open})`, () => http.streams.open === STREAMS);
+        const claimed = await pair.worker.claim({ queues: ["default"], limit: STREAMS, worker: "w", leaseMs: 30_000, now: Date.now() });
+        assert.equal(claimed.length, STREAMS);
+        for (let step = 1; step <= STEPS; step++) {
+          // Each progress write is a change signal of its own, heard by every stream.
+          for (const c of claimed) await pair.worker.progress({ id: c.job.id, token: c.token, progress: step / (STEPS + 1), message: undefined, now: Date.now() });
+          await until(() => `progress ${step} at every stream`, () => [...seen.values()].every((n) => n >= step));
+        }
+        await pair.worker.complete(claimed.map((c) => ({ id: c.job.id, token: c.token, resultJson: "null" })), Date.now());
+        for (const text of await Promise.all(streams.map((stream) => stream.text))) assert.match(text, /event: result\ndata: \{[^\n]*"state":"succeeded"/);
+        await http.streams.idle();
+
+        // A job's feed gets read when it has something new: its queued and active events, each
+        // progress step, its end, and a last look before the result (a little slack). Before,
+        // every signal (here a few hundred) made every open stream read its feed.
+        const perStream = STEPS + 4;
+        assert.ok(reads.readEvents <= STREAMS * (perStream + 2), `${reads.readEvents} feed reads for ${STREAMS} streams of ${perStream} steps`);
+        // Looks at the job itself: the route's, and the stream's before its result.
+        assert.ok(reads.getJob <= STREAMS * 3, `${reads.getJob} reads of single jobs for ${STREAMS} streams`);
+        assert.ok(reads.peekJobs >= 1, "the streams follow their jobs through the shared look");
+      } finally {
+        await offload.close();
         await pair.close();
       }
     });

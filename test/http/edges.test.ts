@@ -15,17 +15,17 @@ const SECRET = "edges-secret-0123456789abcdef";
 const dir = mkdtempSync(join(tmpdir(), "offload-edges-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Counts the change subscriptions streams take and give back, by wrapping offload.jobs.watch. */
+/** Counts the follows (of the shared look) streams take and give back, by wrapping offload.jobs.follow. */
 class Subscriptions {
   taken = 0;
   live = 0;
   #waiters: Array<() => void> = [];
 
   constructor(offload: Offload) {
-    const watch = offload.jobs.watch.bind(offload.jobs);
-    offload.jobs.watch = async (listener) => {
+    const follow = offload.jobs.follow.bind(offload.jobs);
+    offload.jobs.follow = async (id, hear) => {
       this.taken++;
-      const unsubscribe = await watch(listener);
+      const unsubscribe = await follow(id, hear);
       this.live++;
       this.#changed();
       return () => {
@@ -223,7 +223,7 @@ describe("shutdown, a failed subscription, empty headers", () => {
       const reported: unknown[] = [];
       const http = createJobsHttp({ offload, secret: SECRET, onError: (error) => reported.push(error) });
       const job = await offload.task({ name: "later", run: () => 1 }).enqueue(null, { delay: "1h" });
-      offload.jobs.watch = () => Promise.reject(new Error("subscription refused"));
+      offload.jobs.follow = () => Promise.reject(new Error("subscription refused"));
       const response = await http.fetch(new Request(`http://x/jobs/${job.id}/events`));
       await response.text(); // the stream ends by itself
       assert.deepEqual(reported.map((e) => (e as Error).message), ["subscription refused"]);
