@@ -448,11 +448,14 @@ export function workerCases(use: UseBackend): void {
       const task = offload.task({ name: "never-run", run: () => 1 });
       const job = await task.enqueue(null);
       const waiting = job.result();
-      await clock.sleeping(500); // parked until its next look
+      // Parked: a wait without a timeout sleeps until the shared look (polling every 500 ms) wakes it.
+      await clock.sleeping(Number.POSITIVE_INFINITY);
       await backend.close();
       clock.advance(500);
-      // Its next read fails. It must end there, not park for another look.
-      const outcome = await Promise.race([waiting.then(() => "resolved", (error: unknown) => error), clock.sleeping(500).then(() => "retrying")]);
+      // The shared look fails, so the wait reads for itself, and that read fails. It must end
+      // there, not park to try again; a wait that parked would never end on this clock.
+      const parked = new Promise<string>((resolve) => setTimeout(() => resolve("still waiting after 5 s"), 5_000).unref());
+      const outcome = await Promise.race([waiting.then(() => "resolved", (error: unknown) => error), parked]);
       assert.ok(outcome instanceof ClosedError, `ended with ${String(outcome)}`);
     } finally {
       await offload.close();
@@ -468,11 +471,16 @@ export function workerCases(use: UseBackend): void {
       const task = offload.task({ name: "never-run", run: () => 1 });
       const job = await task.enqueue(null);
       const waiting = job.result({ timeout: "2s" });
-      await clock.sleeping(500); // the first read answered "queued"; the waiter looks again later
-      clock.advance(500);
-      await clock.sleeping(1_500); // the second read hangs; only the deadline is left to end it
+      await clock.sleeping(2_000); // the first read answered "queued"; the wait parks until its deadline
+      // The job ends: the shared look sees it, and the wait reads it again. That read hangs.
+      assert.equal(await backend.cancel(job.id, clock.now()), "CANCELLED");
+      for (const deadline = Date.now() + 5_000; reads < 2;) {
+        if (Date.now() > deadline) throw new Error("the wait never read the ended job");
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
       assert.equal(reads, 2);
-      clock.advance(1_500);
+      await clock.sleeping(2_000); // only the deadline is left to end it
+      clock.advance(2_000);
       await assert.rejects(waiting, WaitTimeoutError);
 
       // No timeout, a signal instead: aborting it ends the wait, though the read never answers.
