@@ -18,6 +18,17 @@ import type { Task, TaskDefinition, TaskDefinitionWithSchema } from "./task.ts";
 import { type ArtifactStore, jobArtifacts } from "../artifacts/store.ts";
 import { LocalFolderStore } from "../artifacts/local-folder-store.ts";
 
+/**
+ * Instances whose backend, opened from a URL and shared across processes (PostgreSQL, Redis, a
+ * SQLite file), is open now. Each holds connections of its own (a pool, a LISTEN or subscriber
+ * connection) until close(): an Offload made per request and never closed leaked them, one
+ * PostgreSQL connection per waiting request until the server refused everyone, and said nothing.
+ */
+const openInstances = new Set<Offload>();
+/** How many at once earn the warning: more than any app needs (one per backend it uses). */
+export const MANY_INSTANCES = 10;
+let warnedOfMany = false;
+
 export interface OffloadOptions {
   /** A backend URL (sqlite://file.db, sqlite::memory:, ...) or an opened Backend. Default: $OFFLOAD_URL, else sqlite://./offload.db. */
   readonly backend?: string | Backend;
@@ -94,6 +105,11 @@ export class Offload {
     if (!this.#backend) {
       const opening = this.#given ? Promise.resolve(this.#given) : openBackend(this.url);
       this.#backend = opening;
+      if (!this.#given) {
+        opening.then((backend) => {
+          if (this.#backend === opening && backend.capabilities.sharedAcrossProcesses) this.#counted(backend);
+        }, () => {});
+      }
       // A failed open is not kept: the next call tries again (the database may still be starting,
       // or was down for a moment), instead of the instance failing for the rest of its life.
       opening.catch(() => {
@@ -101,6 +117,17 @@ export class Offload {
       });
     }
     return this.#backend;
+  }
+
+  #counted(backend: Backend): void {
+    openInstances.add(this);
+    if (openInstances.size < MANY_INSTANCES || warnedOfMany) return;
+    warnedOfMany = true;
+    process.emitWarning(
+      `${openInstances.size} Offload instances have a ${backend.name} backend open at once in this process, each with connections of its own until close(). ` +
+        "Make one Offload per process (at module level) and share it, rather than one per request; or close() each one when done.",
+      { code: "OFFLOAD_MANY_INSTANCES" },
+    );
   }
 
   /** Defines a task. With a Standard Schema (zod, valibot, ...) the payload is checked at enqueue. */
@@ -140,6 +167,7 @@ export class Offload {
     await Promise.all([...this.#workers].map((w) => w.stop(options)));
     this.#closed = true;
     this.jobs.closed(); // pending waits read once more and reject with ClosedError
+    openInstances.delete(this);
     // A backend passed in as an object belongs to the caller, who closes it.
     if (this.#backend && !this.#given) await (await this.#backend.catch(() => undefined))?.close();
     this.#backend = undefined;
