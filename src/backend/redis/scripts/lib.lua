@@ -84,11 +84,6 @@ local function event_fields(id, etype, json)
   return '~' .. seq, body
 end
 
--- An event that no transition carries (progress, log): one HSET of its own.
-local function add_event(id, etype, json)
-  redis.call('HSET', jobkey(id), event_fields(id, etype, json))
-end
-
 local function state_json(state, attempt)
   return '{"state":"' .. state .. '","attempt":' .. attempt .. '}'
 end
