@@ -91,13 +91,21 @@ export function jobEventStream(c: Context, job: JobRecord, afterId: number, deps
     c.req.raw.signal.addEventListener("abort", leave, { once: true });
     // The client may have hung up while the route was loading the job: no abort event follows.
     if (c.req.raw.signal.aborted) leave();
-    const live: Live = { wakeup: new Wakeup(), signal: gone.signal, after: afterId, newest: 0, ended: false };
+    const live: Live = { wakeup: new Wakeup(), signal: gone.signal, after: afterId, newest: 0, ended: false, state: job.state, moved: false };
     let unsubscribe: () => void;
     try {
       unsubscribe = await deps.follow(job.id, (look) => {
         // Only news for this stream wakes it: other jobs' changes cost it nothing.
-        if (look !== "gone" && look !== "unknown") live.newest = Math.max(live.newest, look.lastEventId);
-        if (look !== "gone" && look !== "unknown" && look.lastEventId <= live.after && !isFinished(look.state)) return;
+        if (look !== "gone" && look !== "unknown") {
+          live.newest = Math.max(live.newest, look.lastEventId);
+          // Every state change writes an event: one the look's newest id does not show (a worker
+          // on code from before Redis's last_event, docs/redis.md) is read all the same.
+          if (look.state !== live.state) {
+            live.state = look.state;
+            live.moved = true;
+          }
+          if (look.lastEventId <= live.after && !live.moved && !isFinished(look.state)) return;
+        }
         if (look === "gone" || look === "unknown" || isFinished(look.state)) live.ended = true;
         live.wakeup.notify();
       });
@@ -134,6 +142,10 @@ interface Live {
   newest: number;
   /** The shared look saw the job finished, gone or not at all: look at the job itself. */
   ended: boolean;
+  /** The job's state as the latest look saw it. */
+  state: string;
+  /** The look saw the state change: read the feed, whatever its newest event id says. */
+  moved: boolean;
 }
 
 async function pump(stream: SSEStreamingApi, job: JobRecord, live: Live, deps: EventStreamDeps): Promise<void> {
@@ -145,6 +157,7 @@ async function pump(stream: SSEStreamingApi, job: JobRecord, live: Live, deps: E
   let lastLook = Date.now();
   await stream.write(`retry: ${RECONNECT_MS}\n\n`);
   while (!live.signal.aborted) {
+    live.moved = false; // this read sees whatever the move wrote
     const events = await deps.jobs.events({ jobId: job.id, afterId: live.after, limit: BATCH });
     for (const event of events) {
       await stream.writeSSE({ id: String(event.id), event: event.type, data: JSON.stringify(eventData(event)) });
@@ -177,7 +190,7 @@ async function pump(stream: SSEStreamingApi, job: JobRecord, live: Live, deps: E
       const woken = await live.wakeup.wait(Math.min(untilLook, untilKeepAlive), systemClock, live.signal);
       // A look taken while the last read was under way may name events that read already sent:
       // nothing new to read, so wait on.
-      if (!woken || live.signal.aborted || live.ended || live.newest > live.after) break;
+      if (!woken || live.signal.aborted || live.ended || live.moved || live.newest > live.after) break;
     }
     // The job itself, when the shared look saw it end (or not at all), or as a last resort on the
     // stream's own schedule: a job resumed past its last event, or pruned, has no newer event.

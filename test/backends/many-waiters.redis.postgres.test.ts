@@ -211,3 +211,41 @@ for (const [name, open] of Object.entries(backends)) {
     });
   });
 }
+
+describe("redis: an SSE stream beside a worker on code from before last_event (a rolling upgrade)", () => {
+  it("a state change written without moving last_event still wakes the stream: the job's state moved", { timeout: 20_000 }, async () => {
+    const backend = new RedisBackend({ url: REDIS_URL, prefix: `${run}-old` });
+    const offload = new Offload({ backend });
+    try {
+      // The stream's own look at its job is a minute away: only the shared look can wake it.
+      const http = createJobsHttp({ offload, secret: "older-writer-secret-0123456789", pollInterval: "60s" });
+      const task = offload.task({ name: "t", run: () => null });
+      const job = await task.enqueue(null);
+      const response = await http.fetch(new Request(`http://x/jobs/${job.id}/events`));
+      const reader = (response.body ?? new ReadableStream<Uint8Array>()).getReader();
+      const decoder = new TextDecoder();
+      let text = "";
+      const reading = (async () => {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) return;
+          text += decoder.decode(value, { stream: true });
+        }
+      })();
+      await until(() => "the queued event at the stream", () => text.includes('"state":"queued"'));
+      // What a worker on older code writes when it claims: the state and its event, as a field of
+      // the job's hash, and the change signal; not last_event.
+      const claimAsOlderCode = `
+        local p, id, at = ARGV[1], ARGV[2], ARGV[3]
+        local seq = redis.call('INCR', p .. 'event-seq')
+        redis.call('HSET', p .. 'job:' .. id, 'state', 'active', 'attempt', '1', '~' .. seq, 'state\t' .. at .. '\t{"state":"active","attempt":1}')
+        redis.call('PUBLISH', p .. 'changed', 'older-worker')`;
+      await admin.eval(claimAsOlderCode, 0, backend.keyPrefix, job.id, String(Date.now()));
+      await until(() => "the active event at the stream", () => text.includes('"state":"active"'), 5_000);
+      await reader.cancel();
+      await reading;
+    } finally {
+      await offload.close();
+    }
+  });
+});
