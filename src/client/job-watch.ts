@@ -30,7 +30,8 @@ export class JobWatch {
   readonly #followers = new Map<string, Set<(look: Look) => void>>();
   #unwatch: (() => void) | undefined;
   #poll: AbortController | undefined;
-  #running = false;
+  /** The rounds under way, if any (a signal during them adds one more). */
+  #rounds: Promise<void> | undefined;
   #again = false;
 
   constructor(backend: Backend, clock: Clock, pollMs: number) {
@@ -69,7 +70,7 @@ export class JobWatch {
 
   #start(): void {
     if (this.#unwatch) return;
-    this.#unwatch = this.#backend.watch(() => this.#changed());
+    this.#unwatch = this.#backend.watch(() => void this.#changed());
     const poll = new AbortController();
     this.#poll = poll;
     void this.#polling(poll.signal);
@@ -89,29 +90,32 @@ export class JobWatch {
       } catch {
         return; // aborted: nobody follows any more
       }
-      this.#changed();
+      // The next poll's wait starts once this look is done: a slow backend never has looks piling
+      // up, and on a fake clock a test that moves time whenever this loop sleeps moves it at the
+      // pace of the looks (moved at once, 15 s went by within a few reads, and leases expired).
+      await this.#changed();
     }
   }
 
-  #changed(): void {
-    if (this.#running) {
+  /** A round now, or one more after the rounds under way; resolves when they are done. */
+  #changed(): Promise<void> {
+    if (this.#rounds) {
       this.#again = true;
-      return;
+      return this.#rounds;
     }
-    this.#running = true;
-    void this.#rounds();
+    const rounds = this.#look().finally(() => {
+      this.#rounds = undefined;
+    });
+    this.#rounds = rounds;
+    return rounds;
   }
 
-  async #rounds(): Promise<void> {
-    try {
-      do {
-        this.#again = false;
-        const ids = [...this.#followers.keys()];
-        for (let i = 0; i < ids.length; i += PEEK_CHUNK) await this.#round(ids.slice(i, i + PEEK_CHUNK));
-      } while (this.#again && this.#followers.size > 0);
-    } finally {
-      this.#running = false;
-    }
+  async #look(): Promise<void> {
+    do {
+      this.#again = false;
+      const ids = [...this.#followers.keys()];
+      for (let i = 0; i < ids.length; i += PEEK_CHUNK) await this.#round(ids.slice(i, i + PEEK_CHUNK));
+    } while (this.#again && this.#followers.size > 0);
   }
 
   async #round(ids: readonly string[]): Promise<void> {
