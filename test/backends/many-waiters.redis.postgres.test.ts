@@ -160,11 +160,16 @@ for (const [name, open] of Object.entries(backends)) {
           await until(() => `poll ${poll}'s peek (${reads.peekJobs} peeks, ${reads.getJob - firstReads} reads)`, () => reads.peekJobs > peeks);
         }
         assert.equal(reads.getJob, firstReads, "no wait read its own job: none had ended");
+        // Expected before the cancel is sent: the wait may hear of it (another connection's
+        // notification) before the cancel's own reply arrives, and a rejection nobody handles yet
+        // fails the test.
+        const cancelled = assert.rejects(waits[0] ?? Promise.resolve(), /cancelled/);
         await pair.worker.cancel(handles[0]?.id ?? "", clock.now());
-        await assert.rejects(waits[0] ?? Promise.resolve(), /cancelled/);
+        await cancelled;
       } finally {
+        const ended = Promise.allSettled(waits); // handled before close() ends them with ClosedError
         await offload.close();
-        await Promise.allSettled(waits); // ended by close(): ClosedError
+        await ended;
         await pair.close();
       }
     });
