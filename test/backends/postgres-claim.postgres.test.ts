@@ -9,7 +9,7 @@ import { uuidv7 } from "../../src/core/ids.ts";
 import { newJob, T0 } from "../conformance/fixtures.ts";
 import { MODE_SETTINGS } from "../../src/backend/postgres/pooled-query.ts";
 import { loadQueries } from "../../src/backend/postgres/queries.ts";
-import { POSTGRES_URL, connectedPair, openIsolated } from "./postgres-helpers.ts";
+import { POSTGRES_URL, connectedPair, holdEventInserts, newWorkSignals, openIsolated } from "./postgres-helpers.ts";
 
 describe("postgres: claim and due jobs", () => {
   it("a due scheduled job with a higher priority is claimed before a queued one, with its events in order", async () => {
@@ -120,21 +120,12 @@ describe("postgres: claim and due jobs", () => {
       await other.query("BEGIN");
       await other.query(`SELECT id FROM "${b.schema}".jobs WHERE id = $1 OR queue = 'q1' FOR UPDATE`, [held.id]);
       // The event insert of a claim of q2's job waits on a lock the test holds, past a lock timeout.
-      await admin.query(`CREATE FUNCTION "${b.schema}".hold() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-          IF (SELECT queue FROM "${b.schema}".jobs WHERE id = NEW.job_id) = 'q2' THEN
-            PERFORM set_config('lock_timeout', '100ms', true);
-            PERFORM pg_advisory_xact_lock_shared(4243);
-          END IF;
-          RETURN NEW;
-        END $$`);
-      await admin.query(`CREATE TRIGGER hold BEFORE INSERT ON "${b.schema}".events FOR EACH ROW EXECUTE FUNCTION "${b.schema}".hold()`);
+      await holdEventInserts(admin, b.schema, 4243, {
+        when: `(SELECT queue FROM "${b.schema}".jobs WHERE id = NEW.job_id) = 'q2'`,
+        first: "PERFORM set_config('lock_timeout', '100ms', true);",
+      });
       await admin.query("SELECT pg_advisory_lock(4243)");
-      let work = 0;
-      b.watch(() => work++, { newWork: true });
-      await b.listening();
-      await new Promise<void>((resolve) => setImmediate(resolve)); // the listener's first look-again
-      const before = work;
+      const work = await newWorkSignals(b);
       const claimed = await b.claim({ queues, limit: 2, worker: "w", leaseMs: 60_000, now: T0 });
       assert.deepEqual(claimed.map((c) => c.job.id), [next.id]);
       const { rows } = await admin.query(`SELECT id, state, lease_token FROM "${b.schema}".jobs WHERE state <> 'queued'`);
@@ -142,7 +133,7 @@ describe("postgres: claim and due jobs", () => {
       // The refused statement could not look at q2 and q3: this process's claim loops look again
       // (the one that asked has a slot left), rather than sleep until the poll beside their jobs.
       await new Promise<void>((resolve) => setImmediate(resolve));
-      assert.equal(work, before + 1);
+      assert.equal(work(), 1);
       await admin.query("SELECT pg_advisory_unlock(4243)");
       await other.query("ROLLBACK");
     } finally {

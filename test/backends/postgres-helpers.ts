@@ -85,3 +85,31 @@ export async function untilSessionWaits(observer: pg.Client, condition: string, 
     await new Promise((resolve) => setImmediate(resolve));
   }
 }
+
+/**
+ * Makes event inserts into `schema` wait on advisory lock `key` (which the caller takes with
+ * pg_advisory_lock and lets go when the statement may go on): a claim or any write is then held
+ * between taking its rows and committing. `when` (SQL over NEW, default every insert) picks the
+ * inserts held; `first` (SQL statements) runs before the wait, e.g. a lock_timeout of its own.
+ */
+export async function holdEventInserts(admin: pg.Client, schema: string, key: number, options: { when?: string; first?: string } = {}): Promise<void> {
+  await admin.query(`CREATE FUNCTION "${schema}".hold() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF ${options.when ?? "true"} THEN
+        ${options.first ?? ""}
+        PERFORM pg_advisory_xact_lock_shared(${key});
+      END IF;
+      RETURN NEW;
+    END $$`);
+  await admin.query(`CREATE TRIGGER hold BEFORE INSERT ON "${schema}".events FOR EACH ROW EXECUTE FUNCTION "${schema}".hold()`);
+}
+
+/** Counts the new-work signals `backend` gives its watchers from now on (after the listener's first look-again). */
+export async function newWorkSignals(backend: PostgresBackend): Promise<() => number> {
+  let work = 0;
+  backend.watch(() => work++, { newWork: true });
+  await backend.listening();
+  await new Promise<void>((resolve) => setImmediate(resolve)); // the listener's first look-again
+  const before = work;
+  return () => work - before;
+}

@@ -8,7 +8,7 @@ import pg from "pg";
 import { Listener } from "../../src/backend/postgres/listener.ts";
 import { channelName } from "../../src/backend/postgres/queries.ts";
 import { T0, newJob } from "../conformance/fixtures.ts";
-import { POSTGRES_URL, connectedPair, openIsolated, untilSessionWaits } from "./postgres-helpers.ts";
+import { POSTGRES_URL, connectedPair, holdEventInserts, newWorkSignals, openIsolated, untilSessionWaits } from "./postgres-helpers.ts";
 
 describe("postgres: change notifications", () => {
   it("a claim over one queue notifies as quiet, over several as work: it locked candidates it let go, which other claims skipped", async () => {
@@ -52,21 +52,16 @@ describe("postgres: change notifications", () => {
       await b.enqueue({ jobs: ["a", "a", "b", "b"].map((queue) => newJob({ queue })), now: T0 });
       // A claim's state events wait for an advisory lock the test holds: the claim has locked its
       // candidates, two in each queue, and holds them until the test lets it go on.
-      await admin.query(`CREATE FUNCTION "${b.schema}".hold() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_xact_lock_shared(4242); RETURN NEW; END $$`);
-      await admin.query(`CREATE TRIGGER hold BEFORE INSERT ON "${b.schema}".events FOR EACH ROW EXECUTE FUNCTION "${b.schema}".hold()`);
+      await holdEventInserts(admin, b.schema, 4242);
       await admin.query("SELECT pg_advisory_lock(4242)");
-      let work = 0;
-      b.watch(() => work++, { newWork: true });
-      await b.listening();
-      await new Promise<void>((resolve) => setImmediate(resolve)); // the listener's first look-again
-      const before = work;
+      const work = await newWorkSignals(b);
       const first = b.claim({ queues: ["a", "b"], limit: 2, worker: "w1", leaseMs: 60_000, now: T0 });
       await untilSessionWaits(observer, "wait_event = 'advisory' AND query LIKE $1", ["%CROSS JOIN LATERAL%"], first);
       assert.deepEqual(await b.claim({ queues: ["a", "b"], limit: 2, worker: "w2", leaseMs: 60_000, now: T0 }), [], "every job is locked by the first claim");
       await admin.query("SELECT pg_advisory_unlock(4242)");
       assert.equal((await first).length, 2);
       await new Promise<void>((resolve) => setImmediate(resolve));
-      assert.equal(work, before + 1, "the jobs the first claim let go are there to claim, and the worker whose claim skipped them hears so");
+      assert.equal(work(), 1, "the jobs the first claim let go are there to claim, and the worker whose claim skipped them hears so");
     } finally {
       await admin.query("SELECT pg_advisory_unlock_all()").catch(() => {});
       await admin.end();
