@@ -40,10 +40,8 @@ export class JobService {
   readonly #backend: () => Promise<Backend>;
   readonly #clock: Clock;
   readonly #retention: Retention;
-  /** One shared look per backend for every wait and stream of this instance. */
-  readonly #watches = new WeakMap<Backend, JobWatch>();
-  /** Backends with a JobWatch, to end their waits on close (a WeakMap cannot be walked). */
-  readonly #watched = new Set<WeakRef<JobWatch>>();
+  /** The shared look of every wait and stream of this instance, over its backend. */
+  #watch: { readonly backend: Backend; readonly watch: JobWatch } | undefined;
 
   constructor(backend: () => Promise<Backend>, clock: Clock, retention: Retention) {
     this.#backend = backend;
@@ -117,18 +115,13 @@ export class JobService {
 
   /** Ends the waits and streams of this instance: each reads once more, and meets ClosedError. */
   closed(): void {
-    for (const ref of this.#watched) ref.deref()?.wakeAll();
-    this.#watched.clear();
+    this.#watch?.watch.wakeAll();
+    this.#watch = undefined;
   }
 
   #watchOf(backend: Backend): JobWatch {
-    let watch = this.#watches.get(backend);
-    if (!watch) {
-      watch = new JobWatch(backend, this.#clock, WAIT_POLL_MS);
-      this.#watches.set(backend, watch);
-      this.#watched.add(new WeakRef(watch));
-    }
-    return watch;
+    if (this.#watch?.backend !== backend) this.#watch = { backend, watch: new JobWatch(backend, this.#clock, WAIT_POLL_MS) };
+    return this.#watch.watch;
   }
 
   /** Waits until the job's state satisfies `predicate`; undefined on timeout or abort. */
