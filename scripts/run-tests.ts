@@ -1,8 +1,9 @@
 // `npm test`: runs every test file with node's own runner. Suites that need Redis or PostgreSQL
-// run when the server answers; on a laptop without one, the rest still runs and the suites that
-// could not are named. With OFFLOAD_REQUIRE_BACKENDS=1 (CI) an unreachable server is a failure.
+// run when the server answers, and those that start a PgBouncer when its program is installed; on
+// a laptop without them, the rest still runs and the suites that could not are named. With
+// OFFLOAD_REQUIRE_BACKENDS=1 (CI) a missing server or program is a failure.
 import { spawnSync } from "node:child_process";
-import { globSync } from "node:fs";
+import { existsSync, globSync } from "node:fs";
 import { connect } from "node:net";
 
 interface Service {
@@ -16,6 +17,11 @@ interface Service {
 const services: Service[] = [
   { name: "Redis", marker: ".redis.", ...hostPort(process.env["OFFLOAD_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379", 6379) },
   { name: "PostgreSQL", marker: ".postgres.", ...hostPort(process.env["OFFLOAD_TEST_POSTGRES_URL"] ?? "postgres://127.0.0.1:5432/test", 5432) },
+];
+
+/** Programs some suites start themselves (test files whose name contains the marker). */
+const programs = [
+  { name: "PgBouncer", marker: "pgbouncer.", path: process.env["OFFLOAD_TEST_PGBOUNCER"] ?? "/usr/sbin/pgbouncer", install: "apt-get install pgbouncer" },
 ];
 
 function hostPort(url: string, defaultPort: number): { host: string; port: number } {
@@ -48,6 +54,18 @@ for (const service of services) {
   if (needing.length === 0) continue;
   if (await reachable(service.host, service.port)) continue;
   const message = `${service.name} at ${service.host}:${service.port} is unreachable: not run: ${needing.join(", ")}`;
+  if (required) {
+    console.error(`error: ${message} (OFFLOAD_REQUIRE_BACKENDS=1)`);
+    process.exit(1);
+  }
+  notRun.push(message);
+  files = files.filter((f) => !needing.includes(f));
+}
+
+for (const program of programs) {
+  const needing = files.filter((f) => f.includes(program.marker));
+  if (needing.length === 0 || existsSync(program.path)) continue;
+  const message = `${program.name} is not installed (${program.path}; ${program.install}): not run: ${needing.join(", ")}`;
   if (required) {
     console.error(`error: ${message} (OFFLOAD_REQUIRE_BACKENDS=1)`);
     process.exit(1);

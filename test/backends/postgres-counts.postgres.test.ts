@@ -11,7 +11,7 @@ import { PostgresBackend } from "../../src/backend/postgres/postgres-backend.ts"
 import { loadMigrations, loadQueries, quoteIdent } from "../../src/backend/postgres/queries.ts";
 import { LEASE, T0, newJob } from "../conformance/fixtures.ts";
 import { type Tally, counted, finishMany } from "./counts-tally.ts";
-import { POSTGRES_URL, dropSchema, openIsolated, uniqueSchema } from "./postgres-helpers.ts";
+import { POSTGRES_URL, dropSchema, openIsolated, uniqueSchema, withClient } from "./postgres-helpers.ts";
 
 /** The truth, from a scan of the jobs table. */
 async function scanned(client: pg.Client, schema: string): Promise<Tally> {
@@ -20,15 +20,6 @@ async function scanned(client: pg.Client, schema: string): Promise<Tally> {
   return Object.fromEntries(rows.map((r) => [`${r.queue}/${r.state}`, r.n]));
 }
 
-async function withClient<T>(body: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: POSTGRES_URL });
-  await client.connect();
-  try {
-    return await body(client);
-  } finally {
-    await client.end();
-  }
-}
 
 /** Enqueues `n` jobs of `queue` in batches and runs them all to success. */
 interface PlanNode { readonly "Node Type": string; readonly "Relation Name"?: string; readonly Plans?: readonly PlanNode[] }

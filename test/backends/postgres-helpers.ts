@@ -22,6 +22,17 @@ export async function dropSchema(schema: string, url = POSTGRES_URL): Promise<vo
   }
 }
 
+/** Runs `body` with a client of `url` (the test server by default), ended afterwards. */
+export async function withClient<T>(body: (client: pg.Client) => Promise<T>, url = POSTGRES_URL): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await body(client);
+  } finally {
+    await client.end();
+  }
+}
+
 /** Two connected clients of the test server, for a test that plays other sessions; the test ends them. */
 export async function connectedPair(): Promise<[pg.Client, pg.Client]> {
   const pair: [pg.Client, pg.Client] = [new pg.Client({ connectionString: POSTGRES_URL }), new pg.Client({ connectionString: POSTGRES_URL })];

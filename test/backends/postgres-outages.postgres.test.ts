@@ -82,7 +82,7 @@ describe("postgres: outages around the adapter", () => {
         },
         (error: unknown) => error,
       );
-      await untilSessionWaits(observer, "wait_event = 'advisory' AND query LIKE 'SELECT pg_advisory_lock%' AND pid <> $1", [holderPid], opening);
+      await untilSessionWaits(observer, "wait_event = 'advisory' AND query LIKE 'SELECT pg_advisory_%lock(%' AND pid <> $1", [holderPid], opening);
       // The network drops the connection (a failover, a server crash): no error message first,
       // the socket just resets. pg reports that on the connection as an "error" event, besides
       // rejecting the query.

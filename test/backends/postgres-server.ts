@@ -4,7 +4,7 @@
 import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
 import { chownSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
+import { freePort } from "../support/ports.ts";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 
@@ -18,15 +18,6 @@ export interface PrivateServer {
    */
   restart(mode?: "fast" | "immediate"): Promise<void>;
   stop(): void;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (typeof address !== "object" || address === null) throw new Error("no port");
-  return address.port;
 }
 
 function asPostgres(command: string, args: string[]): void {

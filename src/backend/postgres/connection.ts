@@ -1,7 +1,7 @@
 // Turns a postgres:// URL and options into the settings of one backend: the pg pool config, the
 // schema, and whether to migrate at open. Offload's own query parameters (schema, migrate, pool,
-// poll, replyTimeout) are taken out of the URL; everything else (sslmode, application_name, ...)
-// goes to pg.
+// poll, replyTimeout, pooler, listenUrl) are taken out of the URL; everything else (sslmode,
+// application_name, ...) goes to pg.
 import pg from "pg";
 import { type Duration, positiveMs } from "../../core/duration.ts";
 import { ConfigError } from "../../core/errors.ts";
@@ -17,8 +17,25 @@ export interface PostgresOptions {
   readonly migrate?: boolean;
   /** Connections in the pool, besides the one LISTEN connection. Default 10. */
   readonly poolSize?: number;
-  /** Safety poll: watchers are called this often even when no notification arrived, ms. Default 5000. */
+  /**
+   * Safety poll: watchers are called this often even when no notification arrived, ms. Default
+   * 5000; 1000 behind a transaction pooler with no `listenUrl`, where polling is all there is.
+   */
   readonly pollMs?: number;
+  /**
+   * "transaction": the URL is a pooler in transaction mode (PgBouncer `pool_mode = transaction`,
+   * Supabase's port 6543, Neon's -pooler hosts), which hands each transaction to any server
+   * session: no named prepared statements, no session settings, no LISTEN through it. Default:
+   * the URL's ?pooler=, else "session" (a direct connection or a session-mode pool).
+   */
+  readonly pooler?: "transaction" | "session";
+  /**
+   * Where the one LISTEN session connects, when the URL cannot hold one (a transaction pooler):
+   * a direct connection to the same database. Without it, behind a transaction pooler, workers
+   * find new work by polling (`pollMs`). Default: the URL's ?listenUrl=, else the URL itself
+   * (none behind a transaction pooler).
+   */
+  readonly listenUrl?: string;
   /**
    * How long a statement may wait for its reply before its connection is presumed dead and
    * dropped (the call fails; the pool connects again). Default: the URL's ?replyTimeout=, else
@@ -42,11 +59,15 @@ export interface ConnectionSettings {
   readonly pollMs: number;
   readonly replyTimeoutMs: number;
   readonly pool: pg.PoolConfig;
-  /** The same server settings for the dedicated LISTEN client. */
-  readonly client: pg.ClientConfig;
+  /** The pool's connections may be any server session from one transaction to the next. */
+  readonly transactionPooler: boolean;
+  /** The dedicated LISTEN client's settings; undefined when there is nowhere to LISTEN (poll only). */
+  readonly listen: pg.ClientConfig | undefined;
 }
 
-const OWN_PARAMS = ["schema", "migrate", "pool", "poll", "replyTimeout"] as const;
+const OWN_PARAMS = ["schema", "migrate", "pool", "poll", "replyTimeout", "pooler", "listenUrl"] as const;
+/** Behind a transaction pooler with nowhere to LISTEN, polling is how another process's jobs are found. */
+const POLL_ONLY_MS = 1_000;
 
 /**
  * A peer that vanished without closing the connection (a host gone, a NAT or firewall that forgot
@@ -104,7 +125,13 @@ export function connectionSettings(options: PostgresOptions): ConnectionSettings
   const schema = checkSchemaName(options.schema ?? params.get("schema") ?? DEFAULT_SCHEMA);
   const migrate = options.migrate ?? flag(params.get("migrate"), "migrate") ?? true;
   const poolSize = positiveInt(options.poolSize ?? params.get("pool"), "pool size") ?? 10;
-  const pollMs = positiveInt(options.pollMs ?? params.get("poll"), "poll") ?? 5_000;
+  const pooler = poolerMode(options.pooler ?? params.get("pooler"));
+  const listenUrl = options.listenUrl ?? params.get("listenUrl") ?? undefined;
+  if (listenUrl !== undefined && !/^postgres(ql)?:\/\//i.test(listenUrl)) {
+    throw new ConfigError(`listenUrl must be a postgres:// URL (URL-encoded inside ?listenUrl=), got ${JSON.stringify(listenUrl)}`);
+  }
+  const transactionPooler = pooler === "transaction";
+  const pollMs = positiveInt(options.pollMs ?? params.get("poll"), "poll") ?? (transactionPooler && listenUrl === undefined ? POLL_ONLY_MS : 5_000);
   const replyTimeoutMs = positiveMs(options.replyTimeout ?? params.get("replyTimeout") ?? DEFAULT_REPLY_TIMEOUT_MS, "replyTimeout");
   for (const name of OWN_PARAMS) params.delete(name);
   const connectionString = parsed.toString();
@@ -115,7 +142,16 @@ export function connectionSettings(options: PostgresOptions): ConnectionSettings
   const { connectionTimeoutMillis, ...pooled } = client;
   const Client = connectingWithin(connectionTimeoutMillis);
   const pool: pg.PoolConfig = { ...pooled, Client, max: poolSize, allowExitOnIdle: true, ...options.pg };
-  return { schema, migrate, pollMs, replyTimeoutMs, pool, client };
+  // A LISTEN through a transaction pooler lands on whichever session runs it, and that session's
+  // notifications reach whichever client it serves next: the listener would wait in vain.
+  const listen = listenUrl !== undefined ? { ...client, connectionString: listenUrl } : transactionPooler ? undefined : client;
+  return { schema, migrate, pollMs, replyTimeoutMs, pool, transactionPooler, listen };
+}
+
+function poolerMode(value: string | null | undefined): "transaction" | "session" {
+  if (value === null || value === undefined) return "session";
+  if (value === "transaction" || value === "session") return value;
+  throw new ConfigError(`pooler must be "transaction" or "session", got ${JSON.stringify(value)}`);
 }
 
 /** pg's Client, bounding the making of its connection by `ms`. */

@@ -6,6 +6,8 @@
 // directly, before the notification comes back. A LISTEN connection only receives, so one that
 // died without closing (a vanished host) would go unnoticed: each poll also asks it a trivial
 // query, and one unanswered within the reply timeout (the client's query_timeout) drops it.
+// Without a place to LISTEN (behind a transaction pooler with no listenUrl), the poll is all there
+// is: watchers hear this process's writes at once and other processes' at the next poll.
 import { ChangeListeners, readChangeMessage } from "../change-listeners.ts";
 import pg from "pg";
 import { quoteIdent } from "./queries.ts";
@@ -38,7 +40,8 @@ function deferred(): Deferred {
 
 export class Listener {
   readonly #listeners = new ChangeListeners();
-  readonly #config: pg.ClientConfig;
+  /** undefined: poll only. */
+  readonly #config: pg.ClientConfig | undefined;
   readonly #channel: string;
   readonly #pollMs: number;
   #client: pg.Client | undefined;
@@ -54,7 +57,7 @@ export class Listener {
   readonly #origin: string;
 
   /** Notifications from `origin` are this process's own writes, already announced: skipped. */
-  constructor(config: pg.ClientConfig, channel: string, pollMs: number, onError: (error: Error) => void, origin = "") {
+  constructor(config: pg.ClientConfig | undefined, channel: string, pollMs: number, onError: (error: Error) => void, origin = "") {
     this.#origin = origin;
     this.#config = config;
     this.#channel = channel;
@@ -103,13 +106,19 @@ export class Listener {
       this.#probe?.();
     }, this.#pollMs);
     this.#poll.unref();
-    void this.#connect();
+    if (this.#config) {
+      void this.#connect(this.#config);
+    } else {
+      // Nothing to wait for: every change of another process is found by the poll.
+      this.#isListening = true;
+      this.#listening.resolve();
+    }
   }
 
-  async #connect(): Promise<void> {
+  async #connect(config: pg.ClientConfig): Promise<void> {
     this.#retry = undefined;
     if (this.#closed) return;
-    const client = new pg.Client(this.#config);
+    const client = new pg.Client(config);
     let lost = false;
     const onLost = (error?: Error): void => {
       if (lost) return;
@@ -123,7 +132,7 @@ export class Listener {
       client.end().catch(() => {});
       if (this.#closed) return;
       if (error) this.#onError(error);
-      this.#retry = setTimeout(() => void this.#connect(), this.#backoffMs);
+      this.#retry = setTimeout(() => void this.#connect(config), this.#backoffMs);
       this.#retry.unref();
       this.#backoffMs = Math.min(MAX_BACKOFF_MS, this.#backoffMs * 2);
     };

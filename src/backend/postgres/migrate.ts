@@ -1,7 +1,12 @@
-// Versioned migrations for one schema, tracked in <schema>.migrations. An advisory lock (keyed by
-// schema) makes processes that start together migrate once: the first applies the files, the
-// others wait on the lock and then find nothing left to do. Each file runs in its own
-// transaction with its version row, so a failed migration leaves no half-applied schema.
+// Versioned migrations for one schema, tracked in <schema>.migrations. Each file runs in its own
+// transaction with its version row, so a failed migration leaves no half-applied schema, and each
+// transaction first takes an advisory lock keyed by schema, so processes that start together
+// migrate once: the first applies the file, the others wait on the lock and then find its version
+// row. The lock is the transaction's (pg_advisory_xact_lock), never the session's: behind a
+// transaction pooler, a session lock taken in one statement stayed with whichever server session
+// ran it, and the unlock, run on another, freed nothing; the next migration of that schema, from
+// any process, waited on it for as long as the pooler kept that session open. Processes on
+// earlier versions take the session lock on the same key, which the transaction lock waits on.
 import type pg from "pg";
 import { loadMigrations, quoteIdent } from "./queries.ts";
 import { useMode } from "./pooled-query.ts";
@@ -53,72 +58,68 @@ export interface MigrateResult {
   readonly applied: readonly string[];
 }
 
+/**
+ * The latest migration applied to `schema` (0: none). The table is looked for in the catalog
+ * tables, not through the server's cache of them (to_regclass): after a wait on the migration lock
+ * inside a transaction, that cache still said "no such schema or table" when the process it
+ * waited for had just created them, and CREATE SCHEMA IF NOT EXISTS then failed on a duplicate
+ * key. Reading pg_class takes a lock on it, and taking a lock brings the cache up to date.
+ */
 async function currentVersion(client: pg.PoolClient, schema: string): Promise<number> {
   const exists = await client.query<{ found: boolean }>(
-    "SELECT to_regclass($1) IS NOT NULL AS found", [`${quoteIdent(schema)}.migrations`],
+    `SELECT EXISTS (SELECT FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                     WHERE n.nspname = $1 AND c.relname = 'migrations') AS found`, [schema],
   );
   if (!exists.rows[0]?.found) return 0;
   const row = await client.query<{ version: number | null }>(`SELECT max(version) AS version FROM ${quoteIdent(schema)}.migrations`);
   return Number(row.rows[0]?.version ?? 0);
 }
 
-/** The version the schema is at, and the latest this code knows. */
-export async function migrationStatus(pool: pg.Pool, schema: string): Promise<{ current: number; latest: number }> {
-  const { client, release } = await checkOut(pool);
-  let broken: Error | undefined;
-  try {
-    await useMode(client, "custom");
-    return { current: await currentVersion(client, schema), latest: loadMigrations(schema).at(-1)?.version ?? 0 };
-  } catch (error) {
-    broken = error instanceof Error ? error : new Error(String(error));
-    throw error;
-  } finally {
-    release(broken);
-  }
-}
-
-export async function migrate(pool: pg.Pool, schema: string): Promise<MigrateResult> {
+export async function migrate(pool: pg.Pool, schema: string, options: { sessionSettings: boolean }): Promise<MigrateResult> {
   const migrations = loadMigrations(schema);
   const latest = migrations.at(-1)?.version ?? 0;
   const { client, release } = await checkOut(pool);
   let broken: unknown;
   try {
     // A pooled connection may come from hot statements, with their planner settings (pooled-query.ts).
-    await useMode(client, "custom");
+    if (options.sessionSettings) await useMode(client, "custom");
     const before = await currentVersion(client, schema);
     if (before >= latest) return { from: before, to: before, applied: [] };
     const server = await client.query<{ num: string; version: string }>("SELECT current_setting('server_version_num') AS num, current_setting('server_version') AS version");
     const tooOld = serverVersionProblem(Number(server.rows[0]?.num), server.rows[0]?.version ?? "?");
     if (tooOld) throw tooOld;
-    await client.query({ text: "SELECT pg_advisory_lock($1, hashtext($2))", values: [LOCK_NAMESPACE, schema], ...NO_REPLY_TIMEOUT });
-    try {
-      const from = await currentVersion(client, schema); // another process may have migrated meanwhile
-      const applied: string[] = [];
-      for (const m of migrations) {
-        if (m.version <= from) continue;
-        await client.query("BEGIN");
-        try {
-          await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
-          await client.query(`CREATE TABLE IF NOT EXISTS ${quoteIdent(schema)}.migrations (
-            version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
-          await client.query({ text: m.sql, ...NO_REPLY_TIMEOUT });
-          await client.query(`INSERT INTO ${quoteIdent(schema)}.migrations (version, name) VALUES ($1, $2)`, [m.version, m.name]);
+    let from: number | undefined;
+    const applied: string[] = [];
+    for (const m of migrations) {
+      if (m.version <= before) continue;
+      await client.query("BEGIN");
+      try {
+        await client.query({ text: "SELECT pg_advisory_xact_lock($1, hashtext($2))", values: [LOCK_NAMESPACE, schema], ...NO_REPLY_TIMEOUT });
+        // Another process may have applied it while this one waited on the lock.
+        const current = await currentVersion(client, schema);
+        from ??= current;
+        if (current >= m.version) {
           await client.query("COMMIT");
-        } catch (error) {
-          await client.query("ROLLBACK").catch(() => {});
-          throw error;
+          continue;
         }
-        applied.push(m.name);
+        await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+        await client.query(`CREATE TABLE IF NOT EXISTS ${quoteIdent(schema)}.migrations (
+          version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+        await client.query({ text: m.sql, ...NO_REPLY_TIMEOUT });
+        await client.query(`INSERT INTO ${quoteIdent(schema)}.migrations (version, name) VALUES ($1, $2)`, [m.version, m.name]);
+        await client.query("COMMIT");
+      } catch (error) {
+        await client.query("ROLLBACK").catch(() => {});
+        throw error;
       }
-      return { from, to: latest, applied };
-    } finally {
-      await client.query("SELECT pg_advisory_unlock($1, hashtext($2))", [LOCK_NAMESPACE, schema]);
+      applied.push(m.name);
     }
+    return { from: from ?? before, to: latest, applied };
   } catch (error) {
     broken = error;
     throw error;
   } finally {
-    // A connection whose state we no longer know (a failed unlock) is closed, not reused.
+    // A connection whose state we no longer know (a failed rollback) is closed, not reused.
     release(broken instanceof Error ? broken : undefined);
   }
 }

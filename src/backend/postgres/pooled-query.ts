@@ -12,6 +12,11 @@
 // empty chose to scan it, cheapest for no rows, ruinous for a million. The hot statements are
 // written to reach jobs through indexes, so they also run with enable_seqscan off: the planner
 // then takes the index path whatever the table's size when it planned.
+// Behind a transaction pooler none of this is ours to set: a session setting would stay with the
+// server session the pooler lent us and reach whoever it serves next, and a named statement would
+// be prepared on one session and run on another ("prepared statement … does not exist", or
+// "already exists"). There statements run unnamed, on the server's settings (mode "as-is"), each
+// planned for its own parameters.
 import type pg from "pg";
 
 type Mode = "generic" | "custom";
@@ -32,14 +37,14 @@ export async function useMode(client: pg.PoolClient, mode: Mode): Promise<void> 
   modes.set(client, mode);
 }
 
-export async function pooledQuery<R extends pg.QueryResultRow>(pool: pg.Pool, config: pg.QueryConfig, mode: Mode): Promise<R[]> {
+export async function pooledQuery<R extends pg.QueryResultRow>(pool: pg.Pool, config: pg.QueryConfig, mode: Mode | "as-is"): Promise<R[]> {
   const client = await pool.connect();
   // A connection that dies while checked out emits "error" on its client, which with no listener
   // would crash the process; the query in flight rejects with the same error, which is what the
   // caller hears (pool.query guards the same way).
   client.on("error", ignore);
   try {
-    await useMode(client, mode);
+    if (mode !== "as-is") await useMode(client, mode);
     const rows = (await client.query<R>(config)).rows;
     client.off("error", ignore);
     client.release();

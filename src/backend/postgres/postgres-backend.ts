@@ -20,7 +20,7 @@ import { type PostgresOptions, connectionSettings, endedWhileIdle, resendable, u
 import { type EnqueueStatements, enqueueJobs } from "./enqueue.ts";
 import { Listener } from "./listener.ts";
 import { type MigrateResult, migrate } from "./migrate.ts";
-import { channelName, loadQueries, type QueryName } from "./queries.ts";
+import { channelName, loadQueries, type QueryName, withOrigin } from "./queries.ts";
 import { type Row, toJobEvent, toJobRecord } from "./rows.ts";
 import { pooledQuery, serverPidOf } from "./pooled-query.ts";
 import { storable, storableText } from "./text.ts";
@@ -49,7 +49,11 @@ export class PostgresBackend implements Backend {
   readonly #listener: Listener;
   readonly #channel: string;
   readonly #statements: EnqueueStatements;
+  /** The same statements without this backend's origin, for enqueues in the app's transactions. */
+  readonly #appStatements: EnqueueStatements;
   readonly #replyTimeoutMs: number;
+  /** The pool is a transaction pooler: no named statements, no session state (connection.ts). */
+  readonly #transactionPooler: boolean;
   /** Rows per statement of each bulk step (#inSteps). */
   readonly #stepSizes = { "stage-due": BULK_STEP, "rescue-expired": BULK_STEP, prune: BULK_STEP };
   #closed: Promise<void> | undefined;
@@ -57,10 +61,22 @@ export class PostgresBackend implements Backend {
   private constructor(options: PostgresOptions) {
     const settings = connectionSettings(options);
     this.schema = settings.schema;
-    this.#sql = loadQueries(settings.schema);
     this.#channel = channelName(settings.schema);
+    // Every writing statement NOTIFYs with its origin (the queries' pg_notify), and the listener
+    // skips its own: this process announces its writes directly, and a worker woken by its own
+    // claims and completions claimed again for nothing, about three times per job run one at a
+    // time. The origin is written into this backend's statements (queries.ts, withOrigin). It was a
+    // session variable set on each pooled connection, but behind a transaction pooler a session
+    // is anyone's from one transaction to the next: the variable named this process in other
+    // clients' writes (skipped here as ours), and was missing from this one's (an extra claim per
+    // job). A transaction of the app's own has no origin (its statements are the plain ones): its
+    // jobs wake everyone, this process too.
+    const origin = randomToken();
+    this.#sql = withOrigin(loadQueries(settings.schema), origin);
     this.#statements = { sql: this.#sql, channel: this.#channel };
+    this.#appStatements = { sql: loadQueries(settings.schema), channel: this.#channel };
     this.#replyTimeoutMs = settings.replyTimeoutMs;
+    this.#transactionPooler = settings.transactionPooler;
     this.#pool = new pg.Pool(settings.pool);
     // An idle pooled connection that breaks (server restart) is dropped by the pool; the next
     // query opens a fresh one. Without a listener this event would crash the process.
@@ -71,16 +87,7 @@ export class PostgresBackend implements Backend {
     this.#pool.on("error", (error) => {
       if (!endedWhileIdle(error)) onError(error);
     });
-    // Every writing statement NOTIFYs with its session's origin (the queries' pg_notify), and the
-    // listener skips its own: this process announces its writes directly, and a worker woken by
-    // its own claims and completions claimed again for nothing, about three times per job run one
-    // at a time. Set before the pool hands a new connection out (pg runs a client's queries in
-    // order). A transaction of the app's own has no origin: its jobs wake everyone, this process too.
-    const origin = randomToken();
-    this.#pool.on("connect", (client) => {
-      client.query("SELECT set_config('offload_notify.origin', $1, false)", [origin]).catch(() => {});
-    });
-    this.#listener = new Listener(settings.client, this.#channel, settings.pollMs, onError, origin);
+    this.#listener = new Listener(settings.listen, this.#channel, settings.pollMs, onError, origin);
   }
 
   /** Opens a pool and, unless `migrate: false`, brings the schema up to date first. */
@@ -97,7 +104,7 @@ export class PostgresBackend implements Backend {
 
   /** Applies pending migrations under an advisory lock; safe to call from many processes at once. */
   migrate(): Promise<MigrateResult> {
-    return migrate(this.#pool, this.schema);
+    return migrate(this.#pool, this.schema, { sessionSettings: !this.#transactionPooler });
   }
 
   /** Resolves once change notifications are being received (the LISTEN is in place). */
@@ -107,10 +114,19 @@ export class PostgresBackend implements Backend {
 
   /** Runs one of our statements; `replyTimeoutMs` shortens the pool's reply timeout for this one. */
   async #rows(name: QueryName, values: unknown[], replyTimeoutMs?: number): Promise<Row[]> {
-    const text = this.#sql[name];
+    return this.#query(name, this.#sql[name], values, replyTimeoutMs);
+  }
+
+  /**
+   * Runs `text` on a pooled connection: a hot statement (PREPARED) named and on a generic plan,
+   * anything else on custom plans; behind a transaction pooler, unnamed and as the server is set
+   * (pooled-query.ts).
+   */
+  #query(name: QueryName | undefined, text: string, values: unknown[], replyTimeoutMs?: number): Promise<Row[]> {
     // pg reads query_timeout from the query too (its types do not say so).
     const timeout = replyTimeoutMs === undefined ? {} : { query_timeout: replyTimeoutMs };
-    return PREPARED.has(name)
+    if (this.#transactionPooler) return pooledQuery<Row>(this.#pool, { text, values, ...timeout }, "as-is");
+    return name !== undefined && PREPARED.has(name)
       ? pooledQuery<Row>(this.#pool, { name: `offload_${name}`, text, values, ...timeout }, "generic")
       : pooledQuery<Row>(this.#pool, { text, values, ...timeout }, "custom");
   }
@@ -141,11 +157,11 @@ export class PostgresBackend implements Backend {
     if (request.jobs.length === 0) return [];
     if (request.tx !== undefined) {
       // No local announce: the rows exist only once the caller commits, and the NOTIFY says so then.
-      return enqueueJobs(transactionRunner(request.tx), this.#statements, request.jobs, request.now);
+      return enqueueJobs(transactionRunner(request.tx), this.#appStatements, request.jobs, request.now);
     }
     const run: RunQuery = (text, values) => {
       const name = text === this.#sql["enqueue"] ? "enqueue" : text === this.#sql["enqueue-keyed"] ? "enqueue-keyed" : undefined;
-      return name ? pooledQuery<Row>(this.#pool, { name: `offload_${name}`, text, values }, "generic") : pooledQuery<Row>(this.#pool, { text, values }, "custom");
+      return this.#query(name, text, values);
     };
     // A batch whose reply was lost is sent again as it was (lost-replies.ts). Not inside the
     // caller's transaction above: an error there aborts the transaction, and the caller decides.
@@ -223,7 +239,10 @@ export class PostgresBackend implements Backend {
           if (jobs.length > 0) this.#listener.announce(queues.length > 1 && jobs.length === request.limit);
           return jobs;
         } catch (error) {
-          stalled = serverPidOf(error);
+          // Behind a transaction pooler the process id we know is the pooler's, not the server
+          // session's (and may be any session's): the claim is not stopped, and should it commit
+          // after the reclaim looked, its jobs come back by rescue (docs/postgres.md).
+          stalled = this.#transactionPooler ? undefined : serverPidOf(error);
           throw error;
         }
       },

@@ -53,6 +53,22 @@ export function loadQueries(schema: string): Record<QueryName, string> {
   return queries;
 }
 
+/** How the statements name the origin of their notifications, when nothing more is known. */
+const ORIGIN_SETTING = "current_setting('offload_notify.origin', true)";
+
+/**
+ * The statements with `origin` (a backend instance's random id, [0-9a-f]) as the origin of their
+ * notifications, where they otherwise read it from a session variable that nothing sets now (a
+ * process of an earlier version set it on its own sessions): so notifications of an app's
+ * transaction carry none.
+ */
+export function withOrigin(queries: Readonly<Record<QueryName, string>>, origin: string): Record<QueryName, string> {
+  if (!/^[0-9a-f]+$/.test(origin)) throw new Error(`not an origin: ${JSON.stringify(origin)}`);
+  const out = { ...queries };
+  for (const name of QUERY_NAMES) out[name] = queries[name].replaceAll(ORIGIN_SETTING, `'${origin}'::text`);
+  return out;
+}
+
 export interface Migration {
   readonly version: number;
   readonly name: string;

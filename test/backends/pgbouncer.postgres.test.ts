@@ -1,0 +1,123 @@
+// Offload behind PgBouncer in transaction mode (what Supabase's port 6543, Neon's -pooler hosts
+// and most PgBouncer set-ups are): each transaction may run on any server session, so no named
+// prepared statements, no session settings and no LISTEN through it (`?pooler=transaction`,
+// docs/postgres.md). A private pgbouncer with fewer server sessions than clients, in front of the
+// shared server, so that clients do share them.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { LOCK_NAMESPACE } from "../../src/backend/postgres/migrate.ts";
+import { PostgresBackend } from "../../src/backend/postgres/postgres-backend.ts";
+import { channelName } from "../../src/backend/postgres/queries.ts";
+import { Offload } from "../../src/index.ts";
+import { defineBackendSuite } from "../conformance/suite.ts";
+import { T0, newJob } from "../conformance/fixtures.ts";
+import { type PgBouncer, startPgBouncer } from "./pgbouncer.ts";
+import { POSTGRES_URL, dropSchema, openIsolated, uniqueSchema, withClient } from "./postgres-helpers.ts";
+
+let shared: PgBouncer | undefined;
+let single: PgBouncer | undefined;
+before(async () => {
+  shared = await startPgBouncer(POSTGRES_URL, { mode: "transaction", poolSize: 4 });
+  // One server session for every client: whatever a client leaves on it, the next one meets.
+  single = await startPgBouncer(POSTGRES_URL, { mode: "transaction", poolSize: 1 });
+});
+after(async () => {
+  await Promise.all([shared?.stop(), single?.stop()]);
+});
+
+function pooled(bouncer: PgBouncer | undefined, params = ""): string {
+  if (!bouncer) throw new Error("pgbouncer not started");
+  return `${bouncer.url}?pooler=transaction${params}`;
+}
+
+const direct = `&listenUrl=${encodeURIComponent(POSTGRES_URL)}`;
+
+defineBackendSuite("postgres behind PgBouncer (transaction pooling, LISTEN on a direct connection)", () =>
+  openIsolated({ url: pooled(shared, direct) }));
+
+describe("postgres behind PgBouncer (transaction pooling)", () => {
+  it("hot statements leave no session setting, origin or prepared statement on the server session for the next client", async () => {
+    const b = await openIsolated({ url: pooled(single) });
+    try {
+      await b.enqueue({ jobs: [newJob({ queue: "q" }), newJob({ queue: "q", key: "k" })], now: T0 });
+      const [first, second] = await b.claim({ queues: ["q"], limit: 2, worker: "w", leaseMs: 10_000, now: T0 });
+      assert.ok(first && second);
+      const held = await b.heartbeat({ worker: "w", leases: [{ id: second.job.id, token: second.token }], leaseMs: 10_000, now: T0 });
+      assert.deepEqual(held.lost, []);
+      assert.deepEqual(await b.complete([first, second].map((c) => ({ id: c.job.id, token: c.token, resultJson: "1" })), T0), ["OK", "OK"]);
+      assert.equal((await b.getJob(first.job.id))?.state, "succeeded");
+      // The same and only server session, now lent to another client.
+      const seen = await withClient(async (client) => (await client.query<{ mode: string; seqscan: string; origin: string | null; prepared: string }>(
+        `SELECT current_setting('plan_cache_mode') AS mode, current_setting('enable_seqscan') AS seqscan,
+                current_setting('offload_notify.origin', true) AS origin, (SELECT count(*) FROM pg_prepared_statements)::text AS prepared`,
+      )).rows[0], single?.url);
+      assert.deepEqual(seen, { mode: "auto", seqscan: "on", origin: null, prepared: "0" });
+    } finally {
+      await b.close();
+    }
+  });
+
+  it("processes that start together through the pooler migrate the schema once, and leave no migration lock behind", async () => {
+    const schema = uniqueSchema("pgbm");
+    const opened: PostgresBackend[] = [];
+    try {
+      const results = await Promise.allSettled([1, 2, 3, 4].map(async () => {
+        const backend = await PostgresBackend.open({ url: pooled(shared), schema });
+        opened.push(backend);
+        return backend;
+      }));
+      assert.deepEqual(results.map((r) => (r.status === "fulfilled" ? "opened" : String(r.reason))), ["opened", "opened", "opened", "opened"]);
+      const state = await withClient(async (client) => {
+        const versions = await client.query<{ version: number }>(`SELECT version FROM "${schema}".migrations ORDER BY version`);
+        // A two-key advisory lock: classid and objid are the keys, objsubid 2.
+        const locks = await client.query<{ held: string }>(
+          "SELECT count(*)::text AS held FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND classid = $1::oid AND objid = hashtext($2)::oid",
+          [LOCK_NAMESPACE, schema],
+        );
+        return { versions: versions.rows.map((r) => r.version), held: locks.rows[0]?.held };
+      });
+      assert.deepEqual(state.versions, [1, 2, 3, 4, 5], "each migration applied once");
+      assert.equal(state.held, "0", "no session of the pooler's still holds the schema's migration lock");
+      // A later open (a deploy) finds the schema current, without waiting on any lock.
+      const again = await PostgresBackend.open({ url: pooled(shared), schema });
+      opened.push(again);
+      assert.deepEqual(await again.migrate(), { from: 5, to: 5, applied: [] });
+    } finally {
+      await Promise.all(opened.map((b) => b.close()));
+      await dropSchema(schema);
+    }
+  });
+
+  it("with no listenUrl there is no LISTEN through the pooler, and a worker in another process finds new jobs by polling", { timeout: 30_000 }, async () => {
+    const schema = uniqueSchema("pgbp");
+    const url = `${pooled(shared)}&schema=${schema}&poll=200`;
+    const web = new Offload({ backend: url });
+    const workers = new Offload({ backend: url });
+    const define = (offload: Offload) => offload.task({ name: "echo", queue: "q", run: (payload: { n: number }) => payload.n * 2 });
+    const echo = define(web);
+    define(workers);
+    const worker = workers.worker({ queues: ["q"], concurrency: 2 });
+    try {
+      await worker.start();
+      const backend = await workers.backend();
+      assert.ok(backend instanceof PostgresBackend);
+      await backend.listening(); // resolves at once: polling needs nothing to be ready
+      const handles = await Promise.all([1, 2, 3].map((n) => echo.enqueue({ n })));
+      const results = await Promise.all(handles.map((h) => h.result({ timeout: "20s" })));
+      assert.deepEqual(results, [2, 4, 6]);
+      const listeners = await withClient(async (client) => (await client.query<{ n: string }>(
+        "SELECT count(*)::text AS n FROM pg_stat_activity WHERE query = $1", [`LISTEN "${channelName(schema)}"`],
+      )).rows[0]?.n);
+      assert.equal(listeners, "0");
+    } finally {
+      await worker.stop();
+      await Promise.all([web.close(), workers.close()]);
+      await dropSchema(schema);
+    }
+  });
+
+  it("a misspelt pooler mode or a listenUrl that is not a postgres:// URL is refused at open", async () => {
+    await assert.rejects(PostgresBackend.open({ url: `${POSTGRES_URL}?pooler=transactions` }), /pooler must be "transaction" or "session"/);
+    await assert.rejects(PostgresBackend.open({ url: `${POSTGRES_URL}?pooler=transaction&listenUrl=127.0.0.1:5432` }), /listenUrl must be a postgres:\/\/ URL/);
+  });
+});

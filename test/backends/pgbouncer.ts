@@ -1,0 +1,80 @@
+// A private PgBouncer for the tests of Offload behind a connection pooler: Debian's pgbouncer
+// binary on a free loopback port, in front of the shared test server, with its own config in a
+// temp dir; stopped (SIGTERM: immediate shutdown) and removed afterwards. PgBouncer refuses to
+// run as root, so as root it is told to switch to the postgres user (-u).
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir, userInfo } from "node:os";
+import { join } from "node:path";
+import { freePort } from "../support/ports.ts";
+
+export const PGBOUNCER_BIN = process.env["OFFLOAD_TEST_PGBOUNCER"] ?? "/usr/sbin/pgbouncer";
+
+export interface PgBouncer {
+  /** postgres://… of the pooler, same database and user as `target`. */
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: "127.0.0.1", port });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+/**
+ * Starts PgBouncer in front of `target` (a postgres:// URL with trust auth). `poolSize` server
+ * sessions per database and user: fewer than the clients, so clients share sessions, as in
+ * production.
+ */
+export async function startPgBouncer(target: string, options: { mode: "transaction" | "session"; poolSize: number }): Promise<PgBouncer> {
+  const server = new URL(target);
+  const user = decodeURIComponent(server.username || "postgres");
+  const database = server.pathname.slice(1) || "postgres";
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "offload-pgbouncer-"));
+  const config = join(dir, "pgbouncer.ini");
+  writeFileSync(join(dir, "users.txt"), `"${user}" ""\n`);
+  writeFileSync(config, [
+    "[databases]",
+    `${database} = host=${server.hostname} port=${server.port || "5432"} dbname=${database}`,
+    "[pgbouncer]",
+    "listen_addr = 127.0.0.1",
+    `listen_port = ${port}`,
+    "unix_socket_dir =",
+    "auth_type = trust",
+    `auth_file = ${join(dir, "users.txt")}`,
+    `pool_mode = ${options.mode}`,
+    `default_pool_size = ${options.poolSize}`,
+    "max_client_conn = 1000",
+    "",
+  ].join("\n"));
+  const args = userInfo().uid === 0 ? ["-u", "postgres", config] : [config];
+  const child: ChildProcess = spawn(PGBOUNCER_BIN, args, { stdio: ["ignore", "ignore", "pipe"] });
+  let output = "";
+  child.stderr?.on("data", (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-4_000);
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    await exited;
+    rmSync(dir, { recursive: true, force: true });
+  };
+  // Up when its port accepts a connection; a config it refuses ends the process first.
+  for (;;) {
+    if (child.exitCode !== null) {
+      await stop();
+      throw new Error(`pgbouncer exited at start: ${output}`);
+    }
+    if (await accepts(port)) break;
+    await new Promise<void>((resolve) => setTimeout(resolve, 20));
+  }
+  return { url: `postgres://${encodeURIComponent(user)}@127.0.0.1:${port}/${database}`, stop };
+}
