@@ -41,6 +41,8 @@ const LOADERS: Record<string, Loader> = {
   "rediss:": openRedis,
   "redis+cluster:": openRedis,
   "redis+sentinel:": openRedis,
+  "rediss+cluster:": openRedis,
+  "rediss+sentinel:": openRedis,
 };
 
 /** Adds a scheme, so adapters in their own folders plug in here without this file knowing them. */

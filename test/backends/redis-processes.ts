@@ -41,16 +41,19 @@ export class RedisProcesses {
     return child;
   }
 
-  /** Starts redis-server in sentinel mode, watching `master` as group `name`, with quorum 1. */
-  startSentinel(port: number, name: string, master: number): Promise<ChildProcess> {
-    const config = join(this.dir, `sentinel-${port}.conf`); // Sentinel rewrites its own config file
-    writeFileSync(config, [
-      `port ${port}`, "bind 127.0.0.1", `dir ${this.dir}`,
+  /**
+   * Starts redis-server in sentinel mode, watching `master` as group `name`, with quorum 1;
+   * `config` lines follow ours (a later line wins).
+   */
+  startSentinel(port: number, name: string, master: number, config: readonly string[] = []): Promise<ChildProcess> {
+    const file = join(this.dir, `sentinel-${port}.conf`); // Sentinel rewrites its own config file
+    writeFileSync(file, [
+      `port ${port}`, "bind 127.0.0.1", `dir ${this.dir}`, ...config,
       `sentinel monitor ${name} 127.0.0.1 ${master} 1`,
       `sentinel down-after-milliseconds ${name} 2000`,
       `sentinel failover-timeout ${name} 10000`,
     ].join("\n"));
-    return this.#spawn(port, [config, "--sentinel"], `+monitor master ${name}`);
+    return this.#spawn(port, [file, "--sentinel"], `+monitor master ${name}`);
   }
 
   async stop(child: ChildProcess): Promise<void> {

@@ -4,7 +4,11 @@
 //   redis+cluster://[user:pass@]host:port[,host:port…][?prefix=name]   (Redis Cluster, seed nodes)
 //   redis+sentinel://[user:pass@]host:port[,host:port…]/<master name>[?prefix=name&sentinelPassword=p]
 //                                           (Sentinel: the sentinels, and the master group to follow)
+//   rediss+cluster://…, rediss+sentinel://…   (the same over TLS, to every node and sentinel)
+//   ?tlsCaFile=/path/ca.pem                  (with any rediss form: trust this CA, as well as the system's)
 // Our own query parameters are removed before ioredis sees the URL (it would read them as options).
+import { readFileSync } from "node:fs";
+import { type ConnectionOptions, rootCertificates } from "node:tls";
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { positiveMs } from "../../core/duration.ts";
 import { BackendOpenError } from "../../core/errors.ts";
@@ -54,7 +58,7 @@ export const CLIENT_OPTIONS: RedisOptions = {
 };
 
 /** The query parameters a Redis URL may carry: ioredis sees none of the query. */
-const URL_PARAMS = ["prefix", "maxEvents", "replyTimeout", "sentinelPassword"] as const;
+const URL_PARAMS = ["prefix", "maxEvents", "replyTimeout", "sentinelPassword", "tlsCaFile"] as const;
 
 export function parseRedisUrl(url: string): { base: string; options: RedisUrlOptions } {
   const query = url.indexOf("?");
@@ -96,19 +100,25 @@ export function createClient(url: string, replyTimeoutMs?: number): Redis | Clus
   const { base, options } = parseRedisUrl(url);
   // ioredis destroys a connection that received nothing this long while replies were due.
   const socketTimeout = replyTimeoutMs ?? options.replyTimeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS;
-  const clientOptions: RedisOptions = { ...CLIENT_OPTIONS, socketTimeout };
-  if (base.startsWith("redis+cluster://")) {
-    const { nodes, auth } = seedNodes(url, base.slice("redis+cluster://".length).replace(/\/.*$/, ""), "redis+cluster://host:port,host:port", 6379);
+  const scheme = /^([a-z+]+):\/\//i.exec(base)?.[1]?.toLowerCase() ?? "";
+  const tls = tlsSettings(url, scheme, new URLSearchParams(url.includes("?") ? url.slice(url.indexOf("?") + 1) : "").get("tlsCaFile"));
+  const clientOptions: RedisOptions = { ...CLIENT_OPTIONS, socketTimeout, ...(tls ? { tls } : {}) };
+  if (scheme === "redis+cluster" || scheme === "rediss+cluster") {
+    const { nodes, auth } = seedNodes(url, base.slice(scheme.length + 3).replace(/\/.*$/, ""), `${scheme}://host:port,host:port`, 6379);
     const redisOptions: RedisOptions = { ...clientOptions, ...auth };
     // retryDelayOnFailover 0: the Cluster would otherwise send again a call whose node connection
     // closed under it (a reply timeout on a busy server, a killed connection), though it may have
     // run: a script run twice. It fails as "outcome unknown" instead, as on one server.
+    // Over TLS, node names are kept as given instead of being resolved to addresses first: a
+    // certificate names the host (ElastiCache's and most managed clusters' do), and a connection
+    // made to its address fails the name check.
     return new Cluster(nodes, {
       enableAutoPipelining: false, redisOptions, retryDelayOnFailover: 0, clusterRetryStrategy: (times) => Math.min(100 * times, 2_000),
+      ...(tls ? { dnsLookup: keepHostName } : {}),
     });
   }
-  if (base.startsWith("redis+sentinel://")) {
-    const rest = base.slice("redis+sentinel://".length);
+  if (scheme === "redis+sentinel" || scheme === "rediss+sentinel") {
+    const rest = base.slice(scheme.length + 3);
     const slash = rest.indexOf("/");
     const name = slash < 0 ? "" : decoded(url, rest.slice(slash + 1).replace(/\/+$/, ""), "the master group name");
     if (name === "" || name.includes("/")) throw new BackendOpenError(url, "no master group name (use redis+sentinel://host:port,host:port/<name>)");
@@ -120,6 +130,8 @@ export function createClient(url: string, replyTimeoutMs?: number): Redis | Clus
       sentinels: nodes,
       name,
       ...(sentinelPassword === null ? {} : { sentinelPassword }),
+      // The sentinels over TLS too: they are reached on the same network as the data nodes.
+      ...(tls ? { enableTLSForSentinelMode: true, sentinelTLS: tls } : {}),
       // Sentinel announces a new master (+switch-master): leave the old one at once instead of
       // waiting for it to refuse a write.
       failoverDetector: true,
@@ -127,6 +139,29 @@ export function createClient(url: string, replyTimeoutMs?: number): Redis | Clus
     });
   }
   return new Redis(base, clientOptions);
+}
+
+/**
+ * The TLS settings of a URL: none for plain schemes, the system's CAs for rediss ones, and those
+ * plus the PEM file `?tlsCaFile=` names (a private CA, as a self-managed server's certificate is
+ * signed by) when given. Read once, when the client is made.
+ */
+function tlsSettings(url: string, scheme: string, caFile: string | null): ConnectionOptions | undefined {
+  const secure = scheme.startsWith("rediss");
+  if (caFile === null) return secure && scheme !== "rediss" ? {} : undefined; // rediss:// itself: ioredis reads the scheme
+  if (!secure) throw new BackendOpenError(url, "?tlsCaFile= needs a TLS URL (rediss://, rediss+cluster://, rediss+sentinel://)");
+  let ca: Buffer;
+  try {
+    ca = readFileSync(caFile);
+  } catch (error) {
+    throw new BackendOpenError(url, `cannot read ?tlsCaFile= ${caFile}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  return { ca: [...rootCertificates, ca.toString("utf8")] };
+}
+
+/** A cluster's dnsLookup that keeps names as given (see createClient). */
+function keepHostName(address: string, callback: (error: null, address: string) => void): void {
+  callback(null, address);
 }
 
 /**

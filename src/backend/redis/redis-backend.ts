@@ -29,7 +29,7 @@ import { jobPeek } from "../decode.ts";
 import { CLAIM_FIELDS, claimedRecord, eventFieldsAfter, feedEvents, jobEvents, toFields, toJobRecord } from "./records.ts";
 
 export interface RedisBackendOptions {
-  /** redis://, rediss://, redis+cluster:// or redis+sentinel:// URL; its ?prefix= and ?maxEvents= apply unless given below. */
+  /** redis://, rediss://, redis(s)+cluster:// or redis(s)+sentinel:// URL; its ?prefix= and ?maxEvents= apply unless given below. */
   readonly url?: string;
   /** An ioredis client to use instead of a URL; the backend does not close it. */
   readonly client?: Redis | Cluster;
