@@ -36,4 +36,31 @@ describe("postgres: repeated completions", () => {
       await b.close();
     }
   });
+
+  it("a completion chosen as a deadlock's victim did nothing, and is sent again: both jobs succeed", { timeout: 30_000 }, async () => {
+    const b = await openIsolated();
+    const [other, observer] = await connectedPair();
+    try {
+      const jobs = [newJob(), newJob()]; // ids increase: the batch locks jobs[0] first
+      await b.enqueue({ jobs, now: T0 });
+      const claimed = await b.claim({ queues: ["q"], limit: 2, worker: "w", leaseMs: LEASE, now: T0 });
+      assert.equal(claimed.length, 2);
+      // Another transaction holds the second job's row; the completion locks the first, then waits.
+      await other.query("BEGIN");
+      await other.query(`SELECT FROM "${b.schema}".jobs WHERE id = $1 FOR UPDATE`, [jobs[1]?.id]);
+      const completing = b.complete(claimed.map((c) => ({ id: c.job.id, token: c.token, resultJson: "1" })), T0 + 1);
+      await untilSessionWaits(observer, "wait_event_type = 'Lock' AND query LIKE $1 AND query LIKE $2", ["%unnest($1::text[], $2::text[], $3::text[])%", `%"${b.schema}".jobs%`], completing);
+      // ...and it now wants the first: a cycle. The completion waited first, so its deadlock check
+      // (after deadlock_timeout) finds the cycle and rolls it back (40P01); this one gets the row.
+      await other.query(`SELECT FROM "${b.schema}".jobs WHERE id = $1 FOR UPDATE`, [jobs[0]?.id]);
+      await other.query("ROLLBACK");
+      assert.deepEqual(await completing, ["OK", "OK"]);
+      for (const job of jobs) assert.equal((await b.getJob(job.id))?.state, "succeeded");
+    } finally {
+      await other.query("ROLLBACK").catch(() => {});
+      await other.end();
+      await observer.end();
+      await b.close();
+    }
+  });
 });

@@ -124,3 +124,36 @@ export async function newWorkSignals(backend: PostgresBackend): Promise<() => nu
   const before = work;
   return () => work - before;
 }
+
+/**
+ * Three Offload instances on `url`, a worker of concurrency 10 in each, drain `count` jobs of one
+ * queue: how many times each job ran (by payload), and the errors the workers reported.
+ */
+export async function workersSharingAQueue(url: string, count: number): Promise<{ runs: number[]; errors: string[] }> {
+  const runs = new Array<number>(count).fill(0);
+  const errors: string[] = [];
+  const instances = [1, 2, 3].map(() => new Offload({ backend: url }));
+  const tasks = instances.map((offload) => offload.task({
+    name: "count",
+    run: (payload: { n: number }) => {
+      runs[payload.n] = (runs[payload.n] ?? 0) + 1;
+      return payload.n;
+    },
+  }));
+  const workers = instances.map((offload) => offload.worker({ concurrency: 10 }));
+  try {
+    for (const worker of workers) {
+      worker.on("error", (error) => errors.push(String(error)));
+      await worker.start();
+    }
+    const [task] = tasks;
+    if (!task) throw new Error("no task");
+    const handles = [];
+    for (let i = 0; i < count; i += 100) handles.push(...await task.enqueueMany(Array.from({ length: Math.min(100, count - i) }, (_, k) => ({ n: i + k }))));
+    await Promise.all(handles.map((h) => h.result({ timeout: "50s" })));
+    return { runs, errors };
+  } finally {
+    for (const worker of workers) await worker.stop();
+    await Promise.all(instances.map((offload) => offload.close()));
+  }
+}

@@ -16,7 +16,7 @@ import { countsFromRows, jobPeek } from "../decode.ts";
 import { QUIET_OPERATIONS } from "../change-listeners.ts";
 import { distinctLeases, leaseKey } from "../lease-batch.ts";
 import { claimRecovering, enqueueResending } from "../lost-replies.ts";
-import { type PostgresOptions, connectionSettings, endedWhileIdle, resendable, unavailable as serverUnavailable } from "./connection.ts";
+import { type PostgresOptions, connectionSettings, endedWhileIdle, resendable, rolledBack, unavailable as serverUnavailable } from "./connection.ts";
 import { type EnqueueStatements, enqueueJobs } from "./enqueue.ts";
 import { Listener } from "./listener.ts";
 import { type MigrateResult, migrate } from "./migrate.ts";
@@ -37,6 +37,8 @@ const PREPARED: ReadonlySet<QueryName> = new Set(["claim", "complete", "heartbea
 const BULK_STEP = 5_000;
 /** The smallest step: a server that cannot stage or prune this many rows within its timeout fails the call. */
 const MIN_BULK_STEP = 10;
+/** Pauses before each resend of a statement rolled back by a serialization failure or deadlock (jittered ±50%). */
+const ROLLED_BACK_PAUSES_MS: readonly number[] = [1, 5, 20, 50, 100, 200];
 const UNIQUE_VIOLATION = "23505";
 const STATEMENT_CANCELLED = "57014";
 
@@ -87,6 +89,17 @@ export class PostgresBackend implements Backend {
     this.#pool.on("error", (error) => {
       if (!endedWhileIdle(error)) onError(error);
     });
+    // The statements are written for read committed (a claim skips locked rows and takes the
+    // rest), whatever isolation the database gives the app's transactions by default: under
+    // serializable, workers' claims over one queue failed each other (40001) a few times per
+    // hundred jobs, each failure reported. Set before the pool hands a new connection out (pg runs
+    // a client's queries in order). Behind a transaction pooler no session is ours to set: there
+    // a statement rolled back for that is sent again (#query).
+    if (!settings.transactionPooler) {
+      this.#pool.on("connect", (client) => {
+        client.query("SET default_transaction_isolation = 'read committed'").catch(() => {});
+      });
+    }
     this.#listener = new Listener(settings.listen, this.#channel, settings.pollMs, onError, origin);
   }
 
@@ -122,13 +135,26 @@ export class PostgresBackend implements Backend {
    * anything else on custom plans; behind a transaction pooler, unnamed and as the server is set
    * (pooled-query.ts).
    */
-  #query(name: QueryName | undefined, text: string, values: unknown[], replyTimeoutMs?: number): Promise<Row[]> {
+  async #query(name: QueryName | undefined, text: string, values: unknown[], replyTimeoutMs?: number): Promise<Row[]> {
     // pg reads query_timeout from the query too (its types do not say so).
     const timeout = replyTimeoutMs === undefined ? {} : { query_timeout: replyTimeoutMs };
-    if (this.#transactionPooler) return pooledQuery<Row>(this.#pool, { text, values, ...timeout }, "as-is");
-    return name !== undefined && PREPARED.has(name)
-      ? pooledQuery<Row>(this.#pool, { name: `offload_${name}`, text, values, ...timeout }, "generic")
-      : pooledQuery<Row>(this.#pool, { text, values, ...timeout }, "custom");
+    const run = (): Promise<Row[]> => {
+      if (this.#transactionPooler) return pooledQuery<Row>(this.#pool, { text, values, ...timeout }, "as-is");
+      return name !== undefined && PREPARED.has(name)
+        ? pooledQuery<Row>(this.#pool, { name: `offload_${name}`, text, values, ...timeout }, "generic")
+        : pooledQuery<Row>(this.#pool, { text, values, ...timeout }, "custom");
+    };
+    // Each statement is a transaction of its own: one rolled back by a serialization failure or
+    // a deadlock did nothing, and is sent again, as PostgreSQL asks of such transactions.
+    for (let retry = 0; ; retry++) {
+      try {
+        return await run();
+      } catch (error) {
+        const pause = ROLLED_BACK_PAUSES_MS[retry];
+        if (pause === undefined || !rolledBack(error) || this.closed) throw error;
+        await new Promise<void>((resolve) => setTimeout(resolve, pause * (0.5 + Math.random())));
+      }
+    }
   }
 
   async #first(name: QueryName, values: unknown[]): Promise<Row | undefined> {
