@@ -14,6 +14,10 @@ export const PGBOUNCER_BIN = process.env["OFFLOAD_TEST_PGBOUNCER"] ?? "/usr/sbin
 export interface PgBouncer {
   /** postgres://… of the pooler, same database and user as `target`. */
   readonly url: string;
+  /** postgres://… of PgBouncer's admin console (database `pgbouncer`), for SHOW, KILL, RECONNECT… */
+  readonly adminUrl: string;
+  /** Stops PgBouncer (SIGTERM: every client connection drops) and starts it again on the same port. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -33,7 +37,10 @@ function accepts(port: number): Promise<boolean> {
  * sessions per database and user: fewer than the clients, so clients share sessions, as in
  * production.
  */
-export async function startPgBouncer(target: string, options: { mode: "transaction" | "session"; poolSize: number }): Promise<PgBouncer> {
+export async function startPgBouncer(
+  target: string,
+  options: { mode: "transaction" | "session"; poolSize: number; settings?: Readonly<Record<string, string | number>> },
+): Promise<PgBouncer> {
   const server = new URL(target);
   const user = decodeURIComponent(server.username || "postgres");
   const database = server.pathname.slice(1) || "postgres";
@@ -53,9 +60,29 @@ export async function startPgBouncer(target: string, options: { mode: "transacti
     `pool_mode = ${options.mode}`,
     `default_pool_size = ${options.poolSize}`,
     "max_client_conn = 1000",
+    `admin_users = ${user}`,
+    ...Object.entries(options.settings ?? {}).map(([name, value]) => `${name} = ${value}`),
     "",
   ].join("\n"));
   const args = userInfo().uid === 0 ? ["-u", "postgres", config] : [config];
+  let child = await spawnPgBouncer(args, port, () => rmSync(dir, { recursive: true, force: true }));
+  const base = `postgres://${encodeURIComponent(user)}@127.0.0.1:${port}`;
+  return {
+    url: `${base}/${database}`,
+    adminUrl: `${base}/pgbouncer`,
+    async restart() {
+      await child.stop();
+      child = await spawnPgBouncer(args, port, () => {});
+    },
+    async stop() {
+      await child.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Runs pgbouncer with `args`, resolving once `port` accepts connections; `failed` cleans up if it exits at start. */
+async function spawnPgBouncer(args: string[], port: number, failed: () => void): Promise<{ stop(): Promise<void> }> {
   const child: ChildProcess = spawn(PGBOUNCER_BIN, args, { stdio: ["ignore", "ignore", "pipe"] });
   let output = "";
   child.stderr?.on("data", (chunk: Buffer) => {
@@ -65,16 +92,16 @@ export async function startPgBouncer(target: string, options: { mode: "transacti
   const stop = async (): Promise<void> => {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
     await exited;
-    rmSync(dir, { recursive: true, force: true });
   };
   // Up when its port accepts a connection; a config it refuses ends the process first.
   for (;;) {
     if (child.exitCode !== null) {
       await stop();
+      failed();
       throw new Error(`pgbouncer exited at start: ${output}`);
     }
     if (await accepts(port)) break;
     await new Promise<void>((resolve) => setTimeout(resolve, 20));
   }
-  return { url: `postgres://${encodeURIComponent(user)}@127.0.0.1:${port}/${database}`, stop };
+  return { stop };
 }

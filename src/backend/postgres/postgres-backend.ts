@@ -216,8 +216,13 @@ export class PostgresBackend implements Backend {
     // Over more queues than its limit, candidates come from the queues whose best jobs rank
     // highest only (claim.sql, $10).
     const bestFirst = queues.length > request.limit;
+    // Behind a transaction pooler the claim's server session is known by its text only (see the
+    // reclaim below): it starts with a comment naming the claim. Elsewhere the text stays the
+    // prepared statement's, the same for every claim.
+    const tag = `/* offload claim ${tokenBase} */`;
+    const text = this.#transactionPooler ? `${tag}\n${this.#sql["claim"]}` : this.#sql["claim"];
     const claimWith = (checkDue: boolean, best: boolean, limit: number): Promise<Row[]> =>
-      this.#rows("claim", [queues, limit, request.worker, leaseUntil, request.now, this.#channel, checkDue, tokenBase, suffix, best], replyTimeoutMs);
+      this.#query("claim", text, [queues, limit, request.worker, leaseUntil, request.now, this.#channel, checkDue, tokenBase, suffix, best], replyTimeoutMs);
     const claimed = (rows: Row[]): ClaimedJob[] =>
       rows.filter((row) => row["id"] !== null).map((row) => ({ job: toJobRecord(row), token: String(row["lease_token"]) })).sort(claimOrder);
     // A claim never waits on a lock (SKIP LOCKED), so its reply is due within a third of the lease
@@ -230,7 +235,7 @@ export class PostgresBackend implements Backend {
     // the reclaim has looked: its jobs then sat active under a lease nobody held, until rescue
     // charged them an attempt they never ran (with `attempts: 1`, failed unrun; found by a chaos
     // soak). So its server process is stopped first, and the reclaim looks once it has ended.
-    let stalled: number | undefined;
+    let stalled: (() => Promise<void>) | undefined;
     return claimRecovering({
       claim: async () => {
         try {
@@ -266,15 +271,20 @@ export class PostgresBackend implements Backend {
           return jobs;
         } catch (error) {
           // Behind a transaction pooler the process id we know is the pooler's, not the server
-          // session's (and may be any session's): the claim is not stopped, and should it commit
-          // after the reclaim looked, its jobs come back by rescue (docs/postgres.md).
-          stalled = this.#transactionPooler ? undefined : serverPidOf(error);
+          // session's (and may be any session's), and the pooler, told only that we hung up, left
+          // the statement running: its session is found by the claim's text instead. Left to
+          // commit after the reclaim looked, its jobs sat active under a lease nobody held until
+          // rescue charged them an attempt they never ran (with `attempts: 1`, failed unrun).
+          const pid = serverPidOf(error);
+          stalled = this.#transactionPooler
+            ? () => this.#claimEnded(tag, replyTimeoutMs)
+            : pid === undefined ? undefined : () => this.#ended(pid, replyTimeoutMs);
           throw error;
         }
       },
       reclaim: async () => {
         if (stalled !== undefined) {
-          await this.#ended(stalled, replyTimeoutMs);
+          await stalled();
           stalled = undefined;
           // Rolled back, it hid its rows from claims that skipped them meanwhile and came back
           // short: they look again (so does this process).
@@ -301,6 +311,21 @@ export class PostgresBackend implements Backend {
       if (row === undefined) return;
       started = row["backend_start"];
       if (performance.now() + pause > giveUpAt) throw new Error(`the server process of a claim given up on (pid ${pid}) has not ended yet`);
+      await new Promise<void>((resolve) => setTimeout(resolve, pause));
+    }
+  }
+
+  /**
+   * Behind a transaction pooler: stops the server session still running the claim whose text
+   * starts with `tag` (end-claim.sql), and resolves once none runs it; fails if one still does
+   * after `withinMs`, as #ended. A claim the pooler never passed on (it waited for a free server
+   * session when we hung up) is dropped by the pooler, and nothing runs it.
+   */
+  async #claimEnded(tag: string, withinMs: number): Promise<void> {
+    const giveUpAt = performance.now() + withinMs;
+    for (let pause = 10; ; pause = Math.min(pause * 2, 200)) {
+      if ((await this.#rows("end-claim", [tag], withinMs)).length === 0) return;
+      if (performance.now() + pause > giveUpAt) throw new Error("the server session of a claim given up on has not ended yet");
       await new Promise<void>((resolve) => setTimeout(resolve, pause));
     }
   }
