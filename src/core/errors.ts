@@ -102,12 +102,25 @@ export class BackendUnavailableError extends OffloadError {
   }
 }
 
-/** `scheme://user:secret@host…` → `scheme://user:***@host…`; also `?password=` and `?sentinelPassword=`. */
+/**
+ * `scheme://user:secret@host…` → `scheme://user:***@host…`; also `?password=` and
+ * `?sentinelPassword=`, and the password of a URL inside `?listenUrl=` (PostgreSQL's direct
+ * connection for LISTEN, percent-encoded or not).
+ */
 export function withoutPassword(url: string): string {
   // The userinfo ends at the authority's last "@" (as URL parsers read it): a password may hold "@".
   return url
     .replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/?#]*:)[^/?#]*@/i, "$1***@")
-    .replace(/([?&](?:password|sentinelPassword)=)[^&#]*/gi, "$1***");
+    .replace(/([?&](?:password|sentinelPassword)=)[^&#]*/gi, "$1***")
+    .replace(/([?&]listenUrl=)([^&#]*)/gi, (_, name: string, value: string) => `${name}${encodeURIComponent(withoutPassword(decodedOrAsIs(value)))}`);
+}
+
+function decodedOrAsIs(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 export class JobNotFoundError extends OffloadError {

@@ -21,6 +21,16 @@ describe("error messages and typed errors", () => {
     assert.equal(withoutPassword("postgres://u:pw@db/x?application_name=a@b"), "postgres://u:***@db/x?application_name=a@b");
   });
 
+  it("the password of a PostgreSQL ?listenUrl= is masked too, percent-encoded or not", () => {
+    const direct = "postgres://app:s3cret@db.internal:5432/app";
+    const pooled = `postgres://app:s3cret@pooler:6543/app?pooler=transaction&listenUrl=${encodeURIComponent(direct)}&schema=jobs`;
+    const shown = withoutPassword(pooled);
+    assert.ok(!shown.includes("s3cret"), shown);
+    assert.equal(decodeURIComponent(new URL(shown).searchParams.get("listenUrl") ?? ""), "postgres://app:***@db.internal:5432/app");
+    assert.equal(new URL(shown).searchParams.get("schema"), "jobs");
+    assert.ok(!withoutPassword(`postgres://pooler/app?listenUrl=${direct}`).includes("s3cret"));
+  });
+
   it("a value whose toJSON gives undefined is a NotSerializableError, not a TypeError", () => {
     assert.throws(() => encodeJson({ toJSON: () => undefined }, "payload of t"), NotSerializableError);
   });

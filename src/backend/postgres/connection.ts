@@ -4,7 +4,7 @@
 // application_name, ...) goes to pg.
 import pg from "pg";
 import { type Duration, positiveMs } from "../../core/duration.ts";
-import { ConfigError } from "../../core/errors.ts";
+import { ConfigError, withoutPassword } from "../../core/errors.ts";
 import { nearMiss } from "../../core/near-miss.ts";
 import { DEFAULT_SCHEMA, checkSchemaName } from "./queries.ts";
 
@@ -128,7 +128,7 @@ export function connectionSettings(options: PostgresOptions): ConnectionSettings
   const pooler = poolerMode(options.pooler ?? params.get("pooler"));
   const listenUrl = options.listenUrl ?? params.get("listenUrl") ?? undefined;
   if (listenUrl !== undefined && !/^postgres(ql)?:\/\//i.test(listenUrl)) {
-    throw new ConfigError(`listenUrl must be a postgres:// URL (URL-encoded inside ?listenUrl=), got ${JSON.stringify(listenUrl)}`);
+    throw new ConfigError(`listenUrl must be a postgres:// URL (URL-encoded inside ?listenUrl=), got ${JSON.stringify(withoutPassword(listenUrl))}`);
   }
   const transactionPooler = pooler === "transaction";
   const pollMs = positiveInt(options.pollMs ?? params.get("poll"), "poll") ?? (transactionPooler && listenUrl === undefined ? POLL_ONLY_MS : 5_000);
