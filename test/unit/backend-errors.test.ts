@@ -76,6 +76,16 @@ describe("errors the app's calls throw", () => {
     assert.equal(postgresUnavailable(wrapped(new TypeError("x is not a function"))), false, "a fault in code");
     assert.equal(postgresUnavailable(new Error("Connection terminated unexpectedly")), true);
     assert.equal(postgresUnavailable(sqlError("25P02")), false);
+    // A connection refused as configured (postgres-tls.postgres.test.ts): not resent, but the app's
+    // calls get a BackendUnavailableError naming the reason.
+    for (const code of ["UNABLE_TO_VERIFY_LEAF_SIGNATURE", "SELF_SIGNED_CERT_IN_CHAIN", "DEPTH_ZERO_SELF_SIGNED_CERT", "CERT_HAS_EXPIRED", "ERR_TLS_CERT_ALTNAME_INVALID", "28000", "28P01"]) {
+      assert.equal(postgresResendable(sqlError(code)), false, code);
+      assert.equal(postgresUnavailable(wrapped(sqlError(code))), true, code);
+    }
+    const withoutTls = new Error("The server does not support SSL connections");
+    assert.equal(postgresResendable(withoutTls), false, "pg's error without a code, for a server without TLS");
+    assert.equal(postgresUnavailable(withoutTls), true);
+    assert.equal(postgresUnavailable(sqlError("ERR_INVALID_ARG_TYPE")), false, "not about the connection");
   });
 
   it("PostgreSQL: Prisma 7's errors are judged by the verdict in their meta, not by Prisma's own code", () => {

@@ -134,6 +134,11 @@ export function connectionSettings(options: PostgresOptions): ConnectionSettings
   const pollMs = positiveInt(options.pollMs ?? params.get("poll"), "poll") ?? (transactionPooler && listenUrl === undefined ? POLL_ONLY_MS : 5_000);
   const replyTimeoutMs = positiveMs(options.replyTimeout ?? params.get("replyTimeout") ?? DEFAULT_REPLY_TIMEOUT_MS, "replyTimeout");
   for (const name of OWN_PARAMS) params.delete(name);
+  // pg lets a connection string's TLS parameters replace an `ssl` given beside it: with
+  // ?sslmode=verify-full in the URL, pg: { ssl: { ca } } was dropped without a word, and the
+  // certificate failed verification. Offload's options win over the URL's, pg's `ssl` too.
+  const explicitSsl = options.pg?.ssl !== undefined;
+  if (explicitSsl) for (const name of SSL_PARAMS) params.delete(name);
   const connectionString = parsed.toString();
   const timeouts = { query_timeout: replyTimeoutMs, connectionTimeoutMillis: replyTimeoutMs };
   const client: pg.ClientConfig = { connectionString, types, application_name: "offload", ...timeouts, ...options.pg };
@@ -144,8 +149,42 @@ export function connectionSettings(options: PostgresOptions): ConnectionSettings
   const pool: pg.PoolConfig = { ...pooled, Client, max: poolSize, allowExitOnIdle: true, ...options.pg };
   // A LISTEN through a transaction pooler lands on whichever session runs it, and that session's
   // notifications reach whichever client it serves next: the listener would wait in vain.
-  const listen = listenUrl !== undefined ? { ...client, connectionString: listenUrl } : transactionPooler ? undefined : client;
+  const listen = listenUrl !== undefined ? { ...client, connectionString: listenConnectionString(listenUrl, params, explicitSsl) } : transactionPooler ? undefined : client;
   return { schema, migrate, pollMs, replyTimeoutMs, pool, transactionPooler, listen };
+}
+
+/** The URL parameters from which pg makes its TLS settings (pg-connection-string). */
+const SSL_PARAMS = ["ssl", "sslmode", "sslrootcert", "sslcert", "sslkey", "uselibpqcompat"] as const;
+/** The same, and how TLS is begun (sslnegotiation=direct): what a listenUrl may take from the URL. */
+const TLS_PARAMS = [...SSL_PARAMS, "sslnegotiation"] as const;
+
+/**
+ * The LISTEN session's connection string: `listenUrl`, with the URL's TLS parameters when it has
+ * none of its own. A listenUrl is the same database reached directly (the pooler's URL beside it
+ * says sslmode=…), and one written without sslmode connected without TLS: to a server that takes
+ * TLS only it was refused at every attempt, and workers found other processes' jobs only at the
+ * safety poll (5 s later), the refusals reported nowhere but onConnectionError; to one that also
+ * takes plain connections, the LISTEN session went unencrypted. With `ssl` in Offload's pg options,
+ * as for the pool, that is what applies.
+ */
+function listenConnectionString(listenUrl: string, urlParams: URLSearchParams, explicitSsl: boolean): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(listenUrl);
+  } catch {
+    // A form pg reads but URL does not (postgres://user@/db?host=/socket): as given, as before.
+    return listenUrl;
+  }
+  const params = parsed.searchParams;
+  if (explicitSsl) {
+    for (const name of SSL_PARAMS) params.delete(name);
+  } else if (!TLS_PARAMS.some((name) => params.has(name))) {
+    for (const name of TLS_PARAMS) {
+      const value = urlParams.get(name);
+      if (value !== null) params.set(name, value);
+    }
+  }
+  return parsed.toString();
 }
 
 function poolerMode(value: string | null | undefined): "transaction" | "session" {
@@ -170,15 +209,50 @@ function connectingWithin(ms: number | undefined): typeof pg.Client {
  * an E… code) and when the server did not run it: class 08 and 57P01-57P03 (a restart, whose
  * statements are rolled back), 57P05 (a session the server closed while idle, handed out by the
  * pool before the closing message was read) and 25006 (a standby: a failover moved the primary).
- * No for every other error the server answered: the statement failed as sent, and would again.
+ * No for every other error the server answered: the statement failed as sent, and would again;
+ * and no for a connection refused as configured (refusedConnection: a certificate not trusted…).
  */
 export function resendable(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
+  if (!(error instanceof Error) || refusedConnection(error)) return false;
   const code = (error as { code?: unknown }).code;
   if (typeof code !== "string") return true;
   // Node's socket errors (ECONNRESET, EPIPE, EAI_AGAIN…), not its ERR_* codes (a TLS certificate
   // refused, an invalid argument): those fail again the same way.
   return (/^E[A-Z]/.test(code) && !code.startsWith("ERR_")) || code.startsWith("08") || /^57P0[1235]$/.test(code) || code === "25006";
+}
+
+/**
+ * Node's codes for a server certificate that did not pass verification (OpenSSL's verify errors;
+ * a certificate for another host is ERR_TLS_CERT_ALTNAME_INVALID, matched with the ERR_TLS_ ones).
+ */
+const CERTIFICATE_REFUSED = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "UNABLE_TO_GET_ISSUER_CERT", "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "SELF_SIGNED_CERT_IN_CHAIN", "DEPTH_ZERO_SELF_SIGNED_CERT", "CERT_HAS_EXPIRED", "CERT_NOT_YET_VALID",
+  "CERT_SIGNATURE_FAILURE", "CERT_UNTRUSTED", "CERT_REJECTED", "CERT_REVOKED", "CERT_CHAIN_TOO_LONG",
+  "INVALID_CA", "INVALID_PURPOSE", "PATH_LENGTH_EXCEEDED", "HOSTNAME_MISMATCH",
+]);
+
+/** pg's own error (no code) when sslmode asks for TLS and the server answers that it has none. */
+const SERVER_WITHOUT_TLS = "The server does not support SSL connections";
+
+/**
+ * No connection can be made as configured, and making it again will not change that: the server's
+ * certificate is not trusted (another CA, self-signed, expired, for another host), the TLS
+ * handshake failed (a client certificate refused: ERR_SSL_…), TLS was asked of a server that has
+ * none, or the server refused the login (class 28: pg_hba.conf, e.g. a server that takes TLS
+ * connections only reached without it, or a wrong password). pg's error for a server without TLS
+ * has no code, and was read as "no verdict": an enqueue was sent again for 8.8 s before it failed.
+ * A configuration error, then: never sent again, and the app's calls fail at once with a
+ * BackendUnavailableError naming the reason (unavailable() below), as a web route should answer
+ * 503 while the queue's database cannot be used, whatever the reason; workers report it at each
+ * attempt (not hidden), and go on trying, as they do for a server that is down, so that a fixed
+ * certificate or pg_hba.conf needs no restart.
+ */
+export function refusedConnection(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code !== "string") return error.message === SERVER_WITHOUT_TLS;
+  return CERTIFICATE_REFUSED.has(code) || /^ERR_(?:TLS|SSL)_/.test(code) || code.startsWith("28");
 }
 
 /** The server ended the session because it sat idle longer than its idle_session_timeout (57P05). */
@@ -253,12 +327,13 @@ function prismaDriverError(error: Error): Error | undefined {
 }
 
 /**
- * Whether the server could not be reached, did not answer, or could not take the call now
- * (Backend.unavailable): resendable() or refusedForNow(). resendable() takes any error without a
+ * Whether the server could not be reached, did not answer, could not take the call now, or
+ * cannot be connected to as configured (Backend.unavailable): resendable(), refusedForNow() or
+ * refusedConnection(). resendable() takes any error without a
  * SQLSTATE for pg's own ("Connection terminated"): a fault in code (a TypeError, a RangeError)
  * is not one of those.
  */
 export function unavailable(error: unknown): boolean {
   const driver = judged(error);
-  return !(driver instanceof TypeError || driver instanceof RangeError) && (resendable(driver) || refusedForNow(driver));
+  return !(driver instanceof TypeError || driver instanceof RangeError) && (resendable(driver) || refusedForNow(driver) || refusedConnection(driver));
 }
