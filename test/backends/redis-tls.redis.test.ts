@@ -4,8 +4,11 @@
 // ?tlsCaFile=. redis-server processes of the test's own (Debian's redis-server is built with TLS),
 // listening on TLS only, with a CA and a certificate for 127.0.0.1 made by openssl here.
 import assert from "node:assert/strict";
+import { once } from "node:events";
+import { type AddressInfo, connect, createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
 import { BackendOpenError, BackendUnavailableError } from "../../src/core/errors.ts";
 import { Offload } from "../../src/index.ts";
 import { RedisProcesses, freePort, run, until } from "./redis-processes.ts";
@@ -96,12 +99,51 @@ describe("redis: TLS", () => {
   });
 
   it("a certificate the client does not trust fails the call as unavailable, saying so", async () => {
-    const offload = new Offload({ backend: `rediss://127.0.0.1:${single}?prefix=tls-untrusted&replyTimeout=300` });
+    // Schemes are case-insensitive: REDISS:// connected in plain text (ioredis reads "rediss://" only).
+    for (const scheme of ["rediss", "REDISS"]) {
+      const offload = new Offload({ backend: `${scheme}://127.0.0.1:${single}?prefix=tls-untrusted&replyTimeout=300` });
+      try {
+        const task = offload.task({ name: "t", run: () => 1 });
+        await assert.rejects(task.enqueue({}), (error: unknown) => error instanceof BackendUnavailableError && /certificate/.test(error.message));
+      } finally {
+        await offload.close();
+      }
+    }
+  });
+
+  it("a server that sends more after the handshake of a certificate the client refuses does not crash the process", async () => {
+    // The client rejects the certificate (one error on its socket) and then fails to read what
+    // the server sent next in the same burst (a second error on the same socket): as it happened
+    // when a client ended its side mid-handshake, and the server answered with an alert. ioredis
+    // listens for one error per socket; the second, with no listener, was an uncaught exception
+    // that ended the process (seen on a Cluster whose slot refresh failed on an expired
+    // certificate and dropped the node connections it was making).
+    const uncaught: unknown[] = [];
+    const onUncaught = (error: unknown): void => void uncaught.push(error);
+    process.on("uncaughtException", onUncaught);
+    const proxy = createServer((client) => {
+      proxy.close(); // one connection: the client's reconnects find nothing listening
+      const upstream = connect(single, "127.0.0.1");
+      client.pipe(upstream);
+      // The server's first flight (one chunk on loopback), then a record the client cannot
+      // decrypt, in one write: the client reads both before it closes the socket.
+      const unreadable = Buffer.concat([Buffer.from([0x17, 0x03, 0x03, 0x00, 0x11]), Buffer.alloc(0x11)]);
+      upstream.once("data", (chunk: Buffer) => client.end(Buffer.concat([chunk, unreadable])));
+      client.on("error", () => {});
+      upstream.on("error", () => {});
+      client.on("close", () => upstream.destroy());
+    });
+    proxy.listen(0, "127.0.0.1");
+    await once(proxy, "listening");
+    const backend = new RedisBackend({ url: `rediss://127.0.0.1:${(proxy.address() as AddressInfo).port}?prefix=tls-burst&replyTimeout=500` });
+    const closed = once(proxy, "close");
     try {
-      const task = offload.task({ name: "t", run: () => 1 });
-      await assert.rejects(task.enqueue({}), (error: unknown) => error instanceof BackendUnavailableError && /certificate/.test(error.message));
+      await assert.rejects(backend.counts()); // refused, then no server to reconnect to
+      await closed;
+      assert.deepEqual(uncaught, []);
     } finally {
-      await offload.close();
+      process.off("uncaughtException", onUncaught);
+      await backend.close();
     }
   });
 

@@ -8,8 +8,8 @@
 //   ?tlsCaFile=/path/ca.pem                  (with any rediss form: trust this CA, as well as the system's)
 // Our own query parameters are removed before ioredis sees the URL (it would read them as options).
 import { readFileSync } from "node:fs";
-import { type ConnectionOptions, rootCertificates } from "node:tls";
-import { Cluster, Redis, type RedisOptions } from "ioredis";
+import { type ConnectionOptions, type TLSSocket, connect as connectTls, rootCertificates } from "node:tls";
+import { AbstractConnector, Cluster, Redis, type RedisOptions, SentinelConnector, type SentinelConnectionOptions } from "ioredis";
 import { positiveMs } from "../../core/duration.ts";
 import { BackendOpenError } from "../../core/errors.ts";
 import { nearMiss } from "../../core/near-miss.ts";
@@ -102,7 +102,7 @@ export function createClient(url: string, replyTimeoutMs?: number): Redis | Clus
   const socketTimeout = replyTimeoutMs ?? options.replyTimeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS;
   const scheme = /^([a-z+]+):\/\//i.exec(base)?.[1]?.toLowerCase() ?? "";
   const tls = tlsSettings(url, scheme, new URLSearchParams(url.includes("?") ? url.slice(url.indexOf("?") + 1) : "").get("tlsCaFile"));
-  const clientOptions: RedisOptions = { ...CLIENT_OPTIONS, socketTimeout, ...(tls ? { tls } : {}) };
+  const clientOptions: RedisOptions = { ...CLIENT_OPTIONS, socketTimeout, ...(tls ? { tls, Connector: TlsConnector } : {}) };
   if (scheme === "redis+cluster" || scheme === "rediss+cluster") {
     const { nodes, auth } = seedNodes(url, base.slice(scheme.length + 3).replace(/\/.*$/, ""), `${scheme}://host:port,host:port`, 6379);
     const redisOptions: RedisOptions = { ...clientOptions, ...auth };
@@ -131,7 +131,7 @@ export function createClient(url: string, replyTimeoutMs?: number): Redis | Clus
       name,
       ...(sentinelPassword === null ? {} : { sentinelPassword }),
       // The sentinels over TLS too: they are reached on the same network as the data nodes.
-      ...(tls ? { enableTLSForSentinelMode: true, sentinelTLS: tls } : {}),
+      ...(tls ? { enableTLSForSentinelMode: true, sentinelTLS: tls, Connector: TlsSentinelConnector } : {}),
       // Sentinel announces a new master (+switch-master): leave the old one at once instead of
       // waiting for it to refuse a write.
       failoverDetector: true,
@@ -148,7 +148,9 @@ export function createClient(url: string, replyTimeoutMs?: number): Redis | Clus
  */
 function tlsSettings(url: string, scheme: string, caFile: string | null): ConnectionOptions | undefined {
   const secure = scheme.startsWith("rediss");
-  if (caFile === null) return secure && scheme !== "rediss" ? {} : undefined; // rediss:// itself: ioredis reads the scheme
+  // rediss:// too, though ioredis reads that scheme itself: it reads it case-sensitively
+  // (REDISS:// connected in plain text), and TLS connections get their own connector.
+  if (caFile === null) return secure ? {} : undefined;
   if (!secure) throw new BackendOpenError(url, "?tlsCaFile= needs a TLS URL (rediss://, rediss+cluster://, rediss+sentinel://)");
   let ca: Buffer;
   try {
@@ -157,6 +159,60 @@ function tlsSettings(url: string, scheme: string, caFile: string | null): Connec
     throw new BackendOpenError(url, `cannot read ?tlsCaFile= ${caFile}: ${error instanceof Error ? error.message : String(error)}`);
   }
   return { ca: [...rootCertificates, ca.toString("utf8")] };
+}
+
+/**
+ * A TLS socket can fail twice: the client refuses the server's certificate (an error), then fails
+ * to read what the server sent next in the same burst (an alert answering a connection ended
+ * mid-handshake, as a Cluster does to node connections when its slot refresh fails: a second
+ * error). ioredis listens for the first error only, and the second, with no listener, was an
+ * uncaught exception that ended the process. The socket is closed by then; later errors are
+ * dropped. Given as the connector of every data connection over TLS (a Cluster passes it to its
+ * node connections, and to the ones its slot refresh makes).
+ */
+function quietAfterFirstError<T extends { on(event: "error", listener: () => void): unknown }>(stream: T): T {
+  stream.on("error", () => {});
+  return stream;
+}
+
+/** ioredis's own connector for one server, over TLS only, its socket kept from failing twice. */
+class TlsConnector extends AbstractConnector {
+  readonly #options: ConnectionOptions;
+
+  constructor(options: unknown) {
+    const given = (options ?? {}) as RedisOptions;
+    super(given.disconnectTimeout ?? 2_000);
+    this.#options = { ...(given.tls ?? {}), host: given.host, port: given.port, ...(given.family === undefined ? {} : { family: given.family }) };
+  }
+
+  override connect(): Promise<TLSSocket> {
+    this.connecting = true;
+    // On the next tick, as ioredis does: a disconnect() made meanwhile cancels the attempt.
+    return new Promise((resolve, reject) => {
+      process.nextTick(() => {
+        if (!this.connecting) return reject(new Error("Connection is closed."));
+        let stream: TLSSocket;
+        try {
+          stream = connectTls(this.#options);
+        } catch (error) {
+          return reject(error instanceof Error ? error : new Error(String(error)));
+        }
+        this.stream = stream;
+        stream.once("error", (error) => (this.firstError = error));
+        resolve(quietAfterFirstError(stream));
+      });
+    });
+  }
+}
+
+class TlsSentinelConnector extends SentinelConnector {
+  constructor(options: unknown) {
+    super(options as SentinelConnectionOptions); // ioredis gives a Sentinel client's options
+  }
+
+  override async connect(emit: Parameters<SentinelConnector["connect"]>[0]): ReturnType<SentinelConnector["connect"]> {
+    return quietAfterFirstError(await super.connect(emit));
+  }
 }
 
 /** A cluster's dnsLookup that keeps names as given (see createClient). */
