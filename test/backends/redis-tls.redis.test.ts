@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { type AddressInfo, connect, createServer } from "node:net";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
@@ -147,10 +148,19 @@ describe("redis: TLS", () => {
     }
   });
 
-  it("?tlsCaFile= on a plain URL, or naming a file that cannot be read, is refused when the backend opens", async () => {
+  it("?tlsCaFile= on a plain URL, or naming a file that cannot be read or holds no PEM certificate, is refused when the backend opens", async () => {
+    const der = join(servers.dir, "ca.der");
+    const broken = join(servers.dir, "broken.pem");
+    await run("openssl", ["x509", "-in", ca, "-outform", "DER", "-out", der]);
+    writeFileSync(broken, "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n");
     const refused = [
       [`redis://127.0.0.1:${single}?tlsCaFile=${encodeURIComponent(ca)}`, /\?tlsCaFile= needs a TLS URL/],
       [`rediss://127.0.0.1:${single}?tlsCaFile=/nonexistent/ca.pem`, /cannot read \?tlsCaFile= \/nonexistent\/ca\.pem/],
+      // Files that hold no PEM certificate were taken as CAs, and connections then failed as
+      // "self-signed certificate" after the reply timeout.
+      [`rediss://127.0.0.1:${single}?tlsCaFile=${encodeURIComponent(key)}`, /holds no PEM certificate/],
+      [`rediss://127.0.0.1:${single}?tlsCaFile=${encodeURIComponent(der)}`, /holds no PEM certificate.*openssl x509 -inform DER/],
+      [`rediss://127.0.0.1:${single}?tlsCaFile=${encodeURIComponent(broken)}`, /holds a certificate that cannot be read/],
     ] as const;
     for (const [url, reason] of refused) {
       const offload = new Offload({ backend: url });

@@ -7,6 +7,7 @@
 //   rediss+cluster://…, rediss+sentinel://…   (the same over TLS, to every node and sentinel)
 //   ?tlsCaFile=/path/ca.pem                  (with any rediss form: trust this CA, as well as the system's)
 // Our own query parameters are removed before ioredis sees the URL (it would read them as options).
+import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { type ConnectionOptions, type TLSSocket, connect as connectTls, rootCertificates } from "node:tls";
 import { AbstractConnector, Cluster, Redis, type RedisOptions, SentinelConnector, type SentinelConnectionOptions } from "ioredis";
@@ -158,7 +159,21 @@ function tlsSettings(url: string, scheme: string, caFile: string | null): Connec
   } catch (error) {
     throw new BackendOpenError(url, `cannot read ?tlsCaFile= ${caFile}: ${error instanceof Error ? error.message : String(error)}`);
   }
-  return { ca: [...rootCertificates, ca.toString("utf8")] };
+  // Node takes any content as CAs without a word (a DER file, a key, an empty file), and every
+  // connection then failed after the reply timeout as "self-signed certificate", blaming the CA.
+  const pem = ca.toString("utf8");
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) {
+    throw new BackendOpenError(url, `?tlsCaFile= ${caFile} holds no PEM certificate ("-----BEGIN CERTIFICATE-----"); a DER file converts with openssl x509 -inform DER -in <file> -out ca.pem`);
+  }
+  for (const block of blocks) {
+    try {
+      new X509Certificate(block);
+    } catch (error) {
+      throw new BackendOpenError(url, `?tlsCaFile= ${caFile} holds a certificate that cannot be read: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  return { ca: [...rootCertificates, pem] };
 }
 
 /**
