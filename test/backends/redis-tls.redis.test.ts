@@ -101,8 +101,11 @@ describe("redis: TLS", () => {
 
   it("a certificate the client does not trust fails the call as unavailable, saying so", async () => {
     // Schemes are case-insensitive: REDISS:// connected in plain text (ioredis reads "rediss://" only).
-    for (const scheme of ["rediss", "REDISS"]) {
-      const offload = new Offload({ backend: `${scheme}://127.0.0.1:${single}?prefix=tls-untrusted&replyTimeout=300` });
+    // A Cluster's slot refresh makes connections of its own and drops their errors: its calls
+    // failed with "Failed to refresh slots cache.", which names no certificate.
+    const seeds = clusterPorts.map((p) => `127.0.0.1:${p}`).join(",");
+    for (const url of [`rediss://127.0.0.1:${single}`, `REDISS://127.0.0.1:${single}`, `rediss+cluster://${seeds}`]) {
+      const offload = new Offload({ backend: `${url}?prefix=tls-untrusted&replyTimeout=300` });
       try {
         const task = offload.task({ name: "t", run: () => 1 });
         await assert.rejects(task.enqueue({}), (error: unknown) => error instanceof BackendUnavailableError && /certificate/.test(error.message));

@@ -103,7 +103,12 @@ export function createClient(url: string, replyTimeoutMs?: number): Redis | Clus
   const socketTimeout = replyTimeoutMs ?? options.replyTimeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS;
   const scheme = /^([a-z+]+):\/\//i.exec(base)?.[1]?.toLowerCase() ?? "";
   const tls = tlsSettings(url, scheme, new URLSearchParams(url.includes("?") ? url.slice(url.indexOf("?") + 1) : "").get("tlsCaFile"));
-  const clientOptions: RedisOptions = { ...CLIENT_OPTIONS, socketTimeout, ...(tls ? { tls, Connector: TlsConnector } : {}) };
+  const failures: ConnectionFailures = { latest: undefined };
+  const clientOptions: RedisOptions = { ...CLIENT_OPTIONS, socketTimeout, ...(tls ? { tls, Connector: tlsConnector(failures) } : {}) };
+  const kept = <C extends Redis | Cluster>(client: C): C => {
+    connectionFailures.set(client, failures);
+    return client;
+  };
   if (scheme === "redis+cluster" || scheme === "rediss+cluster") {
     const { nodes, auth } = seedNodes(url, base.slice(scheme.length + 3).replace(/\/.*$/, ""), `${scheme}://host:port,host:port`, 6379);
     const redisOptions: RedisOptions = { ...clientOptions, ...auth };
@@ -113,10 +118,10 @@ export function createClient(url: string, replyTimeoutMs?: number): Redis | Clus
     // Over TLS, node names are kept as given instead of being resolved to addresses first: a
     // certificate names the host (ElastiCache's and most managed clusters' do), and a connection
     // made to its address fails the name check.
-    return new Cluster(nodes, {
+    return kept(new Cluster(nodes, {
       enableAutoPipelining: false, redisOptions, retryDelayOnFailover: 0, clusterRetryStrategy: (times) => Math.min(100 * times, 2_000),
       ...(tls ? { dnsLookup: keepHostName } : {}),
-    });
+    }));
   }
   if (scheme === "redis+sentinel" || scheme === "rediss+sentinel") {
     const rest = base.slice(scheme.length + 3);
@@ -190,6 +195,33 @@ function quietAfterFirstError<T extends { on(event: "error", listener: () => voi
   return stream;
 }
 
+/** The latest failure of a TLS connection made for one client (see connectionFailures). */
+interface ConnectionFailures {
+  latest: Error | undefined;
+}
+
+/**
+ * Per client made over TLS: the latest failure of any connection made for it. A Cluster's slot
+ * refresh makes connections of its own and drops their errors, so a Cluster that could not
+ * connect said only "Failed to refresh slots cache.", whatever the reason: a certificate not
+ * trusted, expired, or for another host. InFlightCalls says this one instead.
+ */
+const connectionFailures = new WeakMap<Redis | Cluster, ConnectionFailures>();
+
+/** The latest failure of a TLS connection made for `client` (a Cluster's slot refreshes included), if any. */
+export function latestConnectionFailure(client: Redis | Cluster): ConnectionFailures | undefined {
+  return connectionFailures.get(client);
+}
+
+/** A TlsConnector class that records its sockets' first errors in `failures`. */
+function tlsConnector(failures: ConnectionFailures): typeof TlsConnector {
+  return class extends TlsConnector {
+    protected override failed(error: Error): void {
+      failures.latest = error;
+    }
+  };
+}
+
 /** ioredis's own connector for one server, over TLS only, its socket kept from failing twice. */
 class TlsConnector extends AbstractConnector {
   readonly #options: ConnectionOptions;
@@ -199,6 +231,9 @@ class TlsConnector extends AbstractConnector {
     super(given.disconnectTimeout ?? 2_000);
     this.#options = { ...(given.tls ?? {}), host: given.host, port: given.port, ...(given.family === undefined ? {} : { family: given.family }) };
   }
+
+  /** Told of each socket's first error. */
+  protected failed(_error: Error): void {}
 
   override connect(): Promise<TLSSocket> {
     this.connecting = true;
@@ -213,7 +248,10 @@ class TlsConnector extends AbstractConnector {
           return reject(error instanceof Error ? error : new Error(String(error)));
         }
         this.stream = stream;
-        stream.once("error", (error) => (this.firstError = error));
+        stream.once("error", (error) => {
+          this.firstError = error;
+          this.failed(error);
+        });
         resolve(quietAfterFirstError(stream));
       });
     });
@@ -386,7 +424,11 @@ export class InFlightCalls {
   #closedAtOnce = false;
   #closed = false;
 
+  /** What the connections made for a TLS client met (a Cluster drops its slot refreshes' errors). */
+  readonly #failures: ConnectionFailures | undefined;
+
   constructor(client: Redis | Cluster, connectWithinMs: number = DEFAULT_REPLY_TIMEOUT_MS) {
+    this.#failures = latestConnectionFailure(client);
     this.#status = () => client.status;
     this.#connectWithinMs = connectWithinMs;
     client.on("close", () => {
@@ -406,6 +448,7 @@ export class InFlightCalls {
     client.on("ready", () => {
       this.#lastError = undefined;
       this.#lastAnswer = undefined;
+      if (this.#failures) this.#failures.latest = undefined;
       for (const reject of this.#queued) this.#written.add(reject);
       this.#queued.clear();
       // ioredis sets the status at once and emits "ready" on a later tick: a connection lost in
@@ -468,6 +511,10 @@ export class InFlightCalls {
   #whyNoConnection(): string | undefined {
     const last = this.#lastError;
     if (last === undefined) return undefined;
+    // A Cluster's own error names no cause ("Failed to refresh slots cache.", or its node
+    // connections' "Connection is closed."): what its connections met does.
+    const met = this.#failures?.latest;
+    if (met !== undefined && (last.name === "ClusterAllFailedError" || last.message === "Connection is closed.")) return met.message;
     const gone = "code" in last && (last.code === "ECONNREFUSED" || last.code === "EHOSTUNREACH" || last.code === "ETIMEDOUT");
     if (this.#lastAnswer !== undefined && !gone) return this.#lastAnswer;
     if (this.#closedAtOnce) return `${last.message}: the server accepted each connection and closed it at once, as Redis does when maxclients is reached`;
