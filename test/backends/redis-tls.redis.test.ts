@@ -115,6 +115,27 @@ describe("redis: TLS", () => {
     }
   });
 
+  it("a plain URL to a TLS-only port, or a TLS URL to a plain one, fails with a hint at TLS", async () => {
+    // Forgetting rediss:// is the common mistake with a managed Redis: the server closes each plain
+    // connection at once, which read as if maxclients were reached. The other way round, the TLS
+    // handshake waits for an answer that never comes, and the error said only "is the server reachable?".
+    const plain = await freePort();
+    await servers.start(plain);
+    const cases = [
+      [`redis://127.0.0.1:${single}`, /closed it at once.*TLS connections only \(rediss:\/\/\)/],
+      [`rediss://127.0.0.1:${plain}`, /does it take TLS on that port\?/],
+    ] as const;
+    for (const [url, hint] of cases) {
+      const offload = new Offload({ backend: `${url}?prefix=tls-hint&replyTimeout=300` });
+      try {
+        const task = offload.task({ name: "t", run: () => 1 });
+        await assert.rejects(task.enqueue({}), (error: unknown) => error instanceof BackendUnavailableError && hint.test(error.message));
+      } finally {
+        await offload.close();
+      }
+    }
+  });
+
   it("a server that sends more after the handshake of a certificate the client refuses does not crash the process", async () => {
     // The client rejects the certificate (one error on its socket) and then fails to read what
     // the server sent next in the same burst (a second error on the same socket): as it happened

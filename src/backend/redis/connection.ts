@@ -106,7 +106,7 @@ export function createClient(url: string, replyTimeoutMs?: number): Redis | Clus
   const failures: ConnectionFailures = { latest: undefined };
   const clientOptions: RedisOptions = { ...CLIENT_OPTIONS, socketTimeout, ...(tls ? { tls, Connector: tlsConnector(failures) } : {}) };
   const kept = <C extends Redis | Cluster>(client: C): C => {
-    connectionFailures.set(client, failures);
+    if (tls) connectionFailures.set(client, failures);
     return client;
   };
   if (scheme === "redis+cluster" || scheme === "rediss+cluster") {
@@ -130,7 +130,7 @@ export function createClient(url: string, replyTimeoutMs?: number): Redis | Clus
     if (name === "" || name.includes("/")) throw new BackendOpenError(url, "no master group name (use redis+sentinel://host:port,host:port/<name>)");
     const { nodes, auth } = seedNodes(url, slash < 0 ? rest : rest.slice(0, slash), "redis+sentinel://host:port,host:port/<name>", 26379);
     const sentinelPassword = new URLSearchParams(url.includes("?") ? url.slice(url.indexOf("?") + 1) : "").get("sentinelPassword");
-    return new Redis({
+    return kept(new Redis({
       ...clientOptions,
       ...auth,
       sentinels: nodes,
@@ -142,9 +142,9 @@ export function createClient(url: string, replyTimeoutMs?: number): Redis | Clus
       // waiting for it to refuse a write.
       failoverDetector: true,
       sentinelRetryStrategy: (times) => Math.min(100 * times, 2_000),
-    });
+    }));
   }
-  return new Redis(base, clientOptions);
+  return kept(new Redis(base, clientOptions));
 }
 
 /**
@@ -208,7 +208,10 @@ interface ConnectionFailures {
  */
 const connectionFailures = new WeakMap<Redis | Cluster, ConnectionFailures>();
 
-/** The latest failure of a TLS connection made for `client` (a Cluster's slot refreshes included), if any. */
+/**
+ * The latest failure of a TLS connection made for `client` (a Cluster's slot refreshes included);
+ * undefined for a client that does not use TLS.
+ */
 export function latestConnectionFailure(client: Redis | Cluster): ConnectionFailures | undefined {
   return connectionFailures.get(client);
 }
@@ -510,14 +513,19 @@ export class InFlightCalls {
    */
   #whyNoConnection(): string | undefined {
     const last = this.#lastError;
-    if (last === undefined) return undefined;
+    // A TLS handshake with a server that does not speak TLS on that port waits for an answer
+    // that never comes: no error at all.
+    if (last === undefined) return this.#failures === undefined ? undefined : "no TLS connection was made: is the server reachable, and does it take TLS on that port?";
     // A Cluster's own error names no cause ("Failed to refresh slots cache.", or its node
     // connections' "Connection is closed."): what its connections met does.
     const met = this.#failures?.latest;
     if (met !== undefined && (last.name === "ClusterAllFailedError" || last.message === "Connection is closed.")) return met.message;
     const gone = "code" in last && (last.code === "ECONNREFUSED" || last.code === "EHOSTUNREACH" || last.code === "ETIMEDOUT");
     if (this.#lastAnswer !== undefined && !gone) return this.#lastAnswer;
-    if (this.#closedAtOnce) return `${last.message}: the server accepted each connection and closed it at once, as Redis does when maxclients is reached`;
+    if (this.#closedAtOnce) {
+      const or = this.#failures === undefined ? ", or when it takes TLS connections only (rediss://)" : "";
+      return `${last.message}: the server accepted each connection and closed it at once, as Redis does when maxclients is reached${or}`;
+    }
     return serverAnswer(last) ?? last.message;
   }
 
