@@ -14,7 +14,8 @@ import { Offload } from "../../src/index.ts";
 import { defineBackendSuite } from "../conformance/suite.ts";
 import { T0, newJob } from "../conformance/fixtures.ts";
 import { type PgBouncer, startPgBouncer } from "./pgbouncer.ts";
-import { POSTGRES_URL, dropSchema, openIsolated, uniqueSchema, withClient } from "./postgres-helpers.ts";
+import { POSTGRES_URL, dropSchema, openIsolated, uniqueSchema, untilSessionWaits, withClient } from "./postgres-helpers.ts";
+import { startPrivateServer } from "./postgres-server.ts";
 
 let shared: PgBouncer | undefined;
 let single: PgBouncer | undefined;
@@ -87,6 +88,41 @@ describe("postgres behind PgBouncer (transaction pooling)", () => {
     } finally {
       await Promise.all(opened.map((b) => b.close()));
       await dropSchema(schema);
+    }
+  });
+
+  it("on a database whose default isolation is repeatable read, processes that waited on each other's migration lock through the pooler see the migrations it applied", { timeout: 60_000 }, async () => {
+    // A database default (ALTER DATABASE … SET), which behind a transaction pooler no session
+    // setting of Offload's overrides: a private server, as the shared one's settings are not ours.
+    const server = await startPrivateServer();
+    const bouncer = await startPgBouncer(server.url, { mode: "transaction", poolSize: 4 });
+    const admin = new pg.Client({ connectionString: server.url });
+    await admin.connect();
+    const schema = uniqueSchema("pgbi");
+    const opened: PostgresBackend[] = [];
+    try {
+      await admin.query("ALTER DATABASE postgres SET default_transaction_isolation = 'repeatable read'");
+      // An earlier process holds the schema's migration lock (as one of a previous version does,
+      // for a whole migration run): both openers wait on it inside their first migration's transaction.
+      await admin.query("SELECT pg_advisory_lock($1, hashtext($2))", [LOCK_NAMESPACE, schema]);
+      const opening = [1, 2].map(async () => {
+        const backend = await PostgresBackend.open({ url: `${bouncer.url}?pooler=transaction`, schema });
+        opened.push(backend);
+        return backend;
+      });
+      const all = Promise.allSettled(opening);
+      const waiting = "wait_event_type = 'Lock' AND wait_event = 'advisory' AND (SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory') >= $1";
+      await untilSessionWaits(admin, waiting, [2], all);
+      await admin.query("SELECT pg_advisory_unlock($1, hashtext($2))", [LOCK_NAMESPACE, schema]);
+      const results = await all;
+      assert.deepEqual(results.map((r) => (r.status === "fulfilled" ? "opened" : String(r.reason))), ["opened", "opened"]);
+      const versions = await admin.query<{ version: number }>(`SELECT version FROM "${schema}".migrations ORDER BY version`);
+      assert.deepEqual(versions.rows.map((r) => r.version), [1, 2, 3, 4, 5], "each migration applied once");
+    } finally {
+      await Promise.all(opened.map((b) => b.close()));
+      await admin.end();
+      await bouncer.stop();
+      server.stop();
     }
   });
 

@@ -92,7 +92,11 @@ export async function migrate(pool: pg.Pool, schema: string, options: { sessionS
     const applied: string[] = [];
     for (const m of migrations) {
       if (m.version <= before) continue;
-      await client.query("BEGIN");
+      // Read committed whatever the database's default: under repeatable read or serializable the
+      // transaction's snapshot is taken by the lock statement, before its wait, and the version
+      // read after it missed what the process waited for had applied ("relation already exists").
+      // Behind a transaction pooler no session setting of ours says otherwise (postgres-backend.ts).
+      await client.query("BEGIN ISOLATION LEVEL READ COMMITTED");
       try {
         await client.query({ text: "SELECT pg_advisory_xact_lock($1, hashtext($2))", values: [LOCK_NAMESPACE, schema], ...NO_REPLY_TIMEOUT });
         // Another process may have applied it while this one waited on the lock.
