@@ -8,7 +8,7 @@ import { Socket } from "node:net";
 import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
 import pg from "pg";
-import { ConfigError, Offload } from "../../src/index.ts";
+import { BackendUnavailableError, ConfigError, Offload } from "../../src/index.ts";
 import { nextEvent, recordEvents } from "../../src/testing/index.ts";
 import { POSTGRES_URL, withOrdersSchema } from "./postgres-helpers.ts";
 
@@ -211,6 +211,28 @@ describe("postgres: transactional enqueue", () => {
     assert.ok(refused.cause instanceof pg.DatabaseError && refused.cause.code === "25006", "pg's error as its cause");
     await client.query("ROLLBACK");
     assert.equal((await offload.jobs.list()).length, 0);
+  }));
+
+  it("a serialization failure in the app's repeatable read transaction reaches the app as pg's 40001, for it to run the transaction again, not as the backend unavailable", () => withFixture(async ({ offload, client }) => {
+    const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => p.order });
+    await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
+    await client.query("SELECT 1"); // the transaction's snapshot
+    // Another request takes the key and commits after that snapshot: the app's insert of the same
+    // key conflicts with a row it cannot see, which repeatable read answers with 40001.
+    await confirm.enqueue({ order: 1 }, { key: "order-1" });
+    const failed = await confirm.enqueue({ order: 1 }, { tx: client, key: "order-1" }).then(() => undefined, (error: unknown) => error);
+    await client.query("ROLLBACK");
+    assert.ok(failed instanceof pg.DatabaseError && failed.code === "40001", `pg's serialization failure, got ${String(failed)}`);
+    assert.equal((await offload.jobs.list()).length, 1);
+  }));
+
+  it("an enqueue of Offload's own that the server rolls back at every send (40001) fails as the backend unavailable, after its resends", () => withFixture(async ({ schema, offload, client }) => {
+    const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => p.order });
+    await client.query(`CREATE FUNCTION "${schema}".contended() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'contended' USING ERRCODE = '40001'; END $$`);
+    await client.query(`CREATE TRIGGER contended BEFORE INSERT ON "${schema}".jobs FOR EACH ROW EXECUTE FUNCTION "${schema}".contended()`);
+    const failed = await confirm.enqueue({ order: 1 }).then(() => undefined, (error: unknown) => error);
+    assert.ok(failed instanceof BackendUnavailableError && failed.cause instanceof pg.DatabaseError && failed.cause.code === "40001", `unavailable, got ${String(failed)}`);
   }));
 
   it("transaction control still in flight is read as PostgreSQL runs it: ROLLBACK TO a savepoint, COMMIT WORK, AND CHAIN", () => withFixture(async ({ offload, client }) => {

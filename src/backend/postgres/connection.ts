@@ -265,11 +265,13 @@ export function endedWhileIdle(error: unknown): boolean {
  * many connections) or time (57014, a statement timeout; 55P03, a lock timeout). The statement did
  * not happen, and the adapter does not send it again at once (it would meet the same limit), but
  * the app may try later: its calls get a BackendUnavailableError (client/backend-errors.ts).
- * So does a statement rolled back by contention, once its resends (postgres-backend.ts) failed too.
+ * Not a statement rolled back by contention (rolledBack): one of Offload's own is sent again, and
+ * the backend says which failed every resend (PostgresBackend.unavailable); in the app's own
+ * transaction (enqueue with tx) it is the app's 40001 or 40P01, for it to run its transaction again.
  */
 export function refusedForNow(error: unknown): boolean {
   const code = error instanceof Error ? (error as { code?: unknown }).code : undefined;
-  return typeof code === "string" && (code.startsWith("53") || code === "57014" || code === "55P03" || rolledBack(error));
+  return typeof code === "string" && (code.startsWith("53") || code === "57014" || code === "55P03");
 }
 
 /**
@@ -277,8 +279,9 @@ export function refusedForNow(error: unknown): boolean {
  * default isolation is repeatable read or serializable) or chosen as a deadlock's victim (40P01):
  * nothing of it happened, and the same statement may well pass when sent again.
  */
-export function rolledBack(error: unknown): boolean {
-  const code = error instanceof Error ? (error as { code?: unknown }).code : undefined;
+export function rolledBack(error: unknown): error is Error {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
   return code === "40001" || code === "40P01";
 }
 

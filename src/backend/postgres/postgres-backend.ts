@@ -56,6 +56,12 @@ export class PostgresBackend implements Backend {
   readonly #replyTimeoutMs: number;
   /** The pool is a transaction pooler: no named statements, no session state (connection.ts). */
   readonly #transactionPooler: boolean;
+  /**
+   * Errors of statements of ours rolled back by contention at every resend (#query): the app's
+   * calls get them as BackendUnavailableError. The same codes from the app's own transaction
+   * (enqueue with tx) are the app's to act on, and reach it as they are.
+   */
+  readonly #contended = new WeakSet<object>();
   /** Rows per statement of each bulk step (#inSteps). */
   readonly #stepSizes = { "stage-due": BULK_STEP, "rescue-expired": BULK_STEP, prune: BULK_STEP };
   #closed: Promise<void> | undefined;
@@ -151,7 +157,11 @@ export class PostgresBackend implements Backend {
         return await run();
       } catch (error) {
         const pause = ROLLED_BACK_PAUSES_MS[retry];
-        if (pause === undefined || !rolledBack(error) || this.closed) throw error;
+        if (!rolledBack(error)) throw error;
+        if (pause === undefined || this.closed) {
+          this.#contended.add(error);
+          throw error;
+        }
         await new Promise<void>((resolve) => setTimeout(resolve, pause * (0.5 + Math.random())));
       }
     }
@@ -508,7 +518,7 @@ export class PostgresBackend implements Backend {
   }
 
   unavailable(error: unknown): boolean {
-    return serverUnavailable(error);
+    return serverUnavailable(error) || (typeof error === "object" && error !== null && this.#contended.has(error));
   }
 
   get closed(): boolean {
