@@ -80,6 +80,12 @@ describe("redis: TLS", () => {
     assert.deepEqual(await runJobs(`rediss://127.0.0.1:${single}?prefix=tls-one&tlsCaFile=${encodeURIComponent(ca)}`, 30), expected(30));
   });
 
+  it("?tlsCaFile= written as a plain path keeps a + in it (the query is not read as a form)", async () => {
+    const plus = join(servers.dir, "c++", "ca.pem");
+    await run("sh", ["-c", `mkdir -p '${join(servers.dir, "c++")}' && cp '${ca}' '${plus}'`]);
+    assert.deepEqual(await runJobs(`rediss://127.0.0.1:${single}?prefix=tls-plus&tlsCaFile=${plus}`, 3), expected(3));
+  });
+
   it("rediss+cluster:// with ?tlsCaFile= runs jobs through a 3-node Cluster whose nodes speak TLS only", { timeout: 60_000 }, async () => {
     // Two installations: their hash tags put their keys in different slots, most likely on
     // different nodes. One names its seeds by host name, which the certificate also covers: over

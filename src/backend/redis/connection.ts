@@ -102,7 +102,7 @@ export function createClient(url: string, replyTimeoutMs?: number): Redis | Clus
   // ioredis destroys a connection that received nothing this long while replies were due.
   const socketTimeout = replyTimeoutMs ?? options.replyTimeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS;
   const scheme = /^([a-z+]+):\/\//i.exec(base)?.[1]?.toLowerCase() ?? "";
-  const tls = tlsSettings(url, scheme, new URLSearchParams(url.includes("?") ? url.slice(url.indexOf("?") + 1) : "").get("tlsCaFile"));
+  const tls = tlsSettings(url, scheme, pathParam(url, "tlsCaFile"));
   const failures: ConnectionFailures = { latest: undefined };
   const clientOptions: RedisOptions = { ...CLIENT_OPTIONS, socketTimeout, ...(tls ? { tls, Connector: tlsConnector(failures) } : {}) };
   const kept = <C extends Redis | Cluster>(client: C): C => {
@@ -145,6 +145,15 @@ export function createClient(url: string, replyTimeoutMs?: number): Redis | Clus
     }));
   }
   return kept(new Redis(base, clientOptions));
+}
+
+/**
+ * A query parameter that holds a file path, percent-decoded only: read as a form (URLSearchParams),
+ * a "+" in it became a space, and /etc/ssl/c++/ca.pem named a file that does not exist.
+ */
+function pathParam(url: string, name: string): string | null {
+  const raw = new RegExp(`[?&]${name}=([^&#]*)`).exec(url)?.[1];
+  return raw === undefined ? null : decoded(url, raw, `?${name}=`);
 }
 
 /**
