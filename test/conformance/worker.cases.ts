@@ -464,14 +464,20 @@ export function workerCases(use: UseBackend): void {
 
   it("result({ timeout }) ends at its deadline, and result({ signal }) on abort, even when a read never answers (a connection being re-made)", use(async (backend) => {
     let reads = 0;
-    const stuck = withOperation(backend, "getJob", (id) => (++reads === 1 ? backend.getJob(id) : new Promise<never>(() => {})));
+    let answered = (): void => {};
+    const firstAnswered = new Promise<void>((resolve) => (answered = resolve));
+    const stuck = withOperation(backend, "getJob", (id) => (++reads === 1 ? backend.getJob(id).finally(answered) : new Promise<never>(() => {})));
     const clock = new FakeClock();
     const offload = new Offload({ backend: stuck, clock });
     try {
       const task = offload.task({ name: "never-run", run: () => 1 });
       const job = await task.enqueue(null);
       const waiting = job.result({ timeout: "2s" });
-      await clock.sleeping(2_000); // the first read answered "queued"; the wait parks until its deadline
+      // The first read answered "queued" (the wait's 2 s sleep starts with the read, not after its
+      // answer: a cancel sent then could reach the server first, on a slow path such as a pooler's,
+      // and the read answered "cancelled"); the wait parks until its deadline.
+      await firstAnswered;
+      await clock.sleeping(2_000);
       // The job ends: the shared look sees it, and the wait reads it again. That read hangs.
       assert.equal(await backend.cancel(job.id, clock.now()), "CANCELLED");
       for (const deadline = Date.now() + 5_000; reads < 2;) {
