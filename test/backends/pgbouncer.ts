@@ -8,6 +8,7 @@ import { connect } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../support/ports.ts";
+import { until } from "../support/until.ts";
 
 export const PGBOUNCER_BIN = process.env["OFFLOAD_TEST_PGBOUNCER"] ?? "/usr/sbin/pgbouncer";
 
@@ -94,14 +95,15 @@ async function spawnPgBouncer(args: string[], port: number, failed: () => void):
     await exited;
   };
   // Up when its port accepts a connection; a config it refuses ends the process first.
-  for (;;) {
-    if (child.exitCode !== null) {
-      await stop();
-      failed();
-      throw new Error(`pgbouncer exited at start: ${output}`);
-    }
-    if (await accepts(port)) break;
-    await new Promise<void>((resolve) => setTimeout(resolve, 20));
+  try {
+    await until(async () => {
+      if (child.exitCode !== null) throw new Error(`pgbouncer exited at start: ${output}`);
+      return accepts(port);
+    }, "pgbouncer accepting connections", 20);
+  } catch (error) {
+    await stop();
+    failed();
+    throw error;
   }
   return { stop };
 }

@@ -9,7 +9,7 @@ import { uuidv7 } from "../../src/core/ids.ts";
 import { newJob, T0 } from "../conformance/fixtures.ts";
 import { MODE_SETTINGS } from "../../src/backend/postgres/pooled-query.ts";
 import { loadQueries } from "../../src/backend/postgres/queries.ts";
-import { POSTGRES_URL, connectedPair, holdEventInserts, newWorkSignals, openIsolated } from "./postgres-helpers.ts";
+import { POSTGRES_URL, connectedPair, holdEventInserts, newWorkSignals, assertStalledClaimStopped, openIsolated } from "./postgres-helpers.ts";
 
 describe("postgres: claim and due jobs", () => {
   it("a due scheduled job with a higher priority is claimed before a queued one, with its events in order", async () => {
@@ -28,32 +28,7 @@ describe("postgres: claim and due jobs", () => {
   });
 
   it("a claim given up on at its reply timeout is stopped on the server: its job stays queued, unclaimed, and is claimed next time", { timeout: 30_000 }, async () => {
-    const b = await openIsolated();
-    const admin = new pg.Client({ connectionString: POSTGRES_URL });
-    await admin.connect();
-    try {
-      const job = newJob({ id: uuidv7(T0), runAt: T0 });
-      await b.enqueue({ jobs: [job], now: T0 });
-      // What a CREATE INDEX on the events table takes: the claim's event insert waits behind it,
-      // past the claim's reply timeout (a third of a 3 s lease, at least 1 s).
-      await admin.query("BEGIN");
-      await admin.query(`LOCK TABLE "${b.schema}".events IN SHARE MODE`);
-      // Nothing was handed over, and the claim fails with its timeout rather than answer "no jobs"
-      // (a worker would read that as an empty queue): the worker claims again after its back-off.
-      await assert.rejects(b.claim({ queues: ["q"], limit: 1, worker: "w", leaseMs: 3_000, now: T0 }), /Query read timeout/);
-      await admin.query("COMMIT");
-      // The claim's server process ended before claim() answered: it can no longer commit.
-      const after = await b.getJob(job.id);
-      assert.equal(after?.state, "queued");
-      assert.equal(after?.attempt, 0, "no attempt charged for a run that never happened");
-      const [next] = await b.claim({ queues: ["q"], limit: 1, worker: "w", leaseMs: 3_000, now: T0 + 1 });
-      assert.equal(next?.job.id, job.id);
-      assert.equal(next?.job.attempt, 1);
-    } finally {
-      await admin.query("ROLLBACK").catch(() => {});
-      await admin.end();
-      await b.close();
-    }
+    await assertStalledClaimStopped(await openIsolated());
   });
 
   it("a due job locked by another transaction does not stop the claim of queued jobs", async () => {

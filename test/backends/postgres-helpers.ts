@@ -1,10 +1,13 @@
 // Shared by the PostgreSQL test files: every test gets its own schema on the shared server
 // (127.0.0.1:5432, or $OFFLOAD_TEST_POSTGRES_URL) and drops it afterwards, so test files running
 // in parallel never see each other's jobs.
+import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { PostgresBackend, type PostgresOptions } from "../../src/backend/postgres/postgres-backend.ts";
+import { uuidv7 } from "../../src/core/ids.ts";
 import { Offload } from "../../src/index.ts";
+import { T0, newJob } from "../conformance/fixtures.ts";
 
 export const POSTGRES_URL = process.env["OFFLOAD_TEST_POSTGRES_URL"] ?? "postgres://postgres@127.0.0.1:5432/test";
 
@@ -157,3 +160,43 @@ export async function workersSharingAQueue(url: string, count: number): Promise<
     await Promise.all(instances.map((offload) => offload.close()));
   }
 }
+
+/**
+ * A claim past its reply timeout (its event insert waits behind a lock such as CREATE INDEX takes
+ * on the events table) must be stopped on the server before claim() answers: its job stays queued
+ * with no attempt charged, and the next claim takes it. Left to commit after the reclaim had
+ * looked, it sat active under a lease nobody held until rescue charged it an attempt it never ran.
+ * The test of this on a direct connection and through a transaction pooler.
+ */
+export async function assertStalledClaimStopped(b: PostgresBackend): Promise<void> {
+  const admin = new pg.Client({ connectionString: POSTGRES_URL });
+  await admin.connect();
+  try {
+    const job = newJob({ id: uuidv7(T0), runAt: T0 });
+    await b.enqueue({ jobs: [job], now: T0 });
+    // Past the claim's reply timeout: a third of a 3 s lease, at least 1 s.
+    await admin.query("BEGIN");
+    await admin.query(`LOCK TABLE "${b.schema}".events IN SHARE MODE`);
+    // Nothing was handed over, and the claim fails with its timeout rather than answer "no jobs"
+    // (a worker would read that as an empty queue): the worker claims again after its back-off.
+    await assert.rejects(b.claim({ queues: ["q"], limit: 1, worker: "w", leaseMs: 3_000, now: T0 }), /Query read timeout/);
+    await admin.query("COMMIT");
+    // A statement left running would go on once the lock is gone, and commit: none may be.
+    const running = await admin.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid() AND query LIKE $1",
+      [`%"${b.schema}".jobs%`],
+    );
+    assert.equal(running.rows[0]?.n, 0, "the claim's server session was stopped before claim() answered");
+    const after = await b.getJob(job.id);
+    assert.equal(after?.state, "queued");
+    assert.equal(after?.attempt, 0, "no attempt charged for a run that never happened");
+    const [next] = await b.claim({ queues: ["q"], limit: 1, worker: "w", leaseMs: 3_000, now: T0 + 1 });
+    assert.equal(next?.job.id, job.id);
+    assert.equal(next?.job.attempt, 1);
+  } finally {
+    await admin.query("ROLLBACK").catch(() => {});
+    await admin.end();
+    await b.close();
+  }
+}
+

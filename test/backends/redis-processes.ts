@@ -5,24 +5,13 @@ import { once } from "node:events";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as delay } from "node:timers/promises";
 import { promisify } from "node:util";
+import { until } from "../support/until.ts";
 
 export const run = promisify(execFile);
 
 export { freePort } from "../support/ports.ts";
-
-/**
- * Waits until `holds()` for a server state that sends the client no event (cluster state,
- * replication), looking every `stepMs`; fails naming `what` after `limitMs`.
- */
-export async function until(holds: () => Promise<boolean>, what: string, stepMs: number, limitMs = 30_000): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (!(await holds())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not reached within ${limitMs} ms`);
-    await delay(stepMs);
-  }
-}
+export { until };
 
 export class RedisProcesses {
   readonly dir = mkdtempSync(join(tmpdir(), "offload-redis-"));
