@@ -15,6 +15,7 @@ import { T0, newJob } from "../conformance/fixtures.ts";
 import { type PgBouncer, startPgBouncer } from "./pgbouncer.ts";
 import { POSTGRES_URL, assertStalledClaimStopped, dropSchema, openIsolated, uniqueSchema, untilSessionWaits, withClient } from "./postgres-helpers.ts";
 import { startPrivateServer } from "./postgres-server.ts";
+import { warningsOf } from "../support/warnings.ts";
 
 let shared: PgBouncer | undefined;
 let single: PgBouncer | undefined;
@@ -120,6 +121,44 @@ describe("postgres behind PgBouncer (transaction pooling)", () => {
     } finally {
       await Promise.all(opened.map((b) => b.close()));
       await admin.end();
+      await bouncer.stop();
+      server.stop();
+    }
+  });
+
+  it("on a database whose default isolation is repeatable read, a completion rolled back by a serialization failure through the pooler is sent again, and a warning says how to set the role", { timeout: 60_000 }, async () => {
+    const server = await startPrivateServer();
+    const bouncer = await startPgBouncer(server.url, { mode: "transaction", poolSize: 2 });
+    const [admin, observer] = [new pg.Client({ connectionString: server.url }), new pg.Client({ connectionString: server.url })];
+    await Promise.all([admin.connect(), observer.connect()]);
+    const warnings = warningsOf("OFFLOAD_POSTGRES_ROLLED_BACK");
+    const schema = uniqueSchema("pgbs");
+    let backend: PostgresBackend | undefined;
+    try {
+      await admin.query("ALTER DATABASE postgres SET default_transaction_isolation = 'repeatable read'");
+      backend = await PostgresBackend.open({ url: `${bouncer.url}?pooler=transaction`, schema });
+      const job = newJob();
+      await backend.enqueue({ jobs: [job], now: T0 });
+      const [claimed] = await backend.claim({ queues: ["q"], limit: 1, worker: "w", leaseMs: 10_000, now: T0 });
+      assert.ok(claimed);
+      // Another transaction updates the job's row; the completion's snapshot is taken before that
+      // commits, so under repeatable read its update of the same row fails with 40001.
+      await admin.query("BEGIN ISOLATION LEVEL READ COMMITTED");
+      await admin.query(`UPDATE "${schema}".jobs SET attempt = attempt WHERE id = $1`, [job.id]);
+      const completing = backend.complete([{ id: job.id, token: claimed.token, resultJson: "1" }], T0 + 1);
+      await untilSessionWaits(observer, "wait_event_type = 'Lock' AND query LIKE $1", [`%"${schema}".jobs%`], completing);
+      await admin.query("COMMIT");
+      assert.deepEqual(await completing, ["OK"], "the resend, on a fresh snapshot, completed the job");
+      assert.equal((await backend.getJob(job.id))?.state, "succeeded");
+      await new Promise((resolve) => setImmediate(resolve)); // process.emitWarning emits on the next tick
+      const [warning = "no warning"] = warnings.seen;
+      assert.match(warning, /statement complete was rolled back by a serialization failure/);
+      assert.match(warning, /ALTER ROLE <role> SET default_transaction_isolation = 'read committed'/);
+    } finally {
+      warnings.stop();
+      await admin.query("ROLLBACK").catch(() => {});
+      await backend?.close();
+      await Promise.all([admin.end(), observer.end()]);
       await bouncer.stop();
       server.stop();
     }

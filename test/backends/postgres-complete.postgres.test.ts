@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { loadQueries } from "../../src/backend/postgres/queries.ts";
 import { LEASE, T0, newJob } from "../conformance/fixtures.ts";
+import { warningsOf } from "../support/warnings.ts";
 import { connectedPair, openIsolated, untilSessionWaits } from "./postgres-helpers.ts";
 
 describe("postgres: repeated completions", () => {
@@ -37,9 +38,10 @@ describe("postgres: repeated completions", () => {
     }
   });
 
-  it("a completion chosen as a deadlock's victim did nothing, and is sent again: both jobs succeed", { timeout: 30_000 }, async () => {
+  it("a completion chosen as a deadlock's victim did nothing, and is sent again: both jobs succeed, and a warning names the statement", { timeout: 30_000 }, async () => {
     const b = await openIsolated();
     const [other, observer] = await connectedPair();
+    const warnings = warningsOf("OFFLOAD_POSTGRES_ROLLED_BACK");
     try {
       const jobs = [newJob(), newJob()]; // ids increase: the batch locks jobs[0] first
       await b.enqueue({ jobs, now: T0 });
@@ -56,7 +58,14 @@ describe("postgres: repeated completions", () => {
       await other.query("ROLLBACK");
       assert.deepEqual(await completing, ["OK", "OK"]);
       for (const job of jobs) assert.equal((await b.getJob(job.id))?.state, "succeeded");
+      // Sent again without a word, a deadlock between Offload's own statements would go unseen.
+      await new Promise((resolve) => setImmediate(resolve)); // process.emitWarning emits on the next tick
+      const [warning = "no warning"] = warnings.seen;
+      assert.match(warning, /statement complete was chosen as a deadlock's victim/);
+      assert.ok(warning.includes(`"${b.schema}"`), warning);
+      assert.equal(warnings.seen.length, 1);
     } finally {
+      warnings.stop();
       await other.query("ROLLBACK").catch(() => {});
       await other.end();
       await observer.end();

@@ -285,6 +285,18 @@ export function rolledBack(error: unknown): error is Error {
   return code === "40001" || code === "40P01";
 }
 
+/** What a warning says of Offload's statement `statement` rolled back with `code` (and sent again). */
+export function rollbackWarning(code: "40001" | "40P01", statement: string, schema: string): string {
+  if (code === "40P01") {
+    return `offload postgres: Offload's statement ${statement} was chosen as a deadlock's victim and sent again. ` +
+      `Another transaction locking rows of schema "${schema}" (an operator's or the app's) causes this; ` +
+      "between Offload's own statements it would be a bug of Offload's, to report.";
+  }
+  return `offload postgres: Offload's statement ${statement} was rolled back by a serialization failure (40001) and sent again: ` +
+    "this role's default_transaction_isolation is stricter than read committed, and Offload's sessions could not set their own (behind a transaction pooler they cannot). " +
+    "Give Offload's role read committed: ALTER ROLE <role> SET default_transaction_isolation = 'read committed' (docs/postgres.md).";
+}
+
 /**
  * The error to judge: `error`, or for a wrapper without a code of its own, the first error down
  * its `cause` chain that has one (else the last). An ORM's adapter for a transactional enqueue

@@ -16,7 +16,7 @@ import { countsFromRows, jobPeek } from "../decode.ts";
 import { QUIET_OPERATIONS } from "../change-listeners.ts";
 import { distinctLeases, leaseKey } from "../lease-batch.ts";
 import { claimRecovering, enqueueResending } from "../lost-replies.ts";
-import { type PostgresOptions, connectionSettings, endedWhileIdle, resendable, rolledBack, unavailable as serverUnavailable } from "./connection.ts";
+import { type PostgresOptions, connectionSettings, endedWhileIdle, resendable, rollbackWarning, rolledBack, unavailable as serverUnavailable } from "./connection.ts";
 import { type EnqueueStatements, enqueueJobs } from "./enqueue.ts";
 import { Listener } from "./listener.ts";
 import { type MigrateResult, migrate } from "./migrate.ts";
@@ -62,6 +62,8 @@ export class PostgresBackend implements Backend {
    * (enqueue with tx) are the app's to act on, and reach it as they are.
    */
   readonly #contended = new WeakSet<object>();
+  /** The rollback codes (40001, 40P01) already reported by a warning: once each per backend. */
+  readonly #reportedRollbacks = new Set<string>();
   /** Rows per statement of each bulk step (#inSteps). */
   readonly #stepSizes = { "stage-due": BULK_STEP, "rescue-expired": BULK_STEP, prune: BULK_STEP };
   #closed: Promise<void> | undefined;
@@ -158,6 +160,7 @@ export class PostgresBackend implements Backend {
       } catch (error) {
         const pause = ROLLED_BACK_PAUSES_MS[retry];
         if (!rolledBack(error)) throw error;
+        this.#reportRollback(name, error);
         if (pause === undefined || this.closed) {
           this.#contended.add(error);
           throw error;
@@ -165,6 +168,19 @@ export class PostgresBackend implements Backend {
         await new Promise<void>((resolve) => setTimeout(resolve, pause * (0.5 + Math.random())));
       }
     }
+  }
+
+  /**
+   * Resends keep the work going, but the cause is the operator's to know of: a deadlock means
+   * someone else locks Offload's rows (or a lock-order bug of ours), and a serialization failure
+   * means the role's isolation level is stricter than read committed where Offload cannot set its
+   * own (behind a transaction pooler). Said once per cause, not once per resend.
+   */
+  #reportRollback(name: QueryName | undefined, error: Error): void {
+    const code = (error as { code?: unknown }).code === "40P01" ? "40P01" : "40001";
+    if (this.#reportedRollbacks.has(code)) return;
+    this.#reportedRollbacks.add(code);
+    process.emitWarning(rollbackWarning(code, name ?? "a statement", this.schema), { code: "OFFLOAD_POSTGRES_ROLLED_BACK" });
   }
 
   async #first(name: QueryName, values: unknown[]): Promise<Row | undefined> {
