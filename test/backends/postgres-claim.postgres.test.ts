@@ -9,6 +9,7 @@ import { uuidv7 } from "../../src/core/ids.ts";
 import { newJob, T0 } from "../conformance/fixtures.ts";
 import { MODE_SETTINGS } from "../../src/backend/postgres/pooled-query.ts";
 import { loadQueries } from "../../src/backend/postgres/queries.ts";
+import { until } from "../support/until.ts";
 import { POSTGRES_URL, connectedPair, holdEventInserts, newWorkSignals, assertStalledClaimStopped, openIsolated } from "./postgres-helpers.ts";
 
 describe("postgres: claim and due jobs", () => {
@@ -29,6 +30,27 @@ describe("postgres: claim and due jobs", () => {
 
   it("a claim given up on at its reply timeout is stopped on the server: its job stays queued, unclaimed, and is claimed next time", { timeout: 30_000 }, async () => {
     await assertStalledClaimStopped(await openIsolated());
+  });
+
+  it("stopping a claim's server process by pid leaves a session alone that is not running this backend's claim (a session-mode pooler's pid may be anyone's)", async () => {
+    const b = await openIsolated();
+    const [sleeper, caller] = await connectedPair();
+    try {
+      const pid = (await sleeper.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]?.pid;
+      const sleeping = sleeper.query("SELECT pg_sleep(30)").then(() => "slept", (error: unknown) => String(error));
+      const queries = loadQueries(b.schema);
+      const running = async (): Promise<number> => (await caller.query("SELECT FROM pg_stat_activity WHERE pid = $1 AND state = 'active'", [pid])).rowCount ?? 0;
+      await until(async () => (await running()) === 1, "the sleeper's statement running", 10);
+      // The same user, database and pid, but another statement: no row, and no signal.
+      const stopped = await caller.query(queries["end-backend"], [pid, null, queries["claim"]]);
+      assert.equal(stopped.rowCount, 0);
+      assert.equal(await running(), 1, "the session still runs its own statement");
+      await caller.query("SELECT pg_cancel_backend($1)", [pid]);
+      assert.match(await sleeping, /canceling statement due to user request/, "cancelled by the test, not terminated");
+    } finally {
+      await Promise.all([sleeper.end(), caller.end()]);
+      await b.close();
+    }
   });
 
   it("a due job locked by another transaction does not stop the claim of queued jobs", async () => {

@@ -304,7 +304,7 @@ export class PostgresBackend implements Backend {
           const pid = serverPidOf(error);
           stalled = this.#transactionPooler
             ? () => this.#claimEnded(tag, replyTimeoutMs)
-            : pid === undefined ? undefined : () => this.#ended(pid, replyTimeoutMs);
+            : pid === undefined ? undefined : () => this.#ended(pid, text, replyTimeoutMs);
           throw error;
         }
       },
@@ -326,14 +326,15 @@ export class PostgresBackend implements Backend {
   }
 
   /**
-   * Stops the server process `pid` (a connection given up on) and resolves once it has ended;
-   * fails if it is still there after `withinMs` (a frozen server: the caller tries again later).
+   * Stops the server process `pid` (a connection given up on) while it runs `claimText`, and
+   * resolves once it no longer does; fails if it still does after `withinMs` (a frozen server: the
+   * caller tries again later).
    */
-  async #ended(pid: number, withinMs: number): Promise<void> {
+  async #ended(pid: number, claimText: string, withinMs: number): Promise<void> {
     const giveUpAt = performance.now() + withinMs;
     let started: unknown = null; // the process's start time, from the first answer
     for (let pause = 10; ; pause = Math.min(pause * 2, 200)) {
-      const [row] = await this.#rows("end-backend", [pid, started], withinMs);
+      const [row] = await this.#rows("end-backend", [pid, started, claimText], withinMs);
       if (row === undefined) return;
       started = row["backend_start"];
       if (performance.now() + pause > giveUpAt) throw new Error(`the server process of a claim given up on (pid ${pid}) has not ended yet`);
