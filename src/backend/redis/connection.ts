@@ -7,13 +7,11 @@
 //   rediss+cluster://…, rediss+sentinel://…   (the same over TLS, to every node and sentinel)
 //   ?tlsCaFile=/path/ca.pem                  (with any rediss form: trust this CA, as well as the system's)
 // Our own query parameters are removed before ioredis sees the URL (it would read them as options).
-import { X509Certificate } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { type ConnectionOptions, type TLSSocket, connect as connectTls, rootCertificates } from "node:tls";
-import { AbstractConnector, Cluster, Redis, type RedisOptions, SentinelConnector, type SentinelConnectionOptions } from "ioredis";
+import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { positiveMs } from "../../core/duration.ts";
 import { BackendOpenError } from "../../core/errors.ts";
 import { nearMiss } from "../../core/near-miss.ts";
+import { type ConnectionFailures, TlsSentinelConnector, connectionFailures, keepHostName, latestConnectionFailure, tlsConnector, tlsSettings } from "./tls.ts";
 
 export interface RedisUrlOptions {
   readonly prefix: string | undefined;
@@ -154,135 +152,6 @@ export function createClient(url: string, replyTimeoutMs?: number): Redis | Clus
 function pathParam(url: string, name: string): string | null {
   const raw = new RegExp(`[?&]${name}=([^&#]*)`).exec(url)?.[1];
   return raw === undefined ? null : decoded(url, raw, `?${name}=`);
-}
-
-/**
- * The TLS settings of a URL: none for plain schemes, the system's CAs for rediss ones, and those
- * plus the PEM file `?tlsCaFile=` names (a private CA, as a self-managed server's certificate is
- * signed by) when given. Read once, when the client is made.
- */
-function tlsSettings(url: string, scheme: string, caFile: string | null): ConnectionOptions | undefined {
-  const secure = scheme.startsWith("rediss");
-  // rediss:// too, though ioredis reads that scheme itself: it reads it case-sensitively
-  // (REDISS:// connected in plain text), and TLS connections get their own connector.
-  if (caFile === null) return secure ? {} : undefined;
-  if (!secure) throw new BackendOpenError(url, "?tlsCaFile= needs a TLS URL (rediss://, rediss+cluster://, rediss+sentinel://)");
-  let ca: Buffer;
-  try {
-    ca = readFileSync(caFile);
-  } catch (error) {
-    throw new BackendOpenError(url, `cannot read ?tlsCaFile= ${caFile}: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  // Node takes any content as CAs without a word (a DER file, a key, an empty file), and every
-  // connection then failed after the reply timeout as "self-signed certificate", blaming the CA.
-  const pem = ca.toString("utf8");
-  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
-  if (blocks.length === 0) {
-    throw new BackendOpenError(url, `?tlsCaFile= ${caFile} holds no PEM certificate ("-----BEGIN CERTIFICATE-----"); a DER file converts with openssl x509 -inform DER -in <file> -out ca.pem`);
-  }
-  for (const block of blocks) {
-    try {
-      new X509Certificate(block);
-    } catch (error) {
-      throw new BackendOpenError(url, `?tlsCaFile= ${caFile} holds a certificate that cannot be read: ${error instanceof Error ? error.message : String(error)}`);
-    }
-  }
-  return { ca: [...rootCertificates, pem] };
-}
-
-/**
- * A TLS socket can fail twice: the client refuses the server's certificate (an error), then fails
- * to read what the server sent next in the same burst (an alert answering a connection ended
- * mid-handshake, as a Cluster does to node connections when its slot refresh fails: a second
- * error). ioredis listens for the first error only, and the second, with no listener, was an
- * uncaught exception that ended the process. The socket is closed by then; later errors are
- * dropped. Given as the connector of every data connection over TLS (a Cluster passes it to its
- * node connections, and to the ones its slot refresh makes).
- */
-function quietAfterFirstError<T extends { on(event: "error", listener: () => void): unknown }>(stream: T): T {
-  stream.on("error", () => {});
-  return stream;
-}
-
-/** The latest failure of a TLS connection made for one client (see connectionFailures). */
-interface ConnectionFailures {
-  latest: Error | undefined;
-}
-
-/**
- * Per client made over TLS: the latest failure of any connection made for it. A Cluster's slot
- * refresh makes connections of its own and drops their errors, so a Cluster that could not
- * connect said only "Failed to refresh slots cache.", whatever the reason: a certificate not
- * trusted, expired, or for another host. InFlightCalls says this one instead.
- */
-const connectionFailures = new WeakMap<Redis | Cluster, ConnectionFailures>();
-
-/**
- * The latest failure of a TLS connection made for `client` (a Cluster's slot refreshes included);
- * undefined for a client that does not use TLS.
- */
-export function latestConnectionFailure(client: Redis | Cluster): ConnectionFailures | undefined {
-  return connectionFailures.get(client);
-}
-
-/** A TlsConnector class that records its sockets' first errors in `failures`. */
-function tlsConnector(failures: ConnectionFailures): typeof TlsConnector {
-  return class extends TlsConnector {
-    protected override failed(error: Error): void {
-      failures.latest = error;
-    }
-  };
-}
-
-/** ioredis's own connector for one server, over TLS only, its socket kept from failing twice. */
-class TlsConnector extends AbstractConnector {
-  readonly #options: ConnectionOptions;
-
-  constructor(options: unknown) {
-    const given = (options ?? {}) as RedisOptions;
-    super(given.disconnectTimeout ?? 2_000);
-    this.#options = { ...(given.tls ?? {}), host: given.host, port: given.port, ...(given.family === undefined ? {} : { family: given.family }) };
-  }
-
-  /** Told of each socket's first error. */
-  protected failed(_error: Error): void {}
-
-  override connect(): Promise<TLSSocket> {
-    this.connecting = true;
-    // On the next tick, as ioredis does: a disconnect() made meanwhile cancels the attempt.
-    return new Promise((resolve, reject) => {
-      process.nextTick(() => {
-        if (!this.connecting) return reject(new Error("Connection is closed."));
-        let stream: TLSSocket;
-        try {
-          stream = connectTls(this.#options);
-        } catch (error) {
-          return reject(error instanceof Error ? error : new Error(String(error)));
-        }
-        this.stream = stream;
-        stream.once("error", (error) => {
-          this.firstError = error;
-          this.failed(error);
-        });
-        resolve(quietAfterFirstError(stream));
-      });
-    });
-  }
-}
-
-class TlsSentinelConnector extends SentinelConnector {
-  constructor(options: unknown) {
-    super(options as SentinelConnectionOptions); // ioredis gives a Sentinel client's options
-  }
-
-  override async connect(emit: Parameters<SentinelConnector["connect"]>[0]): ReturnType<SentinelConnector["connect"]> {
-    return quietAfterFirstError(await super.connect(emit));
-  }
-}
-
-/** A cluster's dnsLookup that keeps names as given (see createClient). */
-function keepHostName(address: string, callback: (error: null, address: string) => void): void {
-  callback(null, address);
 }
 
 /**
