@@ -4,8 +4,6 @@
 // ?tlsCaFile=. redis-server processes of the test's own (Debian's redis-server is built with TLS),
 // listening on TLS only, with a CA and a certificate for 127.0.0.1 made by openssl here.
 import assert from "node:assert/strict";
-import { once } from "node:events";
-import { type AddressInfo, connect, createServer } from "node:net";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -13,6 +11,7 @@ import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
 import { BackendOpenError, BackendUnavailableError } from "../../src/core/errors.ts";
 import { Offload } from "../../src/index.ts";
 import { RedisProcesses, freePort, run, until } from "./redis-processes.ts";
+import { TlsFailTwiceProxy } from "./tls-fail-twice-proxy.ts";
 
 const servers = new RedisProcesses();
 const ca = join(servers.dir, "ca.crt");
@@ -29,6 +28,22 @@ async function makeCertificates(): Promise<void> {
   await run("sh", ["-c", `printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > '${ext}'`]);
   await run("openssl", ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", join(servers.dir, "ca.key"), "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", ext]);
 }
+
+/** sentinel.conf lines for a sentinel on TLS only on `port`, reaching its master over TLS. */
+function sentinelTls(port: number): string[] {
+  return ["port 0", `tls-port ${port}`, `tls-cert-file ${cert}`, `tls-key-file ${key}`, `tls-ca-cert-file ${ca}`, "tls-auth-clients no", "tls-replication yes"];
+}
+
+/** Uncaught exceptions from now until stop(): how a socket that fails twice ends a process. */
+function catchUncaught(): { readonly errors: unknown[]; stop(): void } {
+  const errors: unknown[] = [];
+  const onUncaught = (error: unknown): void => void errors.push(error);
+  process.on("uncaughtException", onUncaught);
+  return { errors, stop: () => process.off("uncaughtException", onUncaught) };
+}
+
+/** Whether `error` is the BackendUnavailableError of a call, naming a certificate. */
+const unavailableNamingCertificate = (error: unknown): boolean => error instanceof BackendUnavailableError && /certificate/.test(error.message);
 
 /** redis-server arguments for TLS only on `port` (no plain port), clients not asked for a certificate. */
 function tlsOnly(port: number): string[] {
@@ -100,8 +115,7 @@ describe("redis: TLS", () => {
   it("rediss+sentinel:// with ?tlsCaFile= follows a master behind a Sentinel, both on TLS only", async () => {
     const sentinel = await freePort();
     // The sentinel's own TLS port, and TLS to the master it watches (tls-replication).
-    const config = ["port 0", `tls-port ${sentinel}`, `tls-cert-file ${cert}`, `tls-key-file ${key}`, `tls-ca-cert-file ${ca}`, "tls-auth-clients no", "tls-replication yes"];
-    await servers.startSentinel(sentinel, "tlsmain", single, config);
+    await servers.startSentinel(sentinel, "tlsmain", single, sentinelTls(sentinel));
     assert.deepEqual(await runJobs(`rediss+sentinel://127.0.0.1:${sentinel}/tlsmain?prefix=tls-sentinel&tlsCaFile=${encodeURIComponent(ca)}`, 30), expected(30));
   });
 
@@ -114,7 +128,7 @@ describe("redis: TLS", () => {
       const offload = new Offload({ backend: `${url}?prefix=tls-untrusted&replyTimeout=300` });
       try {
         const task = offload.task({ name: "t", run: () => 1 });
-        await assert.rejects(task.enqueue({}), (error: unknown) => error instanceof BackendUnavailableError && /certificate/.test(error.message));
+        await assert.rejects(task.enqueue({}), unavailableNamingCertificate);
       } finally {
         await offload.close();
       }
@@ -144,37 +158,59 @@ describe("redis: TLS", () => {
 
   it("a server that sends more after the handshake of a certificate the client refuses does not crash the process", async () => {
     // The client rejects the certificate (one error on its socket) and then fails to read what
-    // the server sent next in the same burst (a second error on the same socket): as it happened
-    // when a client ended its side mid-handshake, and the server answered with an alert. ioredis
-    // listens for one error per socket; the second, with no listener, was an uncaught exception
-    // that ended the process (seen on a Cluster whose slot refresh failed on an expired
-    // certificate and dropped the node connections it was making).
-    const uncaught: unknown[] = [];
-    const onUncaught = (error: unknown): void => void uncaught.push(error);
-    process.on("uncaughtException", onUncaught);
-    const proxy = createServer((client) => {
-      proxy.close(); // one connection: the client's reconnects find nothing listening
-      const upstream = connect(single, "127.0.0.1");
-      client.pipe(upstream);
-      // The server's first flight (one chunk on loopback), then a record the client cannot
-      // decrypt, in one write: the client reads both before it closes the socket.
-      const unreadable = Buffer.concat([Buffer.from([0x17, 0x03, 0x03, 0x00, 0x11]), Buffer.alloc(0x11)]);
-      upstream.once("data", (chunk: Buffer) => client.end(Buffer.concat([chunk, unreadable])));
-      client.on("error", () => {});
-      upstream.on("error", () => {});
-      client.on("close", () => upstream.destroy());
-    });
-    proxy.listen(0, "127.0.0.1");
-    await once(proxy, "listening");
-    const backend = new RedisBackend({ url: `rediss://127.0.0.1:${(proxy.address() as AddressInfo).port}?prefix=tls-burst&replyTimeout=500` });
-    const closed = once(proxy, "close");
+    // the server sent next in the same burst (a second error on the same socket), as it happened
+    // when a client ended its side mid-handshake and the server answered with an alert (seen on
+    // a Cluster whose slot refresh failed on an expired certificate and dropped the node
+    // connections it was making).
+    const proxy = await TlsFailTwiceProxy.start(single, { failing: true });
+    const uncaught = catchUncaught();
+    const backend = new RedisBackend({ url: `rediss://127.0.0.1:${proxy.port}?prefix=tls-burst&replyTimeout=500` });
     try {
-      await assert.rejects(backend.counts()); // refused, then no server to reconnect to
-      await closed;
-      assert.deepEqual(uncaught, []);
+      await assert.rejects(backend.counts());
+      await until(async () => proxy.failedClosed >= 1, "a connection refused", 20);
+      assert.deepEqual(uncaught.errors, []);
     } finally {
-      process.off("uncaughtException", onUncaught);
+      uncaught.stop();
       await backend.close();
+      await proxy.close();
+    }
+  });
+
+  it("a sentinel whose certificate the client refuses, then sends more, does not crash the process, and calls name the certificate", async () => {
+    // ioredis connects to the sentinels themselves (to ask for the master, and to hear of a
+    // failover) with options of its own, which named no connector: one of those sockets failing
+    // twice was an uncaught exception. A refused sentinel is a proxy on 127.0.0.2, an address the
+    // certificate does not name: refused as an expired certificate or another host's would be.
+    const sentinel = await freePort();
+    await servers.startSentinel(sentinel, "tlsrefused", single, sentinelTls(sentinel));
+    const [alone, first] = [await TlsFailTwiceProxy.start(sentinel, { failing: true, host: "127.0.0.2" }), await TlsFailTwiceProxy.start(sentinel, { failing: true, host: "127.0.0.2" })];
+    const query = `prefix=tls-refused&replyTimeout=300&tlsCaFile=${encodeURIComponent(ca)}`;
+    const uncaught = catchUncaught();
+    try {
+      // The only sentinel refused: ioredis's own error said "All sentinels are unreachable. …
+      // Last error: Connection is closed.", not why.
+      const offload = new Offload({ backend: `rediss+sentinel://127.0.0.2:${alone.port}/tlsrefused?${query}` });
+      try {
+        await assert.rejects(offload.task({ name: "t", run: () => 1 }).enqueue({}), unavailableNamingCertificate);
+      } finally {
+        await offload.close();
+      }
+      // Listed first, before a good one: the client asks it for the master (refused), then the
+      // good one, and once connected to the master subscribes to failovers on both (refused
+      // again). A backend of its own: an Offload may make a second client (its change feed's).
+      const backend = new RedisBackend({ url: `rediss+sentinel://127.0.0.2:${first.port},127.0.0.1:${sentinel}/tlsrefused?${query}` });
+      try {
+        await backend.counts();
+        await until(async () => first.failedClosed >= 2, "the refused sentinel asked for the master, then for failovers", 20);
+      } finally {
+        await backend.close();
+      }
+      assert.ok(alone.failedClosed >= 1);
+      assert.deepEqual(uncaught.errors, []);
+    } finally {
+      uncaught.stop();
+      await alone.close();
+      await first.close();
     }
   });
 

@@ -11,7 +11,7 @@ import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { positiveMs } from "../../core/duration.ts";
 import { BackendOpenError } from "../../core/errors.ts";
 import { nearMiss } from "../../core/near-miss.ts";
-import { type ConnectionFailures, TlsSentinelConnector, connectionFailures, keepHostName, latestConnectionFailure, tlsConnector, tlsSettings } from "./tls.ts";
+import { type ConnectionFailures, connectionFailures, keepHostName, latestConnectionFailure, tlsConnector, tlsSentinelConnector, tlsSettings } from "./tls.ts";
 
 export interface RedisUrlOptions {
   readonly prefix: string | undefined;
@@ -135,7 +135,7 @@ export function createClient(url: string, replyTimeoutMs?: number): Redis | Clus
       name,
       ...(sentinelPassword === null ? {} : { sentinelPassword }),
       // The sentinels over TLS too: they are reached on the same network as the data nodes.
-      ...(tls ? { enableTLSForSentinelMode: true, sentinelTLS: tls, Connector: TlsSentinelConnector } : {}),
+      ...(tls ? { enableTLSForSentinelMode: true, sentinelTLS: tls, Connector: tlsSentinelConnector(failures) } : {}),
       // Sentinel announces a new master (+switch-master): leave the old one at once instead of
       // waiting for it to refuse a write.
       failoverDetector: true,
@@ -395,9 +395,12 @@ export class InFlightCalls {
     // that never comes: no error at all.
     if (last === undefined) return this.#failures === undefined ? undefined : "no TLS connection was made: is the server reachable, and does it take TLS on that port?";
     // A Cluster's own error names no cause ("Failed to refresh slots cache.", or its node
-    // connections' "Connection is closed."): what its connections met does.
+    // connections' "Connection is closed."): what its connections met does. A Sentinel client's
+    // likewise ends with its sentinels' "Connection is closed.".
     const met = this.#failures?.latest;
     if (met !== undefined && (last.name === "ClusterAllFailedError" || last.message === "Connection is closed.")) return met.message;
+    const sentinels = /^(All sentinels are unreachable\..*) Last error: Connection is closed\.$/s.exec(last.message)?.[1];
+    if (met !== undefined && sentinels !== undefined) return `${sentinels} Last error: ${met.message}`;
     const gone = "code" in last && (last.code === "ECONNREFUSED" || last.code === "EHOSTUNREACH" || last.code === "ETIMEDOUT");
     if (this.#lastAnswer !== undefined && !gone) return this.#lastAnswer;
     if (this.#closedAtOnce) {

@@ -49,7 +49,8 @@ export function tlsSettings(url: string, scheme: string, caFile: string | null):
  * error). ioredis listens for the first error only, and the second, with no listener, was an
  * uncaught exception that ended the process. The socket is closed by then; later errors are
  * dropped. Given as the connector of every data connection over TLS (a Cluster passes it to its
- * node connections, and to the ones its slot refresh makes).
+ * node connections, and to the ones its slot refresh makes), and of a Sentinel client's
+ * connections to the sentinels.
  */
 function quietAfterFirstError<T extends { on(event: "error", listener: () => void): unknown }>(stream: T): T {
   stream.on("error", () => {});
@@ -122,13 +123,48 @@ class TlsConnector extends AbstractConnector {
   }
 }
 
-export class TlsSentinelConnector extends SentinelConnector {
+/**
+ * A Sentinel client's connector over TLS whose connections to the sentinels record their sockets'
+ * first errors in `failures` (a sentinel that refuses every connection made ioredis say only "All
+ * sentinels are unreachable. … Last error: Connection is closed.").
+ */
+export function tlsSentinelConnector(failures: ConnectionFailures): typeof TlsSentinelConnector {
+  const toSentinels = tlsConnector(failures);
+  return class extends TlsSentinelConnector {
+    protected override readonly sentinelConnector = toSentinels;
+  };
+}
+
+/**
+ * ioredis's Sentinel connector, its sockets kept from failing twice: the master's, and those to
+ * the sentinels themselves (to ask for the master, and to hear of a failover).
+ */
+class TlsSentinelConnector extends SentinelConnector {
+  /** The connector of the connections to the sentinels. */
+  protected readonly sentinelConnector: typeof TlsConnector = TlsConnector;
+
   constructor(options: unknown) {
     super(options as SentinelConnectionOptions); // ioredis gives a Sentinel client's options
   }
 
   override async connect(emit: Parameters<SentinelConnector["connect"]>[0]): ReturnType<SentinelConnector["connect"]> {
     return quietAfterFirstError(await super.connect(emit));
+  }
+
+  static {
+    // ioredis makes its connections to the sentinels in a private method, connectToSentinel, with
+    // options of its own that name no connector: their TLS sockets were ioredis's, and one that
+    // failed twice ended the process. The method takes options that override its own, and ours add
+    // the connector. A private method cannot be overridden in TypeScript, hence the property; if a
+    // later ioredis renames it, this does nothing, and redis-tls.redis.test.ts fails.
+    const connectToSentinel: unknown = Reflect.get(SentinelConnector.prototype, "connectToSentinel");
+    if (typeof connectToSentinel === "function") {
+      Reflect.defineProperty(this.prototype, "connectToSentinel", {
+        value(this: TlsSentinelConnector, endpoint: unknown, options?: RedisOptions): unknown {
+          return Reflect.apply(connectToSentinel, this, [endpoint, { ...options, Connector: this.sentinelConnector }]);
+        },
+      });
+    }
   }
 }
 
