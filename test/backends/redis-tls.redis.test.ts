@@ -4,9 +4,12 @@
 // ?tlsCaFile=. redis-server processes of the test's own (Debian's redis-server is built with TLS),
 // listening on TLS only, with a CA and a certificate for 127.0.0.1 made by openssl here.
 import assert from "node:assert/strict";
+import { once } from "node:events";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { Cluster, Redis } from "ioredis";
+import { closeClient, createClient, subscriberClient } from "../../src/backend/redis/connection.ts";
 import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
 import { BackendOpenError, BackendUnavailableError } from "../../src/core/errors.ts";
 import { Offload } from "../../src/index.ts";
@@ -17,9 +20,11 @@ const servers = new RedisProcesses();
 const ca = join(servers.dir, "ca.crt");
 const cert = join(servers.dir, "server.crt");
 const key = join(servers.dir, "server.key");
+const rogueCert = join(servers.dir, "rogue.crt");
+const rogueKey = join(servers.dir, "rogue.key");
 const cliTls = ["--tls", "--cacert", ca];
 
-/** A CA, and a server certificate it signed for 127.0.0.1 and localhost. */
+/** A CA, a server certificate it signed for 127.0.0.1 and localhost, and a self-signed one (rogue) for 127.0.0.1. */
 async function makeCertificates(): Promise<void> {
   const csr = join(servers.dir, "server.csr");
   const ext = join(servers.dir, "san.cnf");
@@ -27,6 +32,7 @@ async function makeCertificates(): Promise<void> {
   await run("openssl", ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"]);
   await run("sh", ["-c", `printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > '${ext}'`]);
   await run("openssl", ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", join(servers.dir, "ca.key"), "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", ext]);
+  await run("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", rogueKey, "-out", rogueCert, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]);
 }
 
 /** sentinel.conf lines for a sentinel on TLS only on `port`, reaching its master over TLS. */
@@ -110,6 +116,49 @@ describe("redis: TLS", () => {
       runJobs(`rediss+cluster://${seeds(host ?? "")}?prefix=${prefix}&tlsCaFile=${encodeURIComponent(ca)}`, 30)));
     assert.deepEqual(a, expected(30));
     assert.deepEqual(b, expected(30));
+  });
+
+  it("rediss+cluster://: the change feed hears another process's writes", { timeout: 20_000 }, async () => {
+    // Over TLS the feed subscribes on a connection of Offload's own to one node of the Cluster
+    // (ioredis's Cluster pub/sub connection names no connector): a PUBLISH reaches every node.
+    const url = `rediss+cluster://${clusterPorts.map((p) => `127.0.0.1:${p}`).join(",")}?prefix=tls-hear&tlsCaFile=${encodeURIComponent(ca)}`;
+    const listening = new RedisBackend({ url });
+    const writing = new Offload({ backend: url });
+    const unwatches: Array<() => void> = [];
+    const told = (): Promise<void> => new Promise<void>((resolve) => void unwatches.push(listening.watch(resolve)));
+    try {
+      await told(); // once subscribed
+      const heard = told();
+      await writing.task({ name: "t", run: () => 1 }).enqueue({});
+      await heard;
+    } finally {
+      for (const unwatch of unwatches) unwatch();
+      await writing.close();
+      await listening.close();
+    }
+  });
+
+  it("rediss+cluster://: the change feed's connection leaves a node the Cluster drops", async () => {
+    // As ioredis's own does: a node a slot refresh no longer lists (failed, removed) may no longer
+    // hear the others' publishes, though the connection to it still answers pings.
+    const cluster = createClient(`rediss+cluster://127.0.0.1:${clusterPorts[0]}?tlsCaFile=${encodeURIComponent(ca)}`);
+    assert.ok(cluster instanceof Cluster);
+    cluster.on("error", () => {});
+    const subscriber = subscriberClient(cluster);
+    assert.ok(subscriber instanceof Redis);
+    subscriber.on("error", () => {});
+    try {
+      await Promise.all([once(cluster, "ready"), once(subscriber, "ready")]);
+      const node = cluster.nodes("all").find((n) => n.options.port === subscriber.stream.remotePort);
+      assert.ok(node, "the subscriber is connected to a node of the Cluster");
+      const closed = once(subscriber, "close");
+      cluster.emit("-node", node); // what the Cluster emits when a slot refresh drops the node
+      await closed;
+      await once(subscriber, "ready");
+    } finally {
+      await closeClient(subscriber);
+      await closeClient(cluster);
+    }
   });
 
   it("rediss+sentinel:// with ?tlsCaFile= follows a master behind a Sentinel, both on TLS only", async () => {
@@ -211,6 +260,48 @@ describe("redis: TLS", () => {
       uncaught.stop();
       await alone.close();
       await first.close();
+    }
+  });
+
+  it("a Cluster's change feed connection that meets a certificate the client refuses, then more, does not crash the process", async () => {
+    // The change feed subscribes on the Cluster, and ioredis makes a Cluster's pub/sub connection
+    // with options of its own, which named no connector. Here the node's certificate changes to
+    // one the client does not trust (a rotation gone wrong) while the client's connections stay
+    // up, and the feed's connection drops: the one made again meets the new certificate. The node
+    // announces the proxy's port, so every connection the client makes to it goes through the proxy.
+    const node = await freePort();
+    const announced = await freePort();
+    const child = await servers.start(node, [
+      ...tlsOnly(node), "--tls-cluster", "yes", "--cluster-enabled", "yes", "--cluster-config-file", `nodes-${node}.conf`,
+      "--cluster-announce-ip", "127.0.0.1", "--cluster-announce-tls-port", String(announced),
+    ]);
+    const proxy = await TlsFailTwiceProxy.start(node, { failing: false, port: announced });
+    const uncaught = catchUncaught();
+    const offload = new Offload({ backend: `rediss+cluster://127.0.0.1:${announced}?prefix=tls-feed&replyTimeout=500&tlsCaFile=${encodeURIComponent(ca)}` });
+    try {
+      await run("redis-cli", [...cliTls, "-p", String(node), "CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+      await until(async () => (await run("redis-cli", [...cliTls, "-p", String(node), "CLUSTER", "INFO"])).stdout.includes("cluster_state:ok"), "cluster_state:ok", 50);
+      const task = offload.task({ name: "t", run: () => 1 });
+      await task.enqueue({});
+      const backend = await offload.backend();
+      let unwatch = (): void => {};
+      await new Promise<void>((resolve) => (unwatch = backend.watch(resolve))); // told once subscribed
+      unwatch();
+      await run("redis-cli", [...cliTls, "-p", String(node), "CONFIG", "SET", "tls-cert-file", rogueCert, "tls-key-file", rogueKey]);
+      proxy.failing = true;
+      const rogueCli = ["--tls", "--cacert", rogueCert, "-p", String(node)];
+      await run("redis-cli", [...rogueCli, "CLIENT", "KILL", "TYPE", "pubsub"]);
+      await until(async () => proxy.failedClosed >= 1, "the feed's connection made again", 20);
+      assert.deepEqual(uncaught.errors, []);
+      // The calls' connections, made again, meet the certificate too: calls fail as unavailable, naming it.
+      await run("redis-cli", [...rogueCli, "CLIENT", "KILL", "TYPE", "normal"]);
+      await assert.rejects(task.enqueue({}), unavailableNamingCertificate);
+      assert.deepEqual(uncaught.errors, []);
+    } finally {
+      uncaught.stop();
+      await offload.close();
+      await proxy.close();
+      await servers.stop(child);
     }
   });
 

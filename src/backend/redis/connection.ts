@@ -11,7 +11,7 @@ import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { positiveMs } from "../../core/duration.ts";
 import { BackendOpenError } from "../../core/errors.ts";
 import { nearMiss } from "../../core/near-miss.ts";
-import { type ConnectionFailures, connectionFailures, keepHostName, latestConnectionFailure, tlsConnector, tlsSentinelConnector, tlsSettings } from "./tls.ts";
+import { type Address, type ConnectionFailures, connectionFailures, keepHostName, latestConnectionFailure, tlsClusterSubscriber, tlsConnector, tlsSentinelConnector, tlsSettings } from "./tls.ts";
 
 export interface RedisUrlOptions {
   readonly prefix: string | undefined;
@@ -116,10 +116,12 @@ export function createClient(url: string, replyTimeoutMs?: number): Redis | Clus
     // Over TLS, node names are kept as given instead of being resolved to addresses first: a
     // certificate names the host (ElastiCache's and most managed clusters' do), and a connection
     // made to its address fails the name check.
-    return kept(new Cluster(nodes, {
+    const cluster = kept(new Cluster(nodes, {
       enableAutoPipelining: false, redisOptions, retryDelayOnFailover: 0, clusterRetryStrategy: (times) => Math.min(100 * times, 2_000),
       ...(tls ? { dnsLookup: keepHostName } : {}),
     }));
+    if (tls) tlsClusters.set(cluster, { nodeOptions: redisOptions, seeds: nodes, failures });
+    return cluster;
   }
   if (scheme === "redis+sentinel" || scheme === "rediss+sentinel") {
     const rest = base.slice(scheme.length + 3);
@@ -143,6 +145,19 @@ export function createClient(url: string, replyTimeoutMs?: number): Redis | Clus
     }));
   }
   return kept(new Redis(base, clientOptions));
+}
+
+/** What a Cluster over TLS made by createClient was made with, for its change feed's connection. */
+const tlsClusters = new WeakMap<Cluster, { nodeOptions: RedisOptions; seeds: readonly Address[]; failures: ConnectionFailures }>();
+
+/**
+ * A client for the change feed to subscribe on, made like `client`: its duplicate, or for a
+ * Cluster over TLS made here, one connection to any of its nodes (see tlsClusterSubscriber).
+ */
+export function subscriberClient(client: Redis | Cluster): Redis | Cluster {
+  if (client instanceof Redis) return client.duplicate();
+  const tls = tlsClusters.get(client);
+  return tls === undefined ? client.duplicate() : tlsClusterSubscriber(client, tls.nodeOptions, tls.seeds, tls.failures);
 }
 
 /**

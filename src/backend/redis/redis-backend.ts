@@ -23,7 +23,7 @@ import { ChangeFeed } from "./change-feed.ts";
 import { QUIET_OPERATIONS } from "../change-listeners.ts";
 import { watchServer } from "./server-check.ts";
 import { claimRecovering, enqueueResending } from "../lost-replies.ts";
-import { DEFAULT_REPLY_TIMEOUT_MS, closeClient, createClient, notSent, parseRedisUrl, refusedForNow, resendable } from "./connection.ts";
+import { DEFAULT_REPLY_TIMEOUT_MS, closeClient, createClient, notSent, parseRedisUrl, refusedForNow, resendable, subscriberClient } from "./connection.ts";
 import { type Arg, type ScriptName, ScriptRunner } from "./scripts.ts";
 import { jobPeek } from "../decode.ts";
 import { CLAIM_FIELDS, claimedRecord, eventFieldsAfter, feedEvents, jobEvents, toFields, toJobRecord } from "./records.ts";
@@ -91,8 +91,7 @@ export class RedisBackend implements Backend {
     });
     this.#feed = new ChangeFeed({
       subscriber: () => {
-        const client = this.#client;
-        const subscriber: Redis | Cluster = client instanceof Cluster ? client.duplicate() : client.duplicate();
+        const subscriber = subscriberClient(this.#client);
         subscriber.on("error", () => {});
         return subscriber;
       },

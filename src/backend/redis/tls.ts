@@ -5,7 +5,7 @@
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { type ConnectionOptions, type TLSSocket, connect as connectTls, rootCertificates } from "node:tls";
-import { AbstractConnector, type Cluster, type Redis, type RedisOptions, SentinelConnector, type SentinelConnectionOptions } from "ioredis";
+import { AbstractConnector, type Cluster, Redis, type RedisOptions, SentinelConnector, type SentinelConnectionOptions } from "ioredis";
 import { BackendOpenError } from "../../core/errors.ts";
 
 /**
@@ -49,8 +49,8 @@ export function tlsSettings(url: string, scheme: string, caFile: string | null):
  * error). ioredis listens for the first error only, and the second, with no listener, was an
  * uncaught exception that ended the process. The socket is closed by then; later errors are
  * dropped. Given as the connector of every data connection over TLS (a Cluster passes it to its
- * node connections, and to the ones its slot refresh makes), and of a Sentinel client's
- * connections to the sentinels.
+ * node connections, and to the ones its slot refresh makes), of a Sentinel client's connections
+ * to the sentinels, and of the change feed's connection to a Cluster (tlsClusterSubscriber).
  */
 function quietAfterFirstError<T extends { on(event: "error", listener: () => void): unknown }>(stream: T): T {
   stream.on("error", () => {});
@@ -87,6 +87,12 @@ export function tlsConnector(failures: ConnectionFailures): typeof TlsConnector 
   };
 }
 
+/** A server's address. */
+export interface Address {
+  readonly host: string;
+  readonly port: number;
+}
+
 /** ioredis's own connector for one server, over TLS only, its socket kept from failing twice. */
 class TlsConnector extends AbstractConnector {
   readonly #options: ConnectionOptions;
@@ -100,6 +106,11 @@ class TlsConnector extends AbstractConnector {
   /** Told of each socket's first error. */
   protected failed(_error: Error): void {}
 
+  /** Where to connect this time: the server of the client's options, unless overridden. */
+  protected address(): Partial<Address> {
+    return {};
+  }
+
   override connect(): Promise<TLSSocket> {
     this.connecting = true;
     // On the next tick, as ioredis does: a disconnect() made meanwhile cancels the attempt.
@@ -108,7 +119,7 @@ class TlsConnector extends AbstractConnector {
         if (!this.connecting) return reject(new Error("Connection is closed."));
         let stream: TLSSocket;
         try {
-          stream = connectTls(this.#options);
+          stream = connectTls({ ...this.#options, ...this.address() });
         } catch (error) {
           return reject(error instanceof Error ? error : new Error(String(error)));
         }
@@ -166,6 +177,35 @@ class TlsSentinelConnector extends SentinelConnector {
       });
     }
   }
+}
+
+/**
+ * The connection the change feed subscribes on, for a Cluster made over TLS: one connection to a
+ * node of `cluster`, chosen at random at each (re)connection among those it knows (its `seeds`
+ * while it knows none), as ioredis's own Cluster pub/sub connection is (a PUBLISH reaches every
+ * node of a Cluster). ioredis makes that connection with options of its own, which name no
+ * connector: a socket of it that failed twice (a node's certificate refused, then the alert)
+ * ended the process. This one is made by our connector, with the Cluster's node options (its
+ * credentials, TLS settings, reconnecting for ever), and leaves a node the Cluster drops.
+ */
+export function tlsClusterSubscriber(cluster: Cluster, nodeOptions: RedisOptions, seeds: readonly Address[], failures: ConnectionFailures): Redis {
+  let node: Address | undefined;
+  class AnyNode extends tlsConnector(failures) {
+    protected override address(): Partial<Address> {
+      const known = cluster.nodes("all").flatMap(({ options: { host, port } }) => (host === undefined || port === undefined ? [] : [{ host, port }]));
+      const from = known.length > 0 ? known : seeds;
+      node = from[Math.floor(Math.random() * from.length)] ?? node;
+      return node ?? {}; // seeds are never empty (seedNodes)
+    }
+  }
+  const subscriber = new Redis({ ...nodeOptions, Connector: AnyNode });
+  // A node that left the Cluster (failed, removed) no longer hears of the others' publishes.
+  const left = (dropped: Redis): void => {
+    if (node !== undefined && dropped.options.host === node.host && dropped.options.port === node.port) subscriber.disconnect(true);
+  };
+  cluster.on("-node", left);
+  subscriber.once("end", () => cluster.off("-node", left));
+  return subscriber;
 }
 
 /** A cluster's dnsLookup that keeps names as given (see createClient, connection.ts). */
