@@ -1,8 +1,10 @@
 // Redis over TLS, as managed services run it (ElastiCache with in-transit encryption, Redis Cloud,
 // Upstash) and as a self-managed server with a private CA does: rediss:// to one server and
 // rediss+cluster:// to a Cluster whose nodes talk TLS to each other too, the private CA given by
-// ?tlsCaFile=. redis-server processes of the test's own (Debian's redis-server is built with TLS),
-// listening on TLS only, with a CA and a certificate for 127.0.0.1 made by openssl here.
+// ?tlsCaFile=, and servers that require a client certificate (?tlsCertFile=, ?tlsKeyFile=).
+// redis-server processes of the test's own (Debian's redis-server is built with TLS), listening
+// on TLS only, with a CA and certificates made by openssl here. Connections that fail twice in one
+// burst, which ended the process, go through tls-fail-twice-proxy.ts.
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { writeFileSync } from "node:fs";
@@ -22,9 +24,14 @@ const cert = join(servers.dir, "server.crt");
 const key = join(servers.dir, "server.key");
 const rogueCert = join(servers.dir, "rogue.crt");
 const rogueKey = join(servers.dir, "rogue.key");
+const clientCert = join(servers.dir, "client.crt");
+const clientKey = join(servers.dir, "client.key");
 const cliTls = ["--tls", "--cacert", ca];
 
-/** A CA, a server certificate it signed for 127.0.0.1 and localhost, and a self-signed one (rogue) for 127.0.0.1. */
+/**
+ * A CA, a server certificate it signed for 127.0.0.1 and localhost, a self-signed one (rogue) for
+ * 127.0.0.1, and a client certificate the CA signed.
+ */
 async function makeCertificates(): Promise<void> {
   const csr = join(servers.dir, "server.csr");
   const ext = join(servers.dir, "san.cnf");
@@ -33,6 +40,9 @@ async function makeCertificates(): Promise<void> {
   await run("sh", ["-c", `printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > '${ext}'`]);
   await run("openssl", ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", join(servers.dir, "ca.key"), "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", ext]);
   await run("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", rogueKey, "-out", rogueCert, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]);
+  const clientCsr = join(servers.dir, "client.csr");
+  await run("openssl", ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", clientKey, "-out", clientCsr, "-subj", "/CN=offload test client"]);
+  await run("openssl", ["x509", "-req", "-in", clientCsr, "-CA", ca, "-CAkey", join(servers.dir, "ca.key"), "-CAcreateserial", "-out", clientCert, "-days", "2"]);
 }
 
 /** sentinel.conf lines for a sentinel on TLS only on `port`, reaching its master over TLS. */
@@ -56,13 +66,24 @@ function tlsOnly(port: number): string[] {
   return ["--port", "0", "--tls-port", String(port), "--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", ca, "--tls-auth-clients", "no"];
 }
 
+/** redis-server arguments for TLS only on `port`, clients required to give a certificate the CA signed. */
+function clientsCertified(port: number): string[] {
+  return [...tlsOnly(port), "--tls-auth-clients", "yes"]; // the later of the two wins
+}
+
+/** ?tlsCaFile=, ?tlsCertFile= and ?tlsKeyFile= of the test's CA and client certificate. */
+const clientFiles = `tlsCaFile=${encodeURIComponent(ca)}&tlsCertFile=${encodeURIComponent(clientCert)}&tlsKeyFile=${encodeURIComponent(clientKey)}`;
+
 let single = 0;
+let certified = 0;
 let clusterPorts: number[] = [];
 
 before(async () => {
   await makeCertificates();
   single = await freePort();
   await servers.start(single, tlsOnly(single));
+  certified = await freePort();
+  await servers.start(certified, clientsCertified(certified));
   clusterPorts = [await freePort(), await freePort(), await freePort()];
   for (const port of clusterPorts) {
     await servers.start(port, [...tlsOnly(port), "--tls-cluster", "yes", "--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`]);
@@ -305,7 +326,41 @@ describe("redis: TLS", () => {
     }
   });
 
-  it("?tlsCaFile= on a plain URL, or naming a file that cannot be read or holds no PEM certificate, is refused when the backend opens", async () => {
+  it("?tlsCertFile= and ?tlsKeyFile= give a client certificate: jobs run on a server, a Cluster and behind a Sentinel that require one", { timeout: 60_000 }, async () => {
+    const node = await freePort();
+    await servers.start(node, [...clientsCertified(node), "--tls-cluster", "yes", "--cluster-enabled", "yes", "--cluster-config-file", `nodes-${node}.conf`, "--cluster-announce-ip", "127.0.0.1"]);
+    const cli = [...cliTls, "--cert", clientCert, "--key", clientKey, "-p", String(node)];
+    await run("redis-cli", [...cli, "CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+    await until(async () => (await run("redis-cli", [...cli, "CLUSTER", "INFO"])).stdout.includes("cluster_state:ok"), "cluster_state:ok", 50);
+    // The sentinel requires one too, and gives its own (the server certificate) to the master.
+    const sentinel = await freePort();
+    await servers.startSentinel(sentinel, "tlsclient", certified, [...sentinelTls(sentinel), "tls-auth-clients yes"]);
+    for (const url of [`rediss://127.0.0.1:${certified}`, `rediss+cluster://127.0.0.1:${node}`, `rediss+sentinel://127.0.0.1:${sentinel}/tlsclient`]) {
+      assert.deepEqual(await runJobs(`${url}?prefix=tls-client&${clientFiles}`, 9), expected(9), url);
+    }
+  });
+
+  it("without a client certificate, or with one the server does not trust, calls fail as unavailable, saying so", async () => {
+    // OpenSSL's own message named its source files: "…:error:0A00045C:SSL routines:ssl3_read_bytes:
+    // tlsv13 alert certificate required:../deps/openssl/openssl/ssl/record/rec_layer_s3.c:918:…".
+    // The server sends an alert and closes; a client that writes first meets the reset instead,
+    // and says what an alert read on another attempt said, or else what a reset at once may mean.
+    const caFile = `tlsCaFile=${encodeURIComponent(ca)}`;
+    const cases = [
+      [caFile, /the server requires a client certificate \(TLS alert "certificate required"\): give one with \?tlsCertFile= and \?tlsKeyFile=|closed it at once.*when it requires a client certificate/],
+      [`${caFile}&tlsCertFile=${encodeURIComponent(rogueCert)}&tlsKeyFile=${encodeURIComponent(rogueKey)}`, /the server refused the client certificate \(TLS alert "unknown ca"\)|closed it at once.*or refuses the one given/],
+    ] as const;
+    for (const [files, saying] of cases) {
+      const offload = new Offload({ backend: `rediss://127.0.0.1:${certified}?prefix=tls-no-client&replyTimeout=300&${files}` });
+      try {
+        await assert.rejects(offload.task({ name: "t", run: () => 1 }).enqueue({}), (error: unknown) => error instanceof BackendUnavailableError && saying.test(error.message));
+      } finally {
+        await offload.close();
+      }
+    }
+  });
+
+  it("?tlsCaFile= on a plain URL, naming a file that cannot be read or holds no PEM certificate, or a key not the client certificate's, is refused when the backend opens", async () => {
     const der = join(servers.dir, "ca.der");
     const broken = join(servers.dir, "broken.pem");
     await run("openssl", ["x509", "-in", ca, "-outform", "DER", "-out", der]);
@@ -318,6 +373,9 @@ describe("redis: TLS", () => {
       [`rediss://127.0.0.1:${single}?tlsCaFile=${encodeURIComponent(key)}`, /holds no PEM certificate/],
       [`rediss://127.0.0.1:${single}?tlsCaFile=${encodeURIComponent(der)}`, /holds no PEM certificate.*openssl x509 -inform DER/],
       [`rediss://127.0.0.1:${single}?tlsCaFile=${encodeURIComponent(broken)}`, /holds a certificate that cannot be read/],
+      // Node took a key of another certificate without a word until each connection failed, and
+      // the client then stopped connecting for good.
+      [`rediss://127.0.0.1:${certified}?tlsCertFile=${encodeURIComponent(clientCert)}&tlsKeyFile=${encodeURIComponent(rogueKey)}`, /\?tlsKeyFile= \S+rogue\.key is not the private key of the certificate in \?tlsCertFile= \S+client\.crt/],
     ] as const;
     for (const [url, reason] of refused) {
       const offload = new Offload({ backend: url });

@@ -1,7 +1,12 @@
 // redis+cluster:// and redis+sentinel:// URLs → the nodes, credentials and master group ioredis is
-// given. Each client is disconnected at once: nothing here needs a server.
+// given; TLS files refused when the URL is read. Each client is disconnected at once: nothing here
+// needs a server.
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { generateKeyPairSync } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
 import { Cluster, type Redis } from "ioredis";
 import { CLIENT_OPTIONS, createClient, parseRedisUrl } from "../../src/backend/redis/connection.ts";
 import { BackendOpenError, withoutPassword } from "../../src/core/errors.ts";
@@ -110,5 +115,64 @@ describe("?maxEvents=", () => {
       const url = `redis://127.0.0.1:1?maxEvents=${value}`;
       assert.throws(() => parseRedisUrl(url), (e: unknown) => e instanceof BackendOpenError && /maxEvents/.test(e.message), url);
     }
+  });
+});
+
+describe("?tlsCertFile= and ?tlsKeyFile= (a client certificate)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "offload-redis-url-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  /** `content` in a file of `dir` at `name`; its path. */
+  const file = (name: string, content: string): string => {
+    const path = join(dir, name);
+    mkdirSync(join(path, ".."), { recursive: true });
+    writeFileSync(path, content);
+    return path;
+  };
+  const keyPem = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+  // In a directory with a "+" in its name: read as a form, the query made it a space.
+  const key = file("c++/client.key", keyPem);
+  const refused = (url: string, reason: RegExp): void => {
+    assert.throws(() => createClient(url), (e: unknown) => e instanceof BackendOpenError && e.url === withoutPassword(url) && reason.test(e.message), url);
+  };
+
+  it("are refused one without the other, or on a plain URL, for every URL form", () => {
+    for (const base of ["rediss://127.0.0.1:1", "rediss+cluster://127.0.0.1:7000", "rediss+sentinel://127.0.0.1:26379/main"]) {
+      refused(`${base}?tlsCertFile=/etc/client.crt`, /\?tlsCertFile= needs \?tlsKeyFile=, the client certificate's private key/);
+      refused(`${base}?prefix=a&tlsKeyFile=/etc/client.key`, /\?tlsKeyFile= needs \?tlsCertFile=, the client certificate it is the key of/);
+    }
+    for (const base of ["redis://127.0.0.1:1", "redis+cluster://127.0.0.1:7000", "redis+sentinel://127.0.0.1:26379/main"]) {
+      refused(`${base}?tlsCertFile=/etc/client.crt&tlsKeyFile=/etc/client.key`, /\?tlsCertFile= and \?tlsKeyFile= need a TLS URL \(rediss:\/\//);
+      refused(`${base}?tlsCaFile=/etc/ca.pem&tlsCertFile=/etc/client.crt&tlsKeyFile=/etc/client.key`, /\?tlsCaFile=, \?tlsCertFile= and \?tlsKeyFile= need a TLS URL/);
+    }
+  });
+
+  it("are read percent-decoded only: a + stays a +, %2B is one too, and bad encoding is refused", () => {
+    const noCertificate = file("none.crt", "not a certificate\n");
+    // The key is read (a + kept), then the certificate file is found to hold none.
+    for (const path of [key, key.replaceAll("+", "%2B")]) {
+      refused(`rediss://127.0.0.1:1?tlsCertFile=${noCertificate}&tlsKeyFile=${path}`, /\?tlsCertFile= \S+none\.crt holds no PEM certificate/);
+    }
+    refused(`rediss://127.0.0.1:1?tlsCertFile=%zz&tlsKeyFile=${key}`, /bad percent-encoding in \?tlsCertFile=/);
+  });
+
+  it("refuse a key file that cannot be read, holds no PEM private key, an encrypted one, or one that cannot be read", () => {
+    const encrypted = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem", cipher: "aes-256-cbc", passphrase: "p" }).toString();
+    const cases = [
+      ["/nonexistent/client.key", /cannot read \?tlsKeyFile= \/nonexistent\/client\.key: ENOENT/],
+      [file("text.key", "not a key\n"), /\?tlsKeyFile= \S+text\.key holds no PEM private key .*openssl pkey -inform DER/],
+      [file("encrypted.key", encrypted), /\?tlsKeyFile= \S+encrypted\.key holds an encrypted private key, and a URL gives no passphrase/],
+      [file("broken.key", "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n"), /\?tlsKeyFile= \S+broken\.key holds a private key that cannot be read/],
+    ] as const;
+    for (const [path, reason] of cases) refused(`rediss://127.0.0.1:1?tlsCertFile=/etc/client.crt&tlsKeyFile=${encodeURIComponent(path)}`, reason);
+  });
+
+  it("refuse a certificate file that cannot be read, holds no PEM certificate, or one that cannot be read", () => {
+    const cases = [
+      ["/nonexistent/client.crt", /cannot read \?tlsCertFile= \/nonexistent\/client\.crt: ENOENT/],
+      // A key where the certificate goes: a mix-up of the two parameters.
+      [key, /\?tlsCertFile= \S+client\.key holds no PEM certificate .*openssl x509 -inform DER -in <file> -out client\.crt/],
+      [file("broken.crt", "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"), /\?tlsCertFile= \S+broken\.crt holds a certificate that cannot be read/],
+    ] as const;
+    for (const [path, reason] of cases) refused(`rediss+cluster://127.0.0.1:7000?tlsCertFile=${encodeURIComponent(path)}&tlsKeyFile=${encodeURIComponent(key)}`, reason);
   });
 });

@@ -6,12 +6,13 @@
 //                                           (Sentinel: the sentinels, and the master group to follow)
 //   rediss+cluster://…, rediss+sentinel://…   (the same over TLS, to every node and sentinel)
 //   ?tlsCaFile=/path/ca.pem                  (with any rediss form: trust this CA, as well as the system's)
+//   ?tlsCertFile=/path/client.crt&tlsKeyFile=/path/client.key   (with any rediss form: a client certificate)
 // Our own query parameters are removed before ioredis sees the URL (it would read them as options).
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { positiveMs } from "../../core/duration.ts";
 import { BackendOpenError } from "../../core/errors.ts";
 import { nearMiss } from "../../core/near-miss.ts";
-import { type Address, type ConnectionFailures, connectionFailures, keepHostName, latestConnectionFailure, tlsClusterSubscriber, tlsConnector, tlsSentinelConnector, tlsSettings } from "./tls.ts";
+import { type Address, type ConnectionFailures, connectionError, connectionFailures, failureMet, keepHostName, latestConnectionFailure, tlsClusterSubscriber, tlsConnector, tlsSentinelConnector, tlsSettings } from "./tls.ts";
 
 export interface RedisUrlOptions {
   readonly prefix: string | undefined;
@@ -57,7 +58,7 @@ export const CLIENT_OPTIONS: RedisOptions = {
 };
 
 /** The query parameters a Redis URL may carry: ioredis sees none of the query. */
-const URL_PARAMS = ["prefix", "maxEvents", "replyTimeout", "sentinelPassword", "tlsCaFile"] as const;
+const URL_PARAMS = ["prefix", "maxEvents", "replyTimeout", "sentinelPassword", "tlsCaFile", "tlsCertFile", "tlsKeyFile"] as const;
 
 export function parseRedisUrl(url: string): { base: string; options: RedisUrlOptions } {
   const query = url.indexOf("?");
@@ -100,8 +101,8 @@ export function createClient(url: string, replyTimeoutMs?: number): Redis | Clus
   // ioredis destroys a connection that received nothing this long while replies were due.
   const socketTimeout = replyTimeoutMs ?? options.replyTimeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS;
   const scheme = /^([a-z+]+):\/\//i.exec(base)?.[1]?.toLowerCase() ?? "";
-  const tls = tlsSettings(url, scheme, pathParam(url, "tlsCaFile"));
-  const failures: ConnectionFailures = { latest: undefined };
+  const tls = tlsSettings(url, scheme, { ca: pathParam(url, "tlsCaFile"), cert: pathParam(url, "tlsCertFile"), key: pathParam(url, "tlsKeyFile") });
+  const failures: ConnectionFailures = { latest: undefined, alert: undefined };
   const clientOptions: RedisOptions = { ...CLIENT_OPTIONS, socketTimeout, ...(tls ? { tls, Connector: tlsConnector(failures) } : {}) };
   const kept = <C extends Redis | Cluster>(client: C): C => {
     if (tls) connectionFailures.set(client, failures);
@@ -344,7 +345,10 @@ export class InFlightCalls {
     client.on("ready", () => {
       this.#lastError = undefined;
       this.#lastAnswer = undefined;
-      if (this.#failures) this.#failures.latest = undefined;
+      if (this.#failures) {
+        this.#failures.latest = undefined;
+        this.#failures.alert = undefined;
+      }
       for (const reject of this.#queued) this.#written.add(reject);
       this.#queued.clear();
       // ioredis sets the status at once and emits "ready" on a later tick: a connection lost in
@@ -412,17 +416,21 @@ export class InFlightCalls {
     // A Cluster's own error names no cause ("Failed to refresh slots cache.", or its node
     // connections' "Connection is closed."): what its connections met does. A Sentinel client's
     // likewise ends with its sentinels' "Connection is closed.".
-    const met = this.#failures?.latest;
-    if (met !== undefined && (last.name === "ClusterAllFailedError" || last.message === "Connection is closed.")) return met.message;
+    const met = this.#failures === undefined ? undefined : failureMet(this.#failures);
+    if (met !== undefined && (last.name === "ClusterAllFailedError" || last.message === "Connection is closed.")) return connectionError(met);
     const sentinels = /^(All sentinels are unreachable\..*) Last error: Connection is closed\.$/s.exec(last.message)?.[1];
-    if (met !== undefined && sentinels !== undefined) return `${sentinels} Last error: ${met.message}`;
+    if (met !== undefined && sentinels !== undefined) return `${sentinels} Last error: ${connectionError(met)}`;
     const gone = "code" in last && (last.code === "ECONNREFUSED" || last.code === "EHOSTUNREACH" || last.code === "ETIMEDOUT");
     if (this.#lastAnswer !== undefined && !gone) return this.#lastAnswer;
     if (this.#closedAtOnce) {
-      const or = this.#failures === undefined ? ", or when it takes TLS connections only (rediss://)" : "";
+      // Over TLS, a server that refuses the client's certificate closes the connection too: its
+      // alert, read on another attempt, says so (see failureMet).
+      const alert = this.#failures?.alert;
+      if (alert !== undefined) return connectionError(alert);
+      const or = this.#failures === undefined ? ", or when it takes TLS connections only (rediss://)" : ", or when it requires a client certificate (?tlsCertFile=, ?tlsKeyFile=) or refuses the one given";
       return `${last.message}: the server accepted each connection and closed it at once, as Redis does when maxclients is reached${or}`;
     }
-    return serverAnswer(last) ?? last.message;
+    return serverAnswer(last) ?? connectionError(last);
   }
 
   #send<T>(call: () => Promise<T>): Promise<T> {

@@ -1,45 +1,120 @@
-// Redis over TLS: the settings a rediss URL asks for (?tlsCaFile=), and the connectors that make
-// its connections. ioredis's own connector leaves a TLS socket that fails twice without an error
-// listener, and a Cluster's slot refresh drops its connections' errors: the connectors here keep
-// the socket quiet after its first error, and record that error for the client they serve.
-import { X509Certificate } from "node:crypto";
+// Redis over TLS: the settings a rediss URL asks for (?tlsCaFile=, ?tlsCertFile=, ?tlsKeyFile=),
+// and the connectors that make its connections. ioredis's own connector leaves a TLS socket that
+// fails twice without an error listener, and a Cluster's slot refresh drops its connections'
+// errors: the connectors here keep the socket quiet after its first error, and record that error
+// for the client they serve.
+import { type KeyObject, X509Certificate, createPrivateKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { type ConnectionOptions, type TLSSocket, connect as connectTls, rootCertificates } from "node:tls";
 import { AbstractConnector, type Cluster, Redis, type RedisOptions, SentinelConnector, type SentinelConnectionOptions } from "ioredis";
 import { BackendOpenError } from "../../core/errors.ts";
 
+/** The files a TLS URL names: ?tlsCaFile=, ?tlsCertFile=, ?tlsKeyFile= (null: not given). */
+export interface TlsFiles {
+  readonly ca: string | null;
+  readonly cert: string | null;
+  readonly key: string | null;
+}
+
 /**
  * The TLS settings of a URL: none for plain schemes, the system's CAs for rediss ones, and those
  * plus the PEM file `?tlsCaFile=` names (a private CA, as a self-managed server's certificate is
- * signed by) when given. Read once, when the client is made.
+ * signed by) when given; a client certificate and its key (`?tlsCertFile=`, `?tlsKeyFile=`: a
+ * server run with tls-auth-clients) when given. Read once, when the client is made.
  */
-export function tlsSettings(url: string, scheme: string, caFile: string | null): ConnectionOptions | undefined {
+export function tlsSettings(url: string, scheme: string, files: TlsFiles): ConnectionOptions | undefined {
   const secure = scheme.startsWith("rediss");
+  const given = (["ca", "cert", "key"] as const).filter((file) => files[file] !== null);
   // rediss:// too, though ioredis reads that scheme itself: it reads it case-sensitively
   // (REDISS:// connected in plain text), and TLS connections get their own connector.
-  if (caFile === null) return secure ? {} : undefined;
-  if (!secure) throw new BackendOpenError(url, "?tlsCaFile= needs a TLS URL (rediss://, rediss+cluster://, rediss+sentinel://)");
-  let ca: Buffer;
-  try {
-    ca = readFileSync(caFile);
-  } catch (error) {
-    throw new BackendOpenError(url, `cannot read ?tlsCaFile= ${caFile}: ${error instanceof Error ? error.message : String(error)}`);
+  if (given.length === 0) return secure ? {} : undefined;
+  if (!secure) {
+    const names = given.map((file) => PARAM[file]);
+    const listed = names.length === 1 ? `${names[0]} needs` : `${names.slice(0, -1).join(", ")} and ${names.at(-1)} need`;
+    throw new BackendOpenError(url, `${listed} a TLS URL (rediss://, rediss+cluster://, rediss+sentinel://)`);
+  }
+  if ((files.cert === null) !== (files.key === null)) {
+    throw new BackendOpenError(url, files.cert === null ? "?tlsKeyFile= needs ?tlsCertFile=, the client certificate it is the key of" : "?tlsCertFile= needs ?tlsKeyFile=, the client certificate's private key");
   }
   // Node takes any content as CAs without a word (a DER file, a key, an empty file), and every
   // connection then failed after the reply timeout as "self-signed certificate", blaming the CA.
-  const pem = ca.toString("utf8");
+  const ca = files.ca === null ? {} : { ca: [...rootCertificates, certificates(url, "ca", files.ca, "ca.pem").pem] };
+  if (files.cert === null || files.key === null) return ca;
+  // A client certificate Node cannot use failed each connection as it was made (a key it cannot
+  // read, or one of another certificate), and the client then stopped connecting for good.
+  const key = privateKey(url, files.key);
+  const cert = certificates(url, "cert", files.cert, "client.crt");
+  if (!cert.leaf.checkPrivateKey(key.object)) {
+    throw new BackendOpenError(url, `?tlsKeyFile= ${files.key} is not the private key of the certificate in ?tlsCertFile= ${files.cert} (its first, the client's own)`);
+  }
+  return { ...ca, cert: cert.pem, key: key.pem };
+}
+
+const PARAM = { ca: "?tlsCaFile=", cert: "?tlsCertFile=", key: "?tlsKeyFile=" } as const;
+
+function readFile(url: string, file: keyof TlsFiles, path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (error) {
+    throw new BackendOpenError(url, `cannot read ${PARAM[file]} ${path}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+/** The PEM certificates of a file (a CA, or a client certificate and the chain after it), each checked. */
+function certificates(url: string, file: "ca" | "cert", path: string, pemName: string): { pem: string; leaf: X509Certificate } {
+  const pem = readFile(url, file, path);
   const blocks = pem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
-  if (blocks.length === 0) {
-    throw new BackendOpenError(url, `?tlsCaFile= ${caFile} holds no PEM certificate ("-----BEGIN CERTIFICATE-----"); a DER file converts with openssl x509 -inform DER -in <file> -out ca.pem`);
-  }
-  for (const block of blocks) {
+  const read = blocks.map((block) => {
     try {
-      new X509Certificate(block);
+      return new X509Certificate(block);
     } catch (error) {
-      throw new BackendOpenError(url, `?tlsCaFile= ${caFile} holds a certificate that cannot be read: ${error instanceof Error ? error.message : String(error)}`);
+      throw new BackendOpenError(url, `${PARAM[file]} ${path} holds a certificate that cannot be read: ${error instanceof Error ? error.message : String(error)}`);
     }
+  });
+  const [leaf] = read;
+  if (leaf === undefined) {
+    throw new BackendOpenError(url, `${PARAM[file]} ${path} holds no PEM certificate ("-----BEGIN CERTIFICATE-----"); a DER file converts with openssl x509 -inform DER -in <file> -out ${pemName}`);
   }
-  return { ca: [...rootCertificates, pem] };
+  return { pem, leaf };
+}
+
+/** The PEM private key of ?tlsKeyFile=, checked: one Node reads, with no passphrase. */
+function privateKey(url: string, path: string): { pem: string; object: KeyObject } {
+  const pem = readFile(url, "key", path);
+  if (/-----BEGIN ENCRYPTED PRIVATE KEY-----|^Proc-Type: 4,ENCRYPTED/m.test(pem)) {
+    throw new BackendOpenError(url, `?tlsKeyFile= ${path} holds an encrypted private key, and a URL gives no passphrase; decrypt it with openssl pkey -in <file> -out client.key`);
+  }
+  if (!/-----BEGIN (?:RSA |EC )?PRIVATE KEY-----/.test(pem)) {
+    throw new BackendOpenError(url, `?tlsKeyFile= ${path} holds no PEM private key ("-----BEGIN PRIVATE KEY-----"); a DER file converts with openssl pkey -inform DER -in <file> -out client.key`);
+  }
+  try {
+    return { pem, object: createPrivateKey(pem) };
+  } catch (error) {
+    throw new BackendOpenError(url, `?tlsKeyFile= ${path} holds a private key that cannot be read: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+/**
+ * What a connection's error says. A TLS error as OpenSSL words it names OpenSSL's own source
+ * ("40BD…:error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required:
+ * ../deps/openssl/openssl/ssl/record/rec_layer_s3.c:918:SSL alert number 116"): its reason
+ * instead, and when the server asked for a client certificate or refused the one given, that.
+ */
+export function connectionError(error: Error): string {
+  const reason = tlsReason(error);
+  if (reason === undefined) return error.message;
+  const alert = /alert (.+)$/.exec(reason)?.[1];
+  if (alert === "certificate required") return `the server requires a client certificate (TLS alert "${alert}"): give one with ?tlsCertFile= and ?tlsKeyFile=`;
+  // Alerts a server sends about the certificate it was given: the client's.
+  if (alert !== undefined && /^(?:bad certificate|unknown ca|certificate (?:unknown|expired|revoked)|unsupported certificate)$/.test(alert)) {
+    return `the server refused the client certificate (TLS alert "${alert}")`;
+  }
+  return `TLS: ${reason}`;
+}
+
+/** OpenSSL's reason for a TLS error ("tlsv1 alert unknown ca"); undefined for any other error. */
+function tlsReason(error: Error): string | undefined {
+  return "library" in error && error.library === "SSL routines" && "reason" in error && typeof error.reason === "string" ? error.reason : undefined;
 }
 
 /**
@@ -57,9 +132,24 @@ function quietAfterFirstError<T extends { on(event: "error", listener: () => voi
   return stream;
 }
 
-/** The latest failure of a TLS connection made for one client (see connectionFailures). */
+/** What the TLS connections made for one client met (see connectionFailures). */
 export interface ConnectionFailures {
+  /** The latest failure. */
   latest: Error | undefined;
+  /** The latest TLS alert a server sent (see failureMet). */
+  alert: Error | undefined;
+}
+
+/**
+ * The failure to tell of: the latest, or the latest TLS alert when the latest was a reset. A
+ * server that refuses the client's certificate sends an alert and closes the connection, and the
+ * client's first write (ioredis writes as soon as the handshake is over) may meet the reset
+ * before the alert is read: that connection's alert is lost (about 1 connection in 5 here).
+ */
+export function failureMet(failures: ConnectionFailures): Error | undefined {
+  const { latest, alert } = failures;
+  const reset = latest !== undefined && "code" in latest && (latest.code === "ECONNRESET" || latest.code === "EPIPE");
+  return reset && alert !== undefined ? alert : latest;
 }
 
 /**
@@ -83,6 +173,7 @@ export function tlsConnector(failures: ConnectionFailures): typeof TlsConnector 
   return class extends TlsConnector {
     protected override failed(error: Error): void {
       failures.latest = error;
+      if (tlsReason(error)?.includes(" alert ") === true) failures.alert = error;
     }
   };
 }
