@@ -34,3 +34,87 @@ describe("postgres: the order of one job's events", () => {
     }
   });
 });
+
+// The global feed (all jobs' events) has no row to lock: two transactions take event ids in one
+// order and may commit in the other. A reader that resumed after the higher id skipped the lower
+// one for good, so the feed reads only up to where no writing transaction can still commit below.
+describe("postgres: the global feed", () => {
+  it("an event that commits after a later id's is not skipped: the feed holds the later one back until the writer ends, then gives both in id order", async () => {
+    const backend = await openIsolated();
+    const app = new pg.Client({ connectionString: POSTGRES_URL });
+    await app.connect();
+    try {
+      const [early, late] = [newJob(), newJob()];
+      await app.query("BEGIN");
+      await backend.enqueue({ jobs: [early], now: T0, tx: app }); // takes the lower event id, uncommitted
+      await backend.enqueue({ jobs: [late], now: T0 }); // the higher one, committed
+      // A reader here that took the later event and resumed after it would never see the earlier.
+      assert.deepEqual(await backend.readEvents({ afterId: 0, limit: 10 }), [], "held back while the app's transaction is open");
+      await app.query("COMMIT");
+      const feed = await backend.readEvents({ afterId: 0, limit: 10 });
+      assert.deepEqual(feed.map((e) => e.jobId), [early.id, late.id]);
+      assert.ok((feed[0]?.id ?? 0) < (feed[1]?.id ?? 0));
+    } finally {
+      await app.query("ROLLBACK").catch(() => {});
+      await app.end();
+      await backend.close();
+    }
+  });
+
+  it("a rolled-back enqueue leaves a gap in the ids that the feed passes at once", async () => {
+    const backend = await openIsolated();
+    const app = new pg.Client({ connectionString: POSTGRES_URL });
+    await app.connect();
+    try {
+      await app.query("BEGIN");
+      await backend.enqueue({ jobs: [newJob()], now: T0, tx: app });
+      await app.query("ROLLBACK");
+      const kept = newJob();
+      await backend.enqueue({ jobs: [kept], now: T0 });
+      // Nothing holds the events table: the feed reads past the rolled-back id without waiting.
+      assert.deepEqual((await backend.readEvents({ afterId: 0, limit: 10 })).map((e) => e.jobId), [kept.id]);
+    } finally {
+      await app.end();
+      await backend.close();
+    }
+  });
+
+  it("a reader that resumes after the last id it got, while transactions commit out of id order, gets every committed event once, in id order", { timeout: 60_000 }, async () => {
+    const backend = await openIsolated();
+    const apps = Array.from({ length: 4 }, () => new pg.Client({ connectionString: POSTGRES_URL }));
+    await Promise.all(apps.map((c) => c.connect()));
+    try {
+      let writing = true;
+      const writers = apps.map(async (app, w) => {
+        for (let i = 0; i < 40; i++) {
+          await app.query("BEGIN");
+          await backend.enqueue({ jobs: [newJob()], now: T0, tx: app });
+          // Hold the transaction open a little, a different while each time, so commits overtake
+          // each other's ids; every fifth rolls back.
+          await app.query("SELECT pg_sleep($1)", [((i * 7 + w * 3) % 5) / 1_000]);
+          await app.query((i + w) % 5 === 0 ? "ROLLBACK" : "COMMIT");
+        }
+      });
+      const seen: number[] = [];
+      const reading = (async () => {
+        let after = 0;
+        for (;;) {
+          const done = !writing; // read once more after the writers ended
+          const batch = await backend.readEvents({ afterId: after, limit: 25 });
+          for (const event of batch) seen.push(event.id);
+          after = batch.at(-1)?.id ?? after;
+          if (done && batch.length === 0) return;
+        }
+      })();
+      await Promise.all(writers);
+      writing = false;
+      await reading;
+      const committed = await apps[0]?.query<{ id: string }>(`SELECT id FROM "${backend.schema}".events ORDER BY id`);
+      assert.deepEqual(seen, committed?.rows.map((r) => Number(r.id)), "every committed event, once, in id order");
+      assert.equal(seen.length, 4 * 32);
+    } finally {
+      await Promise.all(apps.map((c) => c.end()));
+      await backend.close();
+    }
+  });
+});

@@ -21,7 +21,7 @@ import { type EnqueueStatements, enqueueJobs } from "./enqueue.ts";
 import { Listener } from "./listener.ts";
 import { type MigrateResult, migrate } from "./migrate.ts";
 import { channelName, loadQueries, type QueryName, withOrigin } from "./queries.ts";
-import { type Row, toJobEvent, toJobRecord } from "./rows.ts";
+import { type Row, textArray, toJobEvent, toJobRecord } from "./rows.ts";
 import { pooledQuery, serverPidOf } from "./pooled-query.ts";
 import { storable, storableText } from "./text.ts";
 import { type RunQuery, transactionRunner } from "./transaction.ts";
@@ -40,6 +40,13 @@ const MIN_BULK_STEP = 10;
 /** Pauses before each resend of a statement rolled back by a serialization failure or deadlock (jittered ±50%). */
 const ROLLED_BACK_PAUSES_MS: readonly number[] = [1, 5, 20, 50, 100, 200];
 const UNIQUE_VIOLATION = "23505";
+/**
+ * How long a read of the global feed waits for transactions that may still commit events below
+ * the newest it sees (#feedHorizon) before it answers with nothing new. Offload's own are single
+ * statements of milliseconds; an app's transaction that enqueued with `tx` holds the feed back
+ * until it ends.
+ */
+const FEED_WAIT_MS = 1_000;
 const STATEMENT_CANCELLED = "57014";
 
 export class PostgresBackend implements Backend {
@@ -527,7 +534,35 @@ export class PostgresBackend implements Backend {
   }
 
   async readEvents(request: { jobId?: string | undefined; afterId: number; limit: number }): Promise<JobEvent[]> {
-    return (await this.#rows("read-events", [request.jobId ?? null, request.afterId, request.limit])).map(toJobEvent);
+    // One job's events commit in id order (each write locks the job's row first), so its feed
+    // needs no horizon (docs/decisions.md, *Event feed ordering*).
+    if (request.jobId !== undefined) return (await this.#rows("read-events", [request.jobId, request.afterId, request.limit, null])).map(toJobEvent);
+    const upTo = await this.#feedHorizon(request.afterId, request.limit);
+    if (upTo === undefined) return [];
+    return (await this.#rows("read-events", [null, request.afterId, request.limit, upTo])).map(toJobEvent);
+  }
+
+  /**
+   * The id up to which the global feed after `afterId` is final: every event with an id at or
+   * below it that will ever commit has committed. Ids are taken in one order and committed in
+   * another, and a reader that resumed after an id skipped, for good, a lower one that committed a
+   * moment later (an app's transaction that enqueued with `tx` and committed after a worker's
+   * claim, say). So the feed waits for the transactions that were writing events when it looked
+   * (feed-horizon.sql); undefined when there is nothing new, or when one of them is still open
+   * after FEED_WAIT_MS (the caller asks again).
+   */
+  async #feedHorizon(afterId: number, limit: number): Promise<string | undefined> {
+    const [look] = await this.#rows("feed-horizon", [afterId, limit]);
+    const upTo = look?.["upto"];
+    if (typeof upTo !== "string" && typeof upTo !== "number") return undefined;
+    let writers = textArray(look?.["writers"]);
+    const giveUpAt = performance.now() + FEED_WAIT_MS;
+    for (let pause = 1; writers.length > 0; pause = Math.min(pause * 2, 50)) {
+      if (performance.now() + pause > giveUpAt) return undefined;
+      await new Promise<void>((resolve) => setTimeout(resolve, pause));
+      writers = (await this.#rows("feed-writers", [writers])).map((row) => String(row["writer"]));
+    }
+    return String(upTo);
   }
 
   watch(listener: () => void, options?: WatchOptions): () => void {

@@ -7,7 +7,7 @@ import { ConfigError } from "../../core/errors.ts";
 
 const QUERY_NAMES = [
   "acknowledge-cancel", "cancel", "claim", "complete", "counts", "drop-zero-counts", "end-backend", "end-claim", "enqueue", "enqueue-find-key",
-  "enqueue-find-last-key", "enqueue-keyed", "fail", "fold-counts", "get-job", "heartbeat", "list-jobs", "log", "next-due", "notify-work", "peek-jobs", "progress",
+  "enqueue-find-last-key", "enqueue-keyed", "fail", "feed-horizon", "feed-writers", "fold-counts", "get-job", "heartbeat", "list-jobs", "log", "next-due", "notify-work", "peek-jobs", "progress",
   "prune", "read-events", "reclaim", "release", "replay", "rescue-expired", "retry", "server-time", "stage-due", "stored-ids",
 ] as const;
 

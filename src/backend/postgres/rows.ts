@@ -63,3 +63,8 @@ export function toJobRecord(row: Row): JobRecord {
 export function toJobEvent(row: Row): JobEvent {
   return jobEventFrom(row, POSTGRES_FIELDS, "offload events");
 }
+
+/** A text[] column as pg decodes it (an array of strings); anything else is no strings. */
+export function textArray(value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((item): item is string => typeof item === "string") : [];
+}
