@@ -2,6 +2,9 @@
 // in both directions, without closing them. To the client it looks like a peer that vanished (a
 // host gone, a NAT that forgot the flow): no reply, no reset, the socket still open. Connections
 // made after the freeze are relayed as usual, as a reconnect would reach a healthy server.
+// It can also stand for a name that moves in a failover (a managed database's DNS name, a virtual
+// IP): retarget() sends new connections to another server, and drop() closes the open ones, as the
+// old primary's flows end when it dies or is fenced.
 import { once } from "node:events";
 import { type Server, type Socket, connect, createServer } from "node:net";
 
@@ -14,10 +17,12 @@ export class FreezingProxy {
   readonly #losing = new Set<string>();
   #repliesLost = 0;
   #vanished = false;
+  #target: { host: string; port: number };
 
-  private constructor(server: Server, port: number) {
+  private constructor(server: Server, port: number, target: { host: string; port: number }) {
     this.#server = server;
     this.port = port;
+    this.#target = target;
   }
 
   static async start(target: { host: string; port: number }): Promise<FreezingProxy> {
@@ -29,8 +34,8 @@ export class FreezingProxy {
     await once(server, "listening");
     const address = server.address();
     if (address === null || typeof address === "string") throw new Error("proxy has no port");
-    const proxy = new FreezingProxy(server, address.port);
-    relay = (client) => proxy.#relay(client, target);
+    const proxy = new FreezingProxy(server, address.port, target);
+    relay = (client) => proxy.#relay(client);
     return proxy;
   }
 
@@ -75,6 +80,24 @@ export class FreezingProxy {
     this.freeze();
   }
 
+  /**
+   * New connections go to `target` from now on (the name moved to another server); open ones stay
+   * where they are until they close or drop() closes them.
+   */
+  retarget(target: { host: string; port: number }): void {
+    this.#target = target;
+  }
+
+  /** Closes every open connection, frozen ones too; returns how many clients it cut off. */
+  drop(): number {
+    let clients = 0;
+    for (const socket of this.#all) {
+      if (socket.localPort === this.port) clients++; // accepted here: a client's, not an upstream
+      socket.destroy();
+    }
+    return clients;
+  }
+
   /** Connections whose replies loseRepliesAfter() stopped so far. */
   get repliesLost(): number {
     return this.#repliesLost;
@@ -86,7 +109,8 @@ export class FreezingProxy {
     await once(this.#server, "close");
   }
 
-  #relay(client: Socket, target: { host: string; port: number }): void {
+  #relay(client: Socket): void {
+    const target = this.#target;
     this.#connections++;
     if (this.#vanished) {
       this.#all.add(client);

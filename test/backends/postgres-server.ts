@@ -11,7 +11,7 @@ import { freePort } from "../support/ports.ts";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 
-const BIN = "/usr/lib/postgresql/15/bin";
+export const BIN = "/usr/lib/postgresql/15/bin";
 
 export interface PrivateServerOptions {
   /** Serve TLS; `only`: refuse TCP connections that do not use it (hostssl-only pg_hba). */
@@ -30,19 +30,20 @@ export interface PrivateServer {
   stop(): void;
 }
 
-function asPostgres(command: string, args: string[]): void {
+/** Runs a PostgreSQL program as the postgres user (the server refuses to run as root). */
+export function asPostgres(command: string, args: string[]): void {
   const argv = userInfo().uid === 0 ? ["runuser", "-u", "postgres", "--", join(BIN, command), ...args] : [join(BIN, command), ...args];
   const [file, ...rest] = argv;
   execFileSync(file ?? command, rest, { stdio: ["ignore", "ignore", "pipe"] });
 }
 
-async function asPostgresAsync(command: string, args: string[]): Promise<void> {
+export async function asPostgresAsync(command: string, args: string[]): Promise<void> {
   const argv = userInfo().uid === 0 ? ["runuser", "-u", "postgres", "--", join(BIN, command), ...args] : [join(BIN, command), ...args];
   const [file, ...rest] = argv;
   await promisify(execFile)(file ?? command, rest);
 }
 
-function postgresUid(): { uid: number; gid: number } {
+export function postgresUid(): { uid: number; gid: number } {
   const [uid, gid] = execFileSync("id", ["-u", "postgres"]).toString().trim().split(" ").concat(execFileSync("id", ["-g", "postgres"]).toString().trim());
   return { uid: Number(uid), gid: Number(gid) };
 }
