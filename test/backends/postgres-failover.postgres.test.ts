@@ -278,4 +278,5 @@ describe("postgres: failover to a synchronous standby", () => {
 
   it("the name points at the old primary restarted as a standby (25006 to writes and LISTEN) before it moves to the new primary", { timeout: 120_000 }, (t) => failOver(t, "standby"));
 
+  it("the name points at the old primary restarted read only (default_transaction_read_only) before it moves, its sessions left open", { timeout: 120_000 }, (t) => failOver(t, "read-only"));
 });
