@@ -5,7 +5,9 @@
 // missed notification costs at most one poll interval. Writes by this process are also announced
 // directly, before the notification comes back. A LISTEN connection only receives, so one that
 // died without closing (a vanished host) would go unnoticed: each poll also asks it a trivial
-// query, and one unanswered within the reply timeout (the client's query_timeout) drops it.
+// query, and one unanswered within the reply timeout (the client's query_timeout) drops it. A
+// connection on a server that takes no writes is kept only until one on a server that does is
+// found (READ_ONLY below).
 // Without a place to LISTEN (behind a transaction pooler with no listenUrl), the poll is all there
 // is: watchers hear this process's writes at once and other processes' at the next poll.
 import { ChangeListeners, readChangeMessage } from "../change-listeners.ts";
@@ -24,6 +26,27 @@ const MIN_BACKOFF_MS = 50;
  */
 const KEEP_WHILE_IDLE = "SELECT set_config(name, '0', false) FROM pg_settings WHERE name = 'idle_session_timeout'";
 const MAX_BACKOFF_MS = 2_000;
+
+/**
+ * A LISTEN hears only the server it runs on, and notifications come from where jobs are written. A
+ * server that takes no writes (default_transaction_read_only: a primary fenced or demoted in place
+ * after a failover) still takes LISTEN, and answers the probe: when the name the app connects to
+ * had moved to the new primary while the old one stayed up, the LISTEN stayed on the old one for
+ * as long as it lived, and jobs other processes enqueued on the new one woke no one (workers found
+ * them at their poll, watchers at the safety poll: test/backends/postgres-failover.postgres.test.ts
+ * waited 20 s in vain for the LISTEN to reach the new primary). So a session on a read-only server
+ * is kept (in a maintenance freeze set by ALTER DATABASE, sessions made before it still write and
+ * notify there), but a session on a server that takes writes is looked for (backoff, at most 2 s
+ * apart) and, once found, replaces it. A server in recovery refuses LISTEN itself (25006): that
+ * is a failed connect, retried as any other.
+ */
+const READ_ONLY = "the LISTEN connection's server takes no writes (read only: a fenced or demoted primary); kept, while a connection to a server that takes writes is looked for";
+
+/** Whether `client`'s server refuses writes to its new transactions (each statement is one here). */
+async function takesNoWrites(client: pg.Client): Promise<boolean> {
+  const { rows } = await client.query<{ read_only: string }>("SELECT current_setting('transaction_read_only') AS read_only");
+  return rows[0]?.read_only === "on";
+}
 
 interface Deferred {
   readonly promise: Promise<void>;
@@ -118,19 +141,33 @@ export class Listener {
   async #connect(config: pg.ClientConfig): Promise<void> {
     this.#retry = undefined;
     if (this.#closed) return;
+    // With a session in place, this attempt only looks for a server that takes writes, to move
+    // the LISTEN there (see READ_ONLY): whatever it meets, the session in place stays until then.
+    const looking = this.#client !== undefined;
     const client = new pg.Client(config);
     let lost = false;
     const onLost = (error?: Error): void => {
       if (lost) return;
       lost = true;
+      client.end().catch(() => {});
+      if (this.#closed) return;
+      if (this.#client !== client && (looking || this.#client !== undefined)) {
+        // Not the session in place but a look for a writable server, which looks again while a
+        // session is in place (if that one died meanwhile, its own reconnect is due), or an attempt
+        // that another one beat.
+        if (looking && this.#client !== undefined) this.#lookAgain(config);
+        return;
+      }
       if (this.#isListening) this.#listening = deferred();
       this.#isListening = false;
       if (this.#client === client) {
         this.#client = undefined;
         this.#probe = undefined;
+        this.#retire = undefined;
+        this.#seeking = false;
+        // A look for a writable server scheduled for this session: this reconnect replaces it.
+        if (this.#retry) clearTimeout(this.#retry);
       }
-      client.end().catch(() => {});
-      if (this.#closed) return;
       if (error) this.#onError(error);
       this.#retry = setTimeout(() => void this.#connect(config), this.#backoffMs);
       this.#retry.unref();
@@ -142,31 +179,79 @@ export class Listener {
       const change = readChangeMessage(message.payload ?? "", this.#origin);
       if (change) this.announce(change.newWork);
     });
+    let readOnly: boolean;
     try {
       await client.connect();
       await client.query(KEEP_WHILE_IDLE);
+      readOnly = await takesNoWrites(client);
       await client.query(`LISTEN ${quoteIdent(this.#channel)}`);
     } catch (error) {
       onLost(error instanceof Error ? error : new Error(String(error)));
       return;
     }
-    if (this.#closed) {
+    if (this.#closed || lost) {
+      lost = true;
       await client.end().catch(() => {});
       return;
     }
+    if (this.#client !== undefined && this.#client !== client) {
+      // A session is in place: this was a look for a writable server, or a reconnect that another
+      // attempt beat. Only a session on a writable server replaces one that is in place.
+      if (!looking || readOnly) {
+        lost = true;
+        await client.end().catch(() => {});
+        if (looking) this.#lookAgain(config);
+        return;
+      }
+      this.#retire?.(); // the read-only server's session: nothing it hears is worth keeping it for
+      this.#seeking = false;
+    }
     this.#client = client;
+    this.#retire = () => {
+      lost = true;
+      client.end().catch(() => {});
+    };
     let probing = false;
     this.#probe = () => {
       if (probing) return;
       probing = true;
-      client.query("SELECT 1").then(
-        () => (probing = false),
+      takesNoWrites(client).then(
+        (nowReadOnly) => {
+          probing = false;
+          // Fenced since the LISTEN (a primary demoted in place): look for the server that took over.
+          if (nowReadOnly && this.#client === client && !this.#seeking) this.#readOnly(config);
+        },
         (error: unknown) => onLost(new Error(`the LISTEN connection did not answer (${error instanceof Error ? error.message : String(error)}); connecting again`)),
       );
     };
     this.#isListening = true;
     this.#listening.resolve();
-    this.#backoffMs = MIN_BACKOFF_MS;
+    if (readOnly) {
+      this.#readOnly(config);
+    } else {
+      this.#backoffMs = MIN_BACKOFF_MS;
+    }
     this.announce(); // anything that changed while we were not listening
+  }
+
+  /** Ends the LISTEN session in place without reconnecting: a better one replaced it. */
+  #retire: (() => void) | undefined;
+
+  /** A server that takes writes is being looked for, the session in place being on a read-only one. */
+  #seeking = false;
+
+  /** The session in place is on a read-only server: said once, then a writable one is looked for. */
+  #readOnly(config: pg.ClientConfig): void {
+    this.#seeking = true;
+    this.#onError(new Error(READ_ONLY));
+    this.#backoffMs = MIN_BACKOFF_MS;
+    this.#lookAgain(config);
+  }
+
+  #lookAgain(config: pg.ClientConfig): void {
+    if (this.#closed || !this.#seeking) return;
+    this.#retry = setTimeout(() => void this.#connect(config), this.#backoffMs);
+    this.#retry.unref();
+    this.#backoffMs = Math.min(MAX_BACKOFF_MS, this.#backoffMs * 2);
   }
 }
