@@ -8,7 +8,7 @@ import pg from "pg";
 import { uuidv7 } from "../../src/core/ids.ts";
 import { newJob, T0 } from "../conformance/fixtures.ts";
 import { MODE_SETTINGS } from "../../src/backend/postgres/pooled-query.ts";
-import { loadQueries } from "../../src/backend/postgres/queries.ts";
+import { channelName, loadQueries, withOrigin } from "../../src/backend/postgres/queries.ts";
 import { until } from "../support/until.ts";
 import { POSTGRES_URL, connectedPair, holdEventInserts, newWorkSignals, assertStalledClaimStopped, openIsolated } from "./postgres-helpers.ts";
 
@@ -49,6 +49,35 @@ describe("postgres: claim and due jobs", () => {
       assert.match(await sleeping, /canceling statement due to user request/, "cancelled by the test, not terminated");
     } finally {
       await Promise.all([sleeper.end(), caller.end()]);
+      await b.close();
+    }
+  });
+
+  it("stopping a claim's server process by pid leaves another backend's claim alone, though pg_stat_activity cuts both texts (track_activity_query_size) before the origin near their end", async () => {
+    const b = await openIsolated();
+    const [claimer, caller] = await connectedPair();
+    const blocker = new pg.Client({ connectionString: POSTGRES_URL });
+    await blocker.connect();
+    try {
+      const ours = withOrigin(loadQueries(b.schema), "a1");
+      const theirs = withOrigin(loadQueries(b.schema), "b2");
+      const pid = (await claimer.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]?.pid;
+      // Another backend's claim (same schema, user and database) held running: its event insert waits.
+      await blocker.query("BEGIN");
+      await blocker.query(`LOCK TABLE "${b.schema}".events IN SHARE MODE`);
+      const claiming = claimer.query(theirs["claim"], [["q"], 1, "w", T0 + 60_000, T0, channelName(b.schema), false, "t.", " quiet", false])
+        .then(() => "claimed", (error: unknown) => String(error));
+      const shown = async (): Promise<string | undefined> =>
+        (await caller.query<{ query: string }>("SELECT query FROM pg_stat_activity WHERE pid = $1 AND state = 'active' AND wait_event_type = 'Lock'", [pid])).rows[0]?.query;
+      await until(async () => (await shown()) !== undefined, "the other backend's claim waiting", 10);
+      assert.ok(((await shown())?.length ?? 0) < theirs["claim"].length, "pg_stat_activity shows the claim's text cut short (track_activity_query_size)");
+      const stopped = await caller.query(ours["end-backend"], [pid, null, ours["claim"]]);
+      assert.equal(stopped.rowCount, 0, "not this backend's claim: no row, and no signal");
+      await blocker.query("COMMIT");
+      assert.equal(await claiming, "claimed", "the other backend's claim ran to its end");
+    } finally {
+      await blocker.query("ROLLBACK").catch(() => {});
+      await Promise.all([claimer.end(), caller.end(), blocker.end()]);
       await b.close();
     }
   });

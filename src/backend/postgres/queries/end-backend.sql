@@ -2,7 +2,7 @@
 -- timeout, still running there, and able to commit after a reclaim looked), if it is still there.
 -- Only a process of this database and user, and, from the second call on, the same process that
 -- the first call found (its start time): a pid used again by a new process is never touched.
--- And only while that process runs this backend's claim: its text (which holds this backend's
+-- And only while that process runs this backend's claim: its text (which opens with this backend's
 -- origin) starts with what pg_stat_activity shows, cut at track_activity_query_size or not. Behind
 -- a session-mode pooler the pid the client knows is the pooler's own number, which may happen to
 -- be the pid of an unrelated session of the same user, and that session is left alone.
