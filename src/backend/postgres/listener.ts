@@ -165,13 +165,9 @@ export class Listener {
         this.#probe = undefined;
         this.#retire = undefined;
         this.#seeking = false;
-        // A look for a writable server scheduled for this session: this reconnect replaces it.
-        if (this.#retry) clearTimeout(this.#retry);
       }
       if (error) this.#onError(error);
-      this.#retry = setTimeout(() => void this.#connect(config), this.#backoffMs);
-      this.#retry.unref();
-      this.#backoffMs = Math.min(MAX_BACKOFF_MS, this.#backoffMs * 2);
+      this.#schedule(config);
     };
     client.on("error", onLost);
     client.on("end", () => onLost());
@@ -250,6 +246,17 @@ export class Listener {
 
   #lookAgain(config: pg.ClientConfig): void {
     if (this.#closed || !this.#seeking) return;
+    this.#schedule(config);
+  }
+
+  /**
+   * The next connection attempt, after the back-off, in place of any still pending: one chain of
+   * attempts at a time. (A read-only session that died while a look was connecting scheduled its
+   * reconnect; the look then became the session, read-only too, and scheduled its own look: two
+   * chains doubled the attempts, and close() cleared only the newer timer.)
+   */
+  #schedule(config: pg.ClientConfig): void {
+    if (this.#retry) clearTimeout(this.#retry);
     this.#retry = setTimeout(() => void this.#connect(config), this.#backoffMs);
     this.#retry.unref();
     this.#backoffMs = Math.min(MAX_BACKOFF_MS, this.#backoffMs * 2);
