@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Backend } from "../../src/backend/backend.ts";
 import { openBackend } from "../../src/backend/open.ts";
-import { ClosedError, ConfigError, type JobHandle, Offload, Worker, type WorkerOptions } from "../../src/index.ts";
+import { ClosedError, ConfigError, type JobHandle, Offload, Worker, type WorkerEvent, type WorkerOptions } from "../../src/index.ts";
 import { TaskRegistry } from "../../src/worker/task-registry.ts";
 import { FakeClock, nextEvent, recordEvents } from "../../src/testing/index.ts";
 import { replacing } from "../conformance/fixtures.ts";
@@ -330,6 +330,51 @@ describe("worker interleavings", () => {
       const lines = (await offload.jobs.events({ jobId: job.id, afterId: 0 })).filter((e) => e.type === "log").map((e) => e.data["line"]);
       assert.deepEqual(lines, ["sent the invoice", "marked it paid"], "the line sent again still comes first");
       assert.equal(logs, 3);
+      assert.deepEqual(errors, ["Connection terminated unexpectedly"], "the failed try is reported");
+    } finally {
+      await offload.close({ grace: 0 });
+      await real.close();
+    }
+  });
+
+  it("an awaited progress write that fails (a connection blip) is sent again: the handler goes on, and the job succeeds in its first run", { timeout: 20_000 }, async () => {
+    const clock = new FakeClock();
+    const real = await openBackend("sqlite::memory:");
+    let writes = 0;
+    const backend = replacing(real, {
+      progress: (request) => {
+        writes++;
+        return writes === 1 ? Promise.reject(new Error("Connection terminated unexpectedly")) : real.progress(request);
+      },
+    });
+    const offload = new Offload({ backend, clock });
+    try {
+      let runs = 0;
+      // As the README's handler does: `await ctx.progress(...)` between steps of the work.
+      const task = offload.task({ name: "renders", run: async (_: null, ctx) => {
+        runs++;
+        await ctx.progress(0.5, "half way");
+        return "done";
+      } });
+      const worker = offload.worker({ poll: "60s" });
+      const errors: string[] = [];
+      worker.on("error", (e) => errors.push(e.message));
+      const outcome = new Promise<WorkerEvent>((resolve) => worker.on("job", (e) => {
+        if (e.type !== "started") resolve(e);
+      }));
+      await worker.start();
+      const job = await task.enqueue(null);
+      // Either the write waits out the first pause of the resend schedule, or the attempt ends.
+      if (await Promise.race([clock.sleeping(50).then(() => true), outcome.then(() => false)])) clock.advance(50);
+      const event = await outcome;
+      assert.equal(event.type, "succeeded", `the attempt ended ${event.type}: a blip in a progress write cost it`);
+      const stored = await job.get();
+      assert.equal(stored.attempt, 1);
+      assert.deepEqual(stored.errors, []);
+      assert.equal(stored.progress, 0.5);
+      assert.equal(stored.progressMessage, "half way");
+      assert.equal(runs, 1, "the handler ran once");
+      assert.equal(writes, 2);
       assert.deepEqual(errors, ["Connection terminated unexpectedly"], "the failed try is reported");
     } finally {
       await offload.close({ grace: 0 });
