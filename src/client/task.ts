@@ -13,7 +13,7 @@ export interface JobContext {
   /** 1 on the first run, 2 on the first retry, and so on. */
   readonly attempt: number;
   readonly job: JobRecord;
-  /** Records progress (a fraction from 0 to 1: 0.5 is half; 50 is refused) and an optional message, visible to readers and event streams. */
+  /** Records progress (a fraction from 0 to 1: 0.5 is half; 50 is refused) and an optional message, visible to readers and event streams. A failed write is sent again, as a log line is; the call rejects only once those tries are spent. */
   progress(fraction: number, message?: string): Promise<void>;
   /** Appends a log line to the job's event feed. Written before the job is acknowledged; a failed write is sent again (after a lost reply the line may appear twice). */
   log(line: string): void;

@@ -49,9 +49,16 @@ export function makeJobContext(
   // A failed progress write is reported once, as a failed log line is (collapsed calls share it).
   let progressWriter: ProgressWriter | undefined;
   let logs: Promise<unknown> = Promise.resolve(); // the last log line's write: the next waits for it
+  // Sent again when the write fails, as log lines and outcomes are: a handler awaits its progress
+  // (`await ctx.progress(0.3)` between steps), and a connection blip that rejected the call failed
+  // the attempt, which ran again (found by a PostgreSQL chaos soak). Progress is a gauge, so a
+  // write that landed before its reply was lost is harmless sent again: the run keeps its newest.
   const writeProgress = async (progress: number, message: string | undefined): Promise<unknown> => {
+    const request = { id: job.id, token, progress, message, now: deps.clock.now() };
+    const write = (): Promise<unknown> => backend.progress(request);
+    const retry = deps.retry;
     try {
-      return await backend.progress({ id: job.id, token, progress, message, now: deps.clock.now() });
+      return await (retry ? retry.write(write, (error) => error instanceof OffloadError) : write());
     } catch (error) {
       deps.report(error);
       throw error;
