@@ -14,7 +14,7 @@ import { asPostgres, asPostgresAsync, postgresUid } from "./postgres-server.ts";
 
 export interface ReplicaNode {
   readonly port: number;
-  /** A direct URL (not through any proxy), for the test's own checks. */
+  /** A direct URL (not through the proxy), for the test's own checks. */
   readonly url: string;
 }
 

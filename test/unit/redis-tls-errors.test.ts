@@ -25,7 +25,7 @@ describe("redis over TLS: a connection's error", () => {
     assert.equal(connectionError(openSslError("decryption failed or bad record mac", "ERR_SSL_DECRYPTION_FAILED_OR_BAD_RECORD_MAC")), "TLS: decryption failed or bad record mac");
   });
 
-  it("is any other error's own message: the client refusing the server's certificate, a refused connection", () => {
+  it("is the error's own message for other errors: the client refusing the server's certificate, a refused connection", () => {
     const untrusted = Object.assign(new Error("self-signed certificate in certificate chain"), { code: "SELF_SIGNED_CERT_IN_CHAIN" });
     assert.equal(connectionError(untrusted), "self-signed certificate in certificate chain");
     assert.equal(connectionError(refused), "connect ECONNREFUSED 127.0.0.1:6380");

@@ -344,7 +344,7 @@ function prismaDriverError(error: Error): Error | undefined {
 /**
  * Whether the server could not be reached, did not answer, could not take the call now, or
  * cannot be connected to as configured (Backend.unavailable): resendable(), refusedForNow() or
- * refusedConnection(). resendable() takes any error without a
+ * refusedConnection(). resendable() takes every error without a
  * SQLSTATE for pg's own ("Connection terminated"): a fault in code (a TypeError, a RangeError)
  * is not one of those.
  */

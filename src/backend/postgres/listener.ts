@@ -38,7 +38,7 @@ const MAX_BACKOFF_MS = 2_000;
  * is kept (in a maintenance freeze set by ALTER DATABASE, sessions made before it still write and
  * notify there), but a session on a server that takes writes is looked for (backoff, at most 2 s
  * apart) and, once found, replaces it. A server in recovery refuses LISTEN itself (25006): that
- * is a failed connect, retried as any other.
+ * is a failed connect, retried like every failed connect.
  */
 const READ_ONLY = "the LISTEN connection's server takes no writes (read only: a fenced or demoted primary); kept, while a connection to a server that takes writes is looked for";
 
@@ -250,7 +250,7 @@ export class Listener {
   }
 
   /**
-   * The next connection attempt, after the back-off, in place of any still pending: one chain of
+   * The next connection attempt, after the back-off, in place of one still pending: one chain of
    * attempts at a time. (A read-only session that died while a look was connecting scheduled its
    * reconnect; the look then became the session, read-only too, and scheduled its own look: two
    * chains doubled the attempts, and close() cleared only the newer timer.)

@@ -304,7 +304,7 @@ export class PostgresBackend implements Backend {
           return jobs;
         } catch (error) {
           // Behind a transaction pooler the process id we know is the pooler's, not the server
-          // session's (and may be any session's), and the pooler, told only that we hung up, left
+          // session's (and may be some other session's), and the pooler, told only that we hung up, left
           // the statement running: its session is found by the claim's text instead. Left to
           // commit after the reclaim looked, its jobs sat active under a lease nobody held until
           // rescue charged them an attempt they never ran (with `attempts: 1`, failed unrun).

@@ -66,7 +66,7 @@ export function withOrigin(queries: Readonly<Record<QueryName, string>>, origin:
   if (!/^[0-9a-f]+$/.test(origin)) throw new Error(`not an origin: ${JSON.stringify(origin)}`);
   const out = { ...queries };
   for (const name of QUERY_NAMES) out[name] = queries[name].replaceAll(ORIGIN_SETTING, `'${origin}'::text`);
-  // end-backend.sql tells this backend's claim from any other by pg_stat_activity's text, which
+  // end-backend.sql tells this backend's claim from another's by pg_stat_activity's text, which
   // is cut at track_activity_query_size (1 kB by default): the origin in its pg_notify, some 2 kB
   // in, was cut off, and another backend's claim of the same schema matched and was terminated.
   // So the claim's text names its origin first. One text per backend: its prepared statement holds.

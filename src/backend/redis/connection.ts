@@ -5,8 +5,8 @@
 //   redis+sentinel://[user:pass@]host:port[,host:port…]/<master name>[?prefix=name&sentinelPassword=p]
 //                                           (Sentinel: the sentinels, and the master group to follow)
 //   rediss+cluster://…, rediss+sentinel://…   (the same over TLS, to every node and sentinel)
-//   ?tlsCaFile=/path/ca.pem                  (with any rediss form: trust this CA, as well as the system's)
-//   ?tlsCertFile=/path/client.crt&tlsKeyFile=/path/client.key   (with any rediss form: a client certificate)
+//   ?tlsCaFile=/path/ca.pem                  (with every rediss form: trust this CA, as well as the system's)
+//   ?tlsCertFile=/path/client.crt&tlsKeyFile=/path/client.key   (with every rediss form: a client certificate)
 // Our own query parameters are removed before ioredis sees the URL (it would read them as options).
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { positiveMs } from "../../core/duration.ts";
@@ -153,7 +153,7 @@ const tlsClusters = new WeakMap<Cluster, { nodeOptions: RedisOptions; seeds: rea
 
 /**
  * A client for the change feed to subscribe on, made like `client`: its duplicate, or for a
- * Cluster over TLS made here, one connection to any of its nodes (see tlsClusterSubscriber).
+ * Cluster over TLS made here, one connection to one of its nodes (see tlsClusterSubscriber).
  */
 export function subscriberClient(client: Redis | Cluster): Redis | Cluster {
   if (client instanceof Redis) return client.duplicate();

@@ -36,7 +36,7 @@ export function tlsSettings(url: string, scheme: string, files: TlsFiles): Conne
   if ((files.cert === null) !== (files.key === null)) {
     throw new BackendOpenError(url, files.cert === null ? "?tlsKeyFile= needs ?tlsCertFile=, the client certificate it is the key of" : "?tlsCertFile= needs ?tlsKeyFile=, the client certificate's private key");
   }
-  // Node takes any content as CAs without a word (a DER file, a key, an empty file), and every
+  // Node takes whatever content as CAs without a word (a DER file, a key, an empty file), and every
   // connection then failed after the reply timeout as "self-signed certificate", blaming the CA.
   const ca = files.ca === null ? {} : { ca: [...rootCertificates, certificates(url, "ca", files.ca, "ca.pem").pem] };
   if (files.cert === null || files.key === null) return ca;
@@ -112,7 +112,7 @@ export function connectionError(error: Error): string {
   return `TLS: ${reason}`;
 }
 
-/** OpenSSL's reason for a TLS error ("tlsv1 alert unknown ca"); undefined for any other error. */
+/** OpenSSL's reason for a TLS error ("tlsv1 alert unknown ca"); undefined for every other error. */
 function tlsReason(error: Error): string | undefined {
   return "library" in error && error.library === "SSL routines" && "reason" in error && typeof error.reason === "string" ? error.reason : undefined;
 }
@@ -153,7 +153,7 @@ export function failureMet(failures: ConnectionFailures): Error | undefined {
 }
 
 /**
- * Per client made over TLS: the latest failure of any connection made for it. A Cluster's slot
+ * Per client made over TLS: the latest failure of the connections made for it. A Cluster's slot
  * refresh makes connections of its own and drops their errors, so a Cluster that could not
  * connect said only "Failed to refresh slots cache.", whatever the reason: a certificate not
  * trusted, expired, or for another host. InFlightCalls says this one instead.
