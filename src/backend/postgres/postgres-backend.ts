@@ -23,6 +23,7 @@ import { type MigrateResult, migrate } from "./migrate.ts";
 import { channelName, loadQueries, type QueryName, withOrigin } from "./queries.ts";
 import { type Row, textArray, toJobEvent, toJobRecord } from "./rows.ts";
 import { pooledQuery, serverPidOf } from "./pooled-query.ts";
+import { askUntil } from "./ask-until.ts";
 import { storable, storableText } from "./text.ts";
 import { type RunQuery, transactionRunner } from "./transaction.ts";
 
@@ -338,16 +339,15 @@ export class PostgresBackend implements Backend {
    * caller tries again later).
    */
   async #ended(pid: number, claimText: string, withinMs: number): Promise<void> {
-    const giveUpAt = performance.now() + withinMs;
     let started: unknown = null; // the process's start time, from the first answer
-    for (let pause = 10; ; pause = Math.min(pause * 2, 200)) {
+    const ended = await askUntil(async () => {
       const [row] = await this.#rows("end-backend", [pid, started, claimText], withinMs);
-      if (row === undefined) return;
-      started = row["backend_start"];
-      if (performance.now() + pause > giveUpAt) throw new Error(`the server process of a claim given up on (pid ${pid}) has not ended yet`);
-      await new Promise<void>((resolve) => setTimeout(resolve, pause));
-    }
+      started = row?.["backend_start"] ?? started;
+      return row === undefined;
+    }, { withinMs, firstPauseMs: 10, maxPauseMs: 200 });
+    if (!ended) throw new Error(`the server process of a claim given up on (pid ${pid}) has not ended yet`);
   }
+
 
   /**
    * Behind a transaction pooler: stops the server session still running the claim whose text
@@ -356,13 +356,10 @@ export class PostgresBackend implements Backend {
    * session when we hung up) is dropped by the pooler, and nothing runs it.
    */
   async #claimEnded(tag: string, withinMs: number): Promise<void> {
-    const giveUpAt = performance.now() + withinMs;
-    for (let pause = 10; ; pause = Math.min(pause * 2, 200)) {
-      if ((await this.#rows("end-claim", [tag], withinMs)).length === 0) return;
-      if (performance.now() + pause > giveUpAt) throw new Error("the server session of a claim given up on has not ended yet");
-      await new Promise<void>((resolve) => setTimeout(resolve, pause));
-    }
+    const ended = await askUntil(async () => (await this.#rows("end-claim", [tag], withinMs)).length === 0, { withinMs, firstPauseMs: 10, maxPauseMs: 200 });
+    if (!ended) throw new Error("the server session of a claim given up on has not ended yet");
   }
+
 
   async heartbeat(request: HeartbeatRequest): Promise<HeartbeatResult> {
     if (request.leases.length === 0) return { lost: [], cancelRequested: [] };
@@ -556,13 +553,13 @@ export class PostgresBackend implements Backend {
     const upTo = look?.["upto"];
     if (typeof upTo !== "string" && typeof upTo !== "number") return undefined;
     let writers = textArray(look?.["writers"]);
-    const giveUpAt = performance.now() + FEED_WAIT_MS;
-    for (let pause = 1; writers.length > 0; pause = Math.min(pause * 2, 50)) {
-      if (performance.now() + pause > giveUpAt) return undefined;
-      await new Promise<void>((resolve) => setTimeout(resolve, pause));
-      writers = (await this.#rows("feed-writers", [writers])).map((row) => String(row["writer"]));
-    }
-    return String(upTo);
+    let looked = false; // the first answer is feed-horizon's own: ask again only after a pause
+    const ended = await askUntil(async () => {
+      if (looked && writers.length > 0) writers = (await this.#rows("feed-writers", [writers])).map((row) => String(row["writer"]));
+      looked = true;
+      return writers.length === 0;
+    }, { withinMs: FEED_WAIT_MS, firstPauseMs: 1, maxPauseMs: 50 });
+    return ended ? String(upTo) : undefined;
   }
 
   watch(listener: () => void, options?: WatchOptions): () => void {
