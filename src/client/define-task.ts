@@ -9,7 +9,7 @@ import { checkQueueName, describe, isName, isStorableText, refuseUnknownOptions 
 import { uuidv7 } from "../core/ids.ts";
 import { encodeJson } from "../core/json.ts";
 import { type StandardSchemaV1, validate } from "../core/schema.ts";
-import { callForCaller } from "./backend-errors.ts";
+import { callForCaller } from "../backend/backend-errors.ts";
 import type { InlineRunner } from "./inline-runner.ts";
 import { JobHandle } from "./job-handle.ts";
 import type { Offload } from "./offload.ts";

@@ -8,7 +8,7 @@ import type { Backend, JobEvent, ListFilter, QueueCounts, Retention } from "../b
 import { assertCancelled, assertRetried } from "../backend/status.ts";
 import { isJobId } from "../core/ids.ts";
 import { describe } from "../core/names.ts";
-import { callForCaller } from "./backend-errors.ts";
+import { callForCaller } from "../backend/backend-errors.ts";
 import { eventsRequest, listFilter, replayFilter } from "./job-filters.ts";
 import { JobWatch, type Look } from "./job-watch.ts";
 

@@ -9,6 +9,7 @@
 //   handed back to `queued` (unless the backend was unreachable: then it is left to its lease).
 import { EventEmitter } from "node:events";
 import type { Backend, Lease, Retention } from "../backend/backend.ts";
+import { forCaller } from "../backend/backend-errors.ts";
 import { type Clock, FakeClock } from "../core/clock.ts";
 import { type Duration, toMs } from "../core/duration.ts";
 import { ClosedError, ConfigError, toError } from "../core/errors.ts";
@@ -422,8 +423,14 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
     }
   }
 
+  /**
+   * What the app hears of a failure: a server that cannot take a call is the same
+   * BackendUnavailableError its own calls get (the driver's error as its cause), so one listener
+   * can count outages on every backend without knowing ioredis's or pg's messages.
+   */
   #report(error: unknown): void {
-    const err = toError(error);
+    const backend = this.#backend;
+    const err = toError(backend === undefined ? error : forCaller(backend, error));
     if (this.listenerCount("error") > 0) this.emit("error", err);
     else process.emitWarning(`offload worker ${this.id}: ${err.message}`);
   }

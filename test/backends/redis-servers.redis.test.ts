@@ -189,7 +189,8 @@ describe("redis: cluster, connection loss, server restart", () => {
         return p.n;
       } });
       const worker = offload.worker({ concurrency: 10, lease: "3s", heartbeat: "500ms" });
-      worker.on("error", () => {});
+      const errors: Error[] = [];
+      worker.on("error", (error) => errors.push(error));
       await worker.start();
       const handles = await work.enqueueMany(Array.from({ length: 300 }, (_, n) => ({ n })));
       // The app enqueues while the server is down, without retrying: the call waits for it.
@@ -209,6 +210,10 @@ describe("redis: cluster, connection loss, server restart", () => {
       const results = await Promise.all(all.map((h) => h.result({ timeout: "60s" })));
       assert.deepEqual(results, all.map((_, n) => n));
       await worker.stop();
+      // The worker reports the outage as the app's own calls see one, whatever ioredis said
+      // ("Connection is closed.", ECONNREFUSED, LOADING…).
+      assert.ok(errors.length > 0, "the worker noticed the outage");
+      assert.deepEqual(errors.filter((e) => !(e instanceof BackendUnavailableError)).map(String), []);
     } finally {
       await offload.close();
     }

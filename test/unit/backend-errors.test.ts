@@ -1,12 +1,15 @@
-// Which server errors reach the app as BackendUnavailableError (src/client/backend-errors.ts and
+// Which server errors reach the app as BackendUnavailableError (src/backend/backend-errors.ts and
 // the adapters' refusedForNow), and which pass through as they are.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { DrizzleQueryError } from "drizzle-orm";
 import { resendable as postgresResendable, refusedForNow as postgresRefusedForNow, unavailable as postgresUnavailable } from "../../src/backend/postgres/connection.ts";
 import { refusedForNow as redisRefusedForNow, resendable as redisResendable } from "../../src/backend/redis/connection.ts";
-import { forCaller } from "../../src/client/backend-errors.ts";
-import { BackendUnavailableError, JobNotFoundError } from "../../src/index.ts";
+import { forCaller } from "../../src/backend/backend-errors.ts";
+import { openBackend } from "../../src/backend/open.ts";
+import { BackendUnavailableError, JobNotFoundError, Offload } from "../../src/index.ts";
+import { FakeClock } from "../../src/testing/index.ts";
+import { replacing } from "../conformance/fixtures.ts";
 
 /** A backend whose unavailable() says yes to errors whose message says "down". */
 const server = { name: "redis", unavailable: (error: unknown) => error instanceof Error && error.message.includes("down") };
@@ -100,5 +103,43 @@ describe("errors the app's calls throw", () => {
     assert.equal(postgresUnavailable(prisma("P2010", { kind: "postgres", code: "55P03", originalCode: "55P03" })), true, "lock timeout");
     assert.equal(postgresUnavailable(prisma("P2010", { kind: "UniqueConstraintViolation", originalCode: "23505" })), false, "a refusal of the call as sent");
     assert.equal(postgresUnavailable(prisma("P2010", { kind: "TableDoesNotExist" })), false, "a kind without a SQLSTATE that is not about the connection");
+  });
+});
+
+describe("errors a worker reports", () => {
+  it("a claim the server could not take is reported as the BackendUnavailableError the app's calls get; other failures as they are", async () => {
+    const clock = new FakeClock();
+    const real = await openBackend("sqlite::memory:");
+    const down = new Error("server down");
+    const refused = new Error("ERR wrong number of arguments");
+    const failures = [down, refused];
+    const backend = replacing(real, {
+      name: "redis",
+      unavailable: server.unavailable,
+      claim: (request) => {
+        const failure = failures.shift();
+        return failure === undefined ? real.claim(request) : Promise.reject(failure);
+      },
+    });
+    const offload = new Offload({ backend, clock });
+    try {
+      offload.task({ name: "noop", run: () => null });
+      const worker = offload.worker({ poll: "60s" });
+      const errors: Error[] = [];
+      worker.on("error", (error) => errors.push(error));
+      await worker.start();
+      // The claim loop backs off 100 ms after the first failure, 200 after the second.
+      await clock.sleeping(100);
+      clock.advance(100);
+      await clock.sleeping(200);
+      const [first, second] = errors;
+      assert.ok(first instanceof BackendUnavailableError, String(first));
+      assert.deepEqual([first.backend, first.cause, first.message], ["redis", down, "the redis backend is unavailable: server down"]);
+      assert.equal(second, refused, "a refusal of the call as sent is not an outage");
+      await worker.stop();
+    } finally {
+      await offload.close({ grace: 0 });
+      await real.close();
+    }
   });
 });
