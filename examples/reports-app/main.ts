@@ -5,7 +5,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { dataDir, ensureDataDirs } from "./config.ts";
+import { withoutPassword } from "../../src/core/errors.ts";
+import { backendUrl, dataDir, ensureDataDirs } from "./config.ts";
 
 /** A child that ignores SIGTERM this long is killed. */
 const STOP_TIMEOUT_MS = 8_000;
@@ -64,5 +65,5 @@ const url = await new Promise<string>((resolve) => {
 if (url) {
   const worker = start("worker.ts", (line) => console.log(line));
   const web = [...children][0];
-  console.log(`\n  Reports app: ${url}\n  web pid ${web?.pid}, worker pid ${worker.pid}; data in ${dataDir}\n  Ctrl-C stops both.\n`);
+  console.log(`\n  Reports app: ${url}\n  web pid ${web?.pid}, worker pid ${worker.pid}; data in ${dataDir}\n  jobs in ${withoutPassword(backendUrl)}\n  Ctrl-C stops both.\n`);
 }

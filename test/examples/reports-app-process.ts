@@ -17,10 +17,14 @@ export interface RunningApp {
   cleanup(): void;
 }
 
-export async function startReportsApp(): Promise<RunningApp> {
+/** `backend`: the OFFLOAD_BACKEND to run it on (a server URL); the SQLite file of its data folder if not given. */
+export async function startReportsApp(backend?: string): Promise<RunningApp> {
   const data = mkdtempSync(join(tmpdir(), "reports-app-"));
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: "0", REPORTS_APP_DATA: data };
+  if (backend === undefined) delete env["OFFLOAD_BACKEND"];
+  else env["OFFLOAD_BACKEND"] = backend;
   const main = spawn(process.execPath, [join(import.meta.dirname, "../../examples/reports-app/main.ts")], {
-    env: { ...process.env, PORT: "0", REPORTS_APP_DATA: data },
+    env,
     stdio: ["ignore", "pipe", "inherit"],
   });
   const exited = new Promise<number | null>((resolve) => main.once("exit", (code) => resolve(code)));
