@@ -272,6 +272,34 @@ describe("postgres: transactional enqueue", () => {
     assert.deepEqual(await stored(), [1], "rolled back with the chained transaction");
   }));
 
+  it("a pg client in pipeline mode: statements already sent and not yet answered count as run, a ROLLBACK among them included", () => withOrdersSchema("tx", async ({ schema, offload }) => {
+    const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => p.order });
+    // pipeline: true sends every statement at once; those after the first wait for their answers
+    // in a queue of their own (pg 8.23), not in the queue of statements not yet sent.
+    const client = new pg.Client({ connectionString: POSTGRES_URL, pipeline: true });
+    await client.connect();
+    try {
+      await client.query("BEGIN");
+      const inserted = client.query(`INSERT INTO "${schema}".orders (note) VALUES ('a')`);
+      const rolledBack = client.query("ROLLBACK");
+      await assert.rejects(confirm.enqueue({ order: 1 }, { tx: client }), (error: unknown) => error instanceof ConfigError && /outside a transaction/.test(error.message));
+      await inserted;
+      await rolledBack;
+      assert.equal((await offload.jobs.list()).length, 0, "no job without the app's row: the rollback ran before the enqueue would have");
+      // A BEGIN still on its way counts the same: the job joins that transaction.
+      const selected = client.query("SELECT 1");
+      const begun = client.query("BEGIN");
+      const enqueued = confirm.enqueue({ order: 2 }, { tx: client });
+      await selected;
+      await begun;
+      await enqueued;
+      await client.query("ROLLBACK");
+      assert.equal((await offload.jobs.list()).length, 0, "rolled back with the transaction it joined");
+    } finally {
+      await client.end();
+    }
+  }));
+
   it("rollback: no job, ever", () => withFixture(async ({ schema, offload, client }) => {
     const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => p.order });
     const worker = offload.worker();

@@ -41,7 +41,10 @@ function isPool(tx: Queryable): boolean {
  * The status is the one after the last statement answered; statements still in flight run before
  * this enqueue (a client runs them in order), so a BEGIN sent without waiting for it counts, and
  * a COMMIT or ROLLBACK still in flight ends the transaction this enqueue would join. (Read through
- * the fields pg 8 keeps them in, so no deprecation warning is printed.)
+ * the fields pg 8 keeps them in, so no deprecation warning is printed.) A client in pipeline mode
+ * (`pipeline: true`, pg 8.23) sends each statement at once, and keeps those sent but not answered
+ * in a queue of their own, after the one being answered: a ROLLBACK there was missed, and the job
+ * was stored on its own after it, a job for rows that were never written.
  * pg rejects a failed statement on the server's error message, before the ReadyForQuery after it
  * brings the new status: a caller that awaited the failure may call us in between, when the status
  * still reads "T". That window is the only time pg has neither a statement in flight nor
@@ -49,12 +52,12 @@ function isPool(tx: Queryable): boolean {
  * its COMMIT ("I"). Both are refused, so "E" is the safe reading.
  */
 function transactionStatus(tx: Queryable): string | undefined {
-  const client = tx as { getTransactionStatus?: unknown; _activeQuery?: unknown; _queryQueue?: unknown; readyForQuery?: unknown; _connecting?: unknown };
+  const client = tx as { getTransactionStatus?: unknown; _activeQuery?: unknown; _sentQueryQueue?: unknown; _queryQueue?: unknown; readyForQuery?: unknown; _connecting?: unknown };
   if (typeof client.getTransactionStatus !== "function") return undefined;
   const reported: unknown = (client.getTransactionStatus as () => unknown).call(tx);
   if (typeof reported !== "string") return undefined;
   const failurePending = client.readyForQuery === false && client._activeQuery == null && client._connecting !== true;
-  const pending = [client._activeQuery, ...(Array.isArray(client._queryQueue) ? (client._queryQueue as unknown[]) : [])];
+  const pending = [client._activeQuery, ...queued(client._sentQueryQueue), ...queued(client._queryQueue)];
   let status = failurePending && reported === "T" ? "E" : reported;
   for (const query of pending) {
     const text = typeof query === "object" && query !== null ? (query as { text?: unknown }).text : undefined;
@@ -62,6 +65,11 @@ function transactionStatus(tx: Queryable): string | undefined {
     status = statusAfter(text, status);
   }
   return status;
+}
+
+/** One of pg's queues of statements, if it is one. */
+function queued(queue: unknown): unknown[] {
+  return Array.isArray(queue) ? (queue as unknown[]) : [];
 }
 
 /** Transaction control, as PostgreSQL spells it: the optional WORK or TRANSACTION, then the rest. */
