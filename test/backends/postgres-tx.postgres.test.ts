@@ -300,6 +300,32 @@ describe("postgres: transactional enqueue", () => {
     }
   }));
 
+  it("a pg client still connecting has no transaction yet: refused, unless a BEGIN waits behind its connect", () => withOrdersSchema("tx", async ({ offload }) => {
+    const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => p.order });
+    const client = new pg.Client({ connectionString: POSTGRES_URL });
+    const connected = client.connect();
+    try {
+      await assert.rejects(confirm.enqueue({ order: 1 }, { tx: client }), (error: unknown) => error instanceof ConfigError && /outside a transaction/.test(error.message));
+      await connected;
+      assert.equal((await offload.jobs.list()).length, 0, "no job stored on its own");
+    } finally {
+      await client.end();
+    }
+    const later = new pg.Client({ connectionString: POSTGRES_URL });
+    const connecting = later.connect();
+    try {
+      const begun = later.query("BEGIN");
+      const enqueued = confirm.enqueue({ order: 2 }, { tx: later });
+      await connecting;
+      await begun;
+      await enqueued;
+      await later.query("ROLLBACK");
+      assert.equal((await offload.jobs.list()).length, 0, "the job joined the transaction and was rolled back with it");
+    } finally {
+      await later.end();
+    }
+  }));
+
   it("rollback: no job, ever", () => withFixture(async ({ schema, offload, client }) => {
     const confirm = offload.task({ name: "orders.confirm", run: (p: { order: number }) => p.order });
     const worker = offload.worker();

@@ -54,7 +54,9 @@ function isPool(tx: Queryable): boolean {
 function transactionStatus(tx: Queryable): string | undefined {
   const client = tx as { getTransactionStatus?: unknown; _activeQuery?: unknown; _sentQueryQueue?: unknown; _queryQueue?: unknown; readyForQuery?: unknown; _connecting?: unknown };
   if (typeof client.getTransactionStatus !== "function") return undefined;
-  const reported: unknown = (client.getTransactionStatus as () => unknown).call(tx);
+  // null until the connection's first ReadyForQuery: a client still connecting has no transaction
+  // yet (it used to pass unread, and the job committed on its own once the connection was made).
+  const reported: unknown = (client.getTransactionStatus as () => unknown).call(tx) ?? "I";
   if (typeof reported !== "string") return undefined;
   const failurePending = client.readyForQuery === false && client._activeQuery == null && client._connecting !== true;
   const pending = [client._activeQuery, ...queued(client._sentQueryQueue), ...queued(client._queryQueue)];
