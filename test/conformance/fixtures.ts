@@ -2,6 +2,7 @@
 import type { Backend, NewJob } from "../../src/backend/backend.ts";
 import type { AttemptError, ClaimedJob } from "../../src/core/job.ts";
 import { uuidv7 } from "../../src/core/ids.ts";
+import { BackendUnavailableError } from "../../src/core/errors.ts";
 
 export const T0 = Date.UTC(2030, 0, 1);
 export const LEASE = 10_000;
@@ -65,4 +66,12 @@ export function replacing(backend: Backend, operations: Partial<Backend>): Backe
       return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
     },
   });
+}
+
+/**
+ * The driver's message of an error a worker reported: a backend with a server reports one it
+ * judges an outage as BackendUnavailableError, the driver's error its cause; SQLite as it is.
+ */
+export function driverMessage(error: Error): string {
+  return error instanceof BackendUnavailableError && error.cause instanceof Error ? error.cause.message : error.message;
 }

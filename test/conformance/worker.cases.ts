@@ -5,7 +5,7 @@ import { it } from "node:test";
 import type { Backend, NewJob } from "../../src/backend/backend.ts";
 import { Offload, Permanent, Retry, JobFailedError, JobCancelledError, ClosedError, WaitTimeoutError } from "../../src/index.ts";
 import { FakeClock, nextEvent } from "../../src/testing/index.ts";
-import { type UseBackend, replacing } from "./fixtures.ts";
+import { type UseBackend, driverMessage, replacing } from "./fixtures.ts";
 import { UNKNOWN_TASK_RETRY_MS } from "../../src/worker/executor.ts";
 
 type Body = (ctx: { offload: Offload; clock: FakeClock; backend: Backend }) => Promise<void>;
@@ -271,7 +271,7 @@ export function workerCases(use: UseBackend): void {
       } });
       const worker = offload.worker({ poll: "60s" });
       const errors: string[] = [];
-      worker.on("error", (e) => errors.push(e.message));
+      worker.on("error", (e) => errors.push(driverMessage(e)));
       await worker.start();
       const succeeded = nextEvent(worker, "succeeded", () => true, 30_000);
       const job = await importer.enqueue(null);
@@ -337,7 +337,7 @@ export function workerCases(use: UseBackend): void {
       const once = offload.task({ name: "once", run: () => ++runs });
       const worker = offload.worker();
       const reported: string[] = [];
-      worker.on("error", (error) => reported.push(error.message));
+      worker.on("error", (error) => reported.push(driverMessage(error)));
       const outcomes: string[] = [];
       worker.on("job", (e) => {
         if (e.type !== "started") outcomes.push(e.type);
