@@ -155,7 +155,9 @@ for (const [name, open] of Object.entries(backends)) {
         // Nobody runs the jobs: only the safety poll looks again. Three polls.
         for (let poll = 1; poll <= 3; poll++) {
           const peeks = reads.peekJobs;
-          await until(() => "a parked poll", () => clock.sleepers > 0);
+          // The shared look's own sleep: the waits sleep too (their last-resort looks, 30 s), and
+          // moving time while the look was still reading left its next sleep not yet due.
+          await clock.sleeping(500);
           clock.advance(500);
           await until(() => `poll ${poll}'s peek (${reads.peekJobs} peeks, ${reads.getJob - firstReads} reads)`, () => reads.peekJobs > peeks);
         }
