@@ -8,7 +8,7 @@ import pg from "pg";
 import { uuidv7 } from "../../src/core/ids.ts";
 import { newJob, T0 } from "../conformance/fixtures.ts";
 import { MODE_SETTINGS } from "../../src/backend/postgres/pooled-query.ts";
-import { channelName, loadQueries, withOrigin } from "../../src/backend/postgres/queries.ts";
+import { loadQueries, withOrigin } from "../../src/backend/postgres/queries.ts";
 import { until } from "../support/until.ts";
 import { POSTGRES_URL, connectedPair, holdEventInserts, newWorkSignals, assertStalledClaimStopped, openIsolated } from "./postgres-helpers.ts";
 
@@ -65,7 +65,7 @@ describe("postgres: claim and due jobs", () => {
       // Another backend's claim (same schema, user and database) held running: its event insert waits.
       await blocker.query("BEGIN");
       await blocker.query(`LOCK TABLE "${b.schema}".events IN SHARE MODE`);
-      const claiming = claimer.query(theirs["claim"], [["q"], 1, "w", T0 + 60_000, T0, channelName(b.schema), false, "t.", " quiet", false])
+      const claiming = claimer.query(theirs["claim"], [["q"], 1, "w", T0 + 60_000, T0, false, "t.", false])
         .then(() => "claimed", (error: unknown) => String(error));
       const shown = async (): Promise<string | undefined> =>
         (await caller.query<{ query: string }>("SELECT query FROM pg_stat_activity WHERE pid = $1 AND state = 'active' AND wait_event_type = 'Lock'", [pid])).rows[0]?.query;
@@ -184,11 +184,11 @@ describe("postgres: claim and due jobs", () => {
       await session.query(MODE_SETTINGS.generic);
       const sql = loadQueries(b.schema);
       const args: Record<string, string> = {
-        claim: `(ARRAY['a', 'b'], 50, 'w', ${T0 + 1_000}, ${T0}, 'c', true, 'base.', '', false)`,
-        "claim best first": `(ARRAY['a', 'b'], 1, 'w', ${T0 + 1_000}, ${T0}, 'c', true, 'base.', '', true)`,
-        complete: `(ARRAY['x'], ARRAY['t'], ARRAY['null'], ${T0}, 'c')`,
+        claim: `(ARRAY['a', 'b'], 50, 'w', ${T0 + 1_000}, ${T0}, true, 'base.', false)`,
+        "claim best first": `(ARRAY['a', 'b'], 1, 'w', ${T0 + 1_000}, ${T0}, true, 'base.', true)`,
+        complete: `(ARRAY['x'], ARRAY['t'], ARRAY['null'], ${T0})`,
         heartbeat: `(ARRAY['x'], ARRAY['t'], ${T0})`,
-        fail: `('x', 't', '{}', NULL, ${T0}, 'c')`,
+        fail: `('x', 't', '{}', NULL, ${T0})`,
         "get-job": "('x')",
         "next-due": "(ARRAY['a'])",
       };

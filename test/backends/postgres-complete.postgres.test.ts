@@ -19,8 +19,7 @@ describe("postgres: repeated completions", () => {
       assert.ok(claimed);
       // The first completion, written but not yet committed.
       await first.query("BEGIN");
-      const channel = "unused";
-      await first.query(loadQueries(b.schema)["complete"], [[job.id], [claimed.token], ['"first"'], T0 + 1, channel]);
+      await first.query(loadQueries(b.schema)["complete"], [[job.id], [claimed.token], ['"first"'], T0 + 1]);
       const repeat = b.complete([{ id: job.id, token: claimed.token, resultJson: '"again"' }], T0 + 2);
       // Wait until the repeat is blocked on the first one's row lock, then let the first commit.
       await untilSessionWaits(observer, "wait_event_type = 'Lock' AND query LIKE $1", ["%unnest($1::text[], $2::text[], $3::text[])%"], repeat);

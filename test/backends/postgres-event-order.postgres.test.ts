@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import pg from "pg";
-import { channelName, loadQueries } from "../../src/backend/postgres/queries.ts";
+import { loadQueries } from "../../src/backend/postgres/queries.ts";
 import { T0, newJob } from "../conformance/fixtures.ts";
 import { POSTGRES_URL, openIsolated, untilSessionWaits } from "./postgres-helpers.ts";
 
@@ -21,7 +21,7 @@ describe("postgres: the order of one job's events", () => {
       const lease = { id: claimed.job.id, token: claimed.token };
       // The first line's statement has run but not committed (a handler's log call still in flight).
       await first.query("BEGIN");
-      await first.query(loadQueries(backend.schema).log, [lease.id, lease.token, "first", T0 + 1, 10, "cap", channelName(backend.schema)]);
+      await first.query(loadQueries(backend.schema).log, [lease.id, lease.token, "first", T0 + 1, 10, "cap"]);
       const second = backend.log({ ...lease, line: "second", now: T0 + 2 });
       await untilSessionWaits(observer, "wait_event_type = 'Lock' AND query LIKE $1", ["%'line'%"], second);
       await first.query("COMMIT");

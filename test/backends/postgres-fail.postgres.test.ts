@@ -45,7 +45,7 @@ describe("postgres: repeated failures and cancellation acknowledgements", () => 
       const { job, claimed } = await enqueuedAndClaimed(b);
       const sql = loadQueries(b.schema)["fail"];
       const status = await repeatWhileFirstCommits(
-        (c) => c.query(sql, [job.id, claimed.token, JSON.stringify(attemptError(1, T0 + 1)), T0 + 100, T0 + 1, "unused"]),
+        (c) => c.query(sql, [job.id, claimed.token, JSON.stringify(attemptError(1, T0 + 1)), T0 + 100, T0 + 1]),
         () => b.fail({ id: job.id, token: claimed.token, error: attemptError(1, T0 + 2, "again"), retryAt: T0 + 200, now: T0 + 2 }),
         "'active', 'retrying', 'failed'",
       );
@@ -67,7 +67,7 @@ describe("postgres: repeated failures and cancellation acknowledgements", () => 
       assert.equal(await b.cancel(job.id, T0 + 1), "CANCEL_REQUESTED");
       const sql = loadQueries(b.schema)["acknowledge-cancel"];
       const status = await repeatWhileFirstCommits(
-        (c) => c.query(sql, [job.id, claimed.token, T0 + 2, "unused"]),
+        (c) => c.query(sql, [job.id, claimed.token, T0 + 2]),
         () => b.acknowledgeCancel({ id: job.id, token: claimed.token }, T0 + 3),
         "'active', 'cancelled'",
       );

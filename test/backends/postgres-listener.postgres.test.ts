@@ -74,10 +74,16 @@ describe("postgres: change notifications", () => {
     const b = await openIsolated();
     const [admin, listening] = await connectedPair();
     try {
-      await b.enqueue({ jobs: [newJob({ queue: "q" })], now: T0 });
       await listening.query(`LISTEN "${channelName(b.schema)}"`);
       const payloads: string[] = [];
       listening.on("notification", (message) => payloads.push(message.payload ?? ""));
+      // The enqueue's own notification (its origin: new work) comes once it has committed.
+      const heard = new Promise((resolve) => listening.once("notification", resolve));
+      await b.enqueue({ jobs: [newJob({ queue: "q" })], now: T0 });
+      await heard;
+      assert.equal(payloads.length, 1);
+      assert.match(payloads[0] ?? "", /^[0-9a-f]+$/);
+      payloads.length = 0;
       await admin.query("BEGIN");
       await admin.query(`LOCK TABLE "${b.schema}".events IN SHARE MODE`);
       await assert.rejects(b.claim({ queues: ["q"], limit: 1, worker: "w", leaseMs: 3_000, now: T0 }), /Query read timeout/, "it took nothing: no answer");

@@ -20,7 +20,8 @@ import { type PostgresOptions, connectionSettings, endedWhileIdle, resendable, r
 import { type EnqueueStatements, enqueueJobs } from "./enqueue.ts";
 import { Listener } from "./listener.ts";
 import { type MigrateResult, migrate } from "./migrate.ts";
-import { channelName, loadQueries, type QueryName, withOrigin } from "./queries.ts";
+import { channelName, loadQueries, type QueryName, withOrigin, withoutNotify } from "./queries.ts";
+import { Notifier } from "./notifier.ts";
 import { type Row, textArray, toJobEvent, toJobRecord } from "./rows.ts";
 import { pooledQuery, serverPidOf } from "./pooled-query.ts";
 import { askUntil } from "./ask-until.ts";
@@ -33,7 +34,7 @@ export type { PostgresOptions };
  * Hot statements are prepared once per connection (named) and run on a generic plan
  * (pooled-query.ts); the rest are planned with their actual parameters.
  */
-const PREPARED: ReadonlySet<QueryName> = new Set(["claim", "complete", "heartbeat", "enqueue", "enqueue-keyed", "get-job", "fail", "next-due", "peek-jobs"]);
+const PREPARED: ReadonlySet<QueryName> = new Set(["claim", "complete", "heartbeat", "enqueue", "enqueue-keyed", "get-job", "fail", "next-due", "peek-jobs", "notify-change"]);
 /** Rows per statement of the bulk steps (staging due jobs, rescue, prune), until a statement_timeout says less. */
 const BULK_STEP = 5_000;
 /** The smallest step: a server that cannot stage or prune this many rows within its timeout fails the call. */
@@ -57,6 +58,8 @@ export class PostgresBackend implements Backend {
   readonly #pool: pg.Pool;
   readonly #sql: Record<QueryName, string>;
   readonly #listener: Listener;
+  /** Tells other processes of this one's writes, after they commit (notifier.ts). */
+  readonly #notifier: Notifier;
   readonly #channel: string;
   readonly #statements: EnqueueStatements;
   /** The same statements without this backend's origin, for enqueues in the app's transactions. */
@@ -80,17 +83,18 @@ export class PostgresBackend implements Backend {
     const settings = connectionSettings(options);
     this.schema = settings.schema;
     this.#channel = channelName(settings.schema);
-    // Every writing statement NOTIFYs with its origin (the queries' pg_notify), and the listener
+    // Every write is NOTIFYed with its origin (by the notifier, after it commits), and the listener
     // skips its own: this process announces its writes directly, and a worker woken by its own
     // claims and completions claimed again for nothing, about three times per job run one at a
-    // time. The origin is written into this backend's statements (queries.ts, withOrigin). It was a
-    // session variable set on each pooled connection, but behind a transaction pooler a session
-    // is anyone's from one transaction to the next: the variable named this process in other
-    // clients' writes (skipped here as ours), and was missing from this one's (an extra claim per
-    // job). A transaction of the app's own has no origin (its statements are the plain ones): its
-    // jobs wake everyone, this process too.
+    // time. The origin was a session variable set on each pooled connection, but behind a
+    // transaction pooler a session is anyone's from one transaction to the next: the variable
+    // named this process in other clients' writes (skipped here as ours). The notifier names it in
+    // each NOTIFY. A transaction of the app's own has no origin (its enqueue statements notify
+    // inside, as written): its jobs wake everyone, this process too. The claim's text names the
+    // origin too (withOrigin), for end-backend.sql.
     const origin = randomToken();
-    this.#sql = withOrigin(loadQueries(settings.schema), origin);
+    this.#sql = withoutNotify(withOrigin(loadQueries(settings.schema), origin));
+    this.#notifier = new Notifier(origin, (payload) => this.#rows("notify-change", [this.#channel, payload]));
     this.#statements = { sql: this.#sql, channel: this.#channel };
     this.#appStatements = { sql: loadQueries(settings.schema), channel: this.#channel };
     this.#replyTimeoutMs = settings.replyTimeoutMs;
@@ -195,22 +199,24 @@ export class PostgresBackend implements Backend {
     return (await this.#rows(name, values))[0];
   }
 
-  /**
-   * A write of ours. Every writing statement takes the schema's NOTIFY channel as its last
-   * parameter (it notifies other processes when it wrote events); watchers in this process are
-   * told now, before the notification comes back.
-   */
+  /** A write of ours: watchers in this process are told now, other processes once it has committed. */
   async #write(name: QueryName, values: unknown[]): Promise<Row[]> {
     let rows: Row[];
     try {
-      rows = await this.#rows(name, [...values, this.#channel]);
+      rows = await this.#rows(name, values);
     } catch (error) {
-      // It may have landed, and its NOTIFY, from our origin, is skipped here: look again anyway.
-      if (resendable(error)) this.#listener.announce(!QUIET_OPERATIONS.has(name));
+      // It may have landed: look again anyway.
+      if (resendable(error)) this.#changed(!QUIET_OPERATIONS.has(name));
       throw error;
     }
-    if (rows.length > 0) this.#listener.announce(!QUIET_OPERATIONS.has(name));
+    if (rows.length > 0) this.#changed(!QUIET_OPERATIONS.has(name));
     return rows;
+  }
+
+  /** Tells this process's watchers and, by a NOTIFY after the commit, every other process's. */
+  #changed(newWork = true): void {
+    this.#listener.announce(newWork);
+    this.#notifier.notify(!newWork);
   }
 
   async enqueue(request: EnqueueRequest): Promise<EnqueueResult[]> {
@@ -233,9 +239,8 @@ export class PostgresBackend implements Backend {
         stored: async (ids) => new Set((await this.#rows("stored-ids", [ids])).map((r) => String(r["id"]))),
       });
     } finally {
-      // Also when every resend failed: the batch may have landed, and its NOTIFY, from our own
-      // origin, is skipped here.
-      this.#listener.announce();
+      // Also when every resend failed: the batch may have landed.
+      this.#changed();
     }
   }
 
@@ -246,9 +251,8 @@ export class PostgresBackend implements Backend {
     // Every lease token of this claim starts with it, so that the jobs of a claim whose reply was
     // lost can be found again instead of waiting for their leases to run out (lost-replies.ts).
     const tokenBase = `${randomToken()}.`;
-    const suffix = queues.length > 1 ? "" : " quiet"; // claim.sql, $9
     // Over more queues than its limit, candidates come from the queues whose best jobs rank
-    // highest only (claim.sql, $10).
+    // highest only (claim.sql, $8).
     const bestFirst = queues.length > request.limit;
     // Behind a transaction pooler the claim's server session is known by its text only (see the
     // reclaim below): it starts with a comment naming the claim. Elsewhere the text stays the
@@ -256,7 +260,7 @@ export class PostgresBackend implements Backend {
     const tag = `/* offload claim ${tokenBase} */`;
     const text = this.#transactionPooler ? `${tag}\n${this.#sql["claim"]}` : this.#sql["claim"];
     const claimWith = (checkDue: boolean, best: boolean, limit: number): Promise<Row[]> =>
-      this.#query("claim", text, [queues, limit, request.worker, leaseUntil, request.now, this.#channel, checkDue, tokenBase, suffix, best], replyTimeoutMs);
+      this.#query("claim", text, [queues, limit, request.worker, leaseUntil, request.now, checkDue, tokenBase, best], replyTimeoutMs);
     const claimed = (rows: Row[]): ClaimedJob[] =>
       rows.filter((row) => row["id"] !== null).map((row) => ({ job: toJobRecord(row), token: String(row["lease_token"]) })).sort(claimOrder);
     // A claim never waits on a lock (SKIP LOCKED), so its reply is due within a third of the lease
@@ -296,12 +300,11 @@ export class PostgresBackend implements Backend {
               this.#listener.announce();
             }
           }
-          // Quiet for this process's claim loops (its result waiters and event streams see
-          // `active`), unless it may have hidden jobs from them: over several queues, a full claim
-          // locked up to its limit of candidates in each and let the extras go at commit, and a
-          // claim of another worker here that skipped them meanwhile came back short. Its
-          // notification says so to other processes (claim.sql, $9), but is skipped here as our own.
-          if (jobs.length > 0) this.#listener.announce(queues.length > 1 && jobs.length === request.limit);
+          // Quiet for claim loops (result waiters and event streams see `active`), unless it may
+          // have hidden jobs from them: over several queues, a full claim locked up to its limit
+          // of candidates in each and let the extras go at commit, and a claim of another worker
+          // that skipped them meanwhile came back short.
+          if (jobs.length > 0) this.#changed(queues.length > 1 && jobs.length === request.limit);
           return jobs;
         } catch (error) {
           // Behind a transaction pooler the process id we know is the pooler's, not the server
@@ -325,7 +328,11 @@ export class PostgresBackend implements Backend {
           await this.#rows("notify-work", [this.#channel]);
           this.#listener.announce();
         }
-        return claimed(await this.#rows("reclaim", [leaseUntil, tokenBase]));
+        const jobs = claimed(await this.#rows("reclaim", [leaseUntil, tokenBase]));
+        // The claim's own change, `active`, for waiters elsewhere: its reply was lost, and with it
+        // the moment to tell them.
+        if (jobs.length > 0) this.#notifier.notify(true);
+        return jobs;
       },
       resendable: (error) => !this.closed && resendable(error),
       now: request.now,
@@ -577,6 +584,7 @@ export class PostgresBackend implements Backend {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       await this.#listener.close();
+      await this.#notifier.close();
       await this.#pool.end();
     })();
     return this.#closed;

@@ -7,7 +7,7 @@ import { ConfigError } from "../../core/errors.ts";
 
 const QUERY_NAMES = [
   "acknowledge-cancel", "cancel", "claim", "complete", "counts", "drop-zero-counts", "end-backend", "end-claim", "enqueue", "enqueue-find-key",
-  "enqueue-find-last-key", "enqueue-keyed", "fail", "feed-horizon", "feed-writers", "fold-counts", "get-job", "heartbeat", "list-jobs", "log", "next-due", "notify-work", "peek-jobs", "progress",
+  "enqueue-find-last-key", "enqueue-keyed", "fail", "feed-horizon", "feed-writers", "fold-counts", "get-job", "heartbeat", "list-jobs", "log", "next-due", "notify-change", "notify-work", "peek-jobs", "progress",
   "prune", "read-events", "reclaim", "release", "replay", "rescue-expired", "retry", "server-time", "stage-due", "stored-ids",
 ] as const;
 
@@ -71,6 +71,28 @@ export function withOrigin(queries: Readonly<Record<QueryName, string>>, origin:
   // in, was cut off, and another backend's claim of the same schema matched and was terminated.
   // So the claim's text names its origin first. One text per backend: its prepared statement holds.
   out.claim = `/* offload claim of ${origin} */\n${out.claim}`;
+  return out;
+}
+
+/** The statements that are a NOTIFY and nothing else. */
+const NOTIFY_ALONE: ReadonlySet<QueryName> = new Set(["notify-work", "notify-change"]);
+
+/**
+ * The enqueue statements with their `pg_notify` taken out, for Offload's own connections, whose
+ * Notifier tells other processes after the commit (notifier.ts); the app's transactions run them
+ * as written, and notify when the app commits. The `notified` step `SELECT pg_notify($n::text, …)
+ * FROM logged LIMIT 1` becomes one that returns no row but still names `$n`, so both forms take
+ * the same parameters (an unreferenced one has no type, and the server refuses it). No other
+ * statement notifies.
+ */
+export function withoutNotify(queries: Readonly<Record<QueryName, string>>): Record<QueryName, string> {
+  const out = { ...queries };
+  for (const name of QUERY_NAMES) {
+    if (NOTIFY_ALONE.has(name) || !queries[name].includes("pg_notify(")) continue;
+    const text = queries[name].replace(/SELECT pg_notify\((\$\d+)::text, [^\n]*\) FROM logged LIMIT 1/, "SELECT $1::text FROM logged LIMIT 0");
+    if (text.includes("pg_notify(")) throw new Error(`${name}.sql: its pg_notify is not in the form withoutNotify() takes out`);
+    out[name] = text;
+  }
   return out;
 }
 

@@ -1,7 +1,7 @@
 -- An active job whose handler stopped after a cancel request ends cancelled, with its state event.
 -- A repeat is OK and writes nothing: the row keeps the token of the run that was cancelled (see
 -- fail.sql, which this follows).
--- $1 id text, $2 lease_token text, $3 now bigint, $4 channel text (the schema's NOTIFY channel)
+-- $1 id text, $2 lease_token text, $3 now bigint
 -- Returns id, or no row when the lease was lost (LEASE_LOST).
 WITH held AS MATERIALIZED (
   SELECT id, state FROM offload.jobs
@@ -22,7 +22,5 @@ WITH held AS MATERIALIZED (
   INSERT INTO offload.events (job_id, type, data, at)
   SELECT id, 'state', jsonb_build_object('state', state, 'attempt', attempt), $3::bigint FROM moved
   RETURNING job_id
-), notified AS (
-  SELECT pg_notify($4::text, coalesce(current_setting('offload_notify.origin', true), '') || ' quiet') FROM logged LIMIT 1
 )
-SELECT h.id FROM held h LEFT JOIN notified ON true;
+SELECT h.id FROM held h;

@@ -3,7 +3,7 @@
 -- Only the first branch changes the state, so only it writes a state event. It also kills the
 -- token a retrying job (or one retried by hand) still carries from the run that failed: else a
 -- cancellation acknowledgement with that token would pass for a repeat (acknowledge-cancel.sql).
--- $1 id text, $2 now bigint, $3 channel text (the schema's NOTIFY channel)
+-- $1 id text, $2 now bigint
 -- Returns one row: CANCELLED | CANCEL_REQUESTED | ALREADY_FINISHED, or CHANGED when the job moved
 -- between states during the statement (the caller asks again); no row when there is no such job.
 WITH pending AS (
@@ -23,10 +23,8 @@ WITH pending AS (
   INSERT INTO offload.events (job_id, type, data, at)
   SELECT id, 'state', jsonb_build_object('state', 'cancelled', 'attempt', attempt), $2::bigint FROM pending
   RETURNING job_id
-), notified AS (
-  SELECT pg_notify($3::text, coalesce(current_setting('offload_notify.origin', true), '') || ' quiet') FROM logged LIMIT 1
 )
-SELECT status FROM pending LEFT JOIN notified ON true
+SELECT status FROM pending
 UNION ALL
 SELECT status FROM active
 UNION ALL

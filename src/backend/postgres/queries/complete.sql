@@ -4,7 +4,7 @@
 -- Each ack finds its row through the primary key (LATERAL ... OFFSET 0): the planner, trusting
 -- stale statistics that say few jobs are active, would otherwise walk the partial lease index,
 -- whose dead entries grow with every job done between two vacuums.
--- $1 ids text[], $2 tokens text[], $3 results text[] (JSON), $4 now bigint, $5 channel text (the schema's NOTIFY channel)
+-- $1 ids text[], $2 tokens text[], $3 results text[] (JSON), $4 now bigint
 -- Returns one row per ack in batch order: ord, ok (false means LEASE_LOST, nothing written).
 -- A repeated ack is OK and writes nothing: a succeeded row keeps the token that completed it (every
 -- other statement also checks state = 'active'), so a worker whose reply was lost can send it again.
@@ -35,9 +35,7 @@ WITH acks AS (
   INSERT INTO offload.events (job_id, type, data, at)
   SELECT id, 'state', jsonb_build_object('state', 'succeeded', 'attempt', attempt), $4::bigint FROM done ORDER BY id
   RETURNING job_id
-), notified AS (
-  SELECT pg_notify($5::text, coalesce(current_setting('offload_notify.origin', true), '') || ' quiet') FROM logged LIMIT 1
 )
 SELECT a.ord, d.ord IS NOT NULL OR h.state = 'succeeded' AS ok
-  FROM acks a LEFT JOIN done d ON d.ord = a.ord LEFT JOIN held h ON h.ord = a.ord LEFT JOIN notified ON true
+  FROM acks a LEFT JOIN done d ON d.ord = a.ord LEFT JOIN held h ON h.ord = a.ord
  ORDER BY a.ord;

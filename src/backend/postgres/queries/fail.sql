@@ -8,7 +8,6 @@
 -- lease, and answered by the state it has once locked: a repeat waiting on the first one's
 -- commit sees the committed state on the lock's recheck (see complete.sql).
 -- $1 id text, $2 lease_token text, $3 error jsonb, $4 retry_at bigint (NULL for no retry), $5 now bigint,
--- $6 channel text (the schema's NOTIFY channel)
 -- Returns the state (retrying, failed or cancelled), or no row when the lease was lost (LEASE_LOST).
 WITH held AS MATERIALIZED (
   SELECT id, state FROM offload.jobs
@@ -35,8 +34,6 @@ WITH held AS MATERIALIZED (
   INSERT INTO offload.events (job_id, type, data, at)
   SELECT id, 'state', jsonb_build_object('state', state, 'attempt', attempt), $5::bigint FROM moved
   RETURNING job_id
-), notified AS (
-  SELECT pg_notify($6::text, coalesce(current_setting('offload_notify.origin', true), '')) FROM logged LIMIT 1
 )
 SELECT coalesce(m.state, h.state) AS state
-  FROM held h LEFT JOIN moved m ON true LEFT JOIN notified ON true;
+  FROM held h LEFT JOIN moved m ON true;

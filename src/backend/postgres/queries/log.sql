@@ -6,7 +6,6 @@
 -- A run keeps its first $6 lines; the next is $7 (a line that says so), and later ones are not
 -- kept (migration 004).
 -- $1 id text, $2 lease_token text, $3 line text, $4 now bigint, $5 max lines int, $6 cap line text,
--- $7 channel text (the schema's NOTIFY channel)
 -- Returns the run's line count, or no row when the lease was lost (LEASE_LOST).
 WITH held AS (
   SELECT id, CASE WHEN run_token = $2 THEN run_log_lines ELSE 0 END + 1 AS n
@@ -20,7 +19,5 @@ WITH held AS (
   SELECT id, 'log', jsonb_build_object('line', CASE WHEN n <= $5::int THEN $3::text ELSE $6::text END), $4::bigint
     FROM held WHERE n <= $5::int + 1
   RETURNING id
-), notified AS (
-  SELECT pg_notify($7::text, coalesce(current_setting('offload_notify.origin', true), '') || ' quiet') FROM logged LIMIT 1
 )
-SELECT h.n FROM held h LEFT JOIN notified ON true;
+SELECT h.n FROM held h;

@@ -3,7 +3,6 @@
 -- lock comes first, as in log.sql: event ids are taken at insert, and one taken before another of
 -- the same job must also commit before it.
 -- $1 id text, $2 lease_token text, $3 progress float8, $4 message text (NULL for none), $5 now bigint,
--- $6 channel text (the schema's NOTIFY channel)
 -- Returns the event id, or no row when the lease was lost (LEASE_LOST).
 WITH held AS (
   SELECT id, CASE WHEN run_token = $2 THEN run_progress_event END AS previous
@@ -19,7 +18,5 @@ WITH held AS (
     FROM logged l WHERE j.id = l.job_id
 ), replaced AS (
   DELETE FROM offload.events WHERE id = (SELECT previous FROM held)
-), notified AS (
-  SELECT pg_notify($6::text, coalesce(current_setting('offload_notify.origin', true), '') || ' quiet') FROM logged LIMIT 1
 )
-SELECT l.id FROM logged l LEFT JOIN notified ON true;
+SELECT l.id FROM logged l;

@@ -1,7 +1,7 @@
 -- Hand active jobs back on graceful shutdown: queued again with the attempt not counted, or
 -- cancelled when a cancel was requested meanwhile, with their state events. Locked in id order,
 -- each found through the primary key (see heartbeat.sql).
--- $1 ids text[], $2 tokens text[], $3 now bigint, $4 channel text (the schema's NOTIFY channel)
+-- $1 ids text[], $2 tokens text[], $3 now bigint
 -- Returns the id, token and new state (queued or cancelled) of each lease released; a lease not
 -- returned was lost. A job ended
 -- cancelled keeps the worker that ran it, as every other way to a final state does.
@@ -31,7 +31,5 @@ WITH held AS MATERIALIZED (
   INSERT INTO offload.events (job_id, type, data, at)
   SELECT id, 'state', jsonb_build_object('state', state, 'attempt', attempt), $3::bigint FROM moved ORDER BY id
   RETURNING job_id
-), notified AS (
-  SELECT pg_notify($4::text, coalesce(current_setting('offload_notify.origin', true), '')) FROM logged LIMIT 1
 )
-SELECT m.id, m.token, m.state FROM moved m LEFT JOIN notified ON true;
+SELECT m.id, m.token, m.state FROM moved m;

@@ -4,7 +4,6 @@
 -- the statement never trips the unique key index. Keyless jobs are told apart from keyed ones
 -- (`key IS NULL` leads the DISTINCT), or a key equal to another job's id would merge the two.
 -- $1 queue text, $2 task text, $3 since bigint, $4 until bigint (each NULL for any), $5 now bigint,
--- $6 channel text (the schema's NOTIFY channel)
 -- Returns the id of each job queued.
 WITH candidates AS (
   SELECT DISTINCT ON (j.key IS NULL, j.task, coalesce(j.key, j.id)) j.id
@@ -38,7 +37,5 @@ WITH candidates AS (
   INSERT INTO offload.events (job_id, type, data, at)
   SELECT id, 'state', jsonb_build_object('state', 'queued', 'attempt', 0), $5::bigint FROM moved ORDER BY id
   RETURNING job_id
-), notified AS (
-  SELECT pg_notify($6::text, coalesce(current_setting('offload_notify.origin', true), '')) FROM logged LIMIT 1
 )
-SELECT m.id FROM moved m LEFT JOIN notified ON true;
+SELECT m.id FROM moved m;

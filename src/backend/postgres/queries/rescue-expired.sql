@@ -5,7 +5,7 @@
 -- the caller repeats until fewer come back (a step bounds one statement's time, for a server's
 -- statement_timeout: a fleet that died holding thousands of jobs was one statement, cancelled on
 -- every sweep, and its jobs stayed active for good).
--- $1 now bigint, $2 limit int, $3 channel text (the schema's NOTIFY channel)
+-- $1 now bigint, $2 limit int
 -- Returns id and the new state of each rescued job.
 WITH moved AS (
   UPDATE offload.jobs
@@ -31,7 +31,5 @@ WITH moved AS (
   INSERT INTO offload.events (job_id, type, data, at)
   SELECT id, 'state', jsonb_build_object('state', state, 'attempt', attempt), $1::bigint FROM moved ORDER BY id
   RETURNING job_id
-), notified AS (
-  SELECT pg_notify($3::text, coalesce(current_setting('offload_notify.origin', true), '')) FROM logged LIMIT 1
 )
-SELECT m.id, m.state FROM moved m LEFT JOIN notified ON true;
+SELECT m.id, m.state FROM moved m;

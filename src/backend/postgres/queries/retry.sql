@@ -1,5 +1,5 @@
 -- A failed or cancelled job back to queued with a fresh set of attempts; its errors are kept.
--- $1 id text, $2 now bigint, $3 channel text (the schema's NOTIFY channel)
+-- $1 id text, $2 now bigint
 -- Returns id when queued; no row when the job is unfinished or missing (the caller tells which).
 -- Raises unique_violation (23505) when another unfinished job now holds the job's key (KEY_IN_USE).
 WITH held AS MATERIALIZED (
@@ -20,7 +20,5 @@ WITH held AS MATERIALIZED (
   INSERT INTO offload.events (job_id, type, data, at)
   SELECT id, 'state', jsonb_build_object('state', 'queued', 'attempt', 0), $2::bigint FROM moved
   RETURNING job_id
-), notified AS (
-  SELECT pg_notify($3::text, coalesce(current_setting('offload_notify.origin', true), '')) FROM logged LIMIT 1
 )
-SELECT m.id FROM moved m LEFT JOIN notified ON true;
+SELECT m.id FROM moved m;

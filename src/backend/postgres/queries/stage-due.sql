@@ -2,7 +2,7 @@
 -- first: the caller repeats until fewer come back (a step bounds one statement's time, for a
 -- server's statement_timeout). Rows a claimer is staging at this moment are skipped (it stages
 -- them itself).
--- $1 now bigint, $2 limit int, $3 channel text (the schema's NOTIFY channel)
+-- $1 now bigint, $2 limit int
 -- Returns the id of each job staged.
 WITH moved AS (
   UPDATE offload.jobs SET state = 'queued', updated_at = $1::bigint
@@ -16,7 +16,5 @@ WITH moved AS (
   INSERT INTO offload.events (job_id, type, data, at)
   SELECT id, 'state', jsonb_build_object('state', 'queued', 'attempt', attempt), $1::bigint FROM moved ORDER BY id
   RETURNING job_id
-), notified AS (
-  SELECT pg_notify($3::text, coalesce(current_setting('offload_notify.origin', true), '')) FROM logged LIMIT 1
 )
-SELECT m.id FROM moved m LEFT JOIN notified ON true;
+SELECT m.id FROM moved m;

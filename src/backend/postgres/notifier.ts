@@ -1,0 +1,78 @@
+// Tells other processes that this one changed jobs: a NOTIFY of its own, sent once the change has
+// committed, instead of a pg_notify() inside the change's own statement.
+//
+// Why: a transaction that has called NOTIFY takes a lock of the whole database when it commits
+// and holds it until the commit is over, WAL flush included (PostgreSQL's async.c: notifications
+// are queued in commit order). Every such commit waits for the one before it, from every process,
+// so writes that notified could not share a flush: ten connections each inserting a row and
+// notifying committed 3,000 times a second here, exactly what one connection did, against 8,900-
+// 10,700 without the NOTIFY (pgbench, docs/postgres.md). Enqueues, completions, failures, progress
+// and log lines from all workers and web processes queued on that one lock.
+//
+// Now the write commits without it, and this sends `pg_notify` in a transaction of its own that
+// writes nothing (no commit record to flush: the lock is let go at once; one lost to a crash costs
+// a listener one poll). At most one NOTIFY per kind is on its way, and a change made
+// while one is sends one more after it, never fewer: a listener must hear of a change after the
+// change is visible, so one that went out before this write committed does not cover it. Under
+// load many writes share one NOTIFY; one at a time, a listener hears of a change one round trip
+// later than when the write notified itself.
+//
+// Left inside its statement: the enqueue in the app's own transaction (its jobs exist only once
+// the app commits, and that commit must notify). The claim, whose commit is asynchronous, notifies
+// here too: an app transaction stuck in its commit after a NOTIFY (a synchronous standby away)
+// held every claim behind it.
+
+interface Pending {
+  /** The NOTIFY on its way, if one is. */
+  running: Promise<void> | undefined;
+  /** A change came while it was: send one more after it. */
+  again: boolean;
+}
+
+export class Notifier {
+  readonly #send: (payload: string) => Promise<unknown>;
+  readonly #origin: string;
+  readonly #pending = new Map<string, Pending>();
+  #closed = false;
+
+  /** `send(payload)`: one NOTIFY on the schema's channel, committed on its own. */
+  constructor(origin: string, send: (payload: string) => Promise<unknown>) {
+    this.#origin = origin;
+    this.#send = send;
+  }
+
+  /** Something of ours changed and has committed; `quiet`: nothing new to claim (change-listeners.ts). */
+  notify(quiet: boolean): void {
+    if (this.#closed) return;
+    const payload = quiet ? `${this.#origin} quiet` : this.#origin;
+    let pending = this.#pending.get(payload);
+    if (!pending) {
+      pending = { running: undefined, again: false };
+      this.#pending.set(payload, pending);
+    }
+    if (pending.running) {
+      pending.again = true;
+      return;
+    }
+    pending.running = this.#run(payload, pending);
+  }
+
+  async #run(payload: string, pending: Pending): Promise<void> {
+    try {
+      do {
+        pending.again = false;
+        // A hint: one that fails is not sent again (the listeners' poll looks anyway), and the
+        // pool reports a broken connection itself.
+        await this.#send(payload).catch(() => {});
+      } while (pending.again && !this.#closed);
+    } finally {
+      pending.running = undefined;
+    }
+  }
+
+  /** Sends nothing more; resolves once the NOTIFYs on their way have settled (before the pool ends). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all([...this.#pending.values()].flatMap((p) => (p.running ? [p.running] : [])));
+  }
+}
