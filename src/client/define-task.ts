@@ -3,7 +3,7 @@
 // schema, JSON-ability, size, options. A rejected enqueue stores nothing.
 import type { NewJob } from "../backend/backend.ts";
 import { checkAttempts, retryPolicy } from "../core/backoff.ts";
-import { toMs } from "../core/duration.ts";
+import { MAX_TIME_MS, toMs } from "../core/duration.ts";
 import { ConfigError } from "../core/errors.ts";
 import { checkQueueName, describe, isName, isStorableText, refuseUnknownOptions } from "../core/names.ts";
 import { uuidv7 } from "../core/ids.ts";
@@ -32,9 +32,6 @@ function checkPriority(priority: unknown, what: string): number {
   }
   return priority;
 }
-
-/** The largest |epoch ms| a JavaScript Date can show: a run time past it broke every view of the job. */
-const MAX_TIME_MS = 8.64e15;
 
 /** Every field of a task definition, no more and no fewer (the compiler checks both ways). */
 const TASK_OPTIONS = Object.keys({

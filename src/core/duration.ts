@@ -39,3 +39,6 @@ export function positiveMs(input: Duration | string, what: string): number {
   if (ms <= 0) throw new ConfigError(`${what} must be longer than 0, got ${JSON.stringify(input)}`);
   return ms;
 }
+
+/** The largest |epoch ms| a JavaScript Date can show: a run time past it broke every view of the job. */
+export const MAX_TIME_MS = 8.64e15;

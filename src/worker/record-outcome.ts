@@ -1,6 +1,7 @@
 // Acknowledging an outcome: the one place where an Outcome becomes a backend transition.
 // Used by the worker and by inline mode, so both record jobs identically.
 import type { AckStatus, Backend, CompleteAck } from "../backend/backend.ts";
+import { MAX_TIME_MS } from "../core/duration.ts";
 import { backoffDelay } from "../core/backoff.ts";
 import type { AttemptError, ClaimedJob, JobRecord, JobState } from "../core/job.ts";
 import type { AckRetry } from "./ack-retry.ts";
@@ -49,7 +50,9 @@ export async function recordOutcome(ctx: RecordContext, claimed: ClaimedJob, exe
     case "permanent": {
       const policy = execution.task?.retry;
       const delay = outcome.kind === "retry" ? (outcome.retryInMs ?? (policy ? backoffDelay(policy, job.attempt) : 0)) : 0;
-      const retryAt = outcome.kind === "permanent" ? undefined : ctx.immediateRetries ? ctx.now : ctx.now + delay;
+      // A `Retry({ in })` past the last time a Date can show is "never" as much as that time is;
+      // stored as it was, it made GET /jobs/:id answer 500 for the job (its runAt had no ISO form).
+      const retryAt = outcome.kind === "permanent" ? undefined : ctx.immediateRetries ? ctx.now : Math.min(ctx.now + delay, MAX_TIME_MS);
       const error = attemptError(outcome.error, job.attempt, ctx.worker, ctx.now);
       const status = await write(() => ctx.backend.fail({ ...lease, error, retryAt, now: ctx.now }));
       if (status === "LEASE_LOST") return { type: "lease-lost", job };

@@ -6,8 +6,10 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { z } from "zod";
 import {
-  BackendOpenError, ConfigError, JobNotFoundError, NotSerializableError, Offload, PayloadTooLargeError, ValidationError, registerBackend,
+  BackendOpenError, ConfigError, JobNotFoundError, NotSerializableError, Offload, PayloadTooLargeError, Retry, ValidationError, registerBackend,
 } from "../../src/index.ts";
+import { createJobsHttp } from "../../src/http/index.ts";
+import { nextEvent } from "../../src/testing/index.ts";
 import { SqliteBackend } from "../../src/backend/sqlite/sqlite-backend.ts";
 
 function app(options: { maxPayloadBytes?: number } = {}) {
@@ -283,6 +285,28 @@ describe("bad input", () => {
     assert.throws(() => new Offload({ backend: 42 as never }), /backend must be a URL or an opened Backend, got number/);
     assert.throws(() => new Offload({ backend: {} as never }), /backend must be a URL or an opened Backend, got object/);
     assert.throws(() => new Offload({ backend: "sqlite::memory:", clock: {} as never }), /clock must have now\(\) and sleep/);
+  });
+
+  it("a handler's Retry past the last time a Date can show waits until that time: the job stays readable, over HTTP too", async () => {
+    const offload = new Offload({ backend: "sqlite::memory:" });
+    try {
+      const far = offload.task({ name: "far", run: () => {
+        throw new Retry({ in: 8.64e15 }); // a safe integer of ms, but no Date past now
+      } });
+      const worker = offload.worker({ poll: "60s" });
+      const retrying = nextEvent(worker, "retrying");
+      await worker.start();
+      const job = await far.enqueue(null);
+      assert.equal((await retrying).retryAt, 8.64e15);
+      assert.deepEqual([(await job.get()).state, (await job.get()).runAt], ["retrying", 8.64e15]);
+      const http = createJobsHttp({ offload, secret: "s".repeat(32), authorize: () => true });
+      const response = await http.fetch(new Request(`http://app/jobs/${job.id}`));
+      assert.equal(response.status, 200, "its public view, whose runAt and retryAt are ISO times");
+      assert.equal(((await response.json()) as { retryAt: string }).retryAt, "+275760-09-13T00:00:00.000Z");
+      await worker.stop();
+    } finally {
+      await offload.close();
+    }
   });
 
   it("a handler's ctx.progress with a wrong type or a fraction out of 0..1 fails that attempt with a ConfigError; long messages and log lines are cut, and say so", async () => {
