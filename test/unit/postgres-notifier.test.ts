@@ -3,24 +3,28 @@
 // its way gets one more after it (the one on its way may have been read before the change).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Notifier } from "../../src/backend/postgres/notifier.ts";
+import { Notifier, QUIET_PACE_MS } from "../../src/backend/postgres/notifier.ts";
 import { deferred, turn } from "../support/deferred.ts";
 
-/** A notifier whose sends wait until the test answers them, in order. */
-function held(): { notifier: Notifier; sent: string[]; answer: () => Promise<void> } {
+/** A notifier whose sends wait until the test answers them, in order; its pauses are recorded and pass at once. */
+function held(): { notifier: Notifier; sent: string[]; pauses: number[]; answer: () => Promise<void> } {
   const sent: string[] = [];
+  const pauses: number[] = [];
   const replies: { resolve: (value: void) => void }[] = [];
   const notifier = new Notifier("abc", (payload) => {
     sent.push(payload);
     const reply = deferred<void>();
     replies.push(reply);
     return reply.promise;
+  }, (ms) => {
+    pauses.push(ms);
+    return Promise.resolve();
   });
   const answer = async (): Promise<void> => {
     replies.shift()?.resolve();
     for (let i = 0; i < 5; i++) await turn();
   };
-  return { notifier, sent, answer };
+  return { notifier, sent, pauses, answer };
 }
 
 describe("postgres notifier", () => {
@@ -39,6 +43,25 @@ describe("postgres notifier", () => {
     notifier.notify(false);
     assert.deepEqual(sent, ["abc", "abc", "abc"], "idle again: at once");
     await answer();
+  });
+
+  it("paces quiet NOTIFYs owed one after another; new work is never held back", async () => {
+    const { notifier, sent, pauses, answer } = held();
+    notifier.notify(false);
+    notifier.notify(false);
+    await answer();
+    await answer();
+    assert.deepEqual([sent, pauses], [["abc", "abc"], []], "new work: the owed one at once");
+    notifier.notify(true);
+    notifier.notify(true);
+    await answer();
+    assert.equal(pauses.length, 1, "a quiet one owed waits out the pace from the last send");
+    assert.ok((pauses[0] ?? 0) > 0 && (pauses[0] ?? 0) <= QUIET_PACE_MS, String(pauses[0]));
+    await answer();
+    assert.deepEqual(sent, ["abc", "abc", "abc quiet", "abc quiet"]);
+    notifier.notify(true);
+    await answer();
+    assert.equal(pauses.length, 1, "a lone quiet change is sent at once");
   });
 
   it("keeps quiet changes and new work apart: each kind has its own", async () => {
