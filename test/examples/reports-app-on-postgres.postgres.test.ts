@@ -11,7 +11,7 @@ after(() => dropSchema(schema));
 describe("examples/reports-app on PostgreSQL", () => {
   it("a report is answered 202, followed live to its PDF; a sign-up's email lands; SIGTERM stops every process", async () => {
     const ids = await runReportsAppScenario(`${POSTGRES_URL}?schema=${schema}`);
-    const stored = await withClient((c) => c.query(`SELECT state FROM ${schema}.jobs WHERE id = ANY ($1)`, [ids]));
+    const stored = await withClient((c) => c.query(`SELECT state FROM ${schema}.jobs WHERE id IN (SELECT unnest($1::text[]))`, [ids]));
     assert.deepEqual(stored.rows.map((r: { state: string }) => r.state), ["succeeded", "succeeded"], "the jobs are in the PostgreSQL schema");
   });
 });
