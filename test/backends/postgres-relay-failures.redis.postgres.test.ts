@@ -362,6 +362,33 @@ describe("outbox relay: a destination that refuses, stalls, or must cancel", () 
     assert.deepEqual(relayed.result, { relayedTo: destination.name, jobId: holder.id }, "the outbox row names the job it became");
   }));
 
+  it("a job whose relays die before delivering it is put back, its own attempts kept for the destination, up to five deaths", withFixture(async ({ source, destination }) => {
+    const clock = new FakeClock(T0);
+    // `attempts: 1`, as a task that must not run twice is often set: the relays' deaths are not its runs.
+    const [once, doomed] = [newJob({ queue: "mail", maxAttempts: 1 }), newJob({ queue: "mail", maxAttempts: 1 })];
+    const relayOf = (queue: string): OutboxRelay => new OutboxRelay({ from: source, to: destination, queues: [queue], clock, leaseMs: 1_000 });
+    /** A relay claims the outbox's job and dies before the destination has it. */
+    const dies = async (): Promise<void> => {
+      assert.equal((await source.claim({ queues: ["mail"], limit: 10, worker: "doomed", leaseMs: 1_000, now: clock.now() })).length, 1);
+      clock.advance(2_000);
+    };
+    await source.enqueue({ jobs: [once], now: clock.now() });
+    await dies();
+    assert.equal(await relayOf("mail").relayBatch(), 1, "the next relay puts it back and relays it");
+    assert.deepEqual([(await source.getJob(once.id))?.state, (await destination.getJob(once.id))?.maxAttempts], ["succeeded", 1]);
+
+    // Relays that only rescue (they serve another queue) put it back after each death, but the fifth.
+    await source.enqueue({ jobs: [doomed], now: clock.now() });
+    for (let death = 1; death <= 5; death++) {
+      await dies();
+      assert.equal(await relayOf("other").relayBatch(), 0);
+      const row = await source.getJob(doomed.id);
+      assert.deepEqual([row?.state, row?.errors.filter((e) => e.name === "LeaseExpired").length], [death < 5 ? "queued" : "failed", death]);
+    }
+    assert.equal(await relayOf("mail").relayBatch(), 0, "a job every relay died on ends failed in the outbox");
+    assert.equal(await destination.getJob(doomed.id), undefined);
+  }));
+
   it("a delivered job on its last attempt whose batch was never marked ends relayed, not failed, once its lease runs out", withFixture(async ({ source, destination }) => {
     const clock = new FakeClock(T0);
     const job = newJob({ queue: "mail", maxAttempts: 1 });

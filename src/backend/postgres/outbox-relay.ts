@@ -49,6 +49,8 @@ export interface RelayOptions {
 }
 
 const DAY = 86_400_000;
+/** Relay deaths a job rides out (each leaves a LeaseExpired among its errors) before it ends failed in the outbox. */
+const RELAY_DEATHS = 5;
 /** The longest delay a Node timer takes; a longer one fires at once. */
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -106,9 +108,15 @@ export class OutboxRelay {
     for (const id of rescued.cancelled) await this.#cancelAtDestination(to, id, "rescued");
     // One that was on its last attempt ends failed, although its relay may have delivered it
     // before dying: if the destination has it, it goes back to the outbox's queue, and is marked
-    // relayed by the next round (found at the destination, not sent again).
+    // relayed by the next round (found at the destination, not sent again). One the destination
+    // does not have (or that could not be read) goes back too, unless relays have died holding it
+    // RELAY_DEATHS times: a job's attempts are for its runs at the destination, where it starts
+    // with all of them, and with `attempts: 1` one relay death lost it for good. A job that every
+    // relay dies on still ends failed.
     for (const id of rescued.failed) {
-      if (await to.getJob(id).catch(() => undefined)) await from.retry(id, now).catch((error: unknown) => this.#report(error));
+      const delivered = (await to.getJob(id).catch(() => undefined)) !== undefined;
+      const deaths = delivered ? 0 : ((await from.getJob(id).catch(() => undefined))?.errors.filter((e) => e.name === "LeaseExpired").length ?? RELAY_DEATHS);
+      if (deaths < RELAY_DEATHS) await from.retry(id, now).catch((error: unknown) => this.#report(error));
     }
     const queues = await this.#queuesNow(now);
     if (queues.length === 0) return 0;
