@@ -116,6 +116,17 @@ describe("postgres: counts", () => {
     }
   });
 
+  it("a queue's finished count past 2^31 is read as it is (shards that sum beyond an int)", async () => {
+    const backend = await openIsolated();
+    try {
+      await withClient((client) => client.query(
+        `INSERT INTO ${quoteIdent(backend.schema)}.finished_counts (queue, state, shard, n) VALUES ('archive', 'succeeded', 0, 2000000000), ('archive', 'succeeded', 1, 2000000000)`));
+      assert.equal((await backend.counts()).find((q) => q.queue === "archive")?.counts.succeeded, 4_000_000_000);
+    } finally {
+      await backend.close();
+    }
+  });
+
   it("a schema at version 2 that holds finished jobs has them counted once migrated", async () => {
     const schema = uniqueSchema("cnt");
     try {
