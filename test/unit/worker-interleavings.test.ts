@@ -303,17 +303,11 @@ describe("worker interleavings", () => {
   }
 
   it("a log line whose write fails (a connection blip) is sent again, in its place, and is in the job's history before its success", { timeout: 20_000 }, async () => {
-    const clock = new FakeClock();
-    const real = await openBackend("sqlite::memory:");
     let logs = 0;
-    const backend = replacing(real, {
-      log: (request) => {
-        logs++;
-        return logs === 1 ? Promise.reject(new Error("Connection terminated unexpectedly")) : real.log(request);
-      },
+    const blip = (real: Backend): Partial<Backend> => ({
+      log: (request) => (++logs === 1 ? Promise.reject(new Error("Connection terminated unexpectedly")) : real.log(request)),
     });
-    const offload = new Offload({ backend, clock });
-    try {
+    await onFakeClock(blip, async (offload, clock) => {
       const task = offload.task({ name: "talks", run: (_: null, ctx) => {
         ctx.log("sent the invoice");
         ctx.log("marked it paid");
@@ -331,24 +325,15 @@ describe("worker interleavings", () => {
       assert.deepEqual(lines, ["sent the invoice", "marked it paid"], "the line sent again still comes first");
       assert.equal(logs, 3);
       assert.deepEqual(errors, ["Connection terminated unexpectedly"], "the failed try is reported");
-    } finally {
-      await offload.close({ grace: 0 });
-      await real.close();
-    }
+    });
   });
 
   it("an awaited progress write that fails (a connection blip) is sent again: the handler goes on, and the job succeeds in its first run", { timeout: 20_000 }, async () => {
-    const clock = new FakeClock();
-    const real = await openBackend("sqlite::memory:");
     let writes = 0;
-    const backend = replacing(real, {
-      progress: (request) => {
-        writes++;
-        return writes === 1 ? Promise.reject(new Error("Connection terminated unexpectedly")) : real.progress(request);
-      },
+    const blip = (real: Backend): Partial<Backend> => ({
+      progress: (request) => (++writes === 1 ? Promise.reject(new Error("Connection terminated unexpectedly")) : real.progress(request)),
     });
-    const offload = new Offload({ backend, clock });
-    try {
+    await onFakeClock(blip, async (offload, clock) => {
       let runs = 0;
       // As the README's handler does: `await ctx.progress(...)` between steps of the work.
       const task = offload.task({ name: "renders", run: async (_: null, ctx) => {
@@ -376,10 +361,7 @@ describe("worker interleavings", () => {
       assert.equal(runs, 1, "the handler ran once");
       assert.equal(writes, 2);
       assert.deepEqual(errors, ["Connection terminated unexpectedly"], "the failed try is reported");
-    } finally {
-      await offload.close({ grace: 0 });
-      await real.close();
-    }
+    });
   });
 
   it("a completion refused for longer than the resend schedule (a failover's NOREPLICAS) is tried until its lease would end, and lands: the job ran once", { timeout: 20_000 }, async () => {
