@@ -87,6 +87,11 @@ class ErrorGate {
   }
 }
 
+/** An enqueue's rejection: a ConfigError whose message matches. */
+function refused(pattern: RegExp): (error: unknown) => boolean {
+  return (error) => error instanceof ConfigError && pattern.test(error.message);
+}
+
 async function orderExists(client: pg.Client, schema: string, id: number): Promise<boolean> {
   return (await client.query(`SELECT 1 FROM "${schema}".orders WHERE id = $1`, [id])).rowCount === 1;
 }
@@ -198,7 +203,7 @@ describe("postgres: transactional enqueue", () => {
     assert.equal((await offload.jobs.list()).length, 1, "rolled back with the transaction");
     // Another statement in flight changes nothing: outside BEGIN is still outside.
     const selecting = client.query("SELECT pg_sleep(0.01)");
-    await assert.rejects(confirm.enqueue({ order: 5 }, { tx: client }), (error: unknown) => error instanceof ConfigError && /outside a transaction/.test(error.message));
+    await assert.rejects(confirm.enqueue({ order: 5 }, { tx: client }), refused(/outside a transaction/));
     await selecting;
     assert.equal((await offload.jobs.list()).length, 1);
   }));
@@ -241,7 +246,6 @@ describe("postgres: transactional enqueue", () => {
     // An enqueue made while `statement` is still in flight on the client (sent first: pg runs it first).
     const behind = (statement: string, order: number): { sent: Promise<unknown>; enqueued: Promise<unknown> } =>
       ({ sent: client.query(statement), enqueued: confirm.enqueue({ order }, { tx: client }) });
-    const refused = (pattern: RegExp) => (error: unknown): boolean => error instanceof ConfigError && pattern.test(error.message);
     // A failed statement, then a rollback to the savepoint before it, not yet answered: the
     // transaction is usable again by the time the enqueue runs, and the job commits with it.
     await client.query("BEGIN");
@@ -282,7 +286,7 @@ describe("postgres: transactional enqueue", () => {
       await client.query("BEGIN");
       const inserted = client.query(`INSERT INTO "${schema}".orders (note) VALUES ('a')`);
       const rolledBack = client.query("ROLLBACK");
-      await assert.rejects(confirm.enqueue({ order: 1 }, { tx: client }), (error: unknown) => error instanceof ConfigError && /outside a transaction/.test(error.message));
+      await assert.rejects(confirm.enqueue({ order: 1 }, { tx: client }), refused(/outside a transaction/));
       await inserted;
       await rolledBack;
       assert.equal((await offload.jobs.list()).length, 0, "no job without the app's row: the rollback ran before the enqueue would have");
@@ -305,7 +309,7 @@ describe("postgres: transactional enqueue", () => {
     const client = new pg.Client({ connectionString: POSTGRES_URL });
     const connected = client.connect();
     try {
-      await assert.rejects(confirm.enqueue({ order: 1 }, { tx: client }), (error: unknown) => error instanceof ConfigError && /outside a transaction/.test(error.message));
+      await assert.rejects(confirm.enqueue({ order: 1 }, { tx: client }), refused(/outside a transaction/));
       await connected;
       assert.equal((await offload.jobs.list()).length, 0, "no job stored on its own");
     } finally {
