@@ -11,7 +11,7 @@ import { T0, newJob } from "../conformance/fixtures.ts";
 import { POSTGRES_URL, connectedPair, holdEventInserts, newWorkSignals, openIsolated, untilSessionWaits } from "./postgres-helpers.ts";
 
 describe("postgres: change notifications", () => {
-  it("a claim over one queue notifies as quiet, over several as work: it locked candidates it let go, which other claims skipped", async () => {
+  it("a claim over one queue notifies as quiet, a full one over several as work: it locked candidates it let go, which other claims skipped; a short one let none go", async () => {
     const b = await openIsolated();
     const listening = new pg.Client({ connectionString: POSTGRES_URL });
     await listening.connect();
@@ -37,6 +37,8 @@ describe("postgres: change notifications", () => {
       assert.equal(await next(), `${origin} quiet`);
       await b.claim({ queues: ["a", "b"], limit: 1, worker: "w", leaseMs: 10_000, now: T0 });
       assert.equal(await next(), origin);
+      assert.equal((await b.claim({ queues: ["a", "b"], limit: 5, worker: "w", leaseMs: 10_000, now: T0 })).length, 1);
+      assert.equal(await next(), `${origin} quiet`);
     } finally {
       await listening.end();
       await b.close();
