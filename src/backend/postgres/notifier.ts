@@ -22,7 +22,10 @@
 // here too: an app transaction stuck in its commit after a NOTIFY (a synchronous standby away)
 // held every claim behind it.
 
-interface Pending {
+/** One kind of NOTIFY: its payload, and whether one is on its way. */
+interface Kind {
+  readonly payload: string;
+  readonly quiet: boolean;
   /** The NOTIFY on its way, if one is. */
   running: Promise<void> | undefined;
   /** A change came while it was: send one more after it. */
@@ -40,9 +43,9 @@ export const QUIET_PACE_MS = 5;
 
 export class Notifier {
   readonly #send: (payload: string) => Promise<unknown>;
-  readonly #origin: string;
   readonly #pause: (ms: number) => Promise<void>;
-  readonly #pending = new Map<string, Pending>();
+  readonly #work: Kind;
+  readonly #quiet: Kind;
   #closed = false;
 
   /**
@@ -50,47 +53,39 @@ export class Notifier {
    * (a test's clock may stand in).
    */
   constructor(origin: string, send: (payload: string) => Promise<unknown>, pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))) {
-    this.#origin = origin;
     this.#send = send;
     this.#pause = pause;
+    this.#work = { payload: origin, quiet: false, running: undefined, again: false };
+    this.#quiet = { payload: `${origin} quiet`, quiet: true, running: undefined, again: false };
   }
 
   /** Something of ours changed and has committed; `quiet`: nothing new to claim (change-listeners.ts). */
   notify(quiet: boolean): void {
     if (this.#closed) return;
-    const payload = quiet ? `${this.#origin} quiet` : this.#origin;
-    let pending = this.#pending.get(payload);
-    if (!pending) {
-      pending = { running: undefined, again: false };
-      this.#pending.set(payload, pending);
-    }
-    if (pending.running) {
-      pending.again = true;
-      return;
-    }
-    pending.running = this.#run(payload, pending);
+    const kind = quiet ? this.#quiet : this.#work;
+    if (kind.running) kind.again = true;
+    else kind.running = this.#run(kind);
   }
 
-  async #run(payload: string, pending: Pending): Promise<void> {
-    const quiet = payload !== this.#origin;
+  async #run(kind: Kind): Promise<void> {
     try {
       do {
-        pending.again = false;
+        kind.again = false;
         const started = performance.now();
         // A hint: one that fails is not sent again (the listeners' poll looks anyway), and the
         // pool reports a broken connection itself.
-        await this.#send(payload).catch(() => {});
+        await this.#send(kind.payload).catch(() => {});
         const left = QUIET_PACE_MS - (performance.now() - started);
-        if (quiet && pending.again && left > 0 && !this.#closed) await this.#pause(left);
-      } while (pending.again && !this.#closed);
+        if (kind.quiet && kind.again && left > 0 && !this.#closed) await this.#pause(left);
+      } while (kind.again && !this.#closed);
     } finally {
-      pending.running = undefined;
+      kind.running = undefined;
     }
   }
 
   /** Sends nothing more; resolves once the NOTIFYs on their way have settled (before the pool ends). */
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.all([...this.#pending.values()].flatMap((p) => (p.running ? [p.running] : [])));
+    await Promise.all([this.#work.running, this.#quiet.running]);
   }
 }
