@@ -141,6 +141,23 @@ export type JobEventType = "state" | "progress" | "log";
  */
 export const MAX_LOG_LINES_PER_RUN = 10_000;
 
+/**
+ * What a job put back by hand (`retry`, `replay`) keeps of its history: the errors of its newest
+ * `errors` attempts, and its newest `events` events besides the requeue's own. Within one series
+ * of attempts a job keeps every error and event (attempts and log lines per run are bounded);
+ * across requeues the history was kept whole, so a job that fails for good and is replayed in a
+ * loop faster than its retention grew with every replay and was never pruned. Sidekiq keeps only
+ * a job's last error, BullMQ a bounded list of stack traces. The trim runs at the requeue, an
+ * operator's action, so no hot path pays for it.
+ */
+export interface HistoryKept {
+  readonly errors: number;
+  readonly events: number;
+}
+
+/** Two runs of a job that logs to the per-run cap; Sidekiq's 25 retries' worth of errors. */
+export const HISTORY_KEPT: HistoryKept = { errors: 25, events: 2 * MAX_LOG_LINES_PER_RUN };
+
 /** The line that takes the place of a run's first log line past `maxLines`. */
 export function logCapLine(maxLines: number): string {
   return `[offload] this run logged more than ${maxLines} lines; later lines are not kept`;
@@ -242,10 +259,13 @@ export interface Backend {
   log(request: Lease & { readonly line: string; readonly now: number; readonly maxLines?: number }): Promise<AckStatus>;
 
   cancel(id: string, now: number): Promise<CancelStatus>;
-  /** A failed or cancelled job back to `queued` with a fresh set of attempts; its error history is kept. */
-  retry(id: string, now: number): Promise<RetryStatus>;
+  /**
+   * A failed or cancelled job back to `queued` with a fresh set of attempts; its history is kept,
+   * trimmed to `kept` (default HISTORY_KEPT).
+   */
+  retry(id: string, now: number, kept?: HistoryKept): Promise<RetryStatus>;
   /** `retry` for every failed job matching the filter; returns how many were queued. */
-  replay(filter: ReplayFilter, now: number): Promise<number>;
+  replay(filter: ReplayFilter, now: number, kept?: HistoryKept): Promise<number>;
 
   /** Scheduled and retrying jobs whose time has come move to `queued`; returns how many. */
   stageDue(now: number): Promise<number>;

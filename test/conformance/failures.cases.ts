@@ -115,6 +115,45 @@ export function failureCases(use: UseBackend): void {
     assert.equal((await b.getJob(newer))?.state, "failed");
   }));
 
+  it("a job put back by hand keeps its newest errors and events, so one replayed in a loop stays bounded", use(async (b) => {
+    const kept = { errors: 2, events: 4 };
+    // Text that reads as the end of one error and the start of another, escapes, an emoji.
+    const message = (round: number): string => `round ${round}: "},{\\" {\n\u{1F600}`;
+    const history = async (id: string): Promise<number[]> => (await b.readEvents({ jobId: id, afterId: 0, limit: 100 })).map((e) => e.id);
+    const looped = await enqueueOne(b, { maxAttempts: 1 });
+    const other = await enqueueOne(b, { queue: "other", maxAttempts: 1 });
+    const otherFailed = await claimOne(b, T0, ["other"]);
+    await b.fail({ id: other, token: otherFailed.token, error: attemptError(1, T0, "other"), retryAt: undefined, now: T0 });
+    const otherHistory = await history(other);
+
+    let now = T0;
+    for (let round = 1; round <= 4; round++) {
+      const c = await claimOne(b, ++now);
+      assert.equal(c.job.id, looped);
+      assert.equal(await b.log({ id: looped, token: c.token, line: `round ${round}`, now: ++now }), "OK");
+      assert.equal(await b.fail({ id: looped, token: c.token, error: attemptError(1, ++now, message(round)), retryAt: undefined, now }), "FAILED");
+      const before = await history(looped);
+      if (round % 2 === 0) assert.equal(await b.replay({ queue: "q" }, ++now, kept), 1);
+      else assert.equal(await b.retry(looped, ++now, kept), "QUEUED");
+      const after = await history(looped);
+      // The newest `kept.events` of the events before, then the requeue's own.
+      assert.deepEqual(after.slice(0, -1), before.slice(-kept.events), `round ${round}`);
+      assert.equal(after.length, Math.min(before.length, kept.events) + 1);
+      const job = await b.getJob(looped);
+      assert.equal(job?.state, "queued");
+      assert.deepEqual(job?.errors.map((e) => e.message), Array.from({ length: round }, (_, i) => message(i + 1)).slice(-kept.errors));
+    }
+    const events = await b.readEvents({ jobId: looped, afterId: 0, limit: 100 });
+    assert.deepEqual(events.map((e) => [e.type, e.data]), [
+      ["state", { state: "queued", attempt: 0 }],
+      ["state", { state: "active", attempt: 1 }],
+      ["log", { line: "round 4" }],
+      ["state", { state: "failed", attempt: 1 }],
+      ["state", { state: "queued", attempt: 0 }],
+    ]);
+    assert.deepEqual(await history(other), otherHistory, "another job's history is not touched");
+  }));
+
   it("cancel: a waiting job at once, an active job by request, a finished one not at all", use(async (b) => {
     const scheduled = await enqueueOne(b, { runAt: T0 + 60_000 });
     const queued = await enqueueOne(b);

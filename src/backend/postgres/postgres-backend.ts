@@ -10,7 +10,7 @@ import type {
   FailRequest, FailStatus, ReleaseStatus, HeartbeatRequest, HeartbeatResult, JobEvent, JobPeek, Lease, ListFilter,
   QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus, WatchOptions,
 } from "../backend.ts";
-import { MAX_LOG_LINES_PER_RUN, logCapLine } from "../backend.ts";
+import { HISTORY_KEPT, MAX_LOG_LINES_PER_RUN, logCapLine } from "../backend.ts";
 import { randomToken } from "../../core/ids.ts";
 import { countsFromRows, jobPeek } from "../decode.ts";
 import { QUIET_OPERATIONS } from "../change-listeners.ts";
@@ -434,9 +434,9 @@ export class PostgresBackend implements Backend {
     throw new Error(`cancel ${id}: the job kept changing state`);
   }
 
-  async retry(id: string, now: number): Promise<RetryStatus> {
+  async retry(id: string, now: number, kept = HISTORY_KEPT): Promise<RetryStatus> {
     try {
-      if ((await this.#write("retry", [id, now])).length > 0) return "QUEUED";
+      if ((await this.#write("retry", [id, now, kept.errors, kept.events])).length > 0) return "QUEUED";
     } catch (error) {
       if (isCode(error, UNIQUE_VIOLATION)) return "KEY_IN_USE";
       throw error;
@@ -444,8 +444,8 @@ export class PostgresBackend implements Backend {
     return (await this.getJob(id)) ? "NOT_FINISHED" : "NOT_FOUND";
   }
 
-  async replay(filter: ReplayFilter, now: number): Promise<number> {
-    const params = [filter.queue ?? null, filter.task ?? null, filter.since ?? null, filter.until ?? null, now];
+  async replay(filter: ReplayFilter, now: number, kept = HISTORY_KEPT): Promise<number> {
+    const params = [filter.queue ?? null, filter.task ?? null, filter.since ?? null, filter.until ?? null, now, kept.errors, kept.events];
     for (let attempt = 1; ; attempt++) {
       try {
         return (await this.#write("replay", params)).length;

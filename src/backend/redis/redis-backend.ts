@@ -18,7 +18,7 @@ import type {
   FailRequest, FailStatus, ReleaseStatus, HeartbeatRequest, HeartbeatResult, JobEvent, JobPeek, Lease, ListFilter, NewJob,
   QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus, WatchOptions,
 } from "../backend.ts";
-import { MAX_LOG_LINES_PER_RUN, logCapLine } from "../backend.ts";
+import { HISTORY_KEPT, MAX_LOG_LINES_PER_RUN, logCapLine } from "../backend.ts";
 import { ChangeFeed } from "./change-feed.ts";
 import { QUIET_OPERATIONS } from "../change-listeners.ts";
 import { watchServer } from "./server-check.ts";
@@ -253,15 +253,15 @@ export class RedisBackend implements Backend {
     return (await this.#write("cancel", now, [id])) as CancelStatus;
   }
 
-  async retry(id: string, now: number): Promise<RetryStatus> {
-    return (await this.#write("retry", now, [id])) as RetryStatus;
+  async retry(id: string, now: number, kept = HISTORY_KEPT): Promise<RetryStatus> {
+    return (await this.#write("retry", now, [id, kept.errors, kept.events])) as RetryStatus;
   }
 
-  async replay(filter: ReplayFilter, now: number): Promise<number> {
+  async replay(filter: ReplayFilter, now: number, kept = HISTORY_KEPT): Promise<number> {
     let total = 0;
     let skip = 0;
     for (;;) {
-      const args = [filter.queue ?? "", filter.task ?? "", filter.since ?? "-inf", filter.until ?? "+inf", skip, CHUNK];
+      const args = [filter.queue ?? "", filter.task ?? "", filter.since ?? "-inf", filter.until ?? "+inf", skip, CHUNK, kept.errors, kept.events];
       const [requeued, left] = asArray(await this.#write("replay", now, args)).map(Number);
       total += requeued ?? 0;
       skip += left ?? 0;

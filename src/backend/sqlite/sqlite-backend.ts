@@ -8,7 +8,7 @@ import type {
   FailRequest, FailStatus, ReleaseStatus, HeartbeatRequest, HeartbeatResult, JobEvent, JobPeek, Lease, ListFilter,
   QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus, WatchOptions,
 } from "../backend.ts";
-import { MAX_LOG_LINES_PER_RUN, logCapLine } from "../backend.ts";
+import { HISTORY_KEPT, type HistoryKept, MAX_LOG_LINES_PER_RUN, logCapLine } from "../backend.ts";
 import { countsFromRows, jobPeek } from "../decode.ts";
 import { distinctLeases, leaseKey } from "../lease-batch.ts";
 import { ChangeFeed } from "./change-feed.ts";
@@ -267,10 +267,13 @@ export class SqliteBackend implements Backend {
     }, ALWAYS, QUIET);
   }
 
-  async retry(id: string, now: number): Promise<RetryStatus> {
+  async retry(id: string, now: number, kept = HISTORY_KEPT): Promise<RetryStatus> {
     return this.#write(() => {
       try {
-        if (this.#get("retry", { id, now })) return "QUEUED";
+        if (this.#get("retry", { id, now })) {
+          this.#trimHistory(id, kept);
+          return "QUEUED";
+        }
       } catch (error) {
         if (isUniqueViolation(error)) return "KEY_IN_USE";
         throw error;
@@ -279,11 +282,19 @@ export class SqliteBackend implements Backend {
     });
   }
 
-  async replay(filter: ReplayFilter, now: number): Promise<number> {
+  async replay(filter: ReplayFilter, now: number, kept = HISTORY_KEPT): Promise<number> {
     return this.#write(() => {
       const params = { queue: filter.queue ?? null, task: filter.task ?? null, since: filter.since ?? null, until: filter.until ?? null, now };
-      return Number(this.#stmt("replay").run(params).changes);
+      const requeued = this.#all("replay", params);
+      for (const row of requeued) this.#trimHistory(String(row["id"]), kept);
+      return requeued.length;
     });
+  }
+
+  /** Inside a requeue's transaction, after its UPDATE. */
+  #trimHistory(id: string, kept: HistoryKept): void {
+    this.#stmt("trim-history").run({ id, errors: kept.errors });
+    this.#stmt("trim-events").run({ id, events: kept.events });
   }
 
   async stageDue(now: number): Promise<number> {

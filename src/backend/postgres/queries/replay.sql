@@ -3,7 +3,9 @@
 -- (the latest finished_at, then the highest id) is replayed, as on every backend, so
 -- the statement never trips the unique key index. Keyless jobs are told apart from keyed ones
 -- (`key IS NULL` leads the DISTINCT), or a key equal to another job's id would merge the two.
+-- Each job's history is trimmed as by retry.sql.
 -- $1 queue text, $2 task text, $3 since bigint, $4 until bigint (each NULL for any), $5 now bigint,
+-- $6 errors kept int, $7 events kept int
 -- Returns the id of each job queued.
 WITH candidates AS (
   SELECT DISTINCT ON (j.key IS NULL, j.task, coalesce(j.key, j.id)) j.id
@@ -25,7 +27,9 @@ WITH candidates AS (
 ), moved AS (
   UPDATE offload.jobs
      SET state = 'queued', attempt = 0, run_at = $5::bigint, finished_at = NULL, cancel_requested = false,
-         worker = NULL, updated_at = $5::bigint
+         worker = NULL, updated_at = $5::bigint, errors = CASE WHEN jsonb_array_length(errors) <= $6::int THEN errors ELSE coalesce(
+           (SELECT jsonb_agg(e.error ORDER BY e.n) FROM jsonb_array_elements(errors) WITH ORDINALITY AS e(error, n)
+             WHERE e.n > jsonb_array_length(errors) - $6::int), '[]'::jsonb) END
    WHERE id IN (SELECT id FROM locked) AND state = 'failed'
   RETURNING id, queue
 ), counted AS (
@@ -37,5 +41,11 @@ WITH candidates AS (
   INSERT INTO offload.events (job_id, type, data, at)
   SELECT id, 'state', jsonb_build_object('state', 'queued', 'attempt', 0), $5::bigint FROM moved ORDER BY id
   RETURNING job_id
+), trimmed AS (
+  -- As in retry.sql: this statement's own events are not among those it reads.
+  DELETE FROM offload.events e
+   USING moved m
+   WHERE e.job_id = m.id
+     AND e.id <= (SELECT x.id FROM offload.events x WHERE x.job_id = m.id ORDER BY x.id DESC OFFSET $7::int LIMIT 1)
 )
 SELECT m.id FROM moved m;

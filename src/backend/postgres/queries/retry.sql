@@ -1,5 +1,7 @@
--- A failed or cancelled job back to queued with a fresh set of attempts; its errors are kept.
--- $1 id text, $2 now bigint
+-- A failed or cancelled job back to queued with a fresh set of attempts; its history is kept,
+-- trimmed to the errors of its newest $3 attempts and its newest $4 events besides this one's
+-- (HistoryKept, backend.ts).
+-- $1 id text, $2 now bigint, $3 errors kept int, $4 events kept int
 -- Returns id when queued; no row when the job is unfinished or missing (the caller tells which).
 -- Raises unique_violation (23505) when another unfinished job now holds the job's key (KEY_IN_USE).
 WITH held AS MATERIALIZED (
@@ -7,7 +9,9 @@ WITH held AS MATERIALIZED (
 ), moved AS (
   UPDATE offload.jobs j
      SET state = 'queued', attempt = 0, run_at = $2::bigint, finished_at = NULL, cancel_requested = false,
-         worker = NULL, updated_at = $2::bigint
+         worker = NULL, updated_at = $2::bigint, errors = CASE WHEN jsonb_array_length(j.errors) <= $3::int THEN j.errors ELSE coalesce(
+           (SELECT jsonb_agg(e.error ORDER BY e.n) FROM jsonb_array_elements(j.errors) WITH ORDINALITY AS e(error, n)
+             WHERE e.n > jsonb_array_length(j.errors) - $3::int), '[]'::jsonb) END
     FROM held h
    WHERE j.id = h.id
   RETURNING j.id, j.queue, h.state AS was
@@ -20,5 +24,11 @@ WITH held AS MATERIALIZED (
   INSERT INTO offload.events (job_id, type, data, at)
   SELECT id, 'state', jsonb_build_object('state', 'queued', 'attempt', 0), $2::bigint FROM moved
   RETURNING job_id
+), trimmed AS (
+  -- Every part of a statement reads one snapshot: the event `logged` adds is not among these.
+  DELETE FROM offload.events e
+   USING moved m
+   WHERE e.job_id = m.id
+     AND e.id <= (SELECT x.id FROM offload.events x WHERE x.job_id = m.id ORDER BY x.id DESC OFFSET $4::int LIMIT 1)
 )
 SELECT m.id FROM moved m;

@@ -241,17 +241,78 @@ local function flush(announce)
   end
 end
 
--- A failed or cancelled job back to queued with a fresh set of attempts (errors kept).
+-- Where each error of a job's list (append_error's JSON array of objects) starts: the text is
+-- walked from brace to brace, skipping strings. Not cjson: it refuses the escaped lone surrogate
+-- that JSON.stringify writes for one in an error message, and would fail the requeue.
+local function error_starts(errors)
+  local starts, depth, pos = {}, 0, 2
+  while true do
+    local at = string.find(errors, '[{}"]', pos)
+    if not at then return starts end
+    local c = string.byte(errors, at)
+    if c == 34 then -- '"': to the quote that ends the string, past escapes
+      pos = at + 1
+      repeat
+        local e = string.find(errors, '["\\]', pos)
+        if not e then return starts end
+        local escaped = string.byte(errors, e) == 92
+        pos = escaped and e + 2 or e + 1
+      until not escaped
+    else
+      if c == 123 then
+        if depth == 0 then starts[#starts + 1] = at end
+        depth = depth + 1
+      else
+        depth = depth - 1
+      end
+      pos = at + 1
+    end
+  end
+end
+
+-- A requeued job keeps the errors of its newest `keep` attempts (HistoryKept, backend.ts). A list
+-- with no more braces than that has no more errors, so most jobs cost one count of its braces.
+local function trim_errors(k, errors, keep)
+  if not errors or select(2, string.gsub(errors, '{', '')) <= keep then return end
+  local starts = error_starts(errors)
+  if #starts <= keep then return end
+  redis.call('HSET', k, 'errors', keep == 0 and '[]' or '[' .. string.sub(errors, starts[#starts - keep + 1]))
+end
+
+-- A requeued job keeps its newest `keep` events (the fields "~<event id>", see event_fields)
+-- before the requeue adds its own. A hash with no more fields than that has no more events, so
+-- most jobs cost one HLEN. Over the cap, the oldest go down to nine tenths of it: a job replayed
+-- in a loop at the cap is listed once per tenth of the cap, not at every replay.
+local function trim_events(k, keep)
+  if redis.call('HLEN', k) <= keep then return end
+  local seqs = {}
+  for _, field in ipairs(redis.call('HKEYS', k)) do
+    if string.byte(field, 1) == 126 then seqs[#seqs + 1] = tonumber(string.sub(field, 2)) end -- '~'
+  end
+  if #seqs <= keep then return end
+  table.sort(seqs)
+  local fields = {}
+  for i = 1, #seqs - (keep - math.floor(keep / 10)) do
+    fields[#fields + 1] = '~' .. string.format('%d', seqs[i])
+    if #fields == 1000 then redis.call('HDEL', k, unpack(fields)); fields = {} end
+  end
+  if #fields > 0 then redis.call('HDEL', k, unpack(fields)) end
+end
+
+-- A failed or cancelled job back to queued with a fresh set of attempts, its history trimmed to
+-- the newest `keep_errors` errors and `keep_events` events besides the requeue's own.
 -- Returns 'QUEUED', 'NOT_FOUND', 'NOT_FINISHED' or 'KEY_IN_USE'.
-local function requeue(id)
+local function requeue(id, keep_errors, keep_events)
   local k = jobkey(id)
-  local f = redis.call('HMGET', k, 'state', 'queue', 'priority', 'key', 'task')
+  local f = redis.call('HMGET', k, 'state', 'queue', 'priority', 'key', 'task', 'errors')
   if not f[1] then return 'NOT_FOUND' end
   if f[1] ~= 'failed' and f[1] ~= 'cancelled' then return 'NOT_FINISHED' end
   if f[4] then
     if key_holder(f[5] or '', f[4]) then return 'KEY_IN_USE' end -- never this job: it is finished
     redis.call('HSET', P .. 'keys', key_field(f[5] or '', f[4]), id)
   end
+  trim_errors(k, f[6], keep_errors)
+  trim_events(k, keep_events)
   redis.call('ZREM', P .. 'done:' .. f[1], id)
   redis.call('HSET', k, 'attempt', 0, 'run_at', NOW, 'cancel', 0)
   redis.call('HDEL', k, 'finished_at', 'worker', 'token', 'lease_until')
