@@ -259,13 +259,15 @@ export class RedisBackend implements Backend {
 
   async replay(filter: ReplayFilter, now: number, kept = HISTORY_KEPT): Promise<number> {
     let total = 0;
-    let skip = 0;
+    // Each call goes on after the (finished_at, id) of the last job the one before it looked at
+    // (replay.lua): jobs other writers take out of the failed set meanwhile move no one's place.
+    let cursor: [string, string] = ["", ""];
     for (;;) {
-      const args = [filter.queue ?? "", filter.task ?? "", filter.since ?? "-inf", filter.until ?? "+inf", skip, CHUNK, kept.errors, kept.events];
-      const [requeued, left] = asArray(await this.#write("replay", now, args)).map(Number);
-      total += requeued ?? 0;
-      skip += left ?? 0;
-      if ((requeued ?? 0) + (left ?? 0) < CHUNK) return total;
+      const args = [filter.queue ?? "", filter.task ?? "", filter.since ?? "-inf", filter.until ?? "+inf", ...cursor, CHUNK, kept.errors, kept.events];
+      const [requeued, more, score, id] = asArray(await this.#write("replay", now, args));
+      total += Number(requeued ?? 0);
+      if (more !== 1) return total;
+      cursor = [String(score), String(id)];
     }
   }
 
