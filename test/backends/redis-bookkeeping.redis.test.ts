@@ -9,7 +9,7 @@ import { keyField, unlinkAndQuit } from "./redis-helpers.ts";
 import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
 import { ScriptRunner } from "../../src/backend/redis/scripts.ts";
 import { JOB_STATES, type JobState } from "../../src/core/job.ts";
-import { randomToken } from "../../src/core/ids.ts";
+import { randomToken, uuidv7 } from "../../src/core/ids.ts";
 import { LEASE, T0, attemptError, claimOne, enqueueOne, newJob } from "../conformance/fixtures.ts";
 
 const url = process.env["OFFLOAD_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379";
@@ -133,6 +133,28 @@ describe("redis store bookkeeping", () => {
     assert.deepEqual(claimed.map((c) => c.job.id).sort(), [ids[0], ids[2]].sort());
     assert.deepEqual((await b.counts()).map((c) => [c.queue, c.counts.queued, c.counts.active]), [["q", 0, 2]]);
     await checkStore(b);
+  }));
+
+  it("a lease sweep goes past active ids whose hash was deleted by hand: it drops them and rescues every expired job in one sweep", () => using(async (b) => {
+    // More expired leases than one rescue chunk (1,000), and the ids that come first in the
+    // lease set (one lease_until for all: by id) lost their hashes.
+    const p = b.keyPrefix;
+    const jobs = Array.from({ length: 1_500 }, () => newJob({ id: uuidv7(T0) }));
+    await b.enqueue({ jobs, now: T0 });
+    assert.equal((await b.claim({ queues: ["q"], limit: 1_500, worker: "w1", leaseMs: LEASE, now: T0 })).length, 1_500);
+    const gone = jobs.slice(0, 10).map((j) => j.id);
+    await admin.del(...gone.map((id) => `${p}job:${id}`));
+    // And an id in the lease set whose job is not active (the set drifted from the job): a queued job.
+    const waiting = await enqueueOne(b, { queue: "other" });
+    await admin.zadd(`${p}active`, T0, waiting);
+    const rescued = await b.rescueExpired(T0 + LEASE + 1);
+    assert.equal(rescued.requeued.length, 1_490, "every expired lease of a job that exists is rescued in one sweep");
+    assert.deepEqual(new Set(rescued.requeued), new Set(jobs.slice(10).map((j) => j.id)));
+    assert.deepEqual([rescued.failed, rescued.cancelled], [[], []]);
+    assert.equal(await admin.zcard(`${p}active`), 0, "the lease set is empty");
+    assert.deepEqual(await admin.zmscore(`${p}jobs`, ...gone), gone.map(() => null), "the ids with no hash left the jobs index");
+    assert.equal((await b.getJob(waiting))?.state, "queued", "the queued job in the lease set is left as it is");
+    assert.equal((await b.claim({ queues: ["other"], limit: 1, worker: "w1", leaseMs: LEASE, now: T0 + LEASE + 2 }))[0]?.job.id, waiting);
   }));
 
   it("a queue named twice in one claim is claimed from once: one lease per job, counters exact", () => using(async (b) => {

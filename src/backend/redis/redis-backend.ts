@@ -284,13 +284,15 @@ export class RedisBackend implements Backend {
   async rescueExpired(now: number): Promise<RescueResult> {
     const result: Record<"queued" | "failed" | "cancelled", string[]> = { queued: [], failed: [], cancelled: [] };
     for (;;) {
-      const reply = asArray(await this.#scripts.run("rescue-expired", now, [CHUNK])).map(String);
+      // The ids it looked at first: those with no job (deleted by hand) are dropped, not
+      // rescued, so a short list of rescues does not mean the sweep is over (rescue-expired.lua).
+      const [looked, ...reply] = asArray(await this.#scripts.run("rescue-expired", now, [CHUNK])).map(String);
       if (reply.length > 0) this.#feed.announce(); // an idle sweep must not wake this process's claim loops
       for (let i = 0; i + 1 < reply.length; i += 2) {
         const state = reply[i + 1] as "queued" | "failed" | "cancelled";
         result[state].push(reply[i] ?? "");
       }
-      if (reply.length < 2 * CHUNK) break;
+      if (Number(looked) < CHUNK) break;
     }
     return { requeued: result.queued, failed: result.failed, cancelled: result.cancelled };
   }
