@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { unlinkAndQuit } from "./redis-helpers.ts";
+import { HISTORY_KEPT } from "../../src/backend/backend.ts";
 import { RedisBackend } from "../../src/backend/redis/redis-backend.ts";
 import { ScriptRunner } from "../../src/backend/redis/scripts.ts";
 import { randomToken, uuidv7 } from "../../src/core/ids.ts";
@@ -140,7 +141,7 @@ describe("redis: replay.lua's cursor", () => {
     let cursor: [string, string] = ["", ""];
     for (;;) {
       // since 2, until 8: "late" and "early" are out of range.
-      const [requeued, more, score, id] = (await scripts.run("replay", T0, ["", "", 2, 8, ...cursor, 1])) as [number, number, string, string];
+      const [requeued, more, score, id] = (await scripts.run("replay", T0, ["", "", 2, 8, ...cursor, 1, HISTORY_KEPT.errors, HISTORY_KEPT.events])) as [number, number, string, string];
       assert.equal(requeued, 0);
       if (more !== 1) break;
       seen.push(id);
