@@ -17,8 +17,28 @@ export async function loadApp(modulePath: string): Promise<Offload> {
   // under `default`, so `exports.default` and `exports.offload` are looked for inside it too.
   const inner = module["default"];
   const found = pick(module, modulePath) ?? (typeof inner === "object" && inner !== null ? pick(inner as Record<string, unknown>, modulePath) : undefined);
-  if (!found) throw new ConfigError(`${modulePath} exports no Offload instance (export it as default or as "offload")`);
+  if (!found) {
+    const foreign = foreignOffload(module) ?? (typeof inner === "object" && inner !== null ? foreignOffload(inner as Record<string, unknown>) : undefined);
+    if (foreign !== undefined) {
+      // Not an Offload to this command: its class is another copy's (the app imports the built
+      // "offload" while this CLI runs from src/, or the app and the command come from two installs).
+      throw new ConfigError(
+        `${modulePath} exports ${foreign}, an Offload of another copy of the library than this command's: run the offload command of the package the app imports (npx offload, from the app's folder); inside the Offload repository, import ./src/index.ts rather than "offload"`,
+      );
+    }
+    throw new ConfigError(`${modulePath} exports no Offload instance (export it as default or as "offload")`);
+  }
   return found;
+}
+
+/** The name of an export that is an Offload of another copy of this library, if one is. */
+function foreignOffload(exports: Record<string, unknown>): string | undefined {
+  for (const [name, value] of Object.entries(exports)) {
+    if (typeof value !== "object" || value === null) continue;
+    const made = (value as { constructor?: unknown }).constructor;
+    if (typeof made === "function" && made.name === Offload.name && typeof (value as { worker?: unknown }).worker === "function") return name;
+  }
+  return undefined;
 }
 
 function pick(exports: Record<string, unknown>, modulePath: string): Offload | undefined {

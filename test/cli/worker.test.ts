@@ -98,6 +98,13 @@ describe("offload worker", () => {
     assert.match(r.err, /exports 2 Offload instances \(mail, reports\)/);
   });
 
+  it("says so when the app's Offload comes from another copy of the library, instead of saying it exports none", () => {
+    const r = offload(url, "worker", fixture("other-copy-app.ts"));
+    assert.equal(r.code, 2, r.out + r.err);
+    assert.doesNotMatch(r.err, /exports no Offload instance/);
+    assert.match(r.err, /exports offload, an Offload of another copy of the library than this command's/);
+  });
+
   it("its start line names the queues it works, each once, and hides the backend password", async () => {
     const worker = await runningWorker(`${url}?password=hunter2`, ["--queues", "work,work"]);
     const { code, output } = await worker.stop("SIGTERM");
