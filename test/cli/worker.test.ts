@@ -105,6 +105,29 @@ describe("offload worker", () => {
     assert.match(r.err, /exports offload, an Offload of another copy of the library than this command's/);
   });
 
+  it("warns when the app's Offload names a backend of its own, so --backend is not used", async () => {
+    const own = `sqlite://${join(dir, "own.db")}`;
+    const child = spawn(process.execPath, [CLI, "--backend", url, "worker", fixture("own-backend-app.ts"), "--quiet"], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, OFFLOAD_TEST_OWN_BACKEND: own },
+    });
+    let out = "";
+    let err = "";
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on("data", (d: Buffer) => {
+        out += d.toString();
+        if (out.includes("offload worker ")) resolve();
+      });
+      void exited.then((code) => reject(new Error(`worker exited (${code}) before starting:\n${out}${err}`)));
+    });
+    child.kill("SIGTERM");
+    assert.equal(await exited, 0, out + err);
+    assert.match(out, new RegExp(`backend ${own.replaceAll(".", "\\.")}`));
+    assert.match(err, new RegExp(`--backend ${url.replaceAll(".", "\\.")} is not used: .* names its own backend`));
+  });
+
   it("its start line names the queues it works, each once, and hides the backend password", async () => {
     const worker = await runningWorker(`${url}?password=hunter2`, ["--queues", "work,work"]);
     const { code, output } = await worker.stop("SIGTERM");

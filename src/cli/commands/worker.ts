@@ -41,7 +41,7 @@ export function registerWorker(program: Command): void {
     .option("--lease <duration>", "lease length, e.g. 15s")
     .option("--grace <duration>", "on shutdown, how long active jobs may finish, e.g. 10s")
     .option("--quiet", "print nothing per job")
-    .action(async (appModule: string, flags: WorkerFlags) => {
+    .action(async (appModule: string, flags: WorkerFlags, command: Command) => {
       // Signals are handled from the start: one that comes while the app loads or the worker
       // starts (and may have claimed jobs already) must stop it gracefully, not kill it.
       let signalled: string | undefined;
@@ -61,6 +61,12 @@ export function registerWorker(program: Command): void {
       const lease = flags.lease === undefined ? undefined : duration(flags.lease, "--lease", { positive: true });
       const grace = flags.grace === undefined ? undefined : duration(flags.grace, "--grace");
       const offload = await loadApp(appModule);
+      // --backend reaches the app as OFFLOAD_URL, which an Offload that names its own backend
+      // does not read: say so, rather than work another backend than the one asked for unsaid.
+      const asked = command.parent?.opts<{ backend?: string }>().backend;
+      if (asked !== undefined && asked !== offload.url) {
+        console.error(`offload worker: --backend ${withoutPassword(asked)} is not used: ${appModule} names its own backend (${withoutPassword(offload.url)}); make its Offload with new Offload() to take the URL from --backend or OFFLOAD_URL`);
+      }
       const known = offload.registry.queues();
       const queues = flags.queues === undefined ? known : splitList(flags.queues);
       // An empty list would fall back to every queue: the opposite of what was asked.
