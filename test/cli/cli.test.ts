@@ -130,6 +130,13 @@ describe("offload CLI", () => {
     assert.match(unknown.err, /unknown option '--shema'/);
   });
 
+  it("jobs cancel of a job that already succeeded says it was not cancelled, rather than only its state", () => {
+    const r = offload(url, "jobs", "cancel", ids["ok"] ?? "");
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out.trim(), `job ${ids["ok"]}: already succeeded, not cancelled`);
+    assert.match(offload(url, "jobs", "show", ids["ok"] ?? "").out, /state:\s+succeeded/);
+  });
+
   it("jobs cancel of an active job says the cancel was requested, not just that it is active", async () => {
     const app = new Offload({ backend: url });
     try {

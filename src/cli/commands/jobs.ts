@@ -65,8 +65,12 @@ export function registerJobs(program: Command, open: Open): void {
       const offload = open();
       await offload.jobs.cancel(id);
       const job = await offload.jobs.get(id);
-      // An active job stays active until its worker stops it: say the request is in.
-      console.log(`job ${id}: ${job.state}${job.state === "active" && job.cancelRequested ? ", cancel requested (its worker aborts it)" : ""}`);
+      // An active job stays active until its worker stops it: say the request is in. One that
+      // had already succeeded or failed is left as it was (cancel is a no-op there): say that too.
+      const said = job.state === "active" && job.cancelRequested ? "active, cancel requested (its worker aborts it)"
+        : job.state === "succeeded" || job.state === "failed" ? `already ${job.state}, not cancelled`
+          : job.state;
+      console.log(`job ${id}: ${said}`);
       await offload.close();
     });
 
