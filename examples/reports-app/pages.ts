@@ -93,10 +93,18 @@ $("hooks-go").onclick = async () => {
   }
 };`;
 
-export function homePage(): string {
+/** Where web and worker share their jobs, for the page's banner: `backendUrl` is config.ts's. */
+function sharedStore(backendUrl: string): string {
+  const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(backendUrl)?.[0].toLowerCase() ?? "";
+  if (scheme.startsWith("redis")) return "one Redis server";
+  if (scheme.startsWith("postgres")) return "one PostgreSQL database";
+  return "one SQLite file";
+}
+
+export function homePage(backendUrl: string): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Reports: Offload demo</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>${STYLE}</style></head><body>
-<header><h1>Reports</h1><span class="muted">an Offload demo: web and worker are separate processes on one SQLite file</span><a href="/recent">Recent jobs</a></header>
+<header><h1>Reports</h1><span class="muted">an Offload demo: web and worker are separate processes on ${sharedStore(backendUrl)}</span><a href="/recent">Recent jobs</a></header>
 <main>
 <section><h2>Generate report</h2>
   <input id="report-title" value="Quarterly report" aria-label="Report title"> <button id="report-go">Generate report</button> <button id="report-cancel" class="secondary" hidden>Cancel</button>

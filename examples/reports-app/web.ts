@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { Hono } from "hono";
 import { createJobsHttp, toNodeListener } from "../../src/http/index.ts";
 import { BackendOpenError, BackendUnavailableError } from "../../src/index.ts";
-import { ensureDataDirs, mailboxDir, signingSecret } from "./config.ts";
+import { backendUrl, ensureDataDirs, mailboxDir, signingSecret } from "./config.ts";
 import { homePage, recentJobsPage } from "./pages.ts";
 import { deliverWebhook, offload, renderReport, sendWelcomeEmail } from "./tasks.ts";
 
@@ -36,7 +36,7 @@ const ENDPOINTS = ["crm", "analytics", "billing", "legacy"] as const;
 const app = new Hono();
 app.get("/", (c) => {
   if (!sessionOf(c.req.raw)) c.header("set-cookie", `${SESSION_COOKIE}=${randomUUID()}; Path=/; HttpOnly; SameSite=Lax`);
-  return c.html(homePage());
+  return c.html(homePage(backendUrl));
 });
 app.get("/recent", async (c) => c.html(recentJobsPage(await offload.jobs.list({ limit: 40 }))));
 
