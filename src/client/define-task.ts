@@ -75,7 +75,8 @@ export function defineTask(
     run: async (payload, ctx) => run(schema ? await validate(name, schema, payload) : payload, ctx),
   };
 
-  function prepare(payload: unknown, options: EnqueueOptions, now: number): NewJob {
+  /** `index`: the payload's place in an enqueueMany batch, named in a serialization error. */
+  function prepare(payload: unknown, options: EnqueueOptions, now: number, index?: number): NewJob {
     const attempts = checkAttempts(options.attempts ?? retry.attempts, "attempts");
     const priority = checkPriority(options.priority ?? definition.priority ?? 0, "priority");
     checkLabel("key", options.key);
@@ -87,7 +88,7 @@ export function defineTask(
       id: uuidv7(now),
       task: name,
       queue: checkQueueName(options.queue ?? queue),
-      payloadJson: encodeJson(payload, `payload of ${name}`, offload.maxPayloadBytes),
+      payloadJson: encodeJson(payload, index === undefined ? `payload of ${name}` : `payload [${index}] of the batch of ${name}`, offload.maxPayloadBytes),
       priority,
       runAt: inline ? now : at,
       maxAttempts: attempts,
@@ -142,9 +143,9 @@ export function defineTask(
       // A hole ([1, , 3]) is a payload of undefined, as enqueue(undefined) is, not a job without fields.
       payloads = Array.from(payloads as unknown[]);
       const optionsFor = typeof options === "function" ? options : () => options;
-      if (schema) await Promise.all(payloads.map((p) => validate(name, schema, p)));
+      if (schema) await Promise.all(payloads.map((p, i) => validate(name, schema, p, i)));
       const perJob = payloads.map((p, i) => enqueueOptions(optionsFor(p, i)));
-      const jobs = payloads.map((p, i) => prepare(p, perJob[i] ?? {}, now));
+      const jobs = payloads.map((p, i) => prepare(p, perJob[i] ?? {}, now, i));
       return jobs.length === 0 ? [] : enqueueAll(jobs, batchTx(perJob));
     },
     job(id) {

@@ -48,11 +48,14 @@ export interface ValidationIssue {
 export class ValidationError extends OffloadError {
   readonly task: string;
   readonly issues: readonly ValidationIssue[];
-  constructor(task: string, issues: readonly ValidationIssue[]) {
+  /** Which payload of an enqueueMany batch failed (from 0); undefined for a single enqueue. */
+  readonly index: number | undefined;
+  constructor(task: string, issues: readonly ValidationIssue[], index?: number) {
     const list = issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join("; ");
-    super("VALIDATION", `invalid payload for task ${task}: ${list}`);
+    super("VALIDATION", `invalid payload${index === undefined ? "" : ` [${index}] of the batch`} for task ${task}: ${list}`);
     this.task = task;
     this.issues = issues;
+    this.index = index;
   }
 }
 

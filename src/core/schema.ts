@@ -29,11 +29,12 @@ function issuePath(issue: StandardIssue): string {
 }
 
 /** The schema's output for `value`, or a ValidationError listing every failing field. */
-export async function validate<S extends StandardSchemaV1>(task: string, schema: S, value: unknown): Promise<InferOutput<S>> {
+/** `index`: the payload's place in an enqueueMany batch, named in the error. */
+export async function validate<S extends StandardSchemaV1>(task: string, schema: S, value: unknown, index?: number): Promise<InferOutput<S>> {
   const result = await schema["~standard"].validate(value);
   if (result.issues) {
     const issues: ValidationIssue[] = result.issues.map((i) => ({ path: issuePath(i), message: i.message }));
-    throw new ValidationError(task, issues);
+    throw new ValidationError(task, issues, index);
   }
   return result.value as InferOutput<S>;
 }

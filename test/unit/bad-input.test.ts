@@ -123,6 +123,27 @@ describe("bad input", () => {
     await offload.close();
   });
 
+  it("enqueueMany's errors name which payload of the batch is bad", async () => {
+    const { offload, signup, loose } = app({ maxPayloadBytes: 100 });
+    const good = { email: "a@b.co", name: "Ada", plan: "pro" as const };
+    await assert.rejects(
+      signup.enqueueMany([good, good, { ...good, email: "nope" }]),
+      (e: unknown) => e instanceof ValidationError && e.index === 2 && /^invalid payload \[2\] of the batch for task signup\.welcome: email: /.test(e.message),
+    );
+    await assert.rejects(
+      loose.enqueueMany([1, { ok: true }, { bad: () => 1 }]),
+      (e: unknown) => e instanceof NotSerializableError && /^payload \[2\] of the batch of loose is not JSON-serializable at bad: a function/.test(e.message),
+    );
+    await assert.rejects(
+      loose.enqueueMany(["x", "y".repeat(200)]),
+      (e: unknown) => e instanceof PayloadTooLargeError && /^payload \[1\] of the batch of loose is 202 bytes/.test(e.message),
+    );
+    // One payload alone is named as before.
+    await assert.rejects(signup.enqueue({ ...good, email: "nope" }), (e: unknown) => e instanceof ValidationError && e.index === undefined && /^invalid payload for task signup\.welcome: email: /.test(e.message));
+    assert.equal(await stored(offload), 0);
+    await offload.close();
+  });
+
   it("a tx given to a backend that cannot join it is a ConfigError, and nothing is stored; inline mode and in-memory backends ignore it", async () => {
     const dir = mkdtempSync(join(tmpdir(), "offload-tx-"));
     const offload = new Offload({ backend: `sqlite://${join(dir, "jobs.db")}` });
