@@ -7,7 +7,7 @@ import { openBackend } from "../../src/backend/open.ts";
 import { PostgresBackend } from "../../src/backend/postgres/postgres-backend.ts";
 import { serverVersionProblem } from "../../src/backend/postgres/migrate.ts";
 import { loadMigrations, quoteIdent } from "../../src/backend/postgres/queries.ts";
-import { ConfigError } from "../../src/index.ts";
+import { ConfigError, Offload } from "../../src/index.ts";
 import { runMigrate } from "../../src/cli/commands/migrate.ts";
 import { LEASE, T0, claimOne, enqueueOne } from "../conformance/fixtures.ts";
 import { POSTGRES_URL, dropSchema, openIsolated, uniqueSchema } from "./postgres-helpers.ts";
@@ -68,6 +68,23 @@ describe("postgres: migrations", () => {
       assert.match(await runMigrate({ url: `${POSTGRES_URL}?schema=${schema}` }), new RegExp(`up to date \\(version ${latest}\\)`));
       assert.deepEqual(await appliedVersions(schema), allVersions(schema));
     } finally {
+      await dropSchema(schema);
+    }
+  });
+
+  it("calls on a schema never migrated (?migrate=false) are a ConfigError that says to run offload migrate, not pg's 'relation … does not exist'", async () => {
+    const schema = uniqueSchema("mig");
+    const offload = new Offload({ backend: `${POSTGRES_URL}?schema=${schema}&migrate=false` });
+    try {
+      const task = offload.task({ name: "t", run: () => 1 });
+      const notMigrated = (error: unknown): boolean =>
+        error instanceof ConfigError && error.message.includes(`schema "${schema}"`) && /run `offload migrate`/.test(error.message);
+      await assert.rejects(task.enqueue(1), notMigrated);
+      await assert.rejects(offload.jobs.counts(), notMigrated);
+      await assert.rejects(offload.jobs.list({ limit: 1 }), notMigrated);
+      assert.deepEqual(await appliedVersions(schema), [], "still untouched");
+    } finally {
+      await offload.close();
       await dropSchema(schema);
     }
   });

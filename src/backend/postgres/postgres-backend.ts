@@ -11,6 +11,7 @@ import type {
   QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus, WatchOptions,
 } from "../backend.ts";
 import { HISTORY_KEPT, MAX_LOG_LINES_PER_RUN, logCapLine } from "../backend.ts";
+import { ConfigError } from "../../core/errors.ts";
 import { randomToken } from "../../core/ids.ts";
 import { countsFromRows, jobPeek } from "../decode.ts";
 import { QUIET_OPERATIONS } from "../change-listeners.ts";
@@ -171,7 +172,7 @@ export class PostgresBackend implements Backend {
         return await run();
       } catch (error) {
         const pause = ROLLED_BACK_PAUSES_MS[retry];
-        if (!rolledBack(error)) throw error;
+        if (!rolledBack(error)) throw notMigrated(error, this.schema) ?? error;
         this.#reportRollback(name, error);
         if (pause === undefined || this.closed) {
           this.#contended.add(error);
@@ -593,6 +594,21 @@ export class PostgresBackend implements Backend {
 
 function claimOrder(a: ClaimedJob, b: ClaimedJob): number {
   return b.job.priority - a.job.priority || a.job.runAt - b.job.runAt || (a.job.id < b.job.id ? -1 : 1);
+}
+
+/**
+ * SQLSTATEs of a statement that names what the schema lacks: undefined table, schema, function or
+ * column. Met by a backend opened with ?migrate=false on a schema `offload migrate` never made (or
+ * one older than this code), where pg's "relation … does not exist" told nothing of what to do.
+ */
+const SCHEMA_LACKS = new Set(["42P01", "3F000", "42883", "42703"]);
+
+function notMigrated(error: unknown, schema: string): ConfigError | undefined {
+  if (!(error instanceof Error) || !SCHEMA_LACKS.has(String((error as { code?: unknown }).code))) return undefined;
+  return new ConfigError(
+    `the PostgreSQL schema "${schema}" has no Offload tables, or older ones than this code's (${error.message}): run \`offload migrate\` for it, or open the backend without ?migrate=false`,
+    { cause: error },
+  );
 }
 
 function isCode(error: unknown, code: string): boolean {
