@@ -152,11 +152,4 @@ describe("offload CLI", () => {
       await app.close();
     }
   });
-
-  it("worker refuses a queue no task of the app uses", () => {
-    const app = fileURLToPath(new URL("../process/fixtures/app.ts", import.meta.url));
-    const r = offload(url, "worker", app, "--queues", "work,typo");
-    assert.equal(r.code, 2);
-    assert.match(r.err, /unknown queue typo: no task of .* uses it and no job was sent to it \(known: work; queues with jobs: long, mail\)/);
-  });
 });

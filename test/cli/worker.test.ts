@@ -19,8 +19,8 @@ function offload(url: string, ...args: string[]): { code: number | null; out: st
 }
 
 /** Starts `offload worker`, resolves once it printed its start line; `stop` sends a signal. */
-async function runningWorker(url: string, args: readonly string[]): Promise<{ banner: string; stop: (signal: NodeJS.Signals) => Promise<{ code: number | null; output: string }> }> {
-  const child = spawn(process.execPath, [CLI, "--backend", url, "worker", APP, "--quiet", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+async function runningWorker(url: string, args: readonly string[], app = APP): Promise<{ banner: string; stop: (signal: NodeJS.Signals) => Promise<{ code: number | null; output: string }> }> {
+  const child = spawn(process.execPath, [CLI, "--backend", url, "worker", app, "--quiet", ...args], { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   const banner = await new Promise<string>((resolve, reject) => {
@@ -68,11 +68,30 @@ describe("offload worker", () => {
     assert.match(grace.err, /ConfigError: --grace must look like/);
   });
 
-  it("loads an app compiled to CommonJS whose Offload is its default export", () => {
-    // A queue no task uses is refused only after the app was loaded and its tasks were read.
-    const r = offload(url, "worker", fixture("cjs-default-app.cjs"), "--queues", "typo");
-    assert.equal(r.code, 2, r.err);
-    assert.match(r.err, /unknown queue typo: no task of .* uses it and no job was sent to it \(known: work; queues with jobs: none\)/);
+  it("loads an app compiled to CommonJS whose Offload is its default export", async () => {
+    // The warning about a queue no task uses lists the tasks' queues: the app's tasks were read.
+    const worker = await runningWorker(url, ["--queues", "typo"], fixture("cjs-default-app.cjs"));
+    const { code, output } = await worker.stop("SIGTERM");
+    assert.equal(code, 0, output);
+    assert.match(output, /no task of .* uses queue typo and no job was sent to it yet: a typo\? Working it anyway \(known: work; queues with jobs: none\)/);
+  });
+
+  it("works a queue that no task declares and no job was sent to yet (a fresh deploy), saying so", async () => {
+    const own = `sqlite://${join(dir, "fresh.db")}`;
+    const app = makeApp(own);
+    try {
+      const worker = await runningWorker(own, ["--queues", "urgent"]);
+      try {
+        const job = await app.count.enqueue({ n: 8 }, { queue: "urgent" });
+        assert.equal(await job.result({ timeout: "10s" }), 8);
+      } finally {
+        const { code, output } = await worker.stop("SIGTERM");
+        assert.equal(code, 0, output);
+        assert.match(output, /uses queue urgent and no job was sent to it yet: a typo\?/);
+      }
+    } finally {
+      await app.offload.close();
+    }
   });
 
   it("works a queue that no task declares once jobs were sent to it (enqueue with a queue override)", async () => {

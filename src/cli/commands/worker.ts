@@ -71,14 +71,16 @@ export function registerWorker(program: Command): void {
       const queues = flags.queues === undefined ? known : splitList(flags.queues);
       // An empty list would fall back to every queue: the opposite of what was asked.
       if (queues.length === 0) throw new ConfigError(`--queues names no queue, got ${JSON.stringify(flags.queues)}`);
-      // A typo would start a worker that never does anything: refused. A queue that no task
-      // declares but that jobs were sent to (`enqueue(p, { queue })`) is no typo.
+      // A typo would start a worker that never does anything: said loudly. Not refused: a queue
+      // that tasks reach only through `enqueue(p, { queue })` has no job yet on a fresh deploy,
+      // and its worker exiting there would restart in a loop until the first one came (Celery's
+      // -Q, Sidekiq's -q and BullMQ's Worker all take any name).
       const undeclared = queues.filter((q) => !known.includes(q));
       if (undeclared.length > 0) {
         const withJobs = (await offload.jobs.counts()).map((c) => c.queue);
         const unknown = undeclared.filter((q) => !withJobs.includes(q));
         if (unknown.length > 0) {
-          throw new ConfigError(`unknown queue ${unknown.join(", ")}: no task of ${appModule} uses it and no job was sent to it (known: ${known.join(", ") || "none"}; queues with jobs: ${withJobs.join(", ") || "none"})`);
+          console.error(`offload worker: no task of ${appModule} uses queue ${unknown.join(", ")} and no job was sent to it yet: a typo? Working it anyway (known: ${known.join(", ") || "none"}; queues with jobs: ${withJobs.join(", ") || "none"})`);
         }
       }
       const worker = offload.worker({
