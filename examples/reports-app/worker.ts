@@ -9,7 +9,13 @@ worker.on("error", (error) => console.error(`worker: ${error.message}`));
 worker.on("job", (event) => {
   if (event.type !== "started") console.log(`worker: ${event.job.task} ${event.job.id.slice(-6)} ${event.type}`);
 });
-await worker.start();
+try {
+  await worker.start();
+} catch (error) {
+  // A backend that cannot be opened (a wrong URL, a server down) is one line to act on, not a stack.
+  console.error(`worker: cannot start: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+}
 console.log(`worker: running (pid ${process.pid})`);
 
 let stopping = false;
