@@ -6,7 +6,7 @@ const QUERY_NAMES = [
   "acknowledge-cancel", "cancel-active", "cancel-pending", "claim", "claim-candidates", "complete", "complete-repeated", "counts",
   "enqueue-bulk", "enqueue-find-key", "enqueue-insert", "event-delete", "event-insert", "fail", "get-job", "heartbeat",
   "lease-outcome", "list-jobs", "next-due", "peek-jobs", "progress", "prune", "prune-counts", "read-events", "read-job-events", "release", "replay",
-  "rescue-expired", "retry", "run-history", "run-log-lines", "stage-due", "trim-events", "trim-history",
+  "rescue-expired", "retry", "run-history", "run-log-lines", "stage-due", "trim-errors", "trim-events",
 ] as const;
 
 export type QueryName = (typeof QUERY_NAMES)[number];

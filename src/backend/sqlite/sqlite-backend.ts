@@ -293,7 +293,7 @@ export class SqliteBackend implements Backend {
 
   /** Inside a requeue's transaction, after its UPDATE. */
   #trimHistory(id: string, kept: HistoryKept): void {
-    this.#stmt("trim-history").run({ id, errors: kept.errors });
+    this.#stmt("trim-errors").run({ id, errors: kept.errors });
     this.#stmt("trim-events").run({ id, events: kept.events });
   }
 
