@@ -101,6 +101,40 @@ describe("postgres: change notifications", () => {
     }
   });
 
+  it("an enqueue's NOTIFY does not wait behind the statements queued for the pool meanwhile", { timeout: 30_000 }, async () => {
+    // One pooled connection: the first enqueue runs, the second waits for the pool. The second is
+    // held mid-statement (an advisory lock its event insert waits on), as a keyed enqueue waits
+    // behind an app's open transaction, or as any write waits its turn behind a thousand others.
+    const b = await openIsolated({ poolSize: 1 });
+    const [admin, listening] = await connectedPair();
+    const held = newJob({ queue: "q" });
+    try {
+      await listening.query(`LISTEN "${channelName(b.schema)}"`);
+      await holdEventInserts(admin, b.schema, 4343, { when: `NEW.job_id = '${held.id}'` });
+      await admin.query("SELECT pg_advisory_lock(4343)");
+      // Listened for from before the first enqueue commits; a bound, so that a NOTIFY that never
+      // comes fails the test instead of hanging it.
+      const heard = new Promise<boolean>((resolve) => {
+        listening.once("notification", () => resolve(true));
+        setTimeout(() => resolve(false), 10_000).unref();
+      });
+      const first = b.enqueue({ jobs: [newJob({ queue: "q" })], now: T0 });
+      const second = b.enqueue({ jobs: [held], now: T0 });
+      await first; // committed: the pool's one connection went on to the second, which waits
+      await untilSessionWaits(listening, "wait_event = 'advisory'", [], second);
+      // The first enqueue's job is there to claim, and other processes hear so now, not once the
+      // statements queued before its NOTIFY are done (here: not until the lock is let go).
+      assert.ok(await heard, "no NOTIFY while the pool's connection was taken");
+      await admin.query("SELECT pg_advisory_unlock(4343)");
+      await second;
+    } finally {
+      await admin.query("SELECT pg_advisory_unlock_all()").catch(() => {});
+      await admin.end();
+      await listening.end();
+      await b.close();
+    }
+  });
+
   it("the listener skips notifications from its own origin, and tells new work from quiet changes", async () => {
     const channel = `offload_listener_test_${process.pid}`;
     const listener = new Listener({ connectionString: POSTGRES_URL }, channel, 60_000, () => {}, "mine");

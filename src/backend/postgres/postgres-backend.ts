@@ -57,6 +57,15 @@ export class PostgresBackend implements Backend {
   readonly capabilities: BackendCapabilities = { transactionalEnqueue: true, sharedAcrossProcesses: true };
   readonly schema: string;
   readonly #pool: pg.Pool;
+  /**
+   * The NOTIFYs' way out when the pool has no connection free (notifier.ts): one connection of
+   * their own, made when needed, closed once idle for the pool's idle timeout. In the pool's queue a
+   * NOTIFY waited behind every statement queued before it: with 2,000 enqueue() calls at once on
+   * the pool of 10, a worker in another process started the first job 1.3-1.6 s after it
+   * committed, once nearly all of them had run (50 ms when each enqueue notified itself), and one
+   * enqueue waiting on a row lock (a key an app's open transaction holds) held it back as long.
+   */
+  readonly #notifyPool: pg.Pool;
   readonly #sql: Record<QueryName, string>;
   readonly #listener: Listener;
   /** Tells other processes of this one's writes, after they commit (notifier.ts). */
@@ -95,21 +104,24 @@ export class PostgresBackend implements Backend {
     // origin too (withOrigin), for end-backend.sql.
     const origin = randomToken();
     this.#sql = withoutNotify(withOrigin(loadQueries(settings.schema), origin));
-    this.#notifier = new Notifier(origin, (payload) => this.#rows("notify-change", [this.#channel, payload]));
+    this.#notifier = new Notifier(origin, (payload) => this.#query("notify-change", this.#sql["notify-change"], [this.#channel, payload], undefined, this.#notifyVia()));
     this.#statements = { sql: this.#sql, channel: this.#channel };
     this.#appStatements = { sql: loadQueries(settings.schema), channel: this.#channel };
     this.#replyTimeoutMs = settings.replyTimeoutMs;
     this.#transactionPooler = settings.transactionPooler;
     this.#pool = new pg.Pool(settings.pool);
+    this.#notifyPool = new pg.Pool({ ...settings.pool, max: 1 });
     // An idle pooled connection that breaks (server restart) is dropped by the pool; the next
     // query opens a fresh one. Without a listener this event would crash the process.
     const onError = options.onConnectionError ?? ((): void => {});
     // ...except one the server ended for sitting idle (57P05, idle_session_timeout): that is the
     // server's policy at work, not trouble, and under a short timeout it was reported every few
     // seconds for as long as the app ran.
-    this.#pool.on("error", (error) => {
+    const onPoolError = (error: Error): void => {
       if (!endedWhileIdle(error)) onError(error);
-    });
+    };
+    this.#pool.on("error", onPoolError);
+    this.#notifyPool.on("error", onPoolError);
     // The statements are written for read committed (a claim skips locked rows and takes the
     // rest), whatever isolation the database gives the app's transactions by default: under
     // serializable, workers' claims over one queue failed each other (40001) a few times per
@@ -146,6 +158,17 @@ export class PostgresBackend implements Backend {
     return this.#listener.ready();
   }
 
+  /**
+   * Where a NOTIFY goes now: the pool when it hands out a connection without a wait (it has an idle
+   * one, most often the one the write just gave back, or room for another, and nothing queued
+   * for it), else the NOTIFYs' own connection.
+   */
+  #notifyVia(): pg.Pool {
+    const pool = this.#pool;
+    const free = pool.waitingCount === 0 && (pool.idleCount > 0 || pool.totalCount < (pool.options.max ?? 10));
+    return free ? pool : this.#notifyPool;
+  }
+
   /** Runs one of our statements; `replyTimeoutMs` shortens the pool's reply timeout for this one. */
   async #rows(name: QueryName, values: unknown[], replyTimeoutMs?: number): Promise<Row[]> {
     return this.#query(name, this.#sql[name], values, replyTimeoutMs);
@@ -154,16 +177,16 @@ export class PostgresBackend implements Backend {
   /**
    * Runs `text` on a pooled connection: a hot statement (PREPARED) named and on a generic plan,
    * anything else on custom plans; behind a transaction pooler, unnamed and as the server is set
-   * (pooled-query.ts).
+   * (pooled-query.ts). `pool`: the NOTIFYs' own, for a NOTIFY when the pool has none free.
    */
-  async #query(name: QueryName | undefined, text: string, values: unknown[], replyTimeoutMs?: number): Promise<Row[]> {
+  async #query(name: QueryName | undefined, text: string, values: unknown[], replyTimeoutMs?: number, pool = this.#pool): Promise<Row[]> {
     // pg reads query_timeout from the query too (its types do not say so).
     const timeout = replyTimeoutMs === undefined ? {} : { query_timeout: replyTimeoutMs };
     const run = (): Promise<Row[]> => {
-      if (this.#transactionPooler) return pooledQuery<Row>(this.#pool, { text, values, ...timeout }, "as-is");
+      if (this.#transactionPooler) return pooledQuery<Row>(pool, { text, values, ...timeout }, "as-is");
       return name !== undefined && PREPARED.has(name)
-        ? pooledQuery<Row>(this.#pool, { name: `offload_${name}`, text, values, ...timeout }, "generic")
-        : pooledQuery<Row>(this.#pool, { text, values, ...timeout }, "custom");
+        ? pooledQuery<Row>(pool, { name: `offload_${name}`, text, values, ...timeout }, "generic")
+        : pooledQuery<Row>(pool, { text, values, ...timeout }, "custom");
     };
     // Each statement is a transaction of its own: one rolled back by a serialization failure or
     // a deadlock did nothing, and is sent again, as PostgreSQL asks of such transactions.
@@ -586,7 +609,7 @@ export class PostgresBackend implements Backend {
     this.#closed ??= (async () => {
       await this.#listener.close();
       await this.#notifier.close();
-      await this.#pool.end();
+      await Promise.all([this.#pool.end(), this.#notifyPool.end()]);
     })();
     return this.#closed;
   }
