@@ -8,7 +8,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
+import { PostgresBackend } from "../../src/backend/postgres/postgres-backend.ts";
+import { channelName } from "../../src/backend/postgres/queries.ts";
 import { Offload } from "../../src/index.ts";
+import { T0, newJob } from "../conformance/fixtures.ts";
 import { until } from "../support/until.ts";
 import { type PrivateServer, startPrivateServer } from "./postgres-server.ts";
 
@@ -69,6 +72,39 @@ describe("postgres: a notifying commit that does not end", () => {
       await offload.close();
       await app.end().catch(() => {});
       await observer.end();
+    }
+  });
+  it("an enqueue's NOTIFY whose session dies on its way is sent again: the enqueue had committed", { timeout: 30_000 }, async () => {
+    const [app, observer, listening] = [server.url, server.url, server.url].map((connectionString) => new pg.Client({ connectionString })) as [pg.Client, pg.Client, pg.Client];
+    await Promise.all([app.connect(), observer.connect(), listening.connect()]);
+    const backend = await PostgresBackend.open({ url: server.url, schema: "resent" });
+    try {
+      await listening.query(`LISTEN "${channelName("resent")}"`);
+      const heard = new Promise<boolean>((resolve) => {
+        listening.once("notification", () => resolve(true));
+        setTimeout(() => resolve(false), 10_000).unref();
+      });
+      // The app's notifying commit waits for the standby: Offload's NOTIFY, sent after the
+      // enqueue committed, waits for the lock, and its server process is ended meanwhile (a
+      // restart, an administrator, a pooler's server session closed: its connection is gone).
+      const appPid = Number((await app.query("SELECT pg_backend_pid() AS pid")).rows[0]?.pid);
+      await app.query("BEGIN");
+      await app.query("SET LOCAL synchronous_commit = on");
+      await app.query("INSERT INTO orders DEFAULT VALUES");
+      await app.query("SELECT pg_notify('elsewhere', 'x')");
+      const committing = app.query("COMMIT");
+      await until(async () => (await observer.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'SyncRep'", [appPid])).rowCount === 1, "the app's commit waits for its standby", 20);
+      await backend.enqueue({ jobs: [newJob()], now: T0 });
+      const notifying = "pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND query LIKE '%pg_notify%'";
+      await until(async () => (await observer.query(`SELECT 1 FROM pg_stat_activity WHERE ${notifying}`)).rowCount === 1, "Offload's NOTIFY waits for the lock", 20);
+      await observer.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE ${notifying}`);
+      await until(async () => (await observer.query(`SELECT 1 FROM pg_stat_activity WHERE ${notifying}`)).rowCount === 0, "its server process ended", 20);
+      await observer.query("SELECT pg_cancel_backend($1)", [appPid]);
+      await committing.catch(() => {}); // committed locally; the wait for the standby is what was cancelled
+      assert.ok(await heard, "the enqueue's job is there to claim, and no other process heard so");
+    } finally {
+      await backend.close();
+      await Promise.all([app, observer, listening].map((client) => client.end().catch(() => {})));
     }
   });
 });

@@ -3,7 +3,7 @@
 // its way gets one more after it (the one on its way may have been read before the change).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Notifier, QUIET_PACE_MS } from "../../src/backend/postgres/notifier.ts";
+import { Notifier, QUIET_PACE_MS, RESEND_PAUSES_MS } from "../../src/backend/postgres/notifier.ts";
 import { deferred, turn } from "../support/deferred.ts";
 
 /** A notifier whose sends wait until the test answers them, in order; its pauses are recorded and pass at once. */
@@ -73,24 +73,60 @@ describe("postgres notifier", () => {
     await answer();
   });
 
-  it("a send that fails is not sent again on its own, and the next change is sent", async () => {
+  it("a send that fails is sent again after a pause, a few times at most; a change meanwhile shares it", async () => {
     const sent: string[] = [];
-    let fail = true;
+    const pauses: number[] = [];
+    let failures = 2;
+    const replies: (() => void)[] = [];
     const notifier = new Notifier("abc", (payload) => {
       sent.push(payload);
-      return fail ? Promise.reject(new Error("Connection terminated unexpectedly")) : Promise.resolve();
+      return failures-- > 0 ? Promise.reject(new Error("Connection terminated unexpectedly")) : Promise.resolve();
+    }, (ms) => {
+      pauses.push(ms);
+      return new Promise<void>((resolve) => replies.push(resolve));
     });
     notifier.notify(false);
+    await turn();
+    assert.deepEqual([sent, pauses], [["abc"], [RESEND_PAUSES_MS[0]]], "the write has committed and no one heard: owed still");
+    notifier.notify(false); // a change during the pause: the resend covers it
+    replies.shift()?.();
+    await turn();
+    assert.deepEqual([sent, pauses], [["abc", "abc"], [RESEND_PAUSES_MS[0], RESEND_PAUSES_MS[1]]]);
+    replies.shift()?.();
+    await turn();
+    assert.deepEqual(sent, ["abc", "abc", "abc"], "sent");
     await notifier.close();
-    assert.deepEqual(sent, ["abc"]);
-    fail = false;
-    const again = new Notifier("abc", (payload) => {
+    assert.equal(pauses.length, 2, "nothing more owed");
+
+    const refused: string[] = [];
+    const giving = new Notifier("abc", (payload) => {
+      refused.push(payload);
+      return Promise.reject(new Error("Connection terminated unexpectedly"));
+    }, () => Promise.resolve());
+    giving.notify(true);
+    await giving.close();
+    assert.equal(refused.length, 1, "closed: not sent again");
+    const down = new Notifier("abc", (payload) => {
+      refused.push(payload);
+      return Promise.reject(new Error("connect ECONNREFUSED"));
+    }, () => Promise.resolve());
+    refused.length = 0;
+    down.notify(true);
+    for (let i = 0; i < 10; i++) await turn();
+    assert.equal(refused.length, 1 + RESEND_PAUSES_MS.length, "then given up on: the listeners look again once they are back");
+    await down.close();
+  });
+
+  it("close() ends a pause before a resend", async () => {
+    const sent: string[] = [];
+    const notifier = new Notifier("abc", (payload) => {
       sent.push(payload);
-      return Promise.resolve();
-    });
-    again.notify(true);
-    await again.close();
-    assert.deepEqual(sent, ["abc", "abc quiet"]);
+      return Promise.reject(new Error("Connection terminated unexpectedly"));
+    }, () => new Promise<void>(() => {}));
+    notifier.notify(false);
+    await turn();
+    await notifier.close(); // would never settle if it waited for the pause
+    assert.deepEqual(sent, ["abc"]);
   });
 
   it("close() waits for the sends on their way and sends nothing after", async () => {

@@ -41,20 +41,34 @@ interface Kind {
  */
 export const QUIET_PACE_MS = 5;
 
+/**
+ * Pauses before each new try of a NOTIFY whose send failed, ms. The write it tells of has
+ * committed, and a NOTIFY lost with its connection (a server process ended, a pooled session the
+ * server closed) was heard by no one: workers elsewhere found the job at their poll only. After
+ * the last, an outage is long enough that the listeners lost their connections too, and they look
+ * again once they are back.
+ */
+export const RESEND_PAUSES_MS: readonly number[] = [50, 200, 1_000];
+
 export class Notifier {
   readonly #send: (payload: string) => Promise<unknown>;
   readonly #pause: (ms: number) => Promise<void>;
   readonly #work: Kind;
   readonly #quiet: Kind;
   #closed = false;
+  /** Settles at close(): a pause before a resend ends then. */
+  readonly #closing: Promise<void>;
+  #close: () => void = () => {};
 
   /**
-   * `send(payload)`: one NOTIFY on the schema's channel, committed on its own; `pause(ms)`: waits
-   * (a test's clock may stand in).
+   * `send(payload)`: one NOTIFY on the schema's channel, committed on its own, which rejects when
+   * the NOTIFY may not have gone out and sending it again may help (its connection failed);
+   * `pause(ms)`: waits (a test's clock may stand in).
    */
   constructor(origin: string, send: (payload: string) => Promise<unknown>, pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))) {
     this.#send = send;
     this.#pause = pause;
+    this.#closing = new Promise((resolve) => (this.#close = resolve));
     this.#work = { payload: origin, quiet: false, running: undefined, again: false };
     this.#quiet = { payload: `${origin} quiet`, quiet: true, running: undefined, again: false };
   }
@@ -68,13 +82,24 @@ export class Notifier {
   }
 
   async #run(kind: Kind): Promise<void> {
+    let failures = 0;
     try {
       do {
         kind.again = false;
         const started = performance.now();
-        // A hint: one that fails is not sent again (the listeners' poll looks anyway), and the
-        // pool reports a broken connection itself.
-        await this.#send(kind.payload).catch(() => {});
+        const sent = await this.#send(kind.payload).then(() => true, () => false);
+        if (!sent) {
+          // Sent again after a pause (changes made meanwhile share it), a few times at most.
+          const pause = RESEND_PAUSES_MS[failures++];
+          if (pause === undefined) {
+            failures = 0; // given up on: the next change's NOTIFY gets its own tries
+          } else if (!this.#closed) {
+            kind.again = true;
+            await Promise.race([this.#pause(pause), this.#closing]);
+          }
+          continue;
+        }
+        failures = 0;
         const left = QUIET_PACE_MS - (performance.now() - started);
         if (kind.quiet && kind.again && left > 0 && !this.#closed) await this.#pause(left);
       } while (kind.again && !this.#closed);
@@ -86,6 +111,7 @@ export class Notifier {
   /** Sends nothing more; resolves once the NOTIFYs on their way have settled (before the pool ends). */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#close();
     await Promise.all([this.#work.running, this.#quiet.running]);
   }
 }

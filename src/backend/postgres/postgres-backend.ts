@@ -104,7 +104,13 @@ export class PostgresBackend implements Backend {
     // origin too (withOrigin), for end-backend.sql.
     const origin = randomToken();
     this.#sql = withoutNotify(withOrigin(loadQueries(settings.schema), origin));
-    this.#notifier = new Notifier(origin, (payload) => this.#query("notify-change", this.#sql["notify-change"], [this.#channel, payload], undefined, this.#notifyVia()));
+    // A NOTIFY refused as sent (no verdict lost) would be refused again: only a lost one is retried.
+    this.#notifier = new Notifier(origin, (payload) => this.#query("notify-change", this.#sql["notify-change"], [this.#channel, payload], undefined, this.#notifyVia()).then(
+      () => {},
+      (error: unknown) => {
+        if (resendable(error) && !this.closed) throw error;
+      },
+    ));
     this.#statements = { sql: this.#sql, channel: this.#channel };
     this.#appStatements = { sql: loadQueries(settings.schema), channel: this.#channel };
     this.#replyTimeoutMs = settings.replyTimeoutMs;
