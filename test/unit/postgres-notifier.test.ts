@@ -129,18 +129,21 @@ describe("postgres notifier", () => {
     assert.deepEqual(sent, ["abc"]);
   });
 
-  it("close() waits for the sends on their way and sends nothing after", async () => {
-    const { notifier, sent, answer } = held();
-    notifier.notify(false);
-    notifier.notify(false); // one more owed
+  it("close() waits for the sends on their way, sends the one owed for changes made before it, and nothing after", async () => {
+    const { notifier, sent, pauses, answer } = held();
+    notifier.notify(true);
+    notifier.notify(true); // committed while the first was on its way, which may have gone before it
     let closed = false;
     const closing = notifier.close().then(() => (closed = true));
     await turn();
     assert.equal(closed, false, "the send on its way is waited for");
     await answer();
+    assert.deepEqual(sent, ["abc quiet", "abc quiet"], "the one owed is sent: its change committed before close()");
+    assert.deepEqual(pauses, [], "at once");
+    assert.equal(closed, false);
+    await answer();
     await closing;
-    assert.deepEqual(sent, ["abc"], "the one owed is dropped: the backend is closing");
     notifier.notify(false);
-    assert.deepEqual(sent, ["abc"]);
+    assert.deepEqual(sent, ["abc quiet", "abc quiet"], "nothing after");
   });
 });

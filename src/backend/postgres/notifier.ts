@@ -97,18 +97,24 @@ export class Notifier {
             kind.again = true;
             await Promise.race([this.#pause(pause), this.#closing]);
           }
+          if (this.#closed) kind.again = false; // its connection failed: not tried again at close
           continue;
         }
         failures = 0;
         const left = QUIET_PACE_MS - (performance.now() - started);
         if (kind.quiet && kind.again && left > 0 && !this.#closed) await this.#pause(left);
-      } while (kind.again && !this.#closed);
+        // Once closed too: the change owed committed before close(), and the send on its way may
+        // have gone before it (no pause, no resend: notify() takes nothing more, so this ends).
+      } while (kind.again);
     } finally {
       kind.running = undefined;
     }
   }
 
-  /** Sends nothing more; resolves once the NOTIFYs on their way have settled (before the pool ends). */
+  /**
+   * Takes no more changes; resolves once the NOTIFYs on their way, and one more for changes made
+   * while they were, have settled (before the pool ends).
+   */
   async close(): Promise<void> {
     this.#closed = true;
     this.#close();
