@@ -135,6 +135,46 @@ describe("postgres: change notifications", () => {
     }
   });
 
+  it("close() lets the enqueues on their way and queued for the pool finish, and tells other processes of them", { timeout: 30_000 }, async () => {
+    const b = await openIsolated({ poolSize: 1 });
+    const [admin, listening] = await connectedPair();
+    const held = newJob({ queue: "q" });
+    try {
+      await listening.query(`LISTEN "${channelName(b.schema)}"`);
+      let heard = 0;
+      let onHeard = (): void => {};
+      listening.on("notification", () => {
+        heard++;
+        onHeard();
+      });
+      const next = (): Promise<void> => new Promise((resolve) => (onHeard = resolve));
+      const first = next();
+      await b.enqueue({ jobs: [newJob({ queue: "q" })], now: T0 });
+      await first; // the first enqueue's NOTIFY: nothing else of it is on its way
+      await holdEventInserts(admin, b.schema, 4444, { when: `NEW.job_id = '${held.id}'` });
+      await admin.query("SELECT pg_advisory_lock(4444)");
+      const second = b.enqueue({ jobs: [held], now: T0 });
+      await untilSessionWaits(admin, "wait_event = 'advisory'", [], second);
+      const third = b.enqueue({ jobs: [newJob({ queue: "q" })], now: T0 }); // queued for the pool's one connection
+      const heardBefore = heard;
+      const closing = b.close();
+      await admin.query("SELECT pg_advisory_unlock(4444)");
+      // Bounded: on the pool's end, a statement queued for a connection was never answered.
+      const settled = await Promise.race([
+        Promise.allSettled([second, third, closing]).then((results) => results.map((r) => r.status)),
+        new Promise<string>((resolve) => setTimeout(() => resolve("not settled within 10 s"), 10_000).unref()),
+      ]);
+      assert.deepEqual(settled, ["fulfilled", "fulfilled", "fulfilled"]);
+      await listening.query("SELECT 1"); // every notification sent before this one's answer is in
+      assert.ok(heard > heardBefore, "both jobs committed while closing, and no other process heard of them");
+    } finally {
+      await admin.query("SELECT pg_advisory_unlock_all()").catch(() => {});
+      await admin.end();
+      await listening.end();
+      await b.close();
+    }
+  });
+
   it("the listener skips notifications from its own origin, and tells new work from quiet changes", async () => {
     const channel = `offload_listener_test_${process.pid}`;
     const listener = new Listener({ connectionString: POSTGRES_URL }, channel, 60_000, () => {}, "mine");

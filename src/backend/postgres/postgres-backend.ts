@@ -88,6 +88,12 @@ export class PostgresBackend implements Backend {
   /** Rows per statement of each bulk step (#inSteps). */
   readonly #stepSizes = { "stage-due": BULK_STEP, "rescue-expired": BULK_STEP, prune: BULK_STEP };
   #closed: Promise<void> | undefined;
+  /**
+   * Statements on their way, and queued for a connection: close() lets them finish before the pools
+   * end. The pool's end answered none of those queued (their calls never settled), and the writes
+   * that committed meanwhile notified no one: the notifier had closed.
+   */
+  readonly #running = new Set<Promise<unknown>>();
 
   private constructor(options: PostgresOptions) {
     const settings = connectionSettings(options);
@@ -186,6 +192,16 @@ export class PostgresBackend implements Backend {
    * (pooled-query.ts). `pool`: the NOTIFYs' own, for a NOTIFY when the pool has none free.
    */
   async #query(name: QueryName | undefined, text: string, values: unknown[], replyTimeoutMs?: number, pool = this.#pool): Promise<Row[]> {
+    const running = this.#queryNow(name, text, values, replyTimeoutMs, pool);
+    this.#running.add(running);
+    try {
+      return await running;
+    } finally {
+      this.#running.delete(running);
+    }
+  }
+
+  async #queryNow(name: QueryName | undefined, text: string, values: unknown[], replyTimeoutMs: number | undefined, pool: pg.Pool): Promise<Row[]> {
     // pg reads query_timeout from the query too (its types do not say so).
     const timeout = replyTimeoutMs === undefined ? {} : { query_timeout: replyTimeoutMs };
     const run = (): Promise<Row[]> => {
@@ -614,6 +630,11 @@ export class PostgresBackend implements Backend {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       await this.#listener.close();
+      // A write that settles tells the notifier in a later microtask: a turn after each wait.
+      while (this.#running.size > 0) {
+        await Promise.allSettled(this.#running);
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
       await this.#notifier.close();
       await Promise.all([this.#pool.end(), this.#notifyPool.end()]);
     })();
