@@ -65,6 +65,31 @@ describe("postgres: connections that stop answering without closing", () => {
     await inOwnSchema({ replyTimeout: "300ms" }, (backend, direct) => claimLostOnTheWayFails(proxy, backend, direct, /Query read timeout/));
   });
 
+  it("close() waits one reply timeout for calls on a server gone silent, not one per call queued for the pool: the rest end with ClosedError", { timeout: 30_000 }, async () => {
+    const own = uniqueSchema("closing");
+    const gone = await FreezingProxy.start({ host: server.hostname, port: Number(server.port || 5432) }); // this test's own: it vanishes
+    const url = new URL(POSTGRES_URL);
+    url.host = `127.0.0.1:${gone.port}`;
+    const backend = await PostgresBackend.open({ url: `${url.toString()}?schema=${own}`, replyTimeout: "500ms", poolSize: 1 });
+    try {
+      await backend.enqueue({ jobs: [newJob()], now: T0 }); // its one connection is open
+      gone.vanish();
+      // One on the connection, the rest queued for it: each would wait out 500 ms in turn.
+      const calls = Array.from({ length: 12 }, () => backend.counts());
+      const outcomes = Promise.allSettled(calls);
+      const started = performance.now();
+      await backend.close();
+      const took = performance.now() - started;
+      const reasons = (await outcomes).map((r) => (r.status === "rejected" && r.reason instanceof Error ? r.reason.name : r.status));
+      assert.ok(reasons.includes("ClosedError"), reasons.join(", "));
+      assert.ok(took < 3_000, `close() took ${Math.round(took)} ms; 12 calls at 500 ms each would take 6 s`);
+    } finally {
+      await backend.close();
+      await gone.close();
+      await dropSchema(own);
+    }
+  });
+
   it("a claim whose reply is lost on a silent connection is recovered within its lease, at the default reply timeout", { timeout: 30_000 }, async () => {
     // The default reply timeout (30 s) is twice the default lease: a claim's own is a third of its
     // lease, so the jobs are found again before rescue would charge them an attempt.

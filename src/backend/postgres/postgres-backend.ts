@@ -11,7 +11,7 @@ import type {
   QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus, WatchOptions,
 } from "../backend.ts";
 import { HISTORY_KEPT, MAX_LOG_LINES_PER_RUN, logCapLine } from "../backend.ts";
-import { ConfigError } from "../../core/errors.ts";
+import { ClosedError, ConfigError } from "../../core/errors.ts";
 import { randomToken } from "../../core/ids.ts";
 import { countsFromRows, jobPeek } from "../decode.ts";
 import { QUIET_OPERATIONS } from "../change-listeners.ts";
@@ -94,6 +94,13 @@ export class PostgresBackend implements Backend {
    * that committed meanwhile notified no one: the notifier had closed.
    */
   readonly #running = new Set<Promise<unknown>>();
+  /**
+   * Rejects, with ClosedError, the calls close() stopped waiting for: on a server that does not
+   * answer, those queued for a connection would each wait out a reply timeout in turn (30 s per
+   * pool's worth), and close() with them.
+   */
+  readonly #givenUp: Promise<never>;
+  #giveUp: (error: Error) => void = () => {};
 
   private constructor(options: PostgresOptions) {
     const settings = connectionSettings(options);
@@ -120,6 +127,8 @@ export class PostgresBackend implements Backend {
     this.#statements = { sql: this.#sql, channel: this.#channel };
     this.#appStatements = { sql: loadQueries(settings.schema), channel: this.#channel };
     this.#replyTimeoutMs = settings.replyTimeoutMs;
+    this.#givenUp = new Promise<never>((_, reject) => (this.#giveUp = reject));
+    this.#givenUp.catch(() => {}); // raced by every call; rejected only at close()
     this.#transactionPooler = settings.transactionPooler;
     this.#pool = new pg.Pool(settings.pool);
     this.#notifyPool = new pg.Pool({ ...settings.pool, max: 1 });
@@ -195,7 +204,7 @@ export class PostgresBackend implements Backend {
     const running = this.#queryNow(name, text, values, replyTimeoutMs, pool);
     this.#running.add(running);
     try {
-      return await running;
+      return await Promise.race([running, this.#givenUp]);
     } finally {
       this.#running.delete(running);
     }
@@ -630,11 +639,22 @@ export class PostgresBackend implements Backend {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       await this.#listener.close();
-      // A write that settles tells the notifier in a later microtask: a turn after each wait.
-      while (this.#running.size > 0) {
-        await Promise.allSettled(this.#running);
+      // A write that settles tells the notifier in a later microtask: a turn after each wait. For
+      // one reply timeout at most, the longest a statement on a healthy connection may take.
+      let expired = false;
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          expired = true;
+          resolve();
+        }, this.#replyTimeoutMs);
+      });
+      while (this.#running.size > 0 && !expired) {
+        await Promise.race([Promise.allSettled(this.#running), deadline]);
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
+      clearTimeout(timer);
+      if (this.#running.size > 0) this.#giveUp(new ClosedError("the PostgreSQL backend was closed before this call was answered (the server did not answer within its reply timeout)"));
       await this.#notifier.close();
       await Promise.all([this.#pool.end(), this.#notifyPool.end()]);
     })();
