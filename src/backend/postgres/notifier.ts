@@ -21,6 +21,7 @@
 // the app commits, and that commit must notify). The claim, whose commit is asynchronous, notifies
 // here too: an app transaction stuck in its commit after a NOTIFY (a synchronous standby away)
 // held every claim behind it.
+import { setTimeout as setTimeoutPromise } from "node:timers/promises";
 
 /** One kind of NOTIFY: its payload, and whether one is on its way. */
 interface Kind {
@@ -52,23 +53,21 @@ export const RESEND_PAUSES_MS: readonly number[] = [50, 200, 1_000];
 
 export class Notifier {
   readonly #send: (payload: string) => Promise<unknown>;
-  readonly #pause: (ms: number) => Promise<void>;
+  readonly #pause: (ms: number, signal: AbortSignal) => Promise<void>;
   readonly #work: Kind;
   readonly #quiet: Kind;
   #closed = false;
-  /** Settles at close(): a pause before a resend ends then. */
-  readonly #closing: Promise<void>;
-  #close: () => void = () => {};
+  /** Aborted at close(): a pause before a resend ends then, its timer with it. */
+  readonly #stop = new AbortController();
 
   /**
    * `send(payload)`: one NOTIFY on the schema's channel, committed on its own, which rejects when
    * the NOTIFY may not have gone out and sending it again may help (its connection failed);
-   * `pause(ms)`: waits (a test's clock may stand in).
+   * `pause(ms, signal)`: waits, less once `signal` aborts (a test's clock may stand in).
    */
-  constructor(origin: string, send: (payload: string) => Promise<unknown>, pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))) {
+  constructor(origin: string, send: (payload: string) => Promise<unknown>, pause = pauseUnlessAborted) {
     this.#send = send;
     this.#pause = pause;
-    this.#closing = new Promise((resolve) => (this.#close = resolve));
     this.#work = { payload: origin, quiet: false, running: undefined, again: false };
     this.#quiet = { payload: `${origin} quiet`, quiet: true, running: undefined, again: false };
   }
@@ -95,14 +94,14 @@ export class Notifier {
             failures = 0; // given up on: the next change's NOTIFY gets its own tries
           } else if (!this.#closed) {
             kind.again = true;
-            await Promise.race([this.#pause(pause), this.#closing]);
+            await this.#pause(pause, this.#stop.signal);
           }
           if (this.#closed) kind.again = false; // its connection failed: not tried again at close
           continue;
         }
         failures = 0;
         const left = QUIET_PACE_MS - (performance.now() - started);
-        if (kind.quiet && kind.again && left > 0 && !this.#closed) await this.#pause(left);
+        if (kind.quiet && kind.again && left > 0 && !this.#closed) await this.#pause(left, this.#stop.signal);
         // Once closed too: the change owed committed before close(), and the send on its way may
         // have gone before it (no pause, no resend: notify() takes nothing more, so this ends).
       } while (kind.again);
@@ -117,7 +116,12 @@ export class Notifier {
    */
   async close(): Promise<void> {
     this.#closed = true;
-    this.#close();
+    this.#stop.abort();
     await Promise.all([this.#work.running, this.#quiet.running]);
   }
+}
+
+/** A timer that a close() clears: a pending one kept the process alive for up to a second after it. */
+function pauseUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
+  return setTimeoutPromise(ms, undefined, { signal }).catch(() => {});
 }
