@@ -143,7 +143,9 @@ export const MAX_LOG_LINES_PER_RUN = 10_000;
 
 /**
  * What a job put back by hand (`retry`, `replay`) keeps of its history: the errors of its newest
- * `errors` attempts, and its newest `events` events besides the requeue's own. Within one series
+ * `errors` attempts, and its newest `events` events besides the requeue's own. Redis, when a job
+ * has more than `events`, trims to nine tenths of it (`events - floor(events / 10)`, trim_events in
+ * lib.lua), so that a job replayed in a loop at the cap is not trimmed at every replay. Within one series
  * of attempts a job keeps every error and event (attempts and log lines per run are bounded);
  * across requeues the history was kept whole, so a job that fails for good and is replayed in a
  * loop faster than its retention grew with every replay and was never pruned. Sidekiq keeps only
@@ -261,7 +263,7 @@ export interface Backend {
   cancel(id: string, now: number): Promise<CancelStatus>;
   /**
    * A failed or cancelled job back to `queued` with a fresh set of attempts; its history is kept,
-   * trimmed to `kept` (default HISTORY_KEPT).
+   * trimmed to `kept` (default HISTORY_KEPT; on Redis the events to nine tenths of it, see HistoryKept).
    */
   retry(id: string, now: number, kept?: HistoryKept): Promise<RetryStatus>;
   /** `retry` for every failed job matching the filter; returns how many were queued. */

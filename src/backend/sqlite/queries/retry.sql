@@ -1,4 +1,5 @@
--- A failed or cancelled job back to queued with a fresh set of attempts; errors are kept.
+-- A failed or cancelled job back to queued with a fresh set of attempts; its history is then
+-- trimmed by trim-history.sql and trim-events.sql in the same transaction (sqlite-backend.ts).
 -- :id :now
 -- Returns id when queued.
 UPDATE offload_jobs
