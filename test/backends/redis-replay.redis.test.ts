@@ -155,3 +155,32 @@ describe("redis: replay.lua's cursor", () => {
     await admin.del(failed);
   });
 });
+
+describe("redis: a replay's calls stay short when it trims large histories", () => {
+  it("a call stops taking jobs once it has listed 50,000 event fields to trim; the next call goes on (each job still trimmed)", () => pair(async (held, other, hold, scripts) => {
+    // Three failed jobs of 25,000 events each, over the 20,000 a requeue keeps: trimming one lists
+    // its hash's fields (HKEYS), sorts them and deletes the oldest, about 30 ms of the server's
+    // time each here, so a chunk of 1,000 such jobs held the server for half a minute.
+    const jobs = Array.from({ length: 3 }, () => newJob({ id: uuidv7(T0), maxAttempts: 1 }));
+    await other.enqueue({ jobs, now: T0 });
+    const claimed = await other.claim({ queues: ["q"], limit: 3, worker: "w1", leaseMs: LEASE, now: T0 });
+    for (const c of claimed) assert.equal(await other.fail({ id: c.job.id, token: c.token, error: attemptError(1, T0 + 1), retryAt: undefined, now: T0 + 1 }), "FAILED");
+    const events = 25_000;
+    let seq = Number(await admin.get(`${held.keyPrefix}event-seq`));
+    for (const job of jobs) {
+      const fields: string[] = [];
+      for (let i = 0; i < events; i++) fields.push(`~${++seq}`, `log\t${T0 + 1}\t{"line":"${i}"}`);
+      await admin.hset(`${held.keyPrefix}job:${job.id}`, ...fields);
+    }
+    await admin.set(`${held.keyPrefix}event-seq`, seq);
+    hold(async () => {});
+    assert.equal(await held.replay({}, T0 + 2), 3);
+    assert.ok(scripts() >= 2, `two jobs' trims (50,000 fields listed) end a call: ${scripts()} call(s)`);
+    const kept = HISTORY_KEPT.events - Math.floor(HISTORY_KEPT.events / 10);
+    for (const job of jobs) {
+      const page = await held.readEvents({ jobId: job.id, afterId: 0, limit: 100_000 });
+      assert.equal(page.length, kept + 1, "the newest nine tenths of the cap, and the requeue's own event");
+      assert.deepEqual(page.at(-1)?.data, { state: "queued", attempt: 0 });
+    }
+  }));
+});

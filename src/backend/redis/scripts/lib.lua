@@ -283,13 +283,15 @@ end
 -- before the requeue adds its own. A hash with no more fields than that has no more events, so
 -- most jobs cost one HLEN. Over the cap, the oldest go down to nine tenths of it: a job replayed
 -- in a loop at the cap is listed once per tenth of the cap, not at every replay.
+-- Returns how many fields it listed (0: none), the measure of its cost that replay.lua bounds.
 local function trim_events(k, keep)
-  if redis.call('HLEN', k) <= keep then return end
+  if redis.call('HLEN', k) <= keep then return 0 end
   local seqs = {}
-  for _, field in ipairs(redis.call('HKEYS', k)) do
+  local fields_listed = redis.call('HKEYS', k)
+  for _, field in ipairs(fields_listed) do
     if string.byte(field, 1) == 126 then seqs[#seqs + 1] = tonumber(string.sub(field, 2)) end -- '~'
   end
-  if #seqs <= keep then return end
+  if #seqs <= keep then return #fields_listed end
   table.sort(seqs)
   local fields = {}
   for i = 1, #seqs - (keep - math.floor(keep / 10)) do
@@ -297,11 +299,13 @@ local function trim_events(k, keep)
     if #fields == 1000 then redis.call('HDEL', k, unpack(fields)); fields = {} end
   end
   if #fields > 0 then redis.call('HDEL', k, unpack(fields)) end
+  return #fields_listed
 end
 
 -- A failed or cancelled job back to queued with a fresh set of attempts, its history trimmed to
 -- the newest `keep_errors` errors and `keep_events` events besides the requeue's own.
--- Returns 'QUEUED', 'NOT_FOUND', 'NOT_FINISHED' or 'KEY_IN_USE'.
+-- Returns 'QUEUED', 'NOT_FOUND', 'NOT_FINISHED' or 'KEY_IN_USE', and, for 'QUEUED', how many
+-- hash fields the event trim listed (trim_events).
 local function requeue(id, keep_errors, keep_events)
   local k = jobkey(id)
   local f = redis.call('HMGET', k, 'state', 'queue', 'priority', 'key', 'task', 'errors')
@@ -312,11 +316,11 @@ local function requeue(id, keep_errors, keep_events)
     redis.call('HSET', P .. 'keys', key_field(f[5] or '', f[4]), id)
   end
   trim_errors(k, f[6], keep_errors)
-  trim_events(k, keep_events)
+  local listed = trim_events(k, keep_events)
   redis.call('ZREM', P .. 'done:' .. f[1], id)
   redis.call('HSET', k, 'attempt', 0, 'run_at', NOW, 'cancel', 0)
   redis.call('HDEL', k, 'finished_at', 'worker', 'token', 'lease_until')
   queue_job(id, f[2], f[3], NOW)
   set_state(id, f[2], f[1], 'queued', 0)
-  return 'QUEUED'
+  return 'QUEUED', listed
 end
