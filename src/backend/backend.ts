@@ -143,7 +143,10 @@ export const MAX_LOG_LINES_PER_RUN = 10_000;
 
 /**
  * What a job put back by hand (`retry`, `replay`) keeps of its history: the errors of its newest
- * `errors` attempts, and its newest `events` events besides the requeue's own. Redis, when a job
+ * `errors` attempts, and, once those were over the cap, its newest `events` events besides the
+ * requeue's own (every requeue follows a failure, which adds an error, so a job replayed in a loop
+ * gets there; finding the cut reads a job's events, which a replay of many jobs should not do for
+ * each: on PostgreSQL, 1,000 jobs of 2,000 events took 8 s instead of 50 ms). Redis, when a job
  * has more than `events`, trims to nine tenths of it (`events - floor(events / 10)`, trim_events in
  * lib.lua), so that a job replayed in a loop at the cap is not trimmed at every replay. Within one series
  * of attempts a job keeps every error and event (attempts and log lines per run are bounded);

@@ -293,8 +293,8 @@ export class SqliteBackend implements Backend {
 
   /** Inside a requeue's transaction, after its UPDATE. */
   #trimHistory(id: string, kept: HistoryKept): void {
-    this.#stmt("trim-errors").run({ id, errors: kept.errors });
-    this.#stmt("trim-events").run({ id, events: kept.events });
+    // Events only once the errors were over their cap, as on every backend (HistoryKept).
+    if (Number(this.#stmt("trim-errors").run({ id, errors: kept.errors }).changes) > 0) this.#stmt("trim-events").run({ id, events: kept.events });
   }
 
   async stageDue(now: number): Promise<number> {

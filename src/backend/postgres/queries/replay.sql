@@ -22,7 +22,8 @@ WITH candidates AS (
   -- Two replays at once over the same jobs would each wait on rows the other holds (a deadlock):
   -- rows another statement holds are left to it. Locking re-reads the row, so a job that left
   -- `failed` meanwhile is dropped here.
-  SELECT id FROM offload.jobs WHERE id IN (SELECT id FROM candidates) AND state = 'failed'
+  SELECT id, jsonb_array_length(errors) > $6::int AS over FROM offload.jobs
+   WHERE id IN (SELECT id FROM candidates) AND state = 'failed'
      FOR UPDATE SKIP LOCKED
 ), moved AS (
   UPDATE offload.jobs
@@ -43,9 +44,13 @@ WITH candidates AS (
   RETURNING job_id
 ), trimmed AS (
   -- As in retry.sql: this statement's own events are not among those it reads.
+  -- Only of jobs whose errors were over their cap: finding the cut reads a job's events, and a
+  -- replay of 1,000 jobs of 2,000 events each took 8 s instead of 28 ms when it read every job's.
+  -- (`locked`, not a join with `moved`, which holds the same jobs: a join of two CTEs has no
+  -- index, and one of 10,000 rows took seconds.)
   DELETE FROM offload.events e
-   USING moved m
-   WHERE e.job_id = m.id
-     AND e.id <= (SELECT x.id FROM offload.events x WHERE x.job_id = m.id ORDER BY x.id DESC OFFSET $7::int LIMIT 1)
+   USING locked l
+   WHERE l.over AND e.job_id = l.id
+     AND e.id <= (SELECT x.id FROM offload.events x WHERE x.job_id = l.id ORDER BY x.id DESC OFFSET $7::int LIMIT 1)
 )
 SELECT m.id FROM moved m;

@@ -5,7 +5,8 @@
 -- Returns id when queued; no row when the job is unfinished or missing (the caller tells which).
 -- Raises unique_violation (23505) when another unfinished job now holds the job's key (KEY_IN_USE).
 WITH held AS MATERIALIZED (
-  SELECT id, state FROM offload.jobs WHERE id = $1 AND state IN ('failed', 'cancelled') FOR UPDATE
+  SELECT id, state, jsonb_array_length(errors) > $3::int AS over FROM offload.jobs
+   WHERE id = $1 AND state IN ('failed', 'cancelled') FOR UPDATE
 ), moved AS (
   UPDATE offload.jobs j
      SET state = 'queued', attempt = 0, run_at = $2::bigint, finished_at = NULL, cancel_requested = false,
@@ -26,9 +27,10 @@ WITH held AS MATERIALIZED (
   RETURNING job_id
 ), trimmed AS (
   -- Every part of a statement reads one snapshot: the event `logged` adds is not among these.
+  -- Only once its errors were over their cap (HistoryKept): finding the cut reads the job's events.
   DELETE FROM offload.events e
-   USING moved m
-   WHERE e.job_id = m.id
-     AND e.id <= (SELECT x.id FROM offload.events x WHERE x.job_id = m.id ORDER BY x.id DESC OFFSET $4::int LIMIT 1)
+   USING held h
+   WHERE h.over AND e.job_id = h.id
+     AND e.id <= (SELECT x.id FROM offload.events x WHERE x.job_id = h.id ORDER BY x.id DESC OFFSET $4::int LIMIT 1)
 )
 SELECT m.id FROM moved m;

@@ -272,11 +272,13 @@ end
 
 -- A requeued job keeps the errors of its newest `keep` attempts (HistoryKept, backend.ts). A list
 -- with no more braces than that has no more errors, so most jobs cost one count of its braces.
+-- Returns whether it cut the list: only then are the job's events trimmed too (requeue).
 local function trim_errors(k, errors, keep)
-  if not errors or select(2, string.gsub(errors, '{', '')) <= keep then return end
+  if not errors or select(2, string.gsub(errors, '{', '')) <= keep then return false end
   local starts = error_starts(errors)
-  if #starts <= keep then return end
+  if #starts <= keep then return false end
   redis.call('HSET', k, 'errors', keep == 0 and '[]' or '[' .. string.sub(errors, starts[#starts - keep + 1]))
+  return true
 end
 
 -- A requeued job keeps its newest `keep` events (the fields "~<event id>", see event_fields)
@@ -315,8 +317,11 @@ local function requeue(id, keep_errors, keep_events)
     if key_holder(f[5] or '', f[4]) then return 'KEY_IN_USE' end -- never this job: it is finished
     redis.call('HSET', P .. 'keys', key_field(f[5] or '', f[4]), id)
   end
-  trim_errors(k, f[6], keep_errors)
-  local listed = trim_events(k, keep_events)
+  -- Events only once the errors were over their cap: every requeue follows a failure, which
+  -- adds an error, so a job replayed in a loop gets there, and a replay of many jobs does not
+  -- look at each one's events (on PostgreSQL that read them all).
+  local listed = 0
+  if trim_errors(k, f[6], keep_errors) then listed = trim_events(k, keep_events) end
   redis.call('ZREM', P .. 'done:' .. f[1], id)
   redis.call('HSET', k, 'attempt', 0, 'run_at', NOW, 'cancel', 0)
   redis.call('HDEL', k, 'finished_at', 'worker', 'token', 'lease_until')
