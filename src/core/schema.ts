@@ -28,8 +28,10 @@ function issuePath(issue: StandardIssue): string {
   return (issue.path ?? []).map((p) => String(typeof p === "object" ? p.key : p)).join(".");
 }
 
-/** The schema's output for `value`, or a ValidationError listing every failing field. */
-/** `index`: the payload's place in an enqueueMany batch, named in the error. */
+/**
+ * The schema's output for `value`, or a ValidationError listing every failing field. `index`: the
+ * payload's place in an enqueueMany batch, named in the error.
+ */
 export async function validate<S extends StandardSchemaV1>(task: string, schema: S, value: unknown, index?: number): Promise<InferOutput<S>> {
   const result = await schema["~standard"].validate(value);
   if (result.issues) {
