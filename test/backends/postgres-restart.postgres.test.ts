@@ -7,7 +7,6 @@ import { after, before, describe, it } from "node:test";
 import pg from "pg";
 import { PostgresBackend } from "../../src/backend/postgres/postgres-backend.ts";
 import { BackendUnavailableError, type JobHandle, Offload } from "../../src/index.ts";
-import { nextEvent } from "../../src/testing/index.ts";
 import { type PrivateServer, startPrivateServer } from "./postgres-server.ts";
 
 describe("postgres: the server restarts mid-run", () => {
@@ -30,9 +29,19 @@ describe("postgres: the server restarts mid-run", () => {
       await w.start();
     }
     try {
+      // Let both workers get going (20 successes each), then crash the server under them. Counted by
+      // listeners in place before the first job: a nextEvent() per success, one worker after the
+      // other, missed those of a batch after its first, and waited out its 10 s once the 300 jobs
+      // ran out first (seen on a machine that completed them in big batches).
+      const going = new Promise<void>((resolve) => {
+        const done = [0, 0];
+        workers.forEach((w, i) => w.on("job", (e) => {
+          if (e.type === "succeeded") done[i] = (done[i] ?? 0) + 1;
+          if (done.every((n) => n >= 20)) resolve();
+        }));
+      });
       const jobs: JobHandle<number>[] = await work.enqueueMany(Array.from({ length: 300 }, (_, i) => i));
-      // Let the workers get going, then crash the server under them.
-      for (let done = 0; done < 40; done++) await nextEvent(workers[done % 2]!, "succeeded");
+      await going;
       // The app goes on enqueueing while the server goes down and comes back, and right after,
       // without retrying: each enqueue rides out the restart itself (lost-replies.ts).
       const restarted = server.restart("immediate");
