@@ -104,7 +104,7 @@ describe("postgres: change notifications", () => {
   it("an enqueue's NOTIFY does not wait behind the statements queued for the pool meanwhile", { timeout: 30_000 }, async () => {
     // One pooled connection: the first enqueue runs, the second waits for the pool. The second is
     // held mid-statement (an advisory lock its event insert waits on), as a keyed enqueue waits
-    // behind an app's open transaction, or as any write waits its turn behind a thousand others.
+    // behind an app's open transaction, or as a write waits its turn behind a thousand others.
     const b = await openIsolated({ poolSize: 1 });
     const [admin, listening] = await connectedPair();
     const held = newJob({ queue: "q" });

@@ -74,7 +74,7 @@ export function registerWorker(program: Command): void {
       // A typo would start a worker that never does anything: said loudly. Not refused: a queue
       // that tasks reach only through `enqueue(p, { queue })` has no job yet on a fresh deploy,
       // and its worker exiting there would restart in a loop until the first one came (Celery's
-      // -Q, Sidekiq's -q and BullMQ's Worker all take any name).
+      // -Q, Sidekiq's -q and BullMQ's Worker all take whatever name they are given).
       const undeclared = queues.filter((q) => !known.includes(q));
       if (undeclared.length > 0) {
         const withJobs = (await offload.jobs.counts()).map((c) => c.queue);
