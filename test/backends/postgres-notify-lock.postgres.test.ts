@@ -50,13 +50,7 @@ describe("postgres: a notifying commit that does not end", () => {
       // The app's transaction writes a row and notifies, and its commit waits for a standby that
       // never comes, holding the notify lock until it is cancelled (a transaction that writes
       // nothing has no commit to wait for).
-      const appPid = Number((await app.query("SELECT pg_backend_pid() AS pid")).rows[0]?.pid);
-      await app.query("BEGIN");
-      await app.query("SET LOCAL synchronous_commit = on");
-      await app.query("INSERT INTO orders DEFAULT VALUES");
-      await app.query("SELECT pg_notify('elsewhere', 'x')");
-      const committing = app.query("COMMIT");
-      await until(async () => (await observer.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'SyncRep'", [appPid])).rowCount === 1, "the app's commit waits for its standby", 20);
+      const { appPid, committing } = await commitHeldAfterNotify(app, observer);
 
       const worker = offload.worker({ concurrency: 2 });
       await worker.start();
@@ -87,13 +81,7 @@ describe("postgres: a notifying commit that does not end", () => {
       // The app's notifying commit waits for the standby: Offload's NOTIFY, sent after the
       // enqueue committed, waits for the lock, and its server process is ended meanwhile (a
       // restart, an administrator, a pooler's server session closed: its connection is gone).
-      const appPid = Number((await app.query("SELECT pg_backend_pid() AS pid")).rows[0]?.pid);
-      await app.query("BEGIN");
-      await app.query("SET LOCAL synchronous_commit = on");
-      await app.query("INSERT INTO orders DEFAULT VALUES");
-      await app.query("SELECT pg_notify('elsewhere', 'x')");
-      const committing = app.query("COMMIT");
-      await until(async () => (await observer.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'SyncRep'", [appPid])).rowCount === 1, "the app's commit waits for its standby", 20);
+      const { appPid, committing } = await commitHeldAfterNotify(app, observer);
       await backend.enqueue({ jobs: [newJob()], now: T0 });
       const notifying = "pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND query LIKE '%pg_notify%'";
       await until(async () => (await observer.query(`SELECT 1 FROM pg_stat_activity WHERE ${notifying}`)).rowCount === 1, "Offload's NOTIFY waits for the lock", 20);
@@ -108,3 +96,19 @@ describe("postgres: a notifying commit that does not end", () => {
     }
   });
 });
+
+/**
+ * The app's transaction writes a row and notifies, and its COMMIT waits for a standby that never
+ * comes, holding the notify lock until it is cancelled (pg_cancel_backend of `appPid`). Resolves
+ * once `observer` sees it wait; `committing` is that COMMIT.
+ */
+async function commitHeldAfterNotify(app: pg.Client, observer: pg.Client): Promise<{ appPid: number; committing: Promise<unknown> }> {
+  const appPid = Number((await app.query("SELECT pg_backend_pid() AS pid")).rows[0]?.pid);
+  await app.query("BEGIN");
+  await app.query("SET LOCAL synchronous_commit = on");
+  await app.query("INSERT INTO orders DEFAULT VALUES");
+  await app.query("SELECT pg_notify('elsewhere', 'x')");
+  const committing = app.query("COMMIT");
+  await until(async () => (await observer.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'SyncRep'", [appPid])).rowCount === 1, "the app's commit waits for its standby", 20);
+  return { appPid, committing };
+}
