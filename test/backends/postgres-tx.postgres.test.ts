@@ -8,7 +8,7 @@ import { Socket } from "node:net";
 import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
 import pg from "pg";
-import { BackendUnavailableError, ConfigError, Offload } from "../../src/index.ts";
+import { BackendUnavailableError, ConfigError, Offload, type Task } from "../../src/index.ts";
 import { nextEvent, recordEvents } from "../../src/testing/index.ts";
 import { POSTGRES_URL, withOrdersSchema } from "./postgres-helpers.ts";
 
@@ -90,6 +90,21 @@ class ErrorGate {
 /** An enqueue's rejection: a ConfigError whose message matches. */
 function refused(pattern: RegExp): (error: unknown) => boolean {
   return (error) => error instanceof ConfigError && pattern.test(error.message);
+}
+
+/**
+ * With `before` (a statement or the connect) still on its way, sends a BEGIN and enqueues with
+ * `client` as tx, without waiting between: the enqueue must join that transaction, so the
+ * ROLLBACK that follows leaves no job.
+ */
+async function joinsBeginOnItsWay(offload: Offload, task: Task<{ order: number }, number>, client: pg.Client, before: Promise<unknown>): Promise<void> {
+  const begun = client.query("BEGIN");
+  const enqueued = task.enqueue({ order: 2 }, { tx: client });
+  await before;
+  await begun;
+  await enqueued;
+  await client.query("ROLLBACK");
+  assert.equal((await offload.jobs.list()).length, 0, "the job joined the transaction and was rolled back with it");
 }
 
 async function orderExists(client: pg.Client, schema: string, id: number): Promise<boolean> {
@@ -291,14 +306,7 @@ describe("postgres: transactional enqueue", () => {
       await rolledBack;
       assert.equal((await offload.jobs.list()).length, 0, "no job without the app's row: the rollback ran before the enqueue would have");
       // A BEGIN still on its way counts the same: the job joins that transaction.
-      const selected = client.query("SELECT 1");
-      const begun = client.query("BEGIN");
-      const enqueued = confirm.enqueue({ order: 2 }, { tx: client });
-      await selected;
-      await begun;
-      await enqueued;
-      await client.query("ROLLBACK");
-      assert.equal((await offload.jobs.list()).length, 0, "rolled back with the transaction it joined");
+      await joinsBeginOnItsWay(offload, confirm, client, client.query("SELECT 1"));
     } finally {
       await client.end();
     }
@@ -318,13 +326,7 @@ describe("postgres: transactional enqueue", () => {
     const later = new pg.Client({ connectionString: POSTGRES_URL });
     const connecting = later.connect();
     try {
-      const begun = later.query("BEGIN");
-      const enqueued = confirm.enqueue({ order: 2 }, { tx: later });
-      await connecting;
-      await begun;
-      await enqueued;
-      await later.query("ROLLBACK");
-      assert.equal((await offload.jobs.list()).length, 0, "the job joined the transaction and was rolled back with it");
+      await joinsBeginOnItsWay(offload, confirm, later, connecting);
     } finally {
       await later.end();
     }
