@@ -38,6 +38,20 @@ export class ConfigError extends OffloadError {
   }
 }
 
+/**
+ * A PostgreSQL schema without Offload's tables, or with older ones than this code's: `offload
+ * migrate` cures it. Still a ConfigError (code CONFIG) to the app, but a handler that meets it is
+ * retried like other failures, where a plain ConfigError fails its job at once: mid-deploy, new
+ * code can run before the migration does, and its jobs must outlast that window.
+ */
+export class SchemaNotMigratedError extends ConfigError {
+  readonly schema: string;
+  constructor(schema: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.schema = schema;
+  }
+}
+
 export interface ValidationIssue {
   /** Dotted path of the offending field, "" for the payload itself. */
   readonly path: string;

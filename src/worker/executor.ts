@@ -138,7 +138,8 @@ function classifyError(task: RegisteredTask, caught: unknown): Outcome {
   const error = toError(caught);
   // Errors about a value the code gave, which the same code gives again on every attempt: a
   // payload the worker's schema refuses, a result that cannot be stored, a call with bad options
-  // (an enqueue with a tx on Redis, ctx.progress("0.7")).
+  // (an enqueue with a tx on Redis, ctx.progress("0.7")). Matched by name, so SchemaNotMigratedError,
+  // a ConfigError by class, is retried: the deploy's migration cures it.
   if (error.name === "ValidationError" || error.name === "NotSerializableError" || error.name === "PayloadTooLargeError" || error.name === "ConfigError") {
     return { kind: "permanent", error };
   }

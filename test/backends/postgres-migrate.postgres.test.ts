@@ -7,7 +7,7 @@ import { openBackend } from "../../src/backend/open.ts";
 import { PostgresBackend } from "../../src/backend/postgres/postgres-backend.ts";
 import { serverVersionProblem } from "../../src/backend/postgres/migrate.ts";
 import { loadMigrations, quoteIdent } from "../../src/backend/postgres/queries.ts";
-import { ConfigError, Offload } from "../../src/index.ts";
+import { ConfigError, Offload, SchemaNotMigratedError } from "../../src/index.ts";
 import { runMigrate } from "../../src/cli/commands/migrate.ts";
 import { LEASE, T0, claimOne, enqueueOne } from "../conformance/fixtures.ts";
 import { POSTGRES_URL, dropSchema, openIsolated, uniqueSchema } from "./postgres-helpers.ts";
@@ -78,7 +78,8 @@ describe("postgres: migrations", () => {
     try {
       const task = offload.task({ name: "t", run: () => 1 });
       const notMigrated = (error: unknown): boolean =>
-        error instanceof ConfigError && error.message.includes(`schema "${schema}"`) && /run `offload migrate`/.test(error.message);
+        error instanceof SchemaNotMigratedError && error instanceof ConfigError && error.schema === schema &&
+        error.message.includes(`schema "${schema}"`) && /run `offload migrate`/.test(error.message);
       await assert.rejects(task.enqueue(1), notMigrated);
       await assert.rejects(offload.jobs.counts(), notMigrated);
       await assert.rejects(offload.jobs.list({ limit: 1 }), notMigrated);
@@ -86,6 +87,64 @@ describe("postgres: migrations", () => {
     } finally {
       await offload.close();
       await dropSchema(schema);
+    }
+  });
+
+  it("an enqueue with tx into a schema never migrated is a SchemaNotMigratedError too, with pg's error as its cause", async () => {
+    const schema = uniqueSchema("mig");
+    const offload = new Offload({ backend: `${POSTGRES_URL}?schema=${schema}&migrate=false` });
+    const client = new pg.Client({ connectionString: POSTGRES_URL });
+    await client.connect();
+    try {
+      const task = offload.task({ name: "t", run: () => 1 });
+      await client.query("BEGIN");
+      await assert.rejects(task.enqueue(1, { tx: client }), (error: unknown) =>
+        error instanceof SchemaNotMigratedError && error.schema === schema && error.cause instanceof Error && (error.cause as { code?: unknown }).code === "42P01");
+      await client.query("ROLLBACK");
+    } finally {
+      await client.end();
+      await offload.close();
+      await dropSchema(schema);
+    }
+  });
+
+  it("a handler whose enqueue meets a schema not migrated yet is retried, not failed for good, and the retry goes through once it is migrated", async () => {
+    const app = uniqueSchema("mig");
+    const downstream = uniqueSchema("mig");
+    const offload = new Offload({ backend: `${POSTGRES_URL}?schema=${app}` });
+    const other = new Offload({ backend: `${POSTGRES_URL}?schema=${downstream}&migrate=false` });
+    try {
+      const sink = other.task({ name: "sink", run: () => 1 });
+      let migrated: Promise<unknown> = new Promise(() => {});
+      const relay = offload.task({
+        name: "relay",
+        retry: { attempts: 2, base: "1ms", jitter: false },
+        run: async (_payload, ctx) => {
+          if (ctx.attempt === 2) await migrated; // the deploy's migration, between the two attempts
+          return (await sink.enqueue(1)).id;
+        },
+      });
+      const worker = offload.worker({ poll: "60s" });
+      const outcomes: string[] = [];
+      const settled = new Promise<string>((resolve) => {
+        worker.on("job", (event) => {
+          if (event.type === "started") return;
+          outcomes.push(event.type);
+          if (event.type === "retrying") migrated = runMigrate({ url: POSTGRES_URL, schema: downstream });
+          if (event.type === "succeeded" || event.type === "failed") resolve(event.type);
+        });
+      });
+      await worker.start();
+      const job = await relay.enqueue(null);
+      assert.equal(await settled, "succeeded", outcomes.join(", "));
+      assert.deepEqual(outcomes, ["retrying", "succeeded"]);
+      const [first] = (await job.get()).errors;
+      assert.equal(first?.name, "SchemaNotMigratedError");
+    } finally {
+      await offload.close({ grace: 0 });
+      await other.close();
+      await dropSchema(app);
+      await dropSchema(downstream);
     }
   });
 

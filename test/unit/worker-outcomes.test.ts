@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { Offload, type Worker, type WorkerEvent } from "../../src/index.ts";
+import { ConfigError, Offload, SchemaNotMigratedError, type Worker, type WorkerEvent } from "../../src/index.ts";
 import { FakeClock, nextEvent } from "../../src/testing/index.ts";
 import { deferred, turn } from "../support/deferred.ts";
 
@@ -30,6 +30,38 @@ describe("worker outcomes", () => {
       await seen;
       assert.deepEqual(events.filter((e) => !e.startsWith("started")).sort(), ["failed:failed", "retrying:retrying", "succeeded:succeeded"]);
       assert.ok(events.filter((e) => e.startsWith("started")).every((e) => e === "started:active"));
+    } finally {
+      await offload.close({ grace: 0 });
+    }
+  });
+
+  it("a handler meeting a schema not migrated yet is retried (a deploy cures it); a plain ConfigError fails its job at once", async () => {
+    const offload = new Offload({ backend: "sqlite::memory:" });
+    try {
+      const retry = { attempts: 3, base: "1h", jitter: false } as const;
+      const midDeploy = offload.task({ name: "mid-deploy", retry, run: () => {
+        throw new SchemaNotMigratedError("app", "the PostgreSQL schema \"app\" has no Offload tables: run `offload migrate` for it");
+      } });
+      const misused = offload.task({ name: "misused", retry, run: () => {
+        throw new ConfigError("enqueue({ tx }) on Redis");
+      } });
+      const worker = offload.worker({ poll: "60s" });
+      const ended = new Map<string, WorkerEvent>();
+      const both = new Promise<void>((resolve) => {
+        worker.on("job", (event) => {
+          if (event.type === "started") return;
+          ended.set(event.job.task, event);
+          if (ended.size === 2) resolve();
+        });
+      });
+      await worker.start();
+      await midDeploy.enqueue(null);
+      await misused.enqueue(null);
+      await both;
+      assert.equal(ended.get("mid-deploy")?.type, "retrying");
+      assert.equal(ended.get("misused")?.type, "failed");
+      const error = new SchemaNotMigratedError("app", "m");
+      assert.ok(error instanceof ConfigError && error.code === "CONFIG" && error.schema === "app", "the app still meets it as a ConfigError");
     } finally {
       await offload.close({ grace: 0 });
     }

@@ -11,13 +11,13 @@ import type {
   QueueCounts, ReplayFilter, RescueResult, Retention, RetryStatus, WatchOptions,
 } from "../backend.ts";
 import { HISTORY_KEPT, MAX_LOG_LINES_PER_RUN, logCapLine } from "../backend.ts";
-import { ClosedError, ConfigError } from "../../core/errors.ts";
+import { ClosedError, SchemaNotMigratedError } from "../../core/errors.ts";
 import { randomToken } from "../../core/ids.ts";
 import { countsFromRows, jobPeek } from "../decode.ts";
 import { QUIET_OPERATIONS } from "../change-listeners.ts";
 import { distinctLeases, leaseKey } from "../lease-batch.ts";
 import { claimRecovering, enqueueResending } from "../lost-replies.ts";
-import { type PostgresOptions, connectionSettings, endedWhileIdle, resendable, rollbackWarning, rolledBack, unavailable as serverUnavailable } from "./connection.ts";
+import { type PostgresOptions, connectionSettings, endedWhileIdle, judged, resendable, rollbackWarning, rolledBack, unavailable as serverUnavailable } from "./connection.ts";
 import { type EnqueueStatements, enqueueJobs } from "./enqueue.ts";
 import { Listener } from "./listener.ts";
 import { type MigrateResult, migrate } from "./migrate.ts";
@@ -278,7 +278,11 @@ export class PostgresBackend implements Backend {
     if (request.jobs.length === 0) return [];
     if (request.tx !== undefined) {
       // No local announce: the rows exist only once the caller commits, and the NOTIFY says so then.
-      return enqueueJobs(transactionRunner(request.tx), this.#appStatements, request.jobs, request.now);
+      try {
+        return await enqueueJobs(transactionRunner(request.tx), this.#appStatements, request.jobs, request.now);
+      } catch (error) {
+        throw notMigrated(error, this.schema) ?? error;
+      }
     }
     const run: RunQuery = (text, values) => {
       const name = text === this.#sql["enqueue"] ? "enqueue" : text === this.#sql["enqueue-keyed"] ? "enqueue-keyed" : undefined;
@@ -673,10 +677,13 @@ function claimOrder(a: ClaimedJob, b: ClaimedJob): number {
  */
 const SCHEMA_LACKS = new Set(["42P01", "3F000", "42883", "42703"]);
 
-function notMigrated(error: unknown, schema: string): ConfigError | undefined {
-  if (!(error instanceof Error) || !SCHEMA_LACKS.has(String((error as { code?: unknown }).code))) return undefined;
-  return new ConfigError(
-    `the PostgreSQL schema "${schema}" has no Offload tables, or older ones than this code's (${error.message}): run \`offload migrate\` for it, or open the backend without ?migrate=false`,
+function notMigrated(error: unknown, schema: string): SchemaNotMigratedError | undefined {
+  // judged: through an ORM's wrapper (an enqueue with tx) to pg's own error and its SQLSTATE.
+  const driver = judged(error);
+  if (!(driver instanceof Error) || !SCHEMA_LACKS.has(String((driver as { code?: unknown }).code))) return undefined;
+  return new SchemaNotMigratedError(
+    schema,
+    `the PostgreSQL schema "${schema}" has no Offload tables, or older ones than this code's (${driver.message}): run \`offload migrate\` for it, or open the backend without ?migrate=false`,
     { cause: error },
   );
 }
