@@ -191,7 +191,10 @@ class TlsConnector extends AbstractConnector {
   constructor(options: unknown) {
     const given = (options ?? {}) as RedisOptions;
     super(given.disconnectTimeout ?? 2_000);
-    this.#options = { ...(given.tls ?? {}), host: given.host, port: given.port, ...(given.family === undefined ? {} : { family: given.family }) };
+    // ioredis 6.1 has turned a profile's name (tls: "RedisCloudFixed") into its options before it
+    // makes a connector; tls: true (TLS with the defaults) has no options to add.
+    const tls = typeof given.tls === "object" ? given.tls : {};
+    this.#options = { ...tls, host: given.host, port: given.port, ...(given.family === undefined ? {} : { family: given.family }) };
   }
 
   /** Told of each socket's first error. */
