@@ -254,7 +254,9 @@ describe("redis: TLS", () => {
     const sentinel = await freePort();
     await servers.startSentinel(sentinel, "tlsrefused", single, sentinelTls(sentinel));
     const [alone, first] = [await TlsFailTwiceProxy.start(sentinel, { failing: true, host: "127.0.0.2" }), await TlsFailTwiceProxy.start(sentinel, { failing: true, host: "127.0.0.2" })];
-    const query = `prefix=tls-refused&replyTimeout=300&tlsCaFile=${encodeURIComponent(ca)}`;
+    // The reply timeout leaves the refused handshake time to end first, on a loaded machine too:
+    // at 300 ms, under load, the call gave up before it, and its error could not name the certificate.
+    const query = `prefix=tls-refused&replyTimeout=2000&tlsCaFile=${encodeURIComponent(ca)}`;
     const uncaught = catchUncaught();
     try {
       // The only sentinel refused: ioredis's own error said "All sentinels are unreachable. …
@@ -298,7 +300,8 @@ describe("redis: TLS", () => {
     ]);
     const proxy = await TlsFailTwiceProxy.start(node, { failing: false, port: announced });
     const uncaught = catchUncaught();
-    const offload = new Offload({ backend: `rediss+cluster://127.0.0.1:${announced}?prefix=tls-feed&replyTimeout=500&tlsCaFile=${encodeURIComponent(ca)}` });
+    // 2 s: the refused handshake ends before the call gives up, on a loaded machine too (see above).
+    const offload = new Offload({ backend: `rediss+cluster://127.0.0.1:${announced}?prefix=tls-feed&replyTimeout=2000&tlsCaFile=${encodeURIComponent(ca)}` });
     try {
       await run("redis-cli", [...cliTls, "-p", String(node), "CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
       await until(async () => (await run("redis-cli", [...cliTls, "-p", String(node), "CLUSTER", "INFO"])).stdout.includes("cluster_state:ok"), "cluster_state:ok", 50);
