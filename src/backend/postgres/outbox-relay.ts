@@ -24,7 +24,7 @@ import { DEFAULT_RETRY, backoffDelay } from "../../core/backoff.ts";
 import type { Clock } from "../../core/clock.ts";
 import { systemClock } from "../../core/clock.ts";
 import { randomToken } from "../../core/ids.ts";
-import { OffloadError, toError } from "../../core/errors.ts";
+import { ConfigError, OffloadError, toError } from "../../core/errors.ts";
 import type { AttemptError, ClaimedJob } from "../../core/job.ts";
 import { Wakeup } from "../../core/wakeup.ts";
 
@@ -70,6 +70,13 @@ interface Delivery {
   /** Not sent: the destination was away, or the relay is stopping. */
   readonly unsent: Map<string, Error>;
 }
+/**
+ * The destination is the outbox itself (the same database and schema, Redis prefix or file under
+ * two spellings of its URL): each job the relay claimed is "found at the destination", and was
+ * marked relayed without ever running. Not an outage to wait out: run() ends with it.
+ */
+export class SameStoreError extends ConfigError {}
+
 const DISCOVER_EVERY_MS = 10_000;
 const PRUNE_EVERY_MS = 60_000;
 
@@ -129,7 +136,10 @@ export class OutboxRelay {
     }
     const delivery = await this.#renewingLeases(claimed, leaseMs, () => this.#deliver(to, claimed.map(toNewJob), signal));
     const moved = await this.#settle(claimed, delivery);
-    const [outage] = delivery.unsent.values();
+    const unsent = [...delivery.unsent.values()];
+    const itself = unsent.find((error) => error instanceof SameStoreError);
+    if (itself) throw itself; // its jobs were handed back by #settle, uncounted
+    const [outage] = unsent;
     // Nothing went through: the destination is away. The caller waits a poll interval.
     if (outage && delivery.delivered.size === 0 && delivery.refused.size === 0) throw outage;
     return moved;
@@ -283,6 +293,7 @@ export class OutboxRelay {
           moved = await this.relayBatch(signal);
           await this.#pruneNow();
         } catch (error) {
+          if (error instanceof SameStoreError) throw error; // every round would claim and hand back, relaying nothing
           this.#report(error);
           // A full poll interval before trying again: the release of a batch that could not be
           // delivered notifies, and must not wake us into claiming it again at once, in a loop.
@@ -362,7 +373,13 @@ export class OutboxRelay {
    * without a verdict (see #deliver); throws only if the destination cannot be read.
    */
   async #deliverOne(to: Backend, job: NewJob, now: number, delivery: Delivery): Promise<Error | undefined> {
-    if (await to.getJob(job.id)) {
+    const there = await to.getJob(job.id);
+    // Active under this relay's own claim: the relay never claims at a destination, so this is
+    // the outbox row itself, read through the destination.
+    if (there?.state === "active" && there.worker === this.id) {
+      throw new SameStoreError(`the destination is the outbox itself (job ${job.id} is held there by this relay's own claim): --to must name another backend than --from`);
+    }
+    if (there) {
       delivery.delivered.set(job.id, job.id); // there already: a relay died between delivering and marking
       return undefined;
     }

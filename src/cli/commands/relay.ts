@@ -4,7 +4,7 @@
 import { Command } from "commander";
 import { openBackend } from "../../backend/open.ts";
 import { OutboxRelay } from "../../backend/postgres/outbox-relay.ts";
-import { toError } from "../../core/errors.ts";
+import { ConfigError, toError, withoutPassword } from "../../core/errors.ts";
 import { duration, positiveInt } from "../options.ts";
 
 export interface RelayCommandOptions {
@@ -20,6 +20,11 @@ export async function runRelay(options: RelayCommandOptions, signal: AbortSignal
   // Flags first: a typo is a usage error (exit 2), not a connection made and dropped.
   const batchSize = positiveInt(options.batch, "--batch");
   const leaseMs = duration(options.lease, "--lease", { positive: true });
+  // Relayed into itself, every job is "found at the destination" and marked relayed, never run.
+  // The same store under two spellings of its URL is caught by the relay itself (SameStoreError).
+  if (options.from === options.to) {
+    throw new ConfigError(`--from and --to name the same backend (${withoutPassword(options.from)}): a relay moves jobs from an outbox to another backend`);
+  }
   const from = await openBackend(options.from);
   try {
     const to = await openBackend(options.to);
