@@ -8,6 +8,7 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Offload } from "../../src/index.ts";
 import { drain } from "../../src/testing/index.ts";
+import { freePort } from "../support/ports.ts";
 
 const CLI = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
 
@@ -151,5 +152,15 @@ describe("offload CLI", () => {
     } finally {
       await app.close();
     }
+  });
+
+  it("migrate on a Redis it cannot reach fails (exit 1), rather than saying it is up to date", async () => {
+    // Nothing listens there; a short reply timeout, so the refusal comes in about a second.
+    const redis = `redis://:hunter2@127.0.0.1:${await freePort()}/?replyTimeout=1s`;
+    const r = offload(url, "migrate", "--url", redis);
+    assert.equal(r.code, 1, r.out + r.err);
+    assert.doesNotMatch(r.out, /up to date/);
+    assert.match(r.err, /^offload: BackendUnavailableError: the redis backend is unavailable: .*ECONNREFUSED/);
+    assert.doesNotMatch(r.err, /hunter2/);
   });
 });

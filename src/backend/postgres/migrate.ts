@@ -56,6 +56,11 @@ export interface MigrateResult {
   readonly from: number;
   readonly to: number;
   readonly applied: readonly string[];
+  /**
+   * The newest version this code has. Below `to` when a newer release migrated the schema (a
+   * rollback of the code): nothing is applied, and "up to date" would not be the truth.
+   */
+  readonly latest: number;
 }
 
 /**
@@ -84,7 +89,7 @@ export async function migrate(pool: pg.Pool, schema: string, options: { sessionS
     // A pooled connection may come from hot statements, with their planner settings (pooled-query.ts).
     if (options.sessionSettings) await useMode(client, "custom");
     const before = await currentVersion(client, schema);
-    if (before >= latest) return { from: before, to: before, applied: [] };
+    if (before >= latest) return { from: before, to: before, applied: [], latest };
     const server = await client.query<{ num: string; version: string }>("SELECT current_setting('server_version_num') AS num, current_setting('server_version') AS version");
     const tooOld = serverVersionProblem(Number(server.rows[0]?.num), server.rows[0]?.version ?? "?");
     if (tooOld) throw tooOld;
@@ -118,7 +123,7 @@ export async function migrate(pool: pg.Pool, schema: string, options: { sessionS
       }
       applied.push(m.name);
     }
-    return { from: from ?? before, to: latest, applied };
+    return { from: from ?? before, to: latest, applied, latest };
   } catch (error) {
     broken = error;
     throw error;
