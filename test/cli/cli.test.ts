@@ -163,4 +163,50 @@ describe("offload CLI", () => {
     assert.match(r.err, /^offload: BackendUnavailableError: the redis backend is unavailable: .*ECONNREFUSED/);
     assert.doesNotMatch(r.err, /hunter2/);
   });
+
+  it("jobs list pages with --before: every job once, and the table says how to get the next page", async () => {
+    const own = `sqlite://${join(dir, "paging.db")}`;
+    const app = new Offload({ backend: own });
+    const ping = app.task({ name: "ping", queue: "pings", run: () => null });
+    const ids = (await ping.enqueueMany([1, 2, 3, 4, 5].map(() => null))).map((j) => j.id);
+    await app.close();
+    const seen: string[] = [];
+    let before: string[] = [];
+    for (let page = 0; page < 5; page++) {
+      const r = offload(own, "jobs", "list", "--limit", "2", "--json", ...before);
+      assert.equal(r.code, 0, r.err);
+      const jobs = JSON.parse(r.out) as Array<{ id: string }>;
+      if (jobs.length === 0) break;
+      seen.push(...jobs.map((j) => j.id));
+      before = ["--before", jobs.at(-1)?.id ?? ""];
+    }
+    assert.deepEqual(seen, [...ids].reverse(), "newest first, each job once");
+    const table = offload(own, "jobs", "list", "--limit", "2", "--queue", "pings");
+    assert.equal(table.code, 0, table.err);
+    assert.equal(table.err.trim(), `next page: offload jobs list --queue pings --limit 2 --before ${ids[3]}`);
+    const bad = offload(own, "jobs", "list", "--before", "yesterday");
+    assert.equal(bad.code, 2, bad.err);
+    assert.match(bad.err, /ConfigError: --before must be a job id/);
+  });
+
+  it("jobs retry and jobs cancel take several ids (jobs list --json | jq | xargs), and go on past one they cannot act on", async () => {
+    const own = `sqlite://${join(dir, "several.db")}`;
+    const app = new Offload({ backend: own });
+    const mail = app.task({ name: "mail.send", queue: "mail", retry: { attempts: 1 }, run: (p: { to: string }) => {
+      if (p.to === "bounce") throw new Error("mailbox unavailable");
+      return { sent: p.to };
+    } });
+    const failed = (await mail.enqueueMany([{ to: "bounce" }, { to: "bounce" }])).map((j) => j.id);
+    assert.equal(await drain(app), 2);
+    const waiting = (await mail.enqueueMany([{ to: "x" }, { to: "y" }], { delay: "1h" })).map((j) => j.id);
+    await app.close();
+    const missing = "01890000-0000-7000-8000-000000000000";
+    const retried = offload(own, "jobs", "retry", failed[0] ?? "", missing, failed[1] ?? "");
+    assert.equal(retried.code, 1, "one of them could not be retried");
+    assert.equal(retried.out, `job ${failed[0]} queued again\njob ${failed[1]} queued again\n`);
+    assert.equal(retried.err.trim(), `offload: JobNotFoundError: job ${missing} not found`);
+    const cancelled = offload(own, "jobs", "cancel", ...waiting);
+    assert.equal(cancelled.code, 0, cancelled.err);
+    assert.equal(cancelled.out, waiting.map((id) => `job ${id}: cancelled\n`).join(""));
+  });
 });

@@ -1,7 +1,8 @@
 // `offload jobs list|show|retry|cancel|replay`: look at jobs and act on them, through the same
 // service layer as the HTTP API.
 import type { Command } from "commander";
-import { ConfigError } from "../../core/errors.ts";
+import { ConfigError, InvalidStateError, JobNotFoundError } from "../../core/errors.ts";
+import { isJobId } from "../../core/ids.ts";
 import type { Offload } from "../../client/offload.ts";
 import { jobDetail, jobsTable } from "../format.ts";
 import { instant, jobState, positiveInt } from "../options.ts";
@@ -14,23 +15,67 @@ async function checkQueue(offload: Offload, queue: string | undefined): Promise<
   if (!known.includes(queue)) throw new ConfigError(`unknown queue ${queue} (queues with jobs: ${known.join(", ") || "none"})`);
 }
 
+/** A value as one shell word: quoted when it holds more than letters, digits and . _ : / - */
+function shellWord(value: string): string {
+  return /^[\w.:/-]+$/.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`;
+}
+
+/**
+ * Acts on each job of `ids` in turn (ids piped in from jobs list --json, say). One that cannot be
+ * acted on (no such job, not in a state that allows it) is reported on stderr and the rest go on,
+ * as xargs would run them one by one; the exit code is then 1. A backend failure stops the run.
+ */
+async function eachJob(open: Open, ids: readonly string[], act: (offload: Offload, id: string) => Promise<void>): Promise<void> {
+  const offload = open();
+  let refused = 0;
+  try {
+    for (const id of ids) {
+      try {
+        await act(offload, id);
+      } catch (error) {
+        if (!(error instanceof JobNotFoundError || error instanceof InvalidStateError)) throw error;
+        console.error(`offload: ${error.name}: ${error.message}`);
+        refused++;
+      }
+    }
+  } finally {
+    await offload.close();
+  }
+  if (refused > 0) process.exitCode = 1;
+}
+
 export function registerJobs(program: Command, open: Open): void {
   const jobs = program.command("jobs").description("list, inspect, retry, cancel and replay jobs");
 
   jobs
     .command("list")
-    .description("list jobs, newest first")
+    .description("list jobs, newest first, a page at a time")
     .option("-s, --state <state>", "only jobs in this state (e.g. failed)")
     .option("-q, --queue <name>", "only jobs of this queue")
     .option("-t, --task <name>", "only jobs of this task")
     .option("-n, --limit <n>", "at most this many", "50")
+    .option("--before <id>", "only jobs older than this one: the next page after a page that ended with it")
     .option("--json", "print JSON")
-    .action(async (flags: { state?: string; queue?: string; task?: string; limit: string; json?: boolean }) => {
-      const offload = open();
+    .action(async (flags: { state?: string; queue?: string; task?: string; limit: string; before?: string; json?: boolean }) => {
       const state = jobState(flags.state);
+      const limit = positiveInt(flags.limit, "--limit");
+      // An id is time-ordered, and the backends page on it; another string was a driver error on
+      // PostgreSQL and an empty page elsewhere.
+      if (flags.before !== undefined && !isJobId(flags.before)) throw new ConfigError(`--before must be a job id (the last id of the page before), got ${JSON.stringify(flags.before)}`);
+      const offload = open();
       await checkQueue(offload, flags.queue);
-      const list = await offload.jobs.list({ state, queue: flags.queue, task: flags.task, limit: positiveInt(flags.limit, "--limit") });
+      const list = await offload.jobs.list({ state, queue: flags.queue, task: flags.task, before: flags.before, limit });
       console.log(flags.json ? JSON.stringify(list, null, 2) : list.length ? jobsTable(list) : "no jobs");
+      // Without --before only the newest page could be seen: say how to get the next. On stderr,
+      // so the table can still be piped; not with --json, whose readers page by the last id.
+      const last = list.at(-1);
+      if (!flags.json && last !== undefined && list.length === limit) {
+        const words = ["offload", "jobs", "list"];
+        for (const [flag, value] of [["--state", state], ["--queue", flags.queue], ["--task", flags.task], ["--limit", String(limit)], ["--before", last.id]] as const) {
+          if (value !== undefined) words.push(flag, shellWord(value));
+        }
+        console.error(`next page: ${words.join(" ")}`);
+      }
       await offload.close();
     });
 
@@ -48,30 +93,30 @@ export function registerJobs(program: Command, open: Open): void {
 
   jobs
     .command("retry")
-    .description("put a failed or cancelled job back in its queue, with fresh attempts")
-    .argument("<id>")
-    .action(async (id: string) => {
-      const offload = open();
-      await offload.jobs.retry(id);
-      console.log(`job ${id} queued again`);
-      await offload.close();
+    .description("put failed or cancelled jobs back in their queues, with fresh attempts")
+    .argument("<ids...>", "one or more job ids")
+    .action(async (ids: string[]) => {
+      await eachJob(open, ids, async (offload, id) => {
+        await offload.jobs.retry(id);
+        console.log(`job ${id} queued again`);
+      });
     });
 
   jobs
     .command("cancel")
-    .description("cancel a job: at once if waiting; an active job is aborted by its worker")
-    .argument("<id>")
-    .action(async (id: string) => {
-      const offload = open();
-      await offload.jobs.cancel(id);
-      const job = await offload.jobs.get(id);
-      // An active job stays active until its worker stops it: say the request is in. One that
-      // had already succeeded or failed is left as it was (cancel is a no-op there): say that too.
-      const said = job.state === "active" && job.cancelRequested ? "active, cancel requested (its worker aborts it)"
-        : job.state === "succeeded" || job.state === "failed" ? `already ${job.state}, not cancelled`
-          : job.state;
-      console.log(`job ${id}: ${said}`);
-      await offload.close();
+    .description("cancel jobs: at once if waiting; an active job is aborted by its worker")
+    .argument("<ids...>", "one or more job ids")
+    .action(async (ids: string[]) => {
+      await eachJob(open, ids, async (offload, id) => {
+        await offload.jobs.cancel(id);
+        const job = await offload.jobs.get(id);
+        // An active job stays active until its worker stops it: say the request is in. One that
+        // had already succeeded or failed is left as it was (cancel is a no-op there): say that too.
+        const said = job.state === "active" && job.cancelRequested ? "active, cancel requested (its worker aborts it)"
+          : job.state === "succeeded" || job.state === "failed" ? `already ${job.state}, not cancelled`
+            : job.state;
+        console.log(`job ${id}: ${said}`);
+      });
     });
 
   jobs
