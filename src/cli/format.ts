@@ -1,6 +1,6 @@
 // Plain-text rendering for the CLI: aligned tables, relative ages, one job in detail.
 import type { JobRecord } from "../core/job.ts";
-import type { QueueCounts } from "../backend/backend.ts";
+import type { JobEvent, QueueCounts } from "../backend/backend.ts";
 import { JOB_STATES } from "../core/job.ts";
 
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -58,4 +58,16 @@ export function jobDetail(job: JobRecord): string {
     if (e.stack) lines.push(...e.stack.split("\n").slice(1, 6).map((l) => `    ${l.trim()}`));
   }
   return lines.join("\n");
+}
+
+/** A job's history, one event a line: its states, its progress and its log lines, oldest first. */
+export function historyLines(events: readonly JobEvent[]): string {
+  const text = (e: JobEvent): string => {
+    const { data } = e;
+    if (e.type === "log") return String(data["line"]);
+    if (e.type === "progress") return `${Math.round(Number(data["progress"]) * 100)}%${typeof data["message"] === "string" ? ` ${data["message"]}` : ""}`;
+    const attempt = Number(data["attempt"]);
+    return `${String(data["state"])}${attempt > 0 ? ` (attempt ${attempt})` : ""}`;
+  };
+  return ["history:", ...events.map((e) => `  ${time(e.at)}  ${e.type.padEnd(8)} ${text(e)}`)].join("\n");
 }

@@ -209,4 +209,25 @@ describe("offload CLI", () => {
     assert.equal(cancelled.code, 0, cancelled.err);
     assert.equal(cancelled.out, waiting.map((id) => `job ${id}: cancelled\n`).join(""));
   });
+
+  it("jobs show --history prints the job's history: its states, progress and log lines, in order", async () => {
+    const own = `sqlite://${join(dir, "history.db")}`;
+    const app = new Offload({ backend: own });
+    const render = app.task({ name: "reports.render", queue: "reports", run: async (_: null, ctx) => {
+      await ctx.progress(0.5, "half way");
+      ctx.log("page 3 of 10");
+      return "done";
+    } });
+    const { id } = await render.enqueue(null);
+    assert.equal(await drain(app), 1);
+    await app.close();
+    const r = offload(own, "jobs", "show", id, "--history");
+    assert.equal(r.code, 0, r.err);
+    const history = r.out.slice(r.out.indexOf("history:"));
+    assert.match(history, /^history:\n {2}\S+Z {2}state {4}queued\n {2}\S+Z {2}state {4}active \(attempt 1\)\n {2}\S+Z {2}progress 50% half way\n {2}\S+Z {2}log {6}page 3 of 10\n {2}\S+Z {2}state {4}succeeded \(attempt 1\)\n$/);
+    const json = JSON.parse(offload(own, "jobs", "show", id, "--history", "--json").out) as { id: string; history: Array<{ type: string }> };
+    assert.equal(json.id, id);
+    assert.deepEqual(json.history.map((e) => e.type), ["state", "state", "progress", "log", "state"]);
+    assert.doesNotMatch(offload(own, "jobs", "show", id).out, /history:/, "only when asked: a job may keep 20,000 events");
+  });
 });

@@ -4,7 +4,8 @@ import type { Command } from "commander";
 import { ConfigError, InvalidStateError, JobNotFoundError } from "../../core/errors.ts";
 import { isJobId } from "../../core/ids.ts";
 import type { Offload } from "../../client/offload.ts";
-import { jobDetail, jobsTable } from "../format.ts";
+import { historyLines, jobDetail, jobsTable } from "../format.ts";
+import type { JobEvent } from "../../backend/backend.ts";
 import { instant, jobState, positiveInt } from "../options.ts";
 
 type Open = () => Offload;
@@ -13,6 +14,16 @@ async function checkQueue(offload: Offload, queue: string | undefined): Promise<
   if (queue === undefined) return;
   const known = (await offload.jobs.counts()).map((c) => c.queue);
   if (!known.includes(queue)) throw new ConfigError(`unknown queue ${queue} (queues with jobs: ${known.join(", ") || "none"})`);
+}
+
+/** Every event a job keeps, read a page at a time. */
+async function allEvents(offload: Offload, jobId: string): Promise<JobEvent[]> {
+  const events: JobEvent[] = [];
+  for (;;) {
+    const page = await offload.jobs.events({ jobId, afterId: events.at(-1)?.id ?? 0, limit: 1_000 });
+    events.push(...page);
+    if (page.length < 1_000) return events;
+  }
 }
 
 /** A value as one shell word: quoted when it holds more than letters, digits and . _ : / - */
@@ -83,11 +94,15 @@ export function registerJobs(program: Command, open: Open): void {
     .command("show")
     .description("show one job: payload, result, every attempt's error")
     .argument("<id>")
-    .option("--json", "print JSON")
-    .action(async (id: string, flags: { json?: boolean }) => {
+    .option("--history", "also its history: states, progress and log lines, oldest first")
+    .option("--json", "print JSON (with --history, the events as history)")
+    .action(async (id: string, flags: { history?: boolean; json?: boolean }) => {
       const offload = open();
       const job = await offload.jobs.get(id);
-      console.log(flags.json ? JSON.stringify(job, null, 2) : jobDetail(job));
+      // Not by default: a job keeps up to 20,000 events (its log lines), a screenful of errors is the common need.
+      const history = flags.history ? await allEvents(offload, id) : undefined;
+      if (flags.json) console.log(JSON.stringify(history ? { ...job, history } : job, null, 2));
+      else console.log(history ? `${jobDetail(job)}\n${historyLines(history)}` : jobDetail(job));
       await offload.close();
     });
 
