@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `offload` command. Errors print one line (the typed error's message) and exit non-zero;
 // stack traces only with OFFLOAD_DEBUG=1.
+import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { Offload } from "../client/offload.ts";
 import { OffloadError } from "../core/errors.ts";
@@ -10,10 +11,15 @@ import { registerQueues } from "./commands/queues.ts";
 import { registerRelay } from "./commands/relay.ts";
 import { registerWorker } from "./commands/worker.ts";
 
+// Two folders up from src/cli/ and from the package's dist/cli/ alike. The first question asked
+// of a command in an incident (which release is this?) had no answer: --version was unknown.
+const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+
 const program = new Command();
 program
   .name("offload")
   .description("Offload: background jobs for TypeScript")
+  .version(version, "-V, --version", "print the version")
   .option("-b, --backend <url>", "backend URL (default: $OFFLOAD_URL, else sqlite://./offload.db)")
   .showHelpAfterError()
   .exitOverride();

@@ -1,7 +1,7 @@
 // The `offload` command, run as a real process against a SQLite file.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -229,5 +229,14 @@ describe("offload CLI", () => {
     assert.equal(json.id, id);
     assert.deepEqual(json.history.map((e) => e.type), ["state", "state", "progress", "log", "state"]);
     assert.doesNotMatch(offload(own, "jobs", "show", id).out, /history:/, "only when asked: a job may keep 20,000 events");
+  });
+
+  it("--version and -V print the package's version on stdout, exit 0", () => {
+    const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+    for (const flag of ["--version", "-V"]) {
+      const r = offload(url, flag);
+      assert.equal(r.code, 0, r.err);
+      assert.equal(r.out, `${version}\n`);
+    }
   });
 });

@@ -57,5 +57,8 @@ describe("the built package", () => {
 
     const help = await run(process.execPath, [join(pkg, "dist/cli/main.js"), "--help"], { cwd: app });
     assert.match(help.stdout, /worker/);
+    // The built bin finds the package's own package.json, as the one in src/ finds the repository's.
+    const version = await run(process.execPath, [join(pkg, "dist/cli/main.js"), "--version"], { cwd: app });
+    assert.match(version.stdout, /^\d+\.\d+\.\d+\S*\n$/);
   });
 });
