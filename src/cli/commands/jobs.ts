@@ -136,7 +136,7 @@ export function registerJobs(program: Command, open: Open): void {
 
   jobs
     .command("replay")
-    .description("put failed jobs (the dead-letter state) back in their queues")
+    .description("put failed jobs (the dead-letter state) back in their queues, with fresh attempts: every failed job unless filtered")
     .option("-q, --queue <name>", "only jobs of this queue")
     .option("-t, --task <name>", "only jobs of this task")
     .option("--since <time>", "only jobs that failed at or after this time (ISO 8601)")

@@ -55,7 +55,7 @@ async function migratePostgres(url: string, schema: string | undefined): Promise
 export function migrateCommand(): Command {
   return new Command("migrate")
     .description("create or upgrade the backend's schema (PostgreSQL: versioned, advisory-locked)")
-    .option("--url <url>", "backend URL (default: --backend, else $OFFLOAD_URL)")
+    .option("--url <url>", "backend URL (default: --backend, else $OFFLOAD_URL, else sqlite://./offload.db)")
     .option("--schema <name>", "PostgreSQL schema (default: the URL's ?schema=, else offload)")
     .action(async (options: MigrateCommandOptions) => {
       console.log(await runMigrate(options));

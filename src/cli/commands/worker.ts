@@ -38,8 +38,8 @@ export function registerWorker(program: Command): void {
     .argument("<app-module>", "a module that exports your Offload instance (default export or `offload`)")
     .option("-q, --queues <names>", "comma-separated queues to work (default: every queue the app's tasks use)")
     .option("-c, --concurrency <n>", "jobs run at once", "10")
-    .option("--lease <duration>", "lease length, e.g. 15s")
-    .option("--grace <duration>", "on shutdown, how long active jobs may finish, e.g. 10s")
+    .option("--lease <duration>", "how long a claimed job is held without a heartbeat before another worker may run it (default: 15s)")
+    .option("--grace <duration>", "on SIGTERM/SIGINT, how long active jobs may finish before they are aborted and handed back (default: 10s; a second signal exits at once)")
     .option("--quiet", "print nothing per job")
     .action(async (appModule: string, flags: WorkerFlags, command: Command) => {
       // Signals are handled from the start: one that comes while the app loads or the worker
