@@ -1,7 +1,7 @@
 // The `offload` command, run as a real process against a SQLite file.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -237,6 +237,18 @@ describe("offload CLI", () => {
       const r = offload(url, flag);
       assert.equal(r.code, 0, r.err);
       assert.equal(r.out, `${version}\n`);
+    }
+  });
+
+  it("queues and jobs on a SQLite file that does not exist say so, rather than make an empty one and show no queues", () => {
+    // The default is ./offload.db in the folder the command runs in: run from another folder, it
+    // made a new database there and answered "no queues yet" while the app's queue backed up.
+    const file = join(dir, "not-the-app.db");
+    for (const args of [["queues"], ["jobs", "list", "--state", "failed"]]) {
+      const r = offload(`sqlite://${file}`, ...args);
+      assert.equal(r.code, 1, r.out + r.err);
+      assert.match(r.err, new RegExp(`^offload: BackendOpenError: cannot open backend sqlite://${file.replaceAll(".", "\\.")}: no such file`));
+      assert.equal(existsSync(file), false, "nothing made");
     }
   });
 });

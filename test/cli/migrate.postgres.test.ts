@@ -41,13 +41,41 @@ describe("offload migrate (PostgreSQL)", () => {
     assert.equal(r.out.trim(), `schema ${schema} is at version ${latest + 1}, newer than this offload's migrations (version ${latest}): nothing applied`);
   });
 
-  it("a server it cannot reach is a BackendOpenError naming the URL without its password, as for every other command", async () => {
+  it("a server it cannot reach is a BackendOpenError naming the URL without its password, not pg's bare error", async () => {
     const url = `postgres://postgres:hunter2@127.0.0.1:${await freePort()}/test?schema=cli_nowhere`;
-    for (const args of [["migrate", "--url", url], ["--backend", url, "queues"]]) {
-      const r = offload(...args);
-      assert.equal(r.code, 1, r.err);
-      assert.match(r.err, /^offload: BackendOpenError: cannot open backend postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/test\?schema=cli_nowhere: connect ECONNREFUSED/);
-      assert.doesNotMatch(r.err, /hunter2/);
+    const r = offload("migrate", "--url", url);
+    assert.equal(r.code, 1, r.err);
+    assert.match(r.err, /^offload: BackendOpenError: cannot open backend postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/test\?schema=cli_nowhere: connect ECONNREFUSED/);
+    assert.doesNotMatch(r.err, /hunter2/);
+    // queues and jobs open without migrating (below), so their first read is what fails.
+    const queues = offload("--backend", url, "queues");
+    assert.equal(queues.code, 1, queues.err);
+    assert.match(queues.err, /^offload: BackendUnavailableError: the postgres backend is unavailable: connect ECONNREFUSED 127\.0\.0\.1:\d+\n$/);
+  });
+
+  it("queues and jobs on a schema that was never migrated say to run offload migrate, rather than create it and show no queues", async () => {
+    // A typo in ?schema= made a new, empty schema (five migrations' DDL, from an operator's
+    // command) and answered "no queues yet" while the app's queue backed up.
+    const typo = await isolatedPostgresUrl("cli_typo");
+    try {
+      for (const args of [["queues"], ["jobs", "list", "--state", "failed"]]) {
+        const r = offload("--backend", typo.url, ...args);
+        assert.equal(r.code, 2, r.out + r.err);
+        assert.match(r.err, /^offload: ConfigError: the PostgreSQL schema "cli_typo_\w+" has no Offload tables.*run `offload migrate`/);
+      }
+      const schema = new URL(typo.url).searchParams.get("schema");
+      const client = new pg.Client({ connectionString: POSTGRES_URL });
+      await client.connect();
+      try {
+        const found = await client.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [schema]);
+        assert.equal(found.rowCount, 0, "no schema made");
+      } finally {
+        await client.end();
+      }
+      // A schema that was migrated is read as before.
+      assert.equal(offload("--backend", isolated.url, "queues").code, 0);
+    } finally {
+      await typo.cleanup();
     }
   });
 });
