@@ -184,6 +184,9 @@ describe("offload CLI", () => {
     const table = offload(own, "jobs", "list", "--limit", "2", "--queue", "pings");
     assert.equal(table.code, 0, table.err);
     assert.equal(table.err.trim(), `next page: offload jobs list --queue pings --limit 2 --before ${ids[3]}`);
+    const huge = offload(own, "jobs", "list", "--limit", "200000");
+    assert.equal(huge.code, 2, huge.err);
+    assert.match(huge.err, /ConfigError: --limit must be at most 100,000/);
     const bad = offload(own, "jobs", "list", "--before", "yesterday");
     assert.equal(bad.code, 2, bad.err);
     assert.match(bad.err, /ConfigError: --before must be a job id/);

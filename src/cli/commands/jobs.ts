@@ -3,6 +3,7 @@
 import type { Command } from "commander";
 import { ConfigError, InvalidStateError, JobNotFoundError } from "../../core/errors.ts";
 import { isJobId } from "../../core/ids.ts";
+import { MAX_PAGE } from "../../client/job-filters.ts";
 import type { Offload } from "../../client/offload.ts";
 import { historyLines, jobDetail, jobsTable } from "../format.ts";
 import type { JobEvent } from "../../backend/backend.ts";
@@ -70,6 +71,8 @@ export function registerJobs(program: Command, open: Open): void {
     .action(async (flags: { state?: string; queue?: string; task?: string; limit: string; before?: string; json?: boolean }) => {
       const state = jobState(flags.state);
       const limit = positiveInt(flags.limit, "--limit");
+      // Checked here too, so that the message names the flag, as for every other bad value.
+      if (limit > MAX_PAGE) throw new ConfigError(`--limit must be at most ${MAX_PAGE.toLocaleString("en-US")} (a page; --before gives the next), got ${JSON.stringify(flags.limit)}`);
       // An id is time-ordered, and the backends page on it; another string was a driver error on
       // PostgreSQL and an empty page elsewhere.
       if (flags.before !== undefined && !isJobId(flags.before)) throw new ConfigError(`--before must be a job id (the last id of the page before), got ${JSON.stringify(flags.before)}`);
