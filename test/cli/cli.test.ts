@@ -126,6 +126,10 @@ describe("offload CLI", () => {
     const missing = offload(url, "relay", "--to", "sqlite::memory:");
     assert.equal(missing.code, 2, missing.err);
     assert.match(missing.err, /required option '--from <url>' not specified/);
+    // --schema is PostgreSQL's: given with another backend it was ignored without a word.
+    const schema = offload(url, "migrate", "--schema", "app");
+    assert.equal(schema.code, 2, schema.out + schema.err);
+    assert.match(schema.err, /ConfigError: --schema is for a PostgreSQL URL; this one is sqlite:/);
     const unknown = offload(url, "migrate", "--shema", "x");
     assert.equal(unknown.code, 2, unknown.err);
     assert.match(unknown.err, /unknown option '--shema'/);

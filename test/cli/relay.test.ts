@@ -47,4 +47,11 @@ describe("offload relay into the store it relays from", () => {
       await app.close();
     }
   });
+
+  it("refuses --queues that names no queue, instead of relaying every queue (as offload worker does)", () => {
+    const url = `sqlite://${join(dir, "no-such-folder", "outbox.db")}`; // opening it would fail first
+    const r = offload(dir, "relay", "--from", url, "--to", "sqlite::memory:", "--queues", " , ");
+    assert.equal(r.code, 2, r.out + r.err);
+    assert.match(r.err, /ConfigError: --queues names no queue, got " , "/);
+  });
 });

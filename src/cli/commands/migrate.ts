@@ -4,7 +4,7 @@
 import { Command } from "commander";
 import { DEFAULT_BACKEND_URL, openBackend } from "../../backend/open.ts";
 import { callForCaller } from "../../backend/backend-errors.ts";
-import { BackendOpenError, OffloadError, toError } from "../../core/errors.ts";
+import { BackendOpenError, ConfigError, OffloadError, toError } from "../../core/errors.ts";
 
 export interface MigrateCommandOptions {
   readonly url?: string;
@@ -24,6 +24,8 @@ export async function runMigrate(options: MigrateCommandOptions): Promise<string
       throw new BackendOpenError(url, toError(error).message, { cause: error });
     }
   }
+  // Ignored, it would have migrated whatever the URL names and said nothing of the flag.
+  if (options.schema !== undefined) throw new ConfigError(`--schema is for a PostgreSQL URL; this one is ${/^[a-z][a-z0-9+.-]*:/i.exec(url)?.[0] ?? "none"} (a Redis URL takes ?prefix=)`);
   const backend = await openBackend(url);
   try {
     // A Redis client connects in the background, so opening proves nothing: without a call that

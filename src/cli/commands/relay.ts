@@ -5,7 +5,7 @@ import { Command } from "commander";
 import { openBackend } from "../../backend/open.ts";
 import { OutboxRelay } from "../../backend/postgres/outbox-relay.ts";
 import { ConfigError, toError, withoutPassword } from "../../core/errors.ts";
-import { duration, positiveInt } from "../options.ts";
+import { duration, positiveInt, splitList } from "../options.ts";
 
 export interface RelayCommandOptions {
   readonly from: string;
@@ -20,6 +20,10 @@ export async function runRelay(options: RelayCommandOptions, signal: AbortSignal
   // Flags first: a typo is a usage error (exit 2), not a connection made and dropped.
   const batchSize = positiveInt(options.batch, "--batch");
   const leaseMs = duration(options.lease, "--lease", { positive: true });
+  const queues = options.queues === undefined ? undefined : splitList(options.queues);
+  // An empty list would fall back to every queue: the opposite of what was asked (an empty
+  // $RELAY_QUEUES, say). offload worker refuses it the same way.
+  if (queues?.length === 0) throw new ConfigError(`--queues names no queue, got ${JSON.stringify(options.queues)}`);
   // Relayed into itself, every job is "found at the destination" and marked relayed, never run.
   // The same store under two spellings of its URL is caught by the relay itself (SameStoreError).
   if (options.from === options.to) {
@@ -29,10 +33,9 @@ export async function runRelay(options: RelayCommandOptions, signal: AbortSignal
   try {
     const to = await openBackend(options.to);
     try {
-      const queues = options.queues?.split(",").map((q) => q.trim()).filter((q) => q !== "");
       const relay = new OutboxRelay({
         from, to, batchSize, leaseMs,
-        ...(queues?.length ? { queues } : {}),
+        ...(queues ? { queues } : {}),
         onError: (error) => console.error(`offload relay: ${toError(error).message}`),
         // A round that moved nothing (the destination down: its jobs handed back, the error
         // printed) is not news; "relayed 0" after each error read as if something had gone.
