@@ -48,6 +48,8 @@ export function jobDetail(job: JobRecord): string {
     `started:   ${time(job.startedAt)}`,
     `finished:  ${time(job.finishedAt)}`,
   ];
+  // When retention prunes it: a failed job left alone is gone after 30 days, and --json said so, the text did not.
+  if (job.expiresAt !== undefined) lines.push(`expires:   ${time(job.expiresAt)}`);
   if (job.key) lines.push(`key:       ${job.key}`);
   if (job.worker) lines.push(`worker:    ${job.worker}`);
   if (job.progress !== undefined) lines.push(`progress:  ${Math.round(job.progress * 100)}%${job.progressMessage ? ` ${job.progressMessage}` : ""}`);

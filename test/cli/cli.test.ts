@@ -72,6 +72,8 @@ describe("offload CLI", () => {
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /state:\s+failed/);
     assert.match(r.out, /payload:\s+\{"to":"bounce"\}/);
+    const shown = JSON.parse(offload(url, "jobs", "show", ids["bad"] ?? "", "--json").out) as { expiresAt: number };
+    assert.match(r.out, new RegExp(`expires:\\s+${new Date(shown.expiresAt).toISOString()}`), "when retention prunes it");
     assert.match(r.out, /error \(attempt 1, .*\): Error: mailbox unavailable/);
   });
 
