@@ -1,6 +1,7 @@
 // Parsing and checking CLI option values; a bad value is a ConfigError naming the flag.
 import { positiveMs, toMs } from "../core/duration.ts";
 import { ConfigError } from "../core/errors.ts";
+import { nearMiss } from "../core/near-miss.ts";
 import { isJobState, type JobState } from "../core/job.ts";
 import { JOB_STATES } from "../core/job.ts";
 
@@ -16,7 +17,10 @@ export function splitList(text: string): string[] {
 
 export function jobState(text: string | undefined): JobState | undefined {
   if (text === undefined) return undefined;
-  if (!isJobState(text)) throw new ConfigError(`--state must be one of ${JOB_STATES.join(", ")}, got ${JSON.stringify(text)}`);
+  if (!isJobState(text)) {
+    const guess = nearMiss(text, JOB_STATES);
+    throw new ConfigError(`--state must be one of ${JOB_STATES.join(", ")}, got ${JSON.stringify(text)}${guess ? ` (did you mean ${guess}?)` : ""}`);
+  }
   return text;
 }
 

@@ -105,6 +105,9 @@ describe("offload CLI", () => {
     assert.equal(job.code, 1);
     assert.match(job.err, /JobNotFoundError: job 01890000-0000-7000-8000-000000000000 not found/);
     assert.match(offload(url, "jobs", "list", "--state", "done").err, /--state must be one of scheduled, queued/);
+    // A value a keystroke off gets the near-miss suggestion that a misspelt flag or command gets.
+    assert.match(offload(url, "jobs", "list", "--state", "faild").err, /got "faild" \(did you mean failed\?\)/);
+    assert.match(offload(url, "jobs", "list", "--queue", "mial").err, /unknown queue mial \(did you mean mail\?\) \(queues with jobs: mail\)/);
     const backend = offload("sqlite:///no/such/dir/x.db", "queues");
     assert.equal(backend.code, 1);
     assert.match(backend.err, /cannot open backend sqlite:\/\/\/no\/such\/dir\/x.db: folder \/no\/such\/dir does not exist/);

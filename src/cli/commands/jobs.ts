@@ -3,6 +3,7 @@
 import type { Command } from "commander";
 import { ConfigError, InvalidStateError, JobNotFoundError } from "../../core/errors.ts";
 import { isJobId } from "../../core/ids.ts";
+import { nearMiss } from "../../core/near-miss.ts";
 import { MAX_PAGE } from "../../client/job-filters.ts";
 import type { Offload } from "../../client/offload.ts";
 import { historyLines, jobDetail, jobsTable } from "../format.ts";
@@ -14,7 +15,10 @@ type Open = () => Offload;
 async function checkQueue(offload: Offload, queue: string | undefined): Promise<void> {
   if (queue === undefined) return;
   const known = (await offload.jobs.counts()).map((c) => c.queue);
-  if (!known.includes(queue)) throw new ConfigError(`unknown queue ${queue} (queues with jobs: ${known.join(", ") || "none"})`);
+  if (!known.includes(queue)) {
+    const guess = nearMiss(queue, known);
+    throw new ConfigError(`unknown queue ${queue}${guess ? ` (did you mean ${guess}?)` : ""} (queues with jobs: ${known.join(", ") || "none"})`);
+  }
 }
 
 /** Every event a job keeps, read a page at a time. */
