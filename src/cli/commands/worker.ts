@@ -35,7 +35,7 @@ export function registerWorker(program: Command): void {
   program
     .command("worker")
     .description("run a worker over the tasks of an app module until SIGTERM/SIGINT")
-    .argument("<app-module>", "a module that exports your Offload instance (default export or `offload`)")
+    .argument("<app-module>", "a module that exports your Offload instance (as default, as `offload`, or as its only Offload export)")
     .option("-q, --queues <names>", "comma-separated queues to work (default: every queue the app's tasks use)")
     .option("-c, --concurrency <n>", "jobs run at once", "10")
     .option("--lease <duration>", "how long a claimed job is held without a heartbeat before another worker may run it (default: 15s)")
