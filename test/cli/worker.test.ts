@@ -19,8 +19,8 @@ function offload(url: string, ...args: string[]): { code: number | null; out: st
 }
 
 /** Starts `offload worker`, resolves once it printed its start line; `stop` sends a signal. */
-async function runningWorker(url: string, args: readonly string[], app = APP): Promise<{ banner: string; stop: (signal: NodeJS.Signals) => Promise<{ code: number | null; output: string }> }> {
-  const child = spawn(process.execPath, [CLI, "--backend", url, "worker", app, "--quiet", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+async function runningWorker(url: string, args: readonly string[], app = APP, quiet = true): Promise<{ banner: string; stop: (signal: NodeJS.Signals) => Promise<{ code: number | null; output: string }> }> {
+  const child = spawn(process.execPath, [CLI, "--backend", url, "worker", app, ...(quiet ? ["--quiet"] : []), ...args], { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   const banner = await new Promise<string>((resolve, reject) => {
@@ -88,6 +88,26 @@ describe("offload worker", () => {
         const { code, output } = await worker.stop("SIGTERM");
         assert.equal(code, 0, output);
         assert.match(output, /uses queue urgent and no job was sent to it yet: a typo\?/);
+      }
+    } finally {
+      await app.offload.close();
+    }
+  });
+
+  it("prints its start line before the lines of the jobs it starts, those its first claim brings included", async () => {
+    const own = `sqlite://${join(dir, "waiting.db")}`;
+    const app = makeApp(own);
+    try {
+      const jobs = await app.count.enqueueMany(Array.from({ length: 20 }, (_, n) => ({ n })));
+      const worker = await runningWorker(own, ["--queues", "work"], APP, false);
+      try {
+        for (const job of jobs) await job.result({ timeout: "10s" });
+      } finally {
+        const { code, output } = await worker.stop("SIGTERM");
+        assert.equal(code, 0, output);
+        const lines = output.split("\n");
+        assert.match(lines[0] ?? "", /^offload worker /, output);
+        assert.equal(lines.filter((l) => /\sstarted\s/.test(l)).length, 20, output);
       }
     } finally {
       await app.offload.close();

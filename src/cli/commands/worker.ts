@@ -89,10 +89,24 @@ export function registerWorker(program: Command): void {
         ...(lease === undefined ? {} : { lease }),
         ...(grace === undefined ? {} : { shutdownGrace: grace }),
       });
-      if (!flags.quiet) worker.on("job", (e) => console.log(describe(e)));
+      // Job lines wait for the start line: on SQLite the first claim's jobs start before start()
+      // resolves, and a log read from the top showed jobs before the worker that ran them.
+      let early: string[] | undefined = [];
+      const flushEarly = (): void => {
+        const lines = early ?? [];
+        early = undefined;
+        for (const line of lines) console.log(line);
+      };
+      if (!flags.quiet) {
+        worker.on("job", (e) => {
+          if (early) early.push(describe(e));
+          else console.log(describe(e));
+        });
+      }
       worker.on("error", (e) => console.error(`${new Date().toISOString()} error      ${e.message}`));
 
       stop = (signal: string): void => {
+        flushEarly();
         console.log(`${signal}: stopping (finishing ${worker.active.length} active jobs)`);
         // stop() also ends a start() still under way, before or after it claimed.
         worker
@@ -112,5 +126,6 @@ export function registerWorker(program: Command): void {
       if (signalled !== undefined) return;
       // The worker's own list (each queue once); the URL without its password: this goes to logs.
       console.log(`offload worker ${worker.id}: queues ${worker.queues.join(", ")}, concurrency ${worker.concurrency}, backend ${withoutPassword(offload.url)}`);
+      flushEarly();
     });
 }
