@@ -1,0 +1,125 @@
+// Work that must follow a statement's result, not the size of the tables: listing jobs with
+// filters. Checked by the rows the executed plan reads from jobs (EXPLAIN ANALYZE), on a table
+// large enough that reading all of it shows: a page reads about its own rows, however many jobs are retained. A count of rows, not a time, so
+// the machine's load cannot make these pass or fail.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import pg from "pg";
+import type { Backend, ListFilter } from "../../src/backend/backend.ts";
+import { loadQueries, quoteIdent } from "../../src/backend/postgres/queries.ts";
+import { LEASE, T0, attemptError, newJob } from "../conformance/fixtures.ts";
+import { openIsolated, uniqueSchema, withClient } from "./postgres-helpers.ts";
+
+interface PlanNode {
+  readonly "Node Type": string;
+  readonly "Relation Name"?: string;
+  readonly "Actual Rows"?: number;
+  readonly "Actual Loops"?: number;
+  readonly "Rows Removed by Filter"?: number;
+  readonly "Rows Removed by Index Recheck"?: number;
+  readonly "Index Name"?: string;
+  readonly Plans?: readonly PlanNode[];
+}
+
+function nodes(plan: PlanNode): PlanNode[] {
+  return [plan, ...(plan.Plans ?? []).flatMap(nodes)];
+}
+
+const INDEX_SCANS = new Set(["Index Scan", "Index Only Scan", "Bitmap Index Scan"]);
+
+/**
+ * Rows the plan's scans of `table` read: those they returned and those they read and dropped.
+ * A bitmap's index scan names no relation: counted when its index is one of the table's.
+ */
+function rowsRead(plan: PlanNode, indexes: ReadonlySet<string>, table: string): number {
+  return nodes(plan)
+    .filter((n) => n["Relation Name"] === table || (INDEX_SCANS.has(n["Node Type"]) && indexes.has(n["Index Name"] ?? "")))
+    .reduce((sum, n) => sum + ((n["Actual Rows"] ?? 0) + (n["Rows Removed by Filter"] ?? 0) + (n["Rows Removed by Index Recheck"] ?? 0)) * (n["Actual Loops"] ?? 1), 0);
+}
+
+async function indexesOf(client: pg.Client, schema: string, table: string): Promise<Set<string>> {
+  const { rows } = await client.query<{ name: string }>(
+    "SELECT indexname AS name FROM pg_indexes WHERE schemaname = $1 AND tablename = $2", [schema, table]);
+  return new Set(rows.map((r) => r.name));
+}
+
+/** The executed plan of `sql` with `values`, rolled back, planned as the backend plans it (custom plans, default settings). */
+async function executed(client: pg.Client, sql: string, values: unknown[]): Promise<PlanNode> {
+  await client.query("BEGIN");
+  try {
+    const { rows } = await client.query<{ "QUERY PLAN": [{ Plan: PlanNode }] }>({ text: `EXPLAIN (ANALYZE, FORMAT JSON) ${sql}`, values });
+    const plan = rows[0]?.["QUERY PLAN"][0].Plan;
+    assert.ok(plan, "a plan");
+    return plan;
+  } finally {
+    await client.query("ROLLBACK");
+  }
+}
+
+/** Enqueues `n` jobs of `queue` and `task` at `now`, claims them and ends each as `end` says. */
+async function runMany(backend: Backend, n: number, queue: string, task: string, now: number, end: "succeeded" | "failed" | "queued"): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i += 1_000) {
+    const jobs = Array.from({ length: Math.min(1_000, n - i) }, () => newJob({ queue, task, maxAttempts: 1 }));
+    await backend.enqueue({ jobs, now });
+    ids.push(...jobs.map((j) => j.id));
+    if (end === "queued") continue;
+    const claimed = await backend.claim({ queues: [queue], limit: jobs.length, worker: "w", leaseMs: LEASE, now });
+    if (end === "succeeded") await backend.complete(claimed.map((c) => ({ id: c.job.id, token: c.token, resultJson: "null" })), now);
+    else for (const c of claimed) await backend.fail({ id: c.job.id, token: c.token, error: attemptError(1, now), retryAt: undefined, now });
+  }
+  return ids;
+}
+
+describe("postgres: statements that must not read the whole table", () => {
+  let backend: Backend & { schema: string };
+  let rare: string[] = [];
+  before(async () => {
+    backend = await openIsolated({ schema: uniqueSchema("scale") });
+    // 20,000 finished jobs of one queue and task, the newest; older, a few jobs of a rare queue
+    // and task, some failed, and a few queued ones of the big queue.
+    rare = await runMany(backend, 20, "rare", "rare-task", T0, "failed");
+    await runMany(backend, 20_000, "big", "t", T0 + 1_000, "succeeded");
+    await runMany(backend, 5, "big", "t", T0 + 2_000, "queued");
+    await withClient(async (client) => client.query(`ANALYZE ${quoteIdent(backend.schema)}.jobs; ANALYZE ${quoteIdent(backend.schema)}.events`));
+  });
+  after(async () => backend.close());
+
+  const filters: [string, Partial<ListFilter>, number][] = [
+    ["a queue whose jobs are all older than the big queue's", { queue: "rare" }, 20],
+    ["a queue with no job", { queue: "none" }, 0],
+    ["a task whose jobs are all old", { task: "rare-task" }, 20],
+    ["a state few jobs are in (queued)", { state: "queued" }, 5],
+    ["a state no job is in (cancelled)", { state: "cancelled" }, 0],
+    ["a queue and a state few of its jobs are in", { queue: "big", state: "queued" }, 5],
+    ["a task and a state", { task: "t", state: "failed" }, 0],
+    ["a queue and a task", { queue: "rare", task: "rare-task" }, 20],
+    ["the queue that holds nearly every job", { queue: "big" }, 50],
+    ["the queue that holds nearly every job, past a cursor", { queue: "big", before: "0" }, 0],
+  ];
+  for (const [what, filter, expected] of filters) {
+    it(`listJobs by ${what} reads its page, not the table`, async () => {
+      const listed = await backend.listJobs({ limit: 50, ...filter });
+      assert.equal(listed.length, expected);
+      await withClient(async (client) => {
+        const values = [filter.state ?? null, filter.queue ?? null, filter.task ?? null, filter.before ?? null, 50];
+        const plan = await executed(client, loadQueries(backend.schema)["list-jobs"], values);
+        const read = rowsRead(plan, await indexesOf(client, backend.schema, "jobs"), "jobs");
+        // The page's rows, read once from an index and once from the table, and a little slack.
+        assert.ok(read <= 4 * expected + 50, `read ${read} rows of jobs for a page of ${expected}`);
+      });
+    });
+  }
+
+  it("listJobs pages through a queue newest first with the cursor, each page read on its own", async () => {
+    const seen: string[] = [];
+    let before: string | undefined;
+    for (;;) {
+      const page = await backend.listJobs({ queue: "rare", limit: 7, before });
+      seen.push(...page.map((j) => j.id));
+      if (page.length < 7) break;
+      before = page.at(-1)?.id;
+    }
+    assert.deepEqual(seen, [...rare].sort().reverse());
+  });
+});
