@@ -1,6 +1,7 @@
 // Work that must follow a statement's result, not the size of the tables: listing jobs with
-// filters. Checked by the rows the executed plan reads from jobs (EXPLAIN ANALYZE), on a table
-// large enough that reading all of it shows: a page reads about its own rows, however many jobs are retained. A count of rows, not a time, so
+// filters, and each step of a prune. Checked by the rows the executed plan reads from jobs and
+// events (EXPLAIN ANALYZE), on a table large enough that reading all of it shows: a page or a step
+// reads about its own rows, however many jobs are retained. A count of rows, not a time, so
 // the machine's load cannot make these pass or fail.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -121,5 +122,32 @@ describe("postgres: statements that must not read the whole table", () => {
       before = page.at(-1)?.id;
     }
     assert.deepEqual(seen, [...rare].sort().reverse());
+  });
+});
+
+describe("postgres: a prune step", () => {
+  it("reads about the jobs and events it deletes, with 20,000 finished jobs retained before them", async () => {
+    const backend = await openIsolated({ schema: uniqueSchema("scale") });
+    try {
+      // Stored first (so first in the table's pages, where a scan starts), 20,000 jobs finished
+      // within retention; then 2,000 past it, which the prune deletes 100 at a time.
+      const day = 86_400_000;
+      await runMany(backend, 20_000, "big", "t", T0 + 10 * day, "succeeded");
+      await runMany(backend, 2_000, "old", "t", T0, "succeeded");
+      await withClient(async (client) => {
+        await client.query(`ANALYZE ${quoteIdent(backend.schema)}.jobs; ANALYZE ${quoteIdent(backend.schema)}.events`);
+        const cut = T0 + 7 * day;
+        const plan = await executed(client, loadQueries(backend.schema).prune, [cut, cut, cut, 100]);
+        const jobsRead = rowsRead(plan, await indexesOf(client, backend.schema, "jobs"), "jobs");
+        const eventsRead = rowsRead(plan, await indexesOf(client, backend.schema, "events"), "events");
+        // 100 jobs, each found in an index and read (locked, then deleted by primary key); their
+        // events, three each (queued, active, succeeded), found in events_job and read.
+        assert.ok(jobsRead <= 600, `read ${jobsRead} rows of jobs to delete 100`);
+        assert.ok(eventsRead <= 1_000, `read ${eventsRead} rows of events to delete those of 100 jobs`);
+      });
+      assert.equal(await backend.prune({ succeeded: 7 * day, failed: 7 * day, cancelled: 7 * day }, T0 + 14 * day), 2_000, "every job past retention went, in steps");
+    } finally {
+      await backend.close();
+    }
   });
 });
