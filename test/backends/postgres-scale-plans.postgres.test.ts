@@ -1,5 +1,5 @@
 // Work that must follow a statement's result, not the size of the tables: listing jobs with
-// filters, and each step of a prune. Checked by the rows the executed plan reads from jobs and
+// filters, each step of a prune, a rescue sweep that finds nothing. Checked by the rows the executed plan reads from jobs and
 // events (EXPLAIN ANALYZE), on a table large enough that reading all of it shows: a page or a step
 // reads about its own rows, however many jobs are retained. A count of rows, not a time, so
 // the machine's load cannot make these pass or fail.
@@ -146,6 +146,30 @@ describe("postgres: a prune step", () => {
         assert.ok(eventsRead <= 1_000, `read ${eventsRead} rows of events to delete those of 100 jobs`);
       });
       assert.equal(await backend.prune({ succeeded: 7 * day, failed: 7 * day, cancelled: 7 * day }, T0 + 14 * day), 2_000, "every job past retention went, in steps");
+    } finally {
+      await backend.close();
+    }
+  });
+});
+
+describe("postgres: a rescue sweep", () => {
+  it("with nothing expired reads no row, however many jobs were active since the last vacuum", async () => {
+    const backend = await openIsolated({ schema: uniqueSchema("scale") });
+    try {
+      await withClient(async (client) => {
+        // No vacuum during the test, as between two of a busy server's: each of these jobs leaves
+        // its entry in the lease index (jobs_lease) behind when it finishes.
+        await client.query(`ALTER TABLE ${quoteIdent(backend.schema)}.jobs SET (autovacuum_enabled = false)`);
+        await runMany(backend, 5_000, "q", "t", T0, "succeeded");
+        await runMany(backend, 3, "q", "t", T0, "queued");
+        const running = await backend.claim({ queues: ["q"], limit: 3, worker: "w", leaseMs: 100 * LEASE, now: T0 });
+        assert.equal(running.length, 3);
+        const now = T0 + 2 * LEASE; // past the finished jobs' leases, within the running ones'
+        assert.deepEqual(await backend.rescueExpired(now), { requeued: [], failed: [], cancelled: [] });
+        const plan = await executed(client, loadQueries(backend.schema)["rescue-expired"], [now, 5_000]);
+        const read = rowsRead(plan, await indexesOf(client, backend.schema, "jobs"), "jobs");
+        assert.equal(read, 0, `a sweep that rescues nothing read ${read} rows of jobs`);
+      });
     } finally {
       await backend.close();
     }
