@@ -1,7 +1,7 @@
 // Work that must follow a statement's result, not the size of the tables: listing jobs with
-// filters, each step of a prune, a rescue sweep that finds nothing. Checked by the rows the executed plan reads from jobs and
-// events (EXPLAIN ANALYZE), on a table large enough that reading all of it shows: a page or a step
-// reads about its own rows, however many jobs are retained. A count of rows, not a time, so
+// filters, each step of a prune, a rescue sweep. Checked by the rows the executed plan reads from
+// jobs and events (EXPLAIN ANALYZE), on a table large enough that reading all of it shows: a page
+// or a step reads about its own rows, however many jobs are retained. A count of rows, not a time, so
 // the machine's load cannot make these pass or fail.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -170,6 +170,28 @@ describe("postgres: a rescue sweep", () => {
         const read = rowsRead(plan, await indexesOf(client, backend.schema, "jobs"), "jobs");
         assert.equal(read, 0, `a sweep that rescues nothing read ${read} rows of jobs`);
       });
+    } finally {
+      await backend.close();
+    }
+  });
+});
+
+describe("postgres: a rescue step", () => {
+  it("reads each of 1,000 expired jobs about once, though the statistics expect none", async () => {
+    const backend = await openIsolated({ schema: uniqueSchema("scale") });
+    try {
+      await runMany(backend, 1_000, "q", "t", T0, "queued");
+      await withClient(async (client) => {
+        // Statistics from before the claim: no job active, none expired (a fleet that died since).
+        await client.query(`ANALYZE ${quoteIdent(backend.schema)}.jobs`);
+        assert.equal((await backend.claim({ queues: ["q"], limit: 1_000, worker: "w", leaseMs: LEASE, now: T0 })).length, 1_000);
+        const plan = await executed(client, loadQueries(backend.schema)["rescue-expired"], [T0 + 2 * LEASE, 5_000]);
+        const read = rowsRead(plan, await indexesOf(client, backend.schema, "jobs"), "jobs");
+        // Each job found in the lease index, locked, then read by primary key and updated.
+        assert.ok(read <= 5_000, `read ${read} rows of jobs to rescue 1,000`);
+      });
+      // One attempt each (runMany), so each is failed: its last attempt's lease ran out.
+      assert.equal((await backend.rescueExpired(T0 + 2 * LEASE)).failed.length, 1_000);
     } finally {
       await backend.close();
     }
