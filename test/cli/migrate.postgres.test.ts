@@ -61,7 +61,7 @@ describe("offload migrate (PostgreSQL)", () => {
       for (const args of [["queues"], ["jobs", "list", "--state", "failed"]]) {
         const r = offload("--backend", typo.url, ...args);
         assert.equal(r.code, 2, r.out + r.err);
-        assert.match(r.err, /^offload: ConfigError: the PostgreSQL schema "cli_typo_\w+" has no Offload tables.*run `offload migrate`/);
+        assert.match(r.err, /^offload: SchemaNotMigratedError: the PostgreSQL schema "cli_typo_\w+" has no Offload tables.*run `offload migrate`/);
       }
       const schema = new URL(typo.url).searchParams.get("schema");
       const client = new pg.Client({ connectionString: POSTGRES_URL });
