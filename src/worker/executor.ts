@@ -96,18 +96,25 @@ function runUntilAborted(
     // a handler that stops when asked must not leave a 1 s timer behind it (a stopped worker's
     // process would stay alive for it; a fake clock would count it).
     let hardStop: AbortController | undefined;
+    let settled = false;
     running.then(
       (value) => {
+        settled = true;
         hardStop?.abort();
         resolve(value);
       },
       (error: unknown) => {
+        settled = true;
         hardStop?.abort();
         reject(error);
       },
     );
     // Settling twice is a no-op: whichever of the handler and the hard stop comes first wins.
     control.onAbort(() => {
+      // Aborted after its handler settled (a heartbeat that finds the lease of a run whose outcome
+      // is being written already gone): nothing is left to stop. Armed then, the timer outlived the
+      // run by a second, holding its context; on a fake clock it stayed a sleeper until time moved.
+      if (settled) return;
       hardStop = new AbortController();
       clock.sleep(HARD_STOP_GRACE_MS, hardStop.signal).then(() => reject(control.signal.reason as Error), () => {});
     });

@@ -7,6 +7,14 @@ import { runInNewContext } from "node:vm";
 import { ConfigError, Offload, SchemaNotMigratedError, type Worker, type WorkerEvent } from "../../src/index.ts";
 import { FakeClock, nextEvent } from "../../src/testing/index.ts";
 import { deferred, turn } from "../support/deferred.ts";
+import { openBackend } from "../../src/backend/open.ts";
+import { DEFAULT_RETRY } from "../../src/core/backoff.ts";
+import { LeaseLost } from "../../src/worker/abort-reasons.ts";
+import { execute } from "../../src/worker/executor.ts";
+import { JobControl } from "../../src/worker/job-control.ts";
+import { makeJobContext } from "../../src/worker/job-context.ts";
+import { TaskRegistry } from "../../src/worker/task-registry.ts";
+import { T0, claimOne, enqueueOne } from "../conformance/fixtures.ts";
 
 describe("worker outcomes", () => {
   it("a worker's job events carry the state they recorded, not the claimed record's `active`", async () => {
@@ -132,6 +140,27 @@ describe("worker outcomes", () => {
       assert.ok(runningRef.deref(), "a running worker is still held (close() must stop it)");
     } finally {
       await offload.close({ grace: 0 });
+    }
+  });
+});
+
+describe("executor", () => {
+  it("a run aborted after its handler returned arms no hard stop: no timer outlives it", async () => {
+    const clock = new FakeClock(T0);
+    const backend = await openBackend("sqlite::memory:");
+    try {
+      await enqueueOne(backend);
+      const claimed = await claimOne(backend);
+      const registry = new TaskRegistry();
+      registry.add({ name: "t", queue: "q", retry: DEFAULT_RETRY, timeoutMs: undefined, retryIf: undefined, run: async () => 1 });
+      const control = new JobControl();
+      const execution = await execute({ registry, clock, maxResultBytes: 1024 }, claimed, control, (signal) => makeJobContext(backend, claimed, signal, { clock, writes: new Set(), report: () => {} }));
+      assert.equal(execution.outcome.kind, "succeeded");
+      // What a heartbeat does when the completion landed first and the lease is gone.
+      control.abort(new LeaseLost());
+      assert.equal(clock.sleepers, 0, "no hard-stop timer for a handler that already returned");
+    } finally {
+      await backend.close();
     }
   });
 });
