@@ -339,40 +339,51 @@ export class Worker extends EventEmitter<{ job: [WorkerEvent]; error: [Error] }>
         const warning = blockedLoopWarning(clock.now() - sleptAt - this.#settings.heartbeatMs, this.#settings.leaseMs, this.id);
         if (warning !== undefined) process.emitWarning(warning, { code: "OFFLOAD_EVENT_LOOP_BLOCKED" });
       }
-      // Every run whose lease is still ours, aborted or not: a run stopped by its timeout or a
-      // cancel request is writing that outcome (retried for seconds if the backend is failing), and
-      // its lease must outlive the write, or the job is rescued and the outcome is lost. Left out:
-      // a run whose lease was lost, and a stale run of a job claimed again (ids stay unique).
-      const running = [...this.#running.values(), ...this.#acking.values()].filter(
-        (r) => this.#current.get(r.claimed.job.id) === r && !(r.control.signal.reason instanceof LeaseLost),
-      );
-      if (running.length === 0) {
-        recovered(); // no lease of ours is left for the sweep to take
-        continue;
-      }
-      try {
-        const leases = running.map((r) => ({ id: r.claimed.job.id, token: r.claimed.token }));
-        // Once stop() has seen every run end, nothing is left for the reply to renew: a request
-        // hanging on a dead connection must not hold stop() up.
-        const result = await unlessAborted(backend.heartbeat({ worker: this.id, leases, leaseMs: this.#settings.leaseMs, now: this.#deps.clock.now() }), finished);
-        if (result === undefined) break;
-        recovered();
-        // Only the newest run of a job is heartbeated (a stale one was aborted), so ids are
-        // unambiguous within this request. The answer is about the runs that were sent, not about
-        // whichever run is newest when it arrives: while it was on its way the job may have been
-        // rescued and claimed again by this worker, and that new run's lease is not lost.
-        const sent = new Map(running.map((r) => [r.claimed.job.id, r]));
-        for (const id of result.lost) sent.get(id)?.control.abort(new LeaseLost());
-        for (const id of result.cancelRequested) {
-          const run = sent.get(id);
-          if (run && this.#running.has(run.claimed.token)) run.control.abort(new CancelRequested());
-        }
-      } catch (error) {
+      // Its own call: a local of this loop, such as the runs a heartbeat sent, stays alive while
+      // the loop sleeps (a suspended async function keeps its dead locals), and an idle worker kept
+      // the runs of its last busy moment, with their jobs' payloads, until work came again.
+      const beat = await this.#beat(backend, finished);
+      if (beat === "stopped") break;
+      if (typeof beat === "object") {
         failing ??= ackRetry.failingFrom();
-        this.#report(error);
+        this.#report(beat.error);
+      } else {
+        recovered(); // renewed, or no lease of ours is left for the sweep to take
       }
     }
     recovered();
+  }
+
+  /** One heartbeat: renews the leases of this worker's runs, and stops those it learns are lost or cancelled. */
+  async #beat(backend: Backend, finished: AbortSignal): Promise<"idle" | "renewed" | "stopped" | { readonly error: unknown }> {
+    // Every run whose lease is still ours, aborted or not: a run stopped by its timeout or a
+    // cancel request is writing that outcome (retried for seconds if the backend is failing), and
+    // its lease must outlive the write, or the job is rescued and the outcome is lost. Left out:
+    // a run whose lease was lost, and a stale run of a job claimed again (ids stay unique).
+    const running = [...this.#running.values(), ...this.#acking.values()].filter(
+      (r) => this.#current.get(r.claimed.job.id) === r && !(r.control.signal.reason instanceof LeaseLost),
+    );
+    if (running.length === 0) return "idle";
+    try {
+      const leases = running.map((r) => ({ id: r.claimed.job.id, token: r.claimed.token }));
+      // Once stop() has seen every run end, nothing is left for the reply to renew: a request
+      // hanging on a dead connection must not hold stop() up.
+      const result = await unlessAborted(backend.heartbeat({ worker: this.id, leases, leaseMs: this.#settings.leaseMs, now: this.#deps.clock.now() }), finished);
+      if (result === undefined) return "stopped";
+      // Only the newest run of a job is heartbeated (a stale one was aborted), so ids are
+      // unambiguous within this request. The answer is about the runs that were sent, not about
+      // whichever run is newest when it arrives: while it was on its way the job may have been
+      // rescued and claimed again by this worker, and that new run's lease is not lost.
+      const sent = new Map(running.map((r) => [r.claimed.job.id, r]));
+      for (const id of result.lost) sent.get(id)?.control.abort(new LeaseLost());
+      for (const id of result.cancelRequested) {
+        const run = sent.get(id);
+        if (run && this.#running.has(run.claimed.token)) run.control.abort(new CancelRequested());
+      }
+      return "renewed";
+    } catch (error) {
+      return { error };
+    }
   }
 
   /**

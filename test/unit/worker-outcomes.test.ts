@@ -2,7 +2,7 @@
 // an Offload keeps of the workers it made once they are stopped.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { setFlagsFromString } from "node:v8";
+import { queryObjects, setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { ConfigError, Offload, SchemaNotMigratedError, type Worker, type WorkerEvent } from "../../src/index.ts";
 import { FakeClock, nextEvent } from "../../src/testing/index.ts";
@@ -161,6 +161,39 @@ describe("executor", () => {
       assert.equal(clock.sleepers, 0, "no hard-stop timer for a handler that already returned");
     } finally {
       await backend.close();
+    }
+  });
+});
+
+describe("an idle worker", () => {
+  it("keeps no finished run alive (nor its job's payload) once a heartbeat has sent it", async () => {
+    const clock = new FakeClock();
+    const offload = new Offload({ backend: "sqlite::memory:", clock });
+    try {
+      const gate = deferred();
+      const held = offload.task({ name: "held", run: async () => {
+        await gate.promise;
+        return 1;
+      } });
+      const worker = offload.worker({ poll: "60s", heartbeat: "1s" });
+      const started = nextEvent(worker, "started");
+      await worker.start();
+      await held.enqueue(null);
+      await started;
+      // A heartbeat sends the running job's lease, then sleeps again.
+      clock.advance(1_000);
+      await clock.sleeping(1_000);
+      const succeeded = nextEvent(worker, "succeeded");
+      gate.resolve();
+      await succeeded;
+      // The next heartbeat finds nothing to renew and sleeps: the worker is idle.
+      clock.advance(1_000);
+      await clock.sleeping(1_000);
+      await turn();
+      // Before, the loop's frame, suspended in its sleep, still held the last heartbeat's runs.
+      assert.equal(queryObjects(JobControl, { format: "count" }), 0, "no run of a finished job is alive");
+    } finally {
+      await offload.close({ grace: 0 });
     }
   });
 });
