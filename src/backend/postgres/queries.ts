@@ -46,11 +46,28 @@ function withoutCommentLines(sql: string): string {
 export function loadQueries(schema: string): Record<QueryName, string> {
   let queries = cache.get(schema);
   if (!queries) {
-    const entries = QUERY_NAMES.map((name) => [name, inSchema(withoutCommentLines(readFileSync(new URL(`./queries/${name}.sql`, import.meta.url), "utf8")), schema)]);
+    const entries = QUERY_NAMES.map((name) => [name, inSchema(withoutCommentLines(withEachExpanded(readQueryFile(`${name}.sql`))), schema)]);
     queries = Object.fromEntries(entries) as Record<QueryName, string>;
     cache.set(schema, queries);
   }
   return queries;
+}
+
+function readQueryFile(file: string): string {
+  return readFileSync(new URL(`./queries/${file}`, import.meta.url), "utf8");
+}
+
+/**
+ * A line `@each <file> <state> …` of a query file stands for <file>, beside it, once per state it
+ * names, with `@state` in it replaced by that state. list-jobs.sql has the same branches for each
+ * state, and the planner must see each state as a constant (its header says why): written once,
+ * they still are.
+ */
+function withEachExpanded(sql: string): string {
+  return sql.replace(/^@each ([a-z-]+\.sql)((?: [a-z]+)+)[ \t]*$/gm, (_line, file: string, states: string) => {
+    const branches = readQueryFile(file);
+    return states.trim().split(" ").map((state) => branches.replaceAll("@state", state).trimEnd()).join("\n");
+  });
 }
 
 /** How the statements name the origin of their notifications, when nothing more is known. */
